@@ -1,0 +1,180 @@
+"""`python -m peakmixer …`: thin commands over the package.
+
+profile    params / MACs / FLOPs of a model (JSON with --json)
+train      train from a YAML config (+ --set key=value, --resume); torchrun for DDP
+evaluate   metrics of a checkpoint on a split
+data       synth | import | download
+sweep      resumable extractor x mixer x seeds sweeps into one table
+notebooks  run the paper notebooks with papermill (what ./run_all.sh calls)
+bench      throughput and memory, as ratios measured in one run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from .models import build_model, describe, profile_model
+
+    model = build_model(
+        args.extractor,
+        args.mixer,
+        n_classes=args.n_classes,
+        width=args.width,
+        blocks=args.blocks,
+        mixer_layers=args.mixer_layers,
+        mlp_layers=args.mlp_layers,
+        input_length=args.input_length,
+    )
+    cost = profile_model(model)
+    result = {"model": describe(model.spec), **cost, "input_length": args.input_length, "batch": 1}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['model']}: {cost['params'] / 1e6:.3f} M params, {cost['macs'] / 1e9:.4f} GMACs "
+            f"({cost['flops'] / 1e9:.4f} GFLOPs) per spectrum of {args.input_length} points"
+        )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import load_config, train
+
+    cfg = load_config(args.config, args.set)
+    summary = train(cfg, resume=args.resume)
+    keys = ("model", "best_epoch", "best_val", "train_seconds", "stopped")
+    print(
+        json.dumps(
+            {k: summary[k] for k in keys if k in summary} | {"test": summary.get("test", {})}, default=str
+        )[:2000]
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .train import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(args.checkpoint, args.split, data_path=args.data, device=args.device)
+    text = json.dumps(metrics, indent=1)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    print(text)
+    return 0
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    from .notebooks import run_notebooks
+
+    run_notebooks(args.profile, args.only)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import benchmark
+
+    result = benchmark(
+        extractor=args.extractor,
+        mixer=args.mixer,
+        width=args.width,
+        mixer_layers=args.mixer_layers,
+        n_classes=args.n_classes,
+        input_length=args.input_length,
+        batch=args.batch,
+        steps=args.steps,
+        device=args.device,
+    )
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{result['model']} on {result['device']}, batch {result['batch']}, {result['steps']} steps")
+    for r in result["results"]:
+        print(
+            f"  {r['precision']:>5}: train {r['train_spectra_per_s']:9.1f} spectra/s "
+            f"(x{r['train_speedup_vs_fp32']:.2f} vs fp32), infer {r['infer_spectra_per_s']:9.1f} spectra/s "
+            f"(x{r['infer_speedup_vs_fp32']:.2f})"
+            + (f", peak CUDA memory {r['peak_memory_mb']:.0f} MB" if r["peak_memory_mb"] is not None else "")
+        )
+    print(f"  process peak RSS {result['process_peak_rss_mb']:.0f} MB")
+    return 0
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--extractor", default="respeak", choices=["respeak", "cnnpeak"])
+    p.add_argument("--mixer", default="mlpmixer", choices=["none", "mlp", "mlpmixer", "transformer"])
+    p.add_argument("--width", type=int, default=160, help="extractor channels (ResPeak 8a)")
+    p.add_argument("--blocks", type=int, default=None, help="ResPeak blocks (default 6)")
+    p.add_argument("--mixer-layers", type=int, default=4)
+    p.add_argument("--mlp-layers", type=int, default=3)
+    p.add_argument("--n-classes", type=int, default=957)
+    p.add_argument("--input-length", type=int, default=1024)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m peakmixer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("profile", help="params / MACs / FLOPs of a model at batch 1")
+    _model_arguments(p)
+    p.set_defaults(func=_profile)
+
+    p = sub.add_parser("train", help="train from a YAML config")
+    p.add_argument("--config", required=True, help="YAML file (see params/train/)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-3"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="metrics JSON of a checkpoint on a split")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--data", default=None, help="dataset file (default: the one it was trained on)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="also write the JSON here")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("notebooks", help="run the notebooks with papermill into figures/<profile>/")
+    p.add_argument("--profile", default="default", choices=["smoke", "default", "paper"])
+    p.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK")
+    p.set_defaults(func=_notebooks)
+
+    p = sub.add_parser("bench", help="throughput and memory per precision (ratios from one run)")
+    _model_arguments(p)
+    p.set_defaults(width=64, n_classes=17)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_bench)
+
+    for register in _extensions():
+        register(sub)
+    return parser
+
+
+def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Subcommands that live with their module (data, sweep)."""
+    from . import datacli, sweep
+
+    return [datacli.register, sweep.register]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError
+    from .data import DatasetError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DatasetError, FileNotFoundError, ValueError) as e:
+        # Bad input gets one clear line, not a traceback wall.
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,349 @@
+"""`SpectraDataset`: the one currency between importers, generators, training and notebooks.
+
+A dataset is a matrix of spectra on one ascending wavenumber axis, with labels, named splits and
+provenance. It is saved as one self-describing zip of `.npy` members plus a JSON header (no pickle),
+written byte-for-byte deterministically and atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+FORMAT = "peakmixer.SpectraDataset/1"
+Task = Literal["multilabel", "multiclass"]
+
+# The Ho et al. 2019 axis (1000 points, 381.98 -> 1792.4 cm-1) is a cubic in the point index; this fit
+# reproduces ho2019_meta/wavenumbers.npy within 0.07 cm-1 (tested), so we never ship the real file.
+_HO_CUBIC = (1.32912e-08, -1.58129e-04, 1.55658e00, 3.81999e02)
+
+
+def named_axis(name: str) -> np.ndarray:
+    """The project's named target axes, ascending cm-1.
+
+    - ``ir``: 1024 points, uniform on 400-4000 cm-1 (the model input of the substructure tasks).
+    - ``ho``: the 1000-point Ho et al. 2019 bacteria axis, 381.98-1792.4 cm-1, non-uniform.
+    """
+    if name == "ir":
+        return np.linspace(400.0, 4000.0, 1024)
+    if name == "ho":
+        return np.polyval(_HO_CUBIC, np.arange(1000.0))
+    raise ValueError(f"unknown axis {name!r}: expected one of 'ir', 'ho'")
+
+
+class DatasetError(ValueError):
+    """A dataset file or array that cannot be used, with the reason."""
+
+
+@dataclass
+class SpectraDataset:
+    """Spectra with labels, splits and provenance.
+
+    Attributes:
+        X: (N, L) float32 spectra, finite.
+        axis: (L,) float64 wavenumbers in cm-1, strictly ascending.
+        y: multi-hot (N, K) uint8 for ``multilabel``; class ids (N,) int64 for ``multiclass``.
+        task: ``multilabel`` or ``multiclass``.
+        label_names: K names, in label order.
+        ids: N sample identifiers (file names, SMILES, generator indices).
+        splits: name -> int64 row indices (e.g. train/val/test, reference/finetune/test).
+        provenance: JSON-able facts on where the data came from; ``synthetic`` is always present.
+        masks: optional (K, L) bool ground-truth relevance: where each class's signal lies on ``axis``.
+        extras: optional per-sample arrays with leading dimension N (e.g. ``y_group``, ``smiles``).
+    """
+
+    X: np.ndarray
+    axis: np.ndarray
+    y: np.ndarray
+    task: Task
+    label_names: list[str]
+    ids: list[str]
+    splits: dict[str, np.ndarray] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    masks: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.X = np.ascontiguousarray(self.X, dtype=np.float32)
+        self.axis = np.asarray(self.axis, dtype=np.float64)
+        self.label_names = [str(s) for s in self.label_names]
+        self.ids = [str(s) for s in self.ids]
+        self.splits = {k: np.asarray(v, dtype=np.int64) for k, v in self.splits.items()}
+        self.provenance = dict(self.provenance)
+        self.provenance.setdefault("synthetic", False)
+        if self.task == "multilabel":
+            self.y = np.asarray(self.y, dtype=np.uint8)
+        elif self.task == "multiclass":
+            self.y = np.asarray(self.y, dtype=np.int64)
+        else:
+            raise DatasetError(f"task must be 'multilabel' or 'multiclass', not {self.task!r}")
+        if self.masks is not None:
+            self.masks = np.asarray(self.masks, dtype=bool)
+        self.validate()
+
+    # -- checks -------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise `DatasetError` naming the first inconsistency."""
+        if self.X.ndim != 2:
+            raise DatasetError(f"X must be 2-D (N, L), got shape {self.X.shape}")
+        n, length = self.X.shape
+        if self.axis.shape != (length,):
+            raise DatasetError(f"axis has shape {self.axis.shape}, expected ({length},) to match X")
+        if length > 1 and not np.all(np.diff(self.axis) > 0):
+            raise DatasetError("axis must be strictly ascending (cm-1)")
+        bad = ~np.isfinite(self.X).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)[:5].tolist()
+            names = [self.ids[i] for i in rows] if len(self.ids) == n else rows
+            raise DatasetError(f"{int(bad.sum())} spectra contain NaN or Inf, e.g. {names}")
+        k = len(self.label_names)
+        if self.task == "multilabel":
+            if self.y.shape != (n, k):
+                raise DatasetError(f"multilabel y must be (N, K) = ({n}, {k}), got {self.y.shape}")
+            if self.y.size and self.y.max() > 1:
+                raise DatasetError("multilabel y must be 0/1")
+        else:
+            if self.y.shape != (n,):
+                raise DatasetError(f"multiclass y must be (N,) = ({n},), got {self.y.shape}")
+            if n and (self.y.min() < 0 or self.y.max() >= k):
+                raise DatasetError(f"class ids must lie in [0, {k}), got [{self.y.min()}, {self.y.max()}]")
+        if len(self.ids) != n:
+            raise DatasetError(f"{len(self.ids)} ids for {n} spectra")
+        for name, idx in self.splits.items():
+            if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= n)):
+                raise DatasetError(f"split {name!r} holds indices outside [0, {n})")
+        if self.masks is not None and self.masks.shape != (k, length):
+            raise DatasetError(f"masks must be (K, L) = ({k}, {length}), got {self.masks.shape}")
+        for name, arr in self.extras.items():
+            if len(arr) != n:
+                raise DatasetError(f"extra {name!r} has {len(arr)} rows for {n} spectra")
+
+    # -- views --------------------------------------------------------------------------------------
+    @property
+    def n_classes(self) -> int:
+        return len(self.label_names)
+
+    @property
+    def length(self) -> int:
+        return int(self.X.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def subset(self, index: np.ndarray | Sequence[int], splits: dict[str, np.ndarray] | None = None):
+        """Rows `index` (in that order) as a new dataset; splits are dropped unless given."""
+        idx = np.asarray(index, dtype=np.int64)
+        return replace(
+            self,
+            X=self.X[idx],
+            y=self.y[idx],
+            ids=[self.ids[i] for i in idx],
+            splits=splits or {},
+            extras={k: v[idx] for k, v in self.extras.items()},
+        )
+
+    def split(self, name: str) -> SpectraDataset:
+        """The rows of split `name`."""
+        if name not in self.splits:
+            raise KeyError(f"no split {name!r}; this dataset has {sorted(self.splits)}")
+        return self.subset(self.splits[name])
+
+    def label_matrix(self) -> np.ndarray:
+        """(N, K) 0/1 matrix for either task (one-hot for multiclass)."""
+        if self.task == "multilabel":
+            return self.y
+        return np.eye(self.n_classes, dtype=np.uint8)[self.y]
+
+    # -- resampling ---------------------------------------------------------------------------------
+    def resample(self, axis: np.ndarray | str, *, outside: Literal["error", "edge"] = "error"):
+        """Linear interpolation of every spectrum onto `axis` (an array or a `named_axis` name).
+
+        `outside="error"` refuses a target axis that reaches beyond the data's range; `"edge"` repeats
+        the end values there. Masks are carried over by nearest neighbour.
+        """
+        target = named_axis(axis) if isinstance(axis, str) else np.asarray(axis, dtype=np.float64)
+        X = resample_linear(self.X, self.axis, target, outside=outside)
+        masks = None
+        if self.masks is not None:
+            nearest = np.abs(self.axis[None, :] - target[:, None]).argmin(axis=1)
+            masks = self.masks[:, nearest]
+        prov = {**self.provenance, "resampled": f"linear onto {len(target)} points"}
+        return replace(self, X=X, axis=target, masks=masks, provenance=prov)
+
+    def to_length(self, length: int) -> SpectraDataset:
+        """Resample onto `length` points uniformly spaced over the same range (the model input grid)."""
+        if length == self.length and np.allclose(np.diff(self.axis), np.diff(self.axis)[0]):
+            return self
+        return self.resample(np.linspace(self.axis[0], self.axis[-1], length))
+
+    # -- persistence --------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write one `.npz`-style zip (no pickle), deterministically and atomically; returns the path."""
+        path = Path(path)
+        header = {
+            "format": FORMAT,
+            "task": self.task,
+            "label_names": self.label_names,
+            "provenance": self.provenance,
+            "splits": sorted(self.splits),
+            "extras": sorted(self.extras),
+            "has_masks": self.masks is not None,
+        }
+        members: list[tuple[str, bytes]] = [("header.json", _json_bytes(header))]
+        arrays = {"X": self.X, "axis": self.axis, "y": self.y, "ids": np.asarray(self.ids, dtype=str)}
+        if self.masks is not None:
+            arrays["masks"] = self.masks
+        arrays |= {f"splits/{k}": v for k, v in sorted(self.splits.items())}
+        arrays |= {f"extras/{k}": v for k, v in sorted(self.extras.items())}
+        for name, arr in arrays.items():
+            if arr.dtype == object:
+                raise DatasetError(f"{name}: object arrays cannot be saved without pickle")
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+            members.append((f"{name}.npy", buf.getvalue()))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, data in members:
+                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, data)
+        os.replace(tmp, path)
+        return path
+
+
+def load(path: str | os.PathLike) -> SpectraDataset:
+    """Read a file written by `SpectraDataset.save`; errors name the file and the reason."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such dataset file")
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise DatasetError(f"{path}: not a peakmixer dataset file ({e})") from None
+    with zf:
+        names = set(zf.namelist())
+        if "header.json" not in names:
+            raise DatasetError(f"{path}: not a peakmixer dataset file (no header.json)")
+        header = json.loads(zf.read("header.json"))
+        if header.get("format") != FORMAT:
+            raise DatasetError(f"{path}: unsupported format {header.get('format')!r}, expected {FORMAT}")
+
+        def arr(name: str) -> np.ndarray:
+            with zf.open(f"{name}.npy") as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+
+        try:
+            return SpectraDataset(
+                X=arr("X"),
+                axis=arr("axis"),
+                y=arr("y"),
+                task=header["task"],
+                label_names=header["label_names"],
+                ids=arr("ids").tolist(),
+                splits={k: arr(f"splits/{k}") for k in header["splits"]},
+                provenance=header["provenance"],
+                masks=arr("masks") if header["has_masks"] else None,
+                extras={k: arr(f"extras/{k}") for k in header["extras"]},
+            )
+        except DatasetError as e:
+            raise DatasetError(f"{path}: {e}") from None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (the 'data hash' in figure sidecars)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resample_linear(
+    X: np.ndarray, x_from: np.ndarray, x_to: np.ndarray, *, outside: Literal["error", "edge"] = "error"
+) -> np.ndarray:
+    """Linearly interpolate rows of `X` (N, L) sampled at ascending `x_from` onto `x_to`.
+
+    One `searchsorted` for all rows, so it costs O(N·L') regardless of N. Outside the source range
+    `outside="error"` raises and `"edge"` holds the end value.
+    """
+    x_from = np.asarray(x_from, dtype=np.float64)
+    x_to = np.asarray(x_to, dtype=np.float64)
+    lo, hi = x_from[0], x_from[-1]
+    tol = 1e-6 * max(1.0, abs(hi - lo))
+    if outside == "error" and (x_to[0] < lo - tol or x_to[-1] > hi + tol):
+        raise DatasetError(
+            f"target axis {x_to[0]:.1f}-{x_to[-1]:.1f} cm-1 reaches outside the data ({lo:.1f}-{hi:.1f} cm-1)"
+        )
+    xt = np.clip(x_to, lo, hi)
+    j = np.clip(np.searchsorted(x_from, xt, side="right") - 1, 0, len(x_from) - 2)
+    w = (xt - x_from[j]) / (x_from[j + 1] - x_from[j])
+    X = np.asarray(X, dtype=np.float32)
+    return (X[:, j] * (1.0 - w) + X[:, j + 1] * w).astype(np.float32)
+
+
+def random_splits(
+    n: int, fractions: dict[str, float], seed: int, stratify: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Disjoint random splits covering all rows, e.g. ``{"train": .8, "val": .1, "test": .1}``.
+
+    With `stratify` (class ids) each class is split in the same proportions.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(fractions)
+    total = sum(fractions.values())
+    groups = (
+        [np.arange(n)] if stratify is None else [np.flatnonzero(stratify == c) for c in np.unique(stratify)]
+    )
+    out: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    for rows in groups:
+        rows = rng.permutation(rows)
+        cuts = np.round(np.cumsum([fractions[k] / total for k in names]) * len(rows)).astype(int)
+        for k, part in zip(names, np.split(rows, cuts[:-1]), strict=True):
+            out[k].append(part)
+    return {k: np.sort(np.concatenate(v)) for k, v in out.items()}
+
+
+def toy_dataset(
+    n: int = 64,
+    length: int = 256,
+    n_classes: int = 5,
+    task: Task = "multilabel",
+    seed: int = 0,
+) -> SpectraDataset:
+    """A tiny learnable dataset for tests: each class adds a Gaussian band at its own position."""
+    rng = np.random.default_rng(seed)
+    axis = np.linspace(400.0, 4000.0, length)
+    centres = np.linspace(axis[0], axis[-1], n_classes + 2)[1:-1]
+    bands = np.exp(-0.5 * ((axis[None, :] - centres[:, None]) / (axis[-1] - axis[0]) * 40) ** 2)
+    if task == "multilabel":
+        y = (rng.random((n, n_classes)) < 0.4).astype(np.uint8)
+        signal = y @ bands
+    else:
+        y = rng.integers(0, n_classes, n)
+        signal = bands[y]
+    X = signal + 0.05 * rng.standard_normal((n, length))
+    return SpectraDataset(
+        X=X.astype(np.float32),
+        axis=axis,
+        y=y,
+        task=task,
+        label_names=[f"class{i}" for i in range(n_classes)],
+        ids=[f"toy{i}" for i in range(n)],
+        splits=random_splits(n, {"train": 0.5, "val": 0.25, "test": 0.25}, seed),
+        provenance={"synthetic": True, "generator": "peakmixer.data.toy_dataset", "seed": seed},
+        masks=bands > 0.05,
+    )
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, indent=1).encode()

@@ -1,0 +1,39 @@
+"""Spectrum file readers (one module per format) and the batch importer.
+
+Every reader returns `Spectra` blocks (ascending cm-1 axis, absorbance-like IR ordinates) and raises
+or returns `ReadError` (a `ValueError` carrying ``source`` and ``reason``) for what it cannot use.
+`import_files` turns many files into one `peakmixer.data.SpectraDataset`.
+"""
+
+from peakmixer.io.base import ReadError, Spectra
+from peakmixer.io.batch import (
+    ImportReport,
+    Rejection,
+    add_import_arguments,
+    import_files,
+    read_file,
+    resample,
+    run_import,
+)
+from peakmixer.io.csv import read_csv
+from peakmixer.io.jcamp import read_jcamp
+from peakmixer.io.npy import read_npy
+from peakmixer.io.parquet import read_parquet
+from peakmixer.io.spc import read_spc
+
+__all__ = [
+    "ImportReport",
+    "ReadError",
+    "Rejection",
+    "Spectra",
+    "add_import_arguments",
+    "import_files",
+    "read_csv",
+    "read_file",
+    "read_jcamp",
+    "read_npy",
+    "read_parquet",
+    "read_spc",
+    "resample",
+    "run_import",
+]

@@ -1,0 +1,426 @@
+"""Batch import: many spectrum files -> one `SpectraDataset` file plus a report of what was refused.
+
+Pipeline per file: detect the format (by content, then extension) -> read (IR ordinates become
+absorbance-like, x becomes ascending cm-1) -> check coverage of the target axis -> resample -> optional
+min-max normalisation -> labels from SMILES. Every spectrum that fails a step is reported with its
+reason and the rest are kept; a traceback is never the answer to bad input.
+
+Decisions (documented in `import_files`):
+
+- Coverage rule: a spectrum must cover at least `min_coverage` (default 80%) of the target axis range;
+  the uncovered ends are edge-padded (the first/last value is held). NIST gas-phase spectra start near
+  450-600 cm-1 and stop near 3800-3975 cm-1: the 50 fixtures cover 91-100% of 400-4000 cm-1.
+- Resampling: when the source is at least twice as dense as the target, each target point is the mean
+  of the (linearly interpolated) source over its bin (bins end halfway between target points): an
+  anti-aliasing average, close to the paper's adaptive average pooling. Otherwise linear interpolation.
+- Normalisation: ``minmax`` (default) scales each spectrum to [0, 1] after resampling, as FCG-Former
+  does; ``None`` keeps absorbance (IR) or raw intensity (Raman). A constant spectrum cannot be min-max
+  scaled and is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import peakmixer
+from peakmixer import labels as labelsets
+from peakmixer.data import DatasetError, SpectraDataset, named_axis, resample_linear
+from peakmixer.io.base import Item, ReadError, Spectra, file_kind_error
+from peakmixer.io.csv import read_csv
+from peakmixer.io.jcamp import read_jcamp
+from peakmixer.io.npy import AXIS_FILE, read_npy
+from peakmixer.io.npy import MAGIC as NPY_MAGIC
+from peakmixer.io.parquet import MAGIC as PARQUET_MAGIC
+from peakmixer.io.parquet import read_parquet
+from peakmixer.io.spc import read_spc
+
+Normalize = Literal["minmax"] | None
+LABEL_SETS = ("nist17", "qm9s957")
+TEXT_SUFFIXES = {".csv", ".tsv", ".txt"}
+
+
+@dataclass
+class Rejection:
+    """One refused file or spectrum: ``source`` is the file name (``file#k`` for one of several)."""
+
+    source: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """What `import_files` did: the dataset written (None if nothing was kept) and every refusal."""
+
+    out: Path | None
+    report_path: Path
+    n_files: int
+    kept: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """A few lines for a terminal: counts, then each rejection with its reason."""
+        head = f"kept {len(self.kept)} spectra from {self.n_files} files"
+        head += f" -> {self.out}" if self.out else " (nothing written)"
+        lines = [head, f"rejected {len(self.rejected)}:" if self.rejected else "rejected none"]
+        lines += [f"  {r.source}: {r.reason}" for r in self.rejected]
+        lines.append(f"report: {self.report_path}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "out": str(self.out) if self.out else None,
+            "n_files": self.n_files,
+            "kept": self.kept,
+            "rejected": [{"source": r.source, "reason": r.reason} for r in self.rejected],
+        }
+
+
+def read_file(path: str | os.PathLike, *, npy_axis: str | os.PathLike | None = None) -> list[Item]:
+    """Read any supported file: format by content (JCAMP ``##``, npy and parquet magic), else extension.
+
+    Returns the file's items (`Spectra` or per-spectrum `ReadError`); raises `ReadError` when the whole
+    file is unusable, including unknown formats and unreadable files.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as e:
+        raise ReadError(path.name, f"cannot open ({e.strerror})") from None
+    suffix = path.suffix.lower()
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"##"):
+        return read_jcamp(path)
+    if head.startswith(NPY_MAGIC):
+        return read_npy(path, axis_file=npy_axis)
+    if head.startswith(PARQUET_MAGIC):
+        return read_parquet(path)
+    if suffix == ".spc":
+        return read_spc(path)
+    if suffix in TEXT_SUFFIXES:
+        return read_csv(path)
+    raise file_kind_error(path, head)
+
+
+def resample(x: np.ndarray, Y: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(n, L) spectra on ascending `x` -> (n, L') on ascending `target`, edge-held outside `x`.
+
+    Bin mean when `x` is at least twice as dense as `target`, else linear interpolation (module doc).
+    """
+    if np.median(np.diff(x)) * 2 > np.median(np.diff(target)):
+        return resample_linear(Y, x, target, outside="edge").astype(np.float64)
+    edges = np.concatenate(
+        [
+            [1.5 * target[0] - 0.5 * target[1]],
+            (target[1:] + target[:-1]) / 2,
+            [1.5 * target[-1] - 0.5 * target[-2]],
+        ]
+    )
+    e = np.clip(edges, x[0], x[-1])
+    C = np.concatenate(
+        [np.zeros((len(Y), 1)), np.cumsum(np.diff(x) * (Y[:, 1:] + Y[:, :-1]) / 2, axis=1)], axis=1
+    )
+    j = np.clip(np.searchsorted(x, e, side="right") - 1, 0, len(x) - 2)
+    w = e - x[j]
+    y_e = Y[:, j] + (Y[:, j + 1] - Y[:, j]) * (w / (x[j + 1] - x[j]))
+    F = C[:, j] + w * (Y[:, j] + y_e) / 2  # integral of the linear interpolant from x[0] to each edge
+    width = np.diff(e)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.diff(F, axis=1) / width
+    # A bin wholly outside the data has zero width after clipping: hold the nearest end value there.
+    return np.where(width > 0, out, y_e[:, :-1])
+
+
+def coverage(x: np.ndarray, target: np.ndarray) -> float:
+    """Fraction of the range of `target` that lies inside the range of `x`."""
+    covered = min(x[-1], target[-1]) - max(x[0], target[0])
+    return max(0.0, covered) / (target[-1] - target[0])
+
+
+def _label_set(name: str) -> tuple[list[str], list[str]]:
+    """(names, smarts) for ``nist17``, ``qm9s957`` (built by ``data download qm9s``) or a SMARTS file."""
+    if name == "nist17":
+        return list(labelsets.NIST17_NAMES), list(labelsets.NIST17_SMARTS)
+    if name == "qm9s957":
+        from peakmixer import download  # here, not at the top: download imports peakmixer.io
+
+        return labelsets.load_smarts_file(download.smarts_957_path())
+    if Path(name).is_file():
+        return labelsets.load_smarts_file(name)
+    raise DatasetError(f"--labels {name!r}: expected one of {', '.join(LABEL_SETS)} or a SMARTS list file")
+
+
+def _smiles_table(path: Path) -> dict[str, str]:
+    """Map file name (or id) -> SMILES from a CSV with a ``file`` or ``id`` column and a ``smiles`` column."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"--smiles {path}: cannot read ({e})") from None
+    cols = {c.lower(): c for c in table.columns}
+    key = cols.get("file") or cols.get("id")
+    if key is None or "smiles" not in cols:
+        raise DatasetError(f"--smiles {path}: needs a 'file' (or 'id') column and a 'smiles' column")
+    return dict(zip(table[key].str.strip(), table[cols["smiles"]].str.strip(), strict=True))
+
+
+def _expand(sources: Sequence[str | os.PathLike], skip: set[Path]) -> list[Path]:
+    """Files named by `sources`, directories replaced by their (non-hidden) files, in order."""
+    files: list[Path] = []
+    for s in map(Path, sources):
+        entries = (
+            sorted(p for p in s.iterdir() if p.is_file() and not p.name.startswith("."))
+            if s.is_dir()
+            else [s]
+        )
+        files += [p for p in entries if p.resolve() not in skip]
+    # An axis file is not a spectrum: it is used by the .npy matrices beside it.
+    return [p for p in files if p.name != AXIS_FILE]
+
+
+def _display_names(files: list[Path]) -> list[str]:
+    """File names as ids; paths relative to the common folder when two files share a name."""
+    names = [p.name for p in files]
+    if len(set(names)) == len(names):
+        return names
+    root = Path(os.path.commonpath([str(p.resolve().parent) for p in files]))
+    return [p.resolve().relative_to(root).as_posix() for p in files]
+
+
+def _renamed(item: Item, old: str, new: str) -> Item:
+    if old == new:
+        return item
+    if isinstance(item, ReadError):
+        return ReadError(new + item.source[len(old) :], item.reason)
+    item.ids = [new + i[len(old) :] for i in item.ids]
+    return item
+
+
+def import_files(
+    sources: Sequence[str | os.PathLike],
+    *,
+    out: str | os.PathLike,
+    smiles_csv: str | os.PathLike | None = None,
+    labels: str | None = None,
+    axis: str = "ir",
+    normalize: Normalize = "minmax",
+    min_coverage: float = 0.8,
+    npy_axis: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> ImportReport:
+    """Import spectrum files into one `SpectraDataset` at `out`, with a JSON report beside it.
+
+    Args:
+        sources: files or folders (their files, not recursively); ``wavenumbers.npy`` is taken as the
+            axis of the ``.npy`` matrices beside it, never as spectra.
+        out: the dataset file to write (atomically; an existing file is replaced only on success).
+        smiles_csv: CSV with a ``file`` (or ``id``) and a ``smiles`` column; a spectrum's SMILES is
+            looked up by its id, then by its file name. Parquet files may carry their own ``smiles``.
+        labels: ``nist17``, ``qm9s957`` or a SMARTS list file; needs SMILES for every kept spectrum
+            (spectra without a usable SMILES are refused). None: an unlabelled dataset (K = 0).
+        axis: the `named_axis` to resample onto (``ir``: 1024 points 400-4000 cm-1; ``ho``: Ho et al.).
+        normalize: ``minmax`` per spectrum after resampling, or None to keep absorbance/intensity.
+        min_coverage: the least fraction of the target axis range a spectrum must cover (module doc).
+        npy_axis: an explicit axis file for ``.npy`` matrices.
+        progress: show a progress bar over files.
+
+    Returns:
+        An `ImportReport`. The dataset holds X (N, L) float32 on the target axis, ids naming the source
+        files, extras ``coverage`` (N,) and, when known, ``smiles`` (N,). Nothing is written when no
+        spectrum is kept; the report file (``<out>.report.json``) is always written.
+
+    Raises:
+        DatasetError: for arguments that make the whole import meaningless (unknown label set or axis,
+            unreadable SMILES table), before any file is read.
+    """
+    out = Path(out)
+    report_path = out.with_name(out.name + ".report.json")
+    try:
+        target = named_axis(axis)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+    if normalize not in ("minmax", None):
+        raise DatasetError(f"normalize must be 'minmax' or None, not {normalize!r}")
+    label_names, smarts = _label_set(labels) if labels else ([], [])
+    patterns = labelsets.compile_smarts(smarts)
+    lookup = _smiles_table(Path(smiles_csv)) if smiles_csv else {}
+    skip = {Path(smiles_csv).resolve()} if smiles_csv else set()
+    files = _expand(sources, skip)
+
+    rejected: list[Rejection] = []
+    rows: list[np.ndarray] = []
+    ids: list[str] = []
+    smiles: list[str | None] = []
+    covered: list[float] = []
+    for path, name in tqdm(list(zip(files, _display_names(files), strict=True)), disable=not progress):
+        try:
+            items = [_renamed(it, path.name, name) for it in read_file(path, npy_axis=npy_axis)]
+        except ReadError as e:
+            items = [_renamed(e, path.name, name)]
+        except Exception as e:  # a broken file must not end the batch: report what happened and go on
+            items = [ReadError(name, f"unexpected error while reading ({type(e).__name__}: {e})")]
+        for item in items:
+            if isinstance(item, ReadError):
+                rejected.append(Rejection(item.source, item.reason))
+                continue
+            block = _conform(item, target, normalize, min_coverage, rejected)
+            if block is None:
+                continue
+            frac = coverage(item.x, target)
+            for k, (sid, row) in enumerate(zip(block.ids, block.Y, strict=True)):
+                smi = lookup.get(sid) or lookup.get(name) or (block.smiles[k] if block.smiles else None)
+                rows.append(row)
+                ids.append(sid)
+                smiles.append(smi)
+                covered.append(frac)
+
+    y, keep = _labels(ids, smiles, patterns, rejected) if labels else (None, list(range(len(ids))))
+    kept = [ids[i] for i in keep]
+    written = None
+    if kept:
+        extras = {"coverage": np.asarray([covered[i] for i in keep], dtype=np.float32)}
+        if any(smiles[i] for i in keep):
+            extras["smiles"] = np.asarray([smiles[i] or "" for i in keep], dtype=str)
+        dataset = SpectraDataset(
+            X=np.stack([rows[i] for i in keep]),
+            axis=target,
+            y=y if y is not None else np.zeros((len(keep), 0), dtype=np.uint8),
+            task="multilabel",
+            label_names=label_names,
+            ids=kept,
+            provenance={
+                "synthetic": False,
+                "source": "peakmixer.io.import_files",
+                "peakmixer_version": peakmixer.__version__,
+                "axis": axis,
+                "normalize": normalize,
+                "resample": "bin mean if the source is >= 2x denser, else linear; ends edge-held",
+                "min_coverage": min_coverage,
+                "labels": labels,
+                "n_files": len(files),
+                "n_rejected": len(rejected),
+            },
+            extras=extras,
+        )
+        written = dataset.save(out)
+    report = ImportReport(
+        out=written, report_path=report_path, n_files=len(files), kept=kept, rejected=rejected
+    )
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = report_path.with_name(f".{report_path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, report_path)
+    return report
+
+
+def _conform(
+    block: Spectra, target: np.ndarray, normalize: Normalize, min_coverage: float, rejected: list[Rejection]
+) -> Spectra | None:
+    """The block on `target` (resampled, normalised), minus refused rows; None when nothing is left."""
+    frac = coverage(block.x, target)
+    if frac < min_coverage:
+        reason = (
+            f"covers {frac:.0%} of the target axis {target[0]:.0f}-{target[-1]:.0f} cm-1 "
+            f"(data {block.x[0]:.0f}-{block.x[-1]:.0f} cm-1; need {min_coverage:.0%})"
+        )
+        rejected += [Rejection(i, reason) for i in block.ids]
+        return None
+    finite = np.isfinite(block.Y).all(axis=1)
+    Y = resample(block.x, np.where(finite[:, None], block.Y, 0.0), target)
+    ok = finite.copy()
+    if normalize == "minmax":
+        lo, hi = Y.min(axis=1, keepdims=True), Y.max(axis=1, keepdims=True)
+        flat = (hi - lo)[:, 0] <= 1e-12 * np.maximum(1.0, np.abs(hi[:, 0]))
+        ok &= ~flat
+        Y = (Y - lo) / np.where(flat[:, None], 1.0, hi - lo)
+    for i in np.flatnonzero(~ok):
+        why = "NaN or Inf values" if not finite[i] else "constant spectrum (cannot be min-max normalised)"
+        rejected.append(Rejection(block.ids[i], why))
+    if not ok.any():
+        return None
+    kept = np.flatnonzero(ok)
+    smiles = [block.smiles[i] for i in kept] if block.smiles else None
+    return Spectra(x=target, Y=Y[kept].astype(np.float32), ids=[block.ids[i] for i in kept], smiles=smiles)
+
+
+def _labels(
+    ids: list[str], smiles: list[str | None], patterns: list, rejected: list[Rejection]
+) -> tuple[np.ndarray, list[int]]:
+    """(N_kept, K) labels and the kept row indices; spectra without a usable SMILES are refused."""
+    keep, mols = [], []
+    for i, (sid, smi) in enumerate(zip(ids, smiles, strict=True)):
+        if not smi:
+            rejected.append(
+                Rejection(sid, "no SMILES for this spectrum (not in the SMILES table or the file)")
+            )
+            continue
+        try:
+            mols.append(labelsets.parse_smiles(smi))
+        except labelsets.LabelError as e:
+            rejected.append(Rejection(sid, str(e)))
+            continue
+        keep.append(i)
+    return labelsets.match_matrix(mols, patterns), keep
+
+
+def add_import_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``python -m peakmixer data import``."""
+    parser.add_argument(
+        "sources", nargs="+", type=Path, help="spectrum files or folders (JCAMP-DX, SPC, npy, parquet, csv)"
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, help="dataset file to write; a report goes to OUT.report.json"
+    )
+    parser.add_argument("--smiles", type=Path, help="CSV with 'file' (or 'id') and 'smiles' columns")
+    parser.add_argument(
+        "--labels", help="label set: nist17, qm9s957 (after 'data download qm9s'), or a SMARTS list file"
+    )
+    parser.add_argument(
+        "--axis", default="ir", choices=["ir", "ho"], help="target axis (default: ir, 400-4000 cm-1)"
+    )
+    parser.add_argument(
+        "--normalize",
+        default="minmax",
+        choices=["minmax", "none"],
+        help="per-spectrum scaling (default: minmax)",
+    )
+    parser.add_argument(
+        "--min-coverage",
+        type=float,
+        default=0.8,
+        help="least fraction of the target axis a spectrum must cover",
+    )
+    parser.add_argument(
+        "--npy-axis", type=Path, help="axis file for .npy matrices (default: wavenumbers.npy beside them)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Run ``data import``: 0 when a dataset was written, 1 when nothing was kept, 2 for bad arguments."""
+    try:
+        report = import_files(
+            args.sources,
+            out=args.out,
+            smiles_csv=args.smiles,
+            labels=args.labels,
+            axis=args.axis,
+            normalize=None if args.normalize == "none" else args.normalize,
+            min_coverage=args.min_coverage,
+            npy_axis=args.npy_axis,
+            progress=not args.no_progress,
+        )
+    except (DatasetError, labelsets.LabelError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 0 if report.out else 1

@@ -1,0 +1,611 @@
+"""The training loop: one loop for CPU and CUDA, mixed precision, DDP, checkpoints and exact resume.
+
+    cfg = load_config("params/train/synth_ir17.yaml", ["optim.lr=1e-3"])
+    summary = train(cfg)                # writes cfg.out_dir/{config.yaml, last.pt, best.pt, metrics.json}
+    train(cfg, resume=True)             # continues a killed run from last.pt
+
+Model selection uses a dataset-level validation metric (micro-F1 or accuracy), never a batch average.
+Data order depends only on (seed, epoch), and checkpoints carry the RNG state, so a run resumed from a
+mid-epoch checkpoint reproduces the uninterrupted run exactly on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.utils.data.distributed import DistributedSampler
+from tqdm.auto import tqdm
+
+from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from .data import SpectraDataset, file_sha256, load
+from .metrics import compute_metrics, main_metric
+from .models import PeakModel, build_model, describe, profile_model
+from .provenance import git_sha
+
+# --- configuration ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DataConfig:
+    path: str = ""  # a SpectraDataset file
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    target: str = "y"  # "y", or an integer extra such as "y_group" (a multiclass target)
+    normalize: Literal["none", "minmax", "standard"] = "none"  # per spectrum
+
+
+@dataclass
+class ModelConfig:
+    extractor: str = "respeak"
+    mixer: str = "mlpmixer"
+    width: int = 160
+    blocks: int | None = None
+    mixer_layers: int = 4
+    mlp_layers: int = 3
+    input_length: int = 1024
+    hidden: int = 768
+    mlp_hidden: int = 1024
+    dropout: float = 0.0
+    shared_norm: bool = False
+    heads: int = 8
+
+
+@dataclass
+class OptimConfig:
+    optimizer: Literal["adamw", "sgd"] = "adamw"  # AdamW as upstream; SGD (+momentum) as an alternative
+    lr: float = 1e-3
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 0.01  # AdamW's default, as upstream
+    batch_size: int = 64  # global: split over DDP processes
+    epochs: int = 50
+    scheduler: Literal["none", "cosine", "cosine_restarts"] = "cosine"
+    t_max: int = 0  # cosine period in epochs; 0 = the whole run (upstream used 10: an unintended sawtooth)
+    t_0: int = 40  # warm restarts (NIST-IR recipe): first period, then x t_mult
+    t_mult: int = 2
+    eta_min: float = 1e-6
+    patience: int = 20  # early stopping, in epochs without a validation improvement > min_delta
+    min_delta: float = 1e-4
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    out_dir: str = "runs/default"
+    seed: int = 0
+    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:1 | mps
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    init_from: str = ""  # checkpoint to start from (pre-train -> fine-tune)
+    new_head: bool = False  # with init_from: a fresh final layer (e.g. another number of classes)
+    checkpoint_every: int = 0  # also write last.pt every N optimizer steps (0 = at epoch ends only)
+    max_steps: int = 0  # stop after N optimizer steps in total (0 = no limit); resume continues
+    eval_batch_size: int = 256
+    progress: bool = True
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """A `TrainConfig` from YAML plus ``key=value`` overrides; unknown keys raise `ConfigError`."""
+    data = load_yaml(path) if path else {}
+    return from_dict(TrainConfig, apply_overrides(data, overrides or []))
+
+
+# --- devices, precision, distributed ---------------------------------------------------------------
+
+
+def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def cpu_supports_bf16() -> bool:
+    """True on CPUs with native bf16 matmul (AMX or AVX512-BF16), where bf16 autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto``: bf16 on CUDA and bf16-capable CPUs, fp16 (+ GradScaler) on older CUDA, else fp32."""
+    if name != "auto":
+        if name == "fp16" and device.type != "cuda":
+            raise ConfigError("precision fp16 needs CUDA (use bf16 or fp32 on CPU)")
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_supports_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> Dist:
+    """Join the process group that torchrun set up (nccl on CUDA, gloo on CPU); a no-op without torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_name in ("auto",) or device_name.startswith("cuda")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    return Dist(rank, world, local_rank)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes whose backward is again a sum (each rank's loss depends on the shared sum)."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        t = t.clone()
+        dist.all_reduce(t)
+        return t
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class CrossProcessBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm1d whose training statistics are pooled over all DDP processes.
+
+    torch's SyncBatchNorm is GPU-only; this is its CPU (gloo) counterpart, so that N processes with
+    batch B/N train exactly like one process with batch B. The all-reduce is differentiable.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        xf = x.float()
+        dims = [0, 2] if x.dim() == 3 else [0]
+        c = x.shape[1]
+        local = torch.cat([xf.sum(dims), (xf * xf).sum(dims), xf.new_tensor([xf.numel() / c])])
+        total = _AllReduceSum.apply(local)
+        n = total[-1]
+        mean = total[:c] / n
+        var = total[c : 2 * c] / n - mean * mean
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.lerp_(mean.detach(), self.momentum)
+            self.running_var.lerp_(var.detach() * n / (n - 1), self.momentum)
+        shape = (1, c, 1) if x.dim() == 3 else (1, c)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return (y * self.weight.view(shape) + self.bias.view(shape)).to(x.dtype)
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """Pool BatchNorm statistics across processes: torch's SyncBatchNorm on CUDA, ours elsewhere."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, child in model.named_children():
+        if type(child) is nn.BatchNorm1d:
+            bn = CrossProcessBatchNorm1d(child.num_features, child.eps, child.momentum).to(device)
+            bn.load_state_dict(child.state_dict())
+            setattr(model, name, bn)
+        else:
+            sync_batchnorm(child, device)
+    return model
+
+
+# --- data preparation ------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """A split as tensors ready for the model: X (N, 1, L) float32 and targets."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    task: str
+    label_names: list[str]
+
+
+def normalize(X: np.ndarray, how: str) -> np.ndarray:
+    """Per-spectrum scaling: ``minmax`` to [0, 1], ``standard`` to zero mean / unit sd, or ``none``."""
+    if how == "none":
+        return X
+    if how == "minmax":
+        lo, hi = X.min(1, keepdims=True), X.max(1, keepdims=True)
+        return (X - lo) / np.maximum(hi - lo, 1e-12)
+    if how == "standard":
+        return (X - X.mean(1, keepdims=True)) / np.maximum(X.std(1, keepdims=True), 1e-12)
+    raise ConfigError(f"data.normalize: unknown method {how!r}")
+
+
+def prepare_split(ds: SpectraDataset, split: str, cfg: TrainConfig) -> Prepared:
+    """Select a split, resample it to the model input length, normalise, and pick the target."""
+    part = ds.split(split).to_length(cfg.model.input_length)
+    X = normalize(part.X, cfg.data.normalize).astype(np.float32)
+    if cfg.data.target == "y":
+        y, task, names = part.y, part.task, part.label_names
+    else:
+        if cfg.data.target not in part.extras:
+            raise ConfigError(
+                f"data.target: the dataset has no extra {cfg.data.target!r} ({sorted(part.extras)})"
+            )
+        y = part.extras[cfg.data.target].astype(np.int64)
+        names = list(ds.provenance.get(f"{cfg.data.target}_names", [str(i) for i in range(int(y.max()) + 1)]))
+        task = "multiclass"
+    y_t = torch.from_numpy(np.asarray(y, dtype=np.float32 if task == "multilabel" else np.int64))
+    return Prepared(torch.from_numpy(X).unsqueeze(1), y_t, task, names)
+
+
+def loss_fn(task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """BCE with logits (multilabel) or cross-entropy (multiclass), in fp32 whatever the autocast."""
+    logits = logits.float()
+    if task == "multilabel":
+        return F.binary_cross_entropy_with_logits(logits, y)
+    return F.cross_entropy(logits, y)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, X: torch.Tensor, *, device: torch.device, precision: str = "fp32", batch_size: int = 256
+) -> np.ndarray:
+    """Logits (N, K) as float32 numpy, in eval mode and batches."""
+    model.eval()
+    out = []
+    for i in range(0, len(X), batch_size):
+        with autocast(device, precision):
+            out.append(model(X[i : i + batch_size].to(device, non_blocking=True)).float().cpu())
+    return torch.cat(out).numpy()
+
+
+def evaluate_split(
+    model: nn.Module, data: Prepared, *, device: torch.device, precision: str = "fp32", batch_size: int = 256
+) -> dict:
+    """Dataset-level metrics of `model` on a prepared split."""
+    logits = predict(model, data.X, device=device, precision=precision, batch_size=batch_size)
+    return compute_metrics(data.task, data.y.numpy(), logits, label_names=data.label_names)
+
+
+# --- checkpoints -----------------------------------------------------------------------------------
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save to a temporary file, then an atomic rename: a kill never leaves a torn checkpoint."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> PeakModel:
+    """Rebuild a model from the spec stored in a checkpoint and load its weights."""
+    if not isinstance(ckpt, dict):
+        ckpt = load_checkpoint(ckpt)
+    spec = dict(ckpt["model_spec"])
+    extractor, mixer = spec.pop("extractor"), spec.pop("mixer")
+    model = build_model(extractor, mixer, **spec)
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# --- the loop --------------------------------------------------------------------------------------
+
+
+def build_from_config(cfg: TrainConfig, n_classes: int) -> PeakModel:
+    m = cfg.model
+    return build_model(
+        m.extractor,
+        m.mixer,
+        n_classes=n_classes,
+        width=m.width,
+        blocks=m.blocks,
+        mixer_layers=m.mixer_layers,
+        mlp_layers=m.mlp_layers,
+        input_length=m.input_length,
+        hidden=m.hidden,
+        mlp_hidden=m.mlp_hidden,
+        dropout=m.dropout,
+        shared_norm=m.shared_norm,
+        heads=m.heads,
+    )
+
+
+def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig):
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=cfg.t_max or cfg.epochs, eta_min=cfg.eta_min
+        )
+    if cfg.scheduler == "cosine_restarts":
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            opt, T_0=cfg.t_0, T_mult=cfg.t_mult, eta_min=cfg.eta_min
+        )
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def _improved(value: float, best: float, min_delta: float) -> bool:
+    return math.isnan(best) or value > best + min_delta
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | None = None) -> dict[str, Any]:
+    """Train `cfg`, writing ``config.yaml``, ``last.pt``, ``best.pt`` and ``metrics.json`` to `cfg.out_dir`.
+
+    `resume=True` continues from ``last.pt`` when it exists (and starts fresh otherwise). `dataset` may be
+    passed in memory instead of `cfg.data.path`. Returns the ``metrics.json`` content; a run stopped by
+    `max_steps` returns ``{"stopped": True, ...}`` without test metrics.
+    """
+    ddp = init_distributed(cfg.device)
+    device = resolve_device(cfg.device, ddp.local_rank)
+    precision = resolve_precision(cfg.precision, device)
+    out = Path(cfg.out_dir)
+    torch.manual_seed(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+    if dataset is None:
+        if not cfg.data.path:
+            raise ConfigError("data.path: no dataset given")
+        dataset = load(cfg.data.path)
+    train_data = prepare_split(dataset, cfg.data.train_split, cfg)
+    val_data = prepare_split(dataset, cfg.data.val_split, cfg)
+    task, n_classes = train_data.task, len(train_data.label_names)
+    metric_name = main_metric(task)
+
+    model = build_from_config(cfg, n_classes)
+    if cfg.init_from:
+        init = load_checkpoint(cfg.init_from)
+        if cfg.new_head:
+            init_model = model_from_checkpoint(init)
+            init_model.reset_head(n_classes)
+            model.load_state_dict(init_model.state_dict())
+        else:
+            model.load_state_dict(init["model"])
+    model.to(device)
+    if ddp.world > 1:
+        model = sync_batchnorm(model, device)
+    net: nn.Module = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
+
+    opt = make_optimizer(net, cfg.optim)
+    sched = make_scheduler(opt, cfg.optim)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    if cfg.optim.batch_size % ddp.world:
+        raise ConfigError(
+            f"optim.batch_size {cfg.optim.batch_size} is not divisible by {ddp.world} processes"
+        )
+    local_batch = cfg.optim.batch_size // ddp.world
+
+    state = {
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "global_step": 0,
+        "best": float("nan"),
+        "best_epoch": -1,
+        "bad_epochs": 0,
+        "history": [],
+        "train_seconds": 0.0,
+        "spectra_seen": 0,
+    }
+    if resume and (out / "last.pt").exists():
+        ckpt = load_checkpoint(out / "last.pt", map_location=device)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        state = ckpt["state"]
+        _set_rng_state(ckpt["rng"], device)
+    if ddp.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+    data_hash = file_sha256(cfg.data.path) if cfg.data.path else "in-memory"
+
+    def checkpoint(name: str, metrics: dict | None = None) -> None:
+        if not ddp.main:
+            return
+        save_checkpoint(
+            out / name,
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict(),
+                "state": state,
+                "rng": _rng_state(device),
+                "config": to_dict(cfg),
+                "model_spec": model.spec,
+                "task": task,
+                "label_names": train_data.label_names,
+                "metrics": metrics or {},
+                "data_hash": data_hash,
+            },
+        )
+
+    sampler = DistributedSampler(
+        range(len(train_data.X)), num_replicas=ddp.world, rank=ddp.rank, shuffle=True, seed=cfg.seed
+    )
+    X_train, y_train = train_data.X.to(device), train_data.y.to(device)
+    stopped = False
+    while state["epoch"] < cfg.optim.epochs and not stopped:
+        epoch = state["epoch"]
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler))
+        batches = list(order.split(local_batch))
+        if len(batches) > 1 and len(batches[-1]) == 1:
+            batches.pop()  # BatchNorm cannot train on a batch of one
+        net.train()
+        t0 = time.perf_counter()
+        losses = []
+        bar = tqdm(
+            batches[state["step_in_epoch"] :],
+            desc=f"epoch {epoch}",
+            leave=False,
+            disable=not (cfg.progress and ddp.main),
+        )
+        for idx in bar:
+            idx = idx.to(device)
+            with autocast(device, precision):
+                logits = net(X_train[idx])
+            loss = loss_fn(task, logits, y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.optim.grad_clip > 0:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            losses.append(loss.item())
+            state["step_in_epoch"] += 1
+            state["global_step"] += 1
+            state["spectra_seen"] += len(idx) * ddp.world
+            if cfg.checkpoint_every and state["global_step"] % cfg.checkpoint_every == 0:
+                state["train_seconds"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                checkpoint("last.pt")
+            if cfg.max_steps and state["global_step"] >= cfg.max_steps:
+                stopped = True
+                break
+        state["train_seconds"] += time.perf_counter() - t0
+        if stopped and state["step_in_epoch"] < len(batches):
+            checkpoint("last.pt")
+            break
+
+        val = evaluate_split(
+            model, val_data, device=device, precision=precision, batch_size=cfg.eval_batch_size
+        )
+        sched.step()
+        value = val[metric_name]
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            f"val_{metric_name}": value,
+            "lr": opt.param_groups[0]["lr"],
+        }
+        state["history"].append(row)
+        state["epoch"] += 1
+        state["step_in_epoch"] = 0
+        if _improved(value, state["best"], cfg.optim.min_delta):
+            state.update(best=value, best_epoch=epoch, bad_epochs=0)
+            checkpoint("best.pt", {"val": val})
+        else:
+            state["bad_epochs"] += 1
+        checkpoint("last.pt")
+        if ddp.main and cfg.progress:
+            print(
+                f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  val {metric_name} {value:.4f}  "
+                f"lr {row['lr']:.2e}",
+                flush=True,
+            )
+        if state["bad_epochs"] >= cfg.optim.patience:
+            break
+
+    summary: dict[str, Any] = {
+        "model": describe(model.spec),
+        "model_spec": model.spec,
+        "task": task,
+        "metric": metric_name,
+        "best_epoch": state["best_epoch"],
+        "best_val": state["best"],
+        "epochs_run": state["epoch"],
+        "global_step": state["global_step"],
+        "train_seconds": state["train_seconds"],
+        "spectra_per_second": state["spectra_seen"] / max(state["train_seconds"], 1e-9),
+        "device": str(device),
+        "precision": precision,
+        "world_size": ddp.world,
+        "seed": cfg.seed,
+        "data_hash": data_hash,
+        "git_sha": git_sha(),
+        "history": state["history"],
+        **{k: profile_model(model)[k] for k in ("params", "macs")},
+    }
+    if stopped:
+        summary["stopped"] = True
+        return summary
+    if ddp.main:
+        best = load_checkpoint(out / "best.pt", map_location=device)
+        model.load_state_dict(best["model"])
+        ev = {"device": device, "precision": precision, "batch_size": cfg.eval_batch_size}
+        summary["val"] = evaluate_split(model, val_data, **ev)
+        if cfg.data.test_split in dataset.splits:
+            summary["test"] = evaluate_split(model, prepare_split(dataset, cfg.data.test_split, cfg), **ev)
+        (out / "metrics.json").write_text(json.dumps(summary, indent=1))
+    if ddp.world > 1:
+        dist.barrier()
+    return summary
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path, split: str = "test", *, data_path: str | None = None, device: str = "auto"
+) -> dict[str, Any]:
+    """Metrics of a saved model on a split of its dataset (or of `data_path`), preprocessed as in training."""
+    ckpt = load_checkpoint(checkpoint)
+    cfg = from_dict(TrainConfig, ckpt["config"])
+    dev = resolve_device(device)
+    model = model_from_checkpoint(ckpt).to(dev)
+    ds = load(data_path or cfg.data.path)
+    data = prepare_split(ds, split, cfg)
+    metrics = evaluate_split(model, data, device=dev, precision=resolve_precision(cfg.precision, dev))
+    return {"checkpoint": str(checkpoint), "split": split, "model": describe(model.spec), **metrics}

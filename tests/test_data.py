@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+
+from peakmixer.data import (
+    DatasetError,
+    SpectraDataset,
+    file_sha256,
+    load,
+    named_axis,
+    random_splits,
+    resample_linear,
+    toy_dataset,
+)
+
+
+def test_save_load_roundtrip_is_exact_and_deterministic(tmp_path):
+    ds = toy_dataset(n=40, length=128)
+    ds.extras["y_group"] = np.arange(40) % 3
+    a = ds.save(tmp_path / "a.pmx")
+    b = ds.save(tmp_path / "b.pmx")
+    assert file_sha256(a) == file_sha256(b)
+    back = load(a)
+    assert np.array_equal(back.X, ds.X) and back.X.dtype == np.float32
+    assert np.array_equal(back.axis, ds.axis) and np.array_equal(back.y, ds.y)
+    assert back.ids == ds.ids and back.label_names == ds.label_names and back.task == ds.task
+    assert back.splits.keys() == ds.splits.keys()
+    assert all(np.array_equal(back.splits[k], ds.splits[k]) for k in ds.splits)
+    assert np.array_equal(back.masks, ds.masks)
+    assert np.array_equal(back.extras["y_group"], ds.extras["y_group"])
+    assert back.provenance["synthetic"] is True
+
+
+def test_file_is_a_zip_of_npy_without_pickle(tmp_path):
+    import zipfile
+
+    path = toy_dataset(n=8, length=32).save(tmp_path / "d.pmx")
+    names = zipfile.ZipFile(path).namelist()
+    assert "header.json" in names and "X.npy" in names
+    with np.load(path, allow_pickle=False) as z:  # readable by plain numpy too
+        assert z["X"].shape == (8, 32)
+
+
+def test_nan_spectrum_is_rejected_by_id():
+    ds = toy_dataset(n=10, length=32)
+    X = ds.X.copy()
+    X[3, 5] = np.nan
+    with pytest.raises(DatasetError, match=r"1 spectra contain NaN or Inf, e.g. \['toy3'\]"):
+        SpectraDataset(X=X, axis=ds.axis, y=ds.y, task=ds.task, label_names=ds.label_names, ids=ds.ids)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(axis=np.linspace(400, 4000, 31)), "axis has shape"),
+        (dict(axis=np.linspace(4000, 400, 32)), "strictly ascending"),
+        (dict(y=np.zeros((10, 4))), "multilabel y must be"),
+        (dict(ids=["a"]), "1 ids for 10 spectra"),
+        (dict(task="regression"), "task must be"),
+        (dict(splits={"train": np.array([0, 10])}), "outside"),
+        (dict(masks=np.ones((5, 31), bool)), "masks must be"),
+    ],
+)
+def test_inconsistent_datasets_are_clear_errors(change, message):
+    ds = toy_dataset(n=10, length=32)
+    args = dict(X=ds.X, axis=ds.axis, y=ds.y, task=ds.task, label_names=ds.label_names, ids=ds.ids) | change
+    with pytest.raises(DatasetError, match=message):
+        SpectraDataset(**args)
+
+
+def test_load_names_the_file_and_reason(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pmx"):
+        load(tmp_path / "missing.pmx")
+    bad = tmp_path / "bad.pmx"
+    bad.write_text("not a zip")
+    with pytest.raises(DatasetError, match="bad.pmx: not a peakmixer dataset"):
+        load(bad)
+
+
+def test_resample_linear_is_exact_for_linear_signals():
+    x = np.sort(np.random.default_rng(0).uniform(0, 10, 50))
+    x[0], x[-1] = 0, 10
+    X = np.stack([2 * x + 1, -x]).astype(np.float32)
+    target = np.linspace(0, 10, 17)
+    out = resample_linear(X, x, target)
+    assert np.allclose(out, np.stack([2 * target + 1, -target]), atol=1e-5)
+    with pytest.raises(DatasetError, match="reaches outside"):
+        resample_linear(X, x, np.linspace(-1, 10, 5))
+    edge = resample_linear(X, x, np.array([-1.0, 11.0]), outside="edge")
+    assert np.allclose(edge[0], [1, 21])
+
+
+def test_to_length_keeps_range_and_masks():
+    ds = toy_dataset(n=6, length=100)
+    out = ds.to_length(256)
+    assert out.X.shape == (6, 256) and out.masks.shape == (5, 256)
+    assert out.axis[0] == ds.axis[0] and out.axis[-1] == ds.axis[-1]
+    assert ds.to_length(100) is ds
+
+
+def test_named_axes(shared_data):
+    ir = named_axis("ir")
+    assert ir.shape == (1024,) and ir[0] == 400 and ir[-1] == 4000
+    real = np.load(shared_data / "ho2019_meta" / "wavenumbers.npy")
+    assert np.abs(named_axis("ho") - real[::-1]).max() < 0.07
+    with pytest.raises(ValueError, match="unknown axis"):
+        named_axis("uv")
+
+
+def test_random_splits_are_disjoint_and_stratified():
+    y = np.repeat(np.arange(4), 50)
+    s = random_splits(len(y), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1, stratify=y)
+    allidx = np.concatenate(list(s.values()))
+    assert np.array_equal(np.sort(allidx), np.arange(200))
+    for idx in s.values():
+        assert np.all(np.bincount(y[idx], minlength=4) == np.bincount(y[idx], minlength=4)[0])
+    assert random_splits(200, {"a": 0.5, "b": 0.5}, seed=1)["a"].tolist() != s["train"].tolist()
+
+
+def test_subset_and_split_views():
+    ds = toy_dataset(n=20, length=16)
+    ds.extras["w"] = np.arange(20.0)
+    part = ds.split("val")
+    assert len(part) == len(ds.splits["val"])
+    assert np.array_equal(part.extras["w"], ds.splits["val"].astype(float))
+    with pytest.raises(KeyError, match="no split 'dev'"):
+        ds.split("dev")

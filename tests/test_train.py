@@ -1,0 +1,223 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from peakmixer.cli import main
+from peakmixer.config import ConfigError
+from peakmixer.data import SpectraDataset, toy_dataset
+from peakmixer.train import (
+    CrossProcessBatchNorm1d,
+    evaluate_checkpoint,
+    load_checkpoint,
+    load_config,
+    model_from_checkpoint,
+    train,
+)
+
+TINY = {
+    "model": {
+        "width": 8,
+        "blocks": 2,
+        "mixer_layers": 1,
+        "input_length": 128,
+        "hidden": 16,
+        "mlp_hidden": 16,
+    },
+    "optim": {"epochs": 3, "batch_size": 8, "lr": 0.003, "patience": 100},
+    "precision": "fp32",
+    "progress": False,
+}
+
+
+def write_setup(tmp_path: Path, task: str = "multilabel", n: int = 96, **changes) -> Path:
+    data = toy_dataset(n=n, length=128, n_classes=4, task=task, seed=0).save(tmp_path / "toy.pmx")
+    cfg = {**TINY, "data": {"path": str(data)}, "out_dir": str(tmp_path / "run")}
+    for key, value in changes.items():
+        section, _, leaf = key.partition("__")
+        if leaf:
+            cfg[section] = {**cfg.get(section, {}), leaf: value}
+        else:
+            cfg[section] = value
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def assert_same_weights(a: dict, b: dict, atol: float = 0.0) -> None:
+    assert a.keys() == b.keys()
+    worst = max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+    assert worst <= atol, f"weights differ by up to {worst}"
+
+
+def test_loss_falls_and_run_dir_is_complete(tmp_path):
+    cfg = load_config(write_setup(tmp_path), ["optim.epochs=6", "optim.lr=0.02"])
+    summary = train(cfg)
+    losses = [h["train_loss"] for h in summary["history"]]
+    assert losses[-1] < 0.7 * losses[0]
+    run = Path(cfg.out_dir)
+    assert {"config.yaml", "last.pt", "best.pt", "metrics.json"} <= {p.name for p in run.iterdir()}
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["best_epoch"] == max(range(6), key=lambda e: (summary["history"][e]["val_micro_f1"], -e))
+    assert metrics["test"]["n"] == 24 and 0 <= metrics["test"]["micro_f1"] <= 1
+    assert metrics["params"] > 0 and metrics["macs"] > 0
+    ckpt = load_checkpoint(run / "best.pt")  # weights_only=True
+    assert {"model", "optimizer", "scheduler", "rng", "config", "state", "model_spec"} <= ckpt.keys()
+    again = evaluate_checkpoint(run / "best.pt", "test")
+    assert again["micro_f1"] == pytest.approx(metrics["test"]["micro_f1"])
+
+
+def test_multiclass_task_uses_accuracy(tmp_path):
+    summary = train(load_config(write_setup(tmp_path, task="multiclass")))
+    assert summary["metric"] == "accuracy" and "accuracy" in summary["test"]
+    assert len(summary["test"]["confusion"]) == 4
+
+
+def test_same_seed_same_weights(tmp_path):
+    path = write_setup(tmp_path)
+    train(load_config(path, [f"out_dir={tmp_path / 'a'}"]))
+    train(load_config(path, [f"out_dir={tmp_path / 'b'}"]))
+    assert_same_weights(weights(tmp_path / "a" / "last.pt"), weights(tmp_path / "b" / "last.pt"))
+    train(load_config(path, [f"out_dir={tmp_path / 'c'}", "seed=1"]))
+    with pytest.raises(AssertionError):
+        assert_same_weights(weights(tmp_path / "a" / "last.pt"), weights(tmp_path / "c" / "last.pt"))
+
+
+def test_resume_after_max_steps_equals_uninterrupted(tmp_path):
+    path = write_setup(tmp_path, model__dropout=0.2)  # dropout: the RNG state must be restored too
+    full = load_config(path, [f"out_dir={tmp_path / 'full'}"])
+    train(full)
+    part = load_config(path, [f"out_dir={tmp_path / 'part'}", "max_steps=13"])  # mid-epoch 2 of 3
+    assert train(part)["stopped"]
+    assert load_checkpoint(tmp_path / "part" / "last.pt")["state"]["global_step"] == 13
+    train(load_config(path, [f"out_dir={tmp_path / 'part'}"]), resume=True)
+    assert_same_weights(weights(tmp_path / "full" / "last.pt"), weights(tmp_path / "part" / "last.pt"))
+    assert_same_weights(weights(tmp_path / "full" / "best.pt"), weights(tmp_path / "part" / "best.pt"))
+
+
+def test_resume_after_a_real_kill_equals_uninterrupted(tmp_path):
+    path = write_setup(tmp_path, optim__epochs=12, checkpoint_every=1)
+    run = tmp_path / "killed"
+    env = os.environ | {"OMP_NUM_THREADS": str(torch.get_num_threads())}
+    cmd = [sys.executable, "-m", "peakmixer", "train", "--config", str(path), "--set", f"out_dir={run}"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (run / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(run / "last.pt")["state"]["global_step"]
+    assert 0 < killed_at < 12 * 9, "the run should have been killed part-way"
+    assert not (run / "metrics.json").exists()
+    train(load_config(path, [f"out_dir={run}"]), resume=True)
+    train(load_config(path, [f"out_dir={tmp_path / 'whole'}"]))
+    assert_same_weights(weights(tmp_path / "whole" / "last.pt"), weights(run / "last.pt"))
+
+
+def test_ddp_two_gloo_processes_match_one_process(tmp_path):
+    # SGD: AdamW divides by sqrt(v) and turns rounding noise of exactly-zero gradients (a conv bias before
+    # BatchNorm) into +-lr steps; SGD shows the equivalence of data sharding, gradient and BN averaging.
+    path = write_setup(tmp_path, optim__optimizer="sgd", optim__lr=0.05, optim__epochs=2)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        "-m",
+        "peakmixer",
+        "train",
+        "--config",
+        str(path),
+        "--set",
+        f"out_dir={tmp_path / 'ddp'}",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:  # never leave orphaned workers behind
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr[-3000:]
+    train(load_config(path, [f"out_dir={tmp_path / 'one'}"]))
+    ddp, one = load_checkpoint(tmp_path / "ddp" / "last.pt"), load_checkpoint(tmp_path / "one" / "last.pt")
+    assert ddp["state"]["global_step"] == one["state"]["global_step"] == 2 * 6
+    assert_same_weights(ddp["model"], one["model"], atol=1e-5)
+    assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["world_size"] == 2
+
+
+def test_cross_process_batchnorm_is_plain_batchnorm_alone():
+    torch.manual_seed(0)
+    bn, ref = CrossProcessBatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    x = torch.randn(4, 3, 5)
+    assert torch.allclose(bn(x), ref(x)) and torch.allclose(bn.running_var, ref.running_var)
+
+
+def test_finetune_from_a_checkpoint_with_a_new_head(tmp_path):
+    path = write_setup(tmp_path)
+    train(load_config(path))
+    pre = tmp_path / "run" / "best.pt"
+    mc = toy_dataset(n=64, length=128, n_classes=3, task="multiclass", seed=1).save(tmp_path / "mc.pmx")
+    common = [f"data.path={mc}", f"init_from={pre}", f"out_dir={tmp_path / 'ft'}", "optim.lr=1e-4"]
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        train(load_config(path, common))
+    summary = train(load_config(path, [*common, "new_head=true"]))
+    assert summary["task"] == "multiclass" and summary["model_spec"]["n_classes"] == 3
+    tuned = model_from_checkpoint(tmp_path / "ft" / "last.pt")
+    pretrained = load_checkpoint(pre)["model"]
+    stem = "extractor.stem.0.weight"
+    assert tuned.state_dict()[stem].shape == pretrained[stem].shape
+    assert not torch.equal(tuned.state_dict()[stem], pretrained[stem])  # it trained further from there
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    summary = train(load_config(write_setup(tmp_path), ["precision=bf16", "optim.epochs=2"]))
+    assert summary["precision"] == "bf16"
+    assert np.isfinite([h["train_loss"] for h in summary["history"]]).all()
+
+
+def test_cli_train_and_evaluate(tmp_path, capsys):
+    path = write_setup(tmp_path)
+    assert main(["train", "--config", str(path), "--set", "optim.epochs=1"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out.read_text()) and printed["split"] == "test"
+
+
+def test_cli_bad_config_is_one_clear_line(tmp_path, capsys):
+    path = write_setup(tmp_path)
+    assert main(["train", "--config", str(path), "--set", "optim.lr_max=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key 'optim.lr_max'" in err and "Traceback" not in err
+    assert main(["train", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: config file not found" in capsys.readouterr().err
+
+
+def test_missing_data_and_bad_target_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="data.path"):
+        train(load_config(None, [f"out_dir={tmp_path}"]))
+    path = write_setup(tmp_path)
+    with pytest.raises(ConfigError, match="no extra 'y_group'"):
+        train(load_config(path, ["data.target=y_group"]))
+
+
+def test_nan_spectrum_never_reaches_training(tmp_path):
+    ds = toy_dataset(n=16, length=128)
+    X = ds.X.copy()
+    X[2, 0] = np.inf
+    with pytest.raises(ValueError, match="toy2"):
+        SpectraDataset(X=X, axis=ds.axis, y=ds.y, task=ds.task, label_names=ds.label_names, ids=ds.ids)
