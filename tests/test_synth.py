@@ -4,6 +4,8 @@ import argparse
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 
 from peakmixer import synth
 from peakmixer.data import file_sha256, load, named_axis
@@ -11,25 +13,99 @@ from peakmixer.data import file_sha256, load, named_axis
 # Ho et al.'s classes and treatment groups, transcribed independently from csho33/bacteria-ID config.py
 # (STRAINS, ATCC_GROUPINGS) so that a slip in synth.py's table shows up here.
 HO_STRAINS = [
-    "C. albicans", "C. glabrata", "K. aerogenes", "E. coli 1", "E. coli 2", "E. faecium", "E. faecalis 1",
-    "E. faecalis 2", "E. cloacae", "K. pneumoniae 1", "K. pneumoniae 2", "P. mirabilis", "P. aeruginosa 1",
-    "P. aeruginosa 2", "MSSA 1", "MSSA 3", "MRSA 1 (isogenic)", "MRSA 2", "MSSA 2", "S. enterica",
-    "S. epidermidis", "S. lugdunensis", "S. marcescens", "S. pneumoniae 2", "S. pneumoniae 1", "S. sanguinis",
-    "Group A Strep.", "Group B Strep.", "Group C Strep.", "Group G Strep.",
-]  # fmt: skip
+    "C. albicans",
+    "C. glabrata",
+    "K. aerogenes",
+    "E. coli 1",
+    "E. coli 2",
+    "E. faecium",
+    "E. faecalis 1",
+    "E. faecalis 2",
+    "E. cloacae",
+    "K. pneumoniae 1",
+    "K. pneumoniae 2",
+    "P. mirabilis",
+    "P. aeruginosa 1",
+    "P. aeruginosa 2",
+    "MSSA 1",
+    "MSSA 3",
+    "MRSA 1 (isogenic)",
+    "MRSA 2",
+    "MSSA 2",
+    "S. enterica",
+    "S. epidermidis",
+    "S. lugdunensis",
+    "S. marcescens",
+    "S. pneumoniae 2",
+    "S. pneumoniae 1",
+    "S. sanguinis",
+    "Group A Strep.",
+    "Group B Strep.",
+    "Group C Strep.",
+    "Group G Strep.",
+]
 HO_GROUPING = {
-    3: 0, 4: 0, 9: 0, 10: 0, 2: 0, 8: 0, 11: 0, 22: 0, 12: 2, 13: 2, 14: 3, 18: 3, 15: 3, 20: 3, 21: 3,
-    16: 3, 17: 3, 23: 4, 24: 4, 26: 5, 27: 5, 28: 5, 29: 5, 25: 5, 6: 5, 7: 5, 5: 6, 19: 1, 0: 7, 1: 7,
-}  # fmt: skip
+    3: 0,
+    4: 0,
+    9: 0,
+    10: 0,
+    2: 0,
+    8: 0,
+    11: 0,
+    22: 0,
+    12: 2,
+    13: 2,
+    14: 3,
+    18: 3,
+    15: 3,
+    20: 3,
+    21: 3,
+    16: 3,
+    17: 3,
+    23: 4,
+    24: 4,
+    26: 5,
+    27: 5,
+    28: 5,
+    29: 5,
+    25: 5,
+    6: 5,
+    7: 5,
+    5: 6,
+    19: 1,
+    0: 7,
+    1: 7,
+}
 # Group 0 of ATCC_GROUPINGS is the carbapenem group, 7 the antifungal one (RamanSPy's per-class antibiotics).
 HO_GROUP_NAMES = [
-    "Meropenem", "Ciprofloxacin", "TZP", "Vancomycin",
-    "Ceftriaxone", "Penicillin", "Daptomycin", "Caspofungin",
-]  # fmt: skip
+    "Meropenem",
+    "Ciprofloxacin",
+    "TZP",
+    "Vancomycin",
+    "Ceftriaxone",
+    "Penicillin",
+    "Daptomycin",
+    "Caspofungin",
+]
 NIST_IR_ORDER = [
-    "alkane", "methyl", "alkene", "alkyne", "alcohols", "amines", "nitriles", "aromatics", "alkyl halides",
-    "esters", "ketones", "aldehydes", "carboxylic acids", "ether", "acyl halides", "amides", "nitro",
-]  # fmt: skip
+    "alkane",
+    "methyl",
+    "alkene",
+    "alkyne",
+    "alcohols",
+    "amines",
+    "nitriles",
+    "aromatics",
+    "alkyl halides",
+    "esters",
+    "ketones",
+    "aldehydes",
+    "carboxylic acids",
+    "ether",
+    "acyl halides",
+    "amides",
+    "nitro",
+]
 N_BAC_SMALL = 30 * 12  # the smallest bac30 with the default 5 finetune + 5 test spectra per class
 
 
@@ -137,8 +213,15 @@ def test_components_are_the_whole_label_dependent_signal():
     np.testing.assert_allclose(rest, np.broadcast_to(rest[:, :1], rest.shape), atol=1e-5)
     # bac30 without per-spectrum variation: removing the class signature leaves the same consensus cell in
     # every spectrum of a measurement day, whatever its class; the two days differ.
-    still = dict(family_spread=0.0, band_spread=0.0, jitter_cm=0.0, background=0.0, noise=0.0, n_nuisance=0.0,
-                 normalize=False)  # fmt: skip
+    still = dict(
+        family_spread=0.0,
+        band_spread=0.0,
+        jitter_cm=0.0,
+        background=0.0,
+        noise=0.0,
+        n_nuisance=0.0,
+        normalize=False,
+    )
     parts = synth.render_components("synth-bac30", N_BAC_SMALL, 0, **still)
     splits = synth.make_synth_bac30(N_BAC_SMALL, 0, **still).splits
     rest = parts.X - parts.components.sum(1)
@@ -174,9 +257,6 @@ def test_bac30_splits_follow_ho_proportions_and_are_disjoint():
 
 
 def test_bac30_is_learnable_but_not_trivial_and_the_other_day_is_shifted():
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     ds = synth.make_synth_bac30(3300, 0)
 
     def features(name):  # 4-point bins keep the fit fast; standardised, the background does not dominate
@@ -200,9 +280,23 @@ def test_cli_writes_a_loadable_dataset_with_knobs(tmp_path, capsys):
     synth.add_synth_arguments(parser)
     out = tmp_path / "d.pmds"
     args = parser.parse_args(
-        ["--kind", "synth-bac30", "--n", str(N_BAC_SMALL), "--seed", "4", "--out", str(out),
-         "--knob", "noise=0.05", "--knob", "normalize=false", "--knob", "min_shifted_per_class=4"]
-    )  # fmt: skip
+        [
+            "--kind",
+            "synth-bac30",
+            "--n",
+            str(N_BAC_SMALL),
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+            "--knob",
+            "noise=0.05",
+            "--knob",
+            "normalize=false",
+            "--knob",
+            "min_shifted_per_class=4",
+        ]
+    )
     assert synth.run_synth(args) == out and "synth-bac30" in capsys.readouterr().out
     ds = load(out)
     assert ds.provenance["knobs"]["noise"] == 0.05 and ds.provenance["knobs"]["normalize"] is False

@@ -144,7 +144,9 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
         "--set",
         f"out_dir={tmp_path / 'ddp'}",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         _, stderr = proc.communicate(timeout=180)
     finally:

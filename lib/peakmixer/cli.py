@@ -29,6 +29,8 @@ def _profile(args: argparse.Namespace) -> int:
         mixer_layers=args.mixer_layers,
         mlp_layers=args.mlp_layers,
         input_length=args.input_length,
+        hidden=args.hidden,
+        mlp_hidden=args.mlp_hidden,
     )
     cost = profile_model(model)
     result = {"model": describe(model.spec), **cost, "input_length": args.input_length, "batch": 1}
@@ -113,6 +115,8 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mlp-layers", type=int, default=3)
     p.add_argument("--n-classes", type=int, default=957)
     p.add_argument("--input-length", type=int, default=1024)
+    p.add_argument("--hidden", type=int, default=768, help="mixer MLP hidden width")
+    p.add_argument("--mlp-hidden", type=int, default=1024, help="width of the MLP mixer's layers")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -221,6 +221,22 @@ class SpectraDataset:
         return path
 
 
+def label_summary(ds: SpectraDataset) -> dict[str, Any]:
+    """Label statistics of a dataset (the paper's dataset figure):
+
+    ``shares``: each label's share of all label occurrences (K,); ``per_spectrum``: labels per spectrum (N,)
+    (always 1 for multiclass); ``counts``: spectra per label (K,).
+    """
+    Y = ds.label_matrix().astype(np.int64)
+    counts = Y.sum(0)
+    return {
+        "names": ds.label_names,
+        "counts": counts,
+        "shares": counts / max(int(counts.sum()), 1),
+        "per_spectrum": Y.sum(1),
+    }
+
+
 def load(path: str | os.PathLike) -> SpectraDataset:
     """Read a file written by `SpectraDataset.save`; errors name the file and the reason."""
     path = Path(path)

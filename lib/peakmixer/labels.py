@@ -136,3 +136,13 @@ def load_smarts_file(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     if not smarts:
         raise LabelError(f"{path}: no SMARTS patterns found")
     return names, smarts
+
+
+def heavy_atom_shares(smiles_list: Sequence[str]) -> dict[str, float]:
+    """Share of each heavy element among all heavy atoms of the molecules (paper dataset figure, a and c)."""
+    counts: dict[str, int] = {}
+    for smiles in smiles_list:
+        for atom in parse_smiles(smiles).GetAtoms():
+            counts[atom.GetSymbol()] = counts.get(atom.GetSymbol(), 0) + 1
+    total = sum(counts.values()) or 1
+    return {k: v / total for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}

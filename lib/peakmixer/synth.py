@@ -537,6 +537,15 @@ def bac30_masks(axis: np.ndarray, knobs: Bac30Knobs | None = None) -> np.ndarray
     return masks
 
 
+def ensure_synth(kind: str, n: int, seed: int, data_dir: str | os.PathLike) -> Path:
+    """The file of (kind, n, seed) under `data_dir`, generated on first use; generation is deterministic,
+    so a file with this name (which carries the generator version) always holds the same data."""
+    path = Path(data_dir) / f"{kind}_v{GENERATOR_VERSION}_n{n}_s{seed}.pmx"
+    if not path.exists():
+        make_synth(kind, n, seed).save(path)
+    return path
+
+
 # ================================================================================================
 # CLI: python -m peakmixer data synth
 # ================================================================================================
@@ -612,36 +621,49 @@ def _provenance(
     }
 
 
+class _Window(NamedTuple):
+    """Unit-height Gaussians of R bands, each on a window of axis columns (see `_gaussian_windows`)."""
+
+    start: np.ndarray  # (R,) first column of each row's window, or (1,) when all rows share one window
+    values: np.ndarray  # (R, W) float32
+
+    def add_to(self, out: np.ndarray, rows: np.ndarray, amp: np.ndarray, sel: Any = slice(None)) -> None:
+        """``out[rows[i], window] += amp[i] * values[sel][i]`` for C-contiguous 2-D `out`, distinct `rows`."""
+        v = self.values[sel] * np.asarray(amp, dtype=np.float32)[:, None]
+        width = v.shape[1]
+        if len(self.start) == 1:
+            out[rows, self.start[0] : self.start[0] + width] += v
+            return
+        if not out.flags.c_contiguous:  # reshape would copy, and the sum would be lost
+            raise ValueError("a band window needs a C-contiguous array")
+        flat = (rows * out.shape[1])[:, None] + self.start[sel][:, None] + np.arange(width)
+        out.reshape(-1)[flat] += v
+
+
 def _gaussian_windows(
     axis: np.ndarray, axis32: np.ndarray, min_dx: float, centre: np.ndarray, fwhm: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-height Gaussians (R,) on a window of +-2.5 FWHM each: returns cols (R, W) and values (R, W).
+) -> _Window:
+    """Unit-height Gaussians (R,) with centres `centre` and widths `fwhm` (cm-1), on +-2.5 FWHM windows.
 
-    Windows are shifted inward at the axis ends (never clipped), so the columns of a row are distinct and
-    ``out[rows[:, None], cols] += v`` adds every value exactly once.
+    Bands whose centres stay close (a fixed band with jitter, a textbook range) share one window, which is
+    added by row slices; scattered ones (skeleton bands) get one window per row, added through flat indices,
+    several times slower per value. Windows are shifted inward at the axis ends, never clipped.
     """
     length = len(axis)
     half = int(np.ceil(_WINDOW_FWHM * float(fwhm.max()) / min_dx))
     width = min(2 * half + 1, length)
     start = np.clip(np.searchsorted(axis, centre) - half, 0, length - width)
-    cols = start[:, None] + np.arange(width)
-    d = axis32[cols]
+    lo, hi = int(start.min()), int(start.max())
+    if hi - lo <= 2 * width:
+        d = np.broadcast_to(axis32[lo : hi + width], (len(centre), hi - lo + width)).copy()
+        start = np.array([lo])
+    else:
+        d = axis32[start[:, None] + np.arange(width)]
     d -= centre.astype(np.float32)[:, None]
     d *= (np.sqrt(_FOUR_LN2) / fwhm.astype(np.float32))[:, None]
     d *= d
     np.negative(d, out=d)
-    return cols, np.exp(d, out=d)
-
-
-def _scatter_add(out: np.ndarray, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> None:
-    """``out[rows[:, None], cols] += values`` for a C-contiguous 2-D `out` and distinct columns per row.
-
-    Through flat indices: several times faster than 2-D fancy indexing for these shapes.
-    """
-    if not out.flags.c_contiguous:  # reshape would copy, and the sum would be lost
-        raise ValueError("_scatter_add needs a C-contiguous array")
-    flat = (rows * out.shape[1])[:, None] + cols
-    out.reshape(-1)[flat] += values
+    return _Window(start, np.exp(d, out=d))
 
 
 def _axis_helpers(axis: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -705,12 +727,11 @@ def _simulate_ir17(
         mid, span = 0.5 * (b.lo + b.hi), (b.hi - b.lo) * k.jitter
         centre = mid + span * (u[j, 0, rows] - 0.5)
         fwhm = b.fwhm * np.clip(np.exp(k.width_spread * g[j, 0, rows]), 0.6, 1.6)
-        amp = (b.rel * group_scale[rows, b.label] * np.exp(k.band_spread * g[j, 1, rows])).astype(np.float32)
-        cols, shape = _gaussian_windows(axis, axis32, min_dx, centre, fwhm)
-        shape *= amp[:, None]
-        _scatter_add(X, rows, cols, shape)
+        amp = b.rel * group_scale[rows, b.label] * np.exp(k.band_spread * g[j, 1, rows])
+        win = _gaussian_windows(axis, axis32, min_dx, centre, fwhm)
+        win.add_to(X, rows, amp)
         if comp is not None:
-            _scatter_add(comp.reshape(-1, len(axis)), rows * len(IR17_LABELS) + b.label, cols, shape)
+            win.add_to(comp.reshape(-1, len(axis)), rows * len(IR17_LABELS) + b.label, amp)
 
     # Skeleton bands: Poisson count per spectrum, mostly in the fingerprint region.
     count = np.minimum(rng.poisson(k.n_nuisance, n), _SKELETON_SLOTS)
@@ -724,10 +745,8 @@ def _simulate_ir17(
         hi = np.where(in_fp, _SKELETON_FINGERPRINT[1], axis[-1])
         centre = lo + (hi - lo) * s[1, slot, rows]
         fwhm = 8.0 + 32.0 * s[2, slot, rows]
-        amp = (0.05 + (k.nuisance_max - 0.05) * s[3, slot, rows]).astype(np.float32)
-        cols, shape = _gaussian_windows(axis, axis32, min_dx, centre, fwhm)
-        shape *= amp[:, None]
-        _scatter_add(X, rows, cols, shape)
+        amp = 0.05 + (k.nuisance_max - 0.05) * s[3, slot, rows]
+        _gaussian_windows(axis, axis32, min_dx, centre, fwhm).add_to(X, rows, amp)
 
     # Baseline drift: a tilt plus one broad hump.
     b = rng.random((4, n)).astype(np.float32)
@@ -789,14 +808,17 @@ def _simulate_bac30(
             continue
         mult = fam_mult[family[j], rows] * band_mult[j, rows]
         centre = centre0[j] + jitter[j, rows] + k.shift_cm * shifted[rows]
-        cols, shape = _gaussian_windows(axis, axis32, min_dx, centre, np.full(rows.size, fwhm0[j]))
+        win = _gaussian_windows(axis, axis32, min_dx, centre, np.full(rows.size, fwhm0[j]))
+        win.add_to(X, rows, (weights[0, j] + signature[rows]) * mult)
         if comp is not None:
             sub = np.flatnonzero(signature[rows] != 0.0)
             own = rows[sub]
-            v = (signature[own] * mult[sub]).astype(np.float32)[:, None] * shape[sub]
-            _scatter_add(comp.reshape(-1, len(axis)), own * len(BAC30_CLASSES) + y[own], cols[sub], v)
-        shape *= ((weights[0, j] + signature[rows]) * mult).astype(np.float32)[:, None]
-        _scatter_add(X, rows, cols, shape)
+            win.add_to(
+                comp.reshape(-1, len(axis)),
+                own * len(BAC30_CLASSES) + y[own],
+                signature[own] * mult[sub],
+                sub,
+            )
 
     count = np.minimum(rng.poisson(k.n_nuisance, n), _NUISANCE_SLOTS_BAC)
     s = rng.random((3, _NUISANCE_SLOTS_BAC, n))
@@ -805,10 +827,8 @@ def _simulate_bac30(
         if rows.size == 0:
             break
         centre = axis[0] + (axis[-1] - axis[0]) * s[0, slot, rows]
-        cols, shape = _gaussian_windows(axis, axis32, min_dx, centre, 10.0 + 20.0 * s[1, slot, rows])
-        amp = (0.02 + (k.nuisance_max - 0.02) * s[2, slot, rows]).astype(np.float32)
-        shape *= amp[:, None]
-        _scatter_add(X, rows, cols, shape)
+        amp = 0.02 + (k.nuisance_max - 0.02) * s[2, slot, rows]
+        _gaussian_windows(axis, axis32, min_dx, centre, 10.0 + 20.0 * s[1, slot, rows]).add_to(X, rows, amp)
 
     # Fluorescence: a broad hump centred in the upper part of the axis or beyond, stronger on the shifted day.
     b = rng.random((3, n)).astype(np.float32)

@@ -29,7 +29,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from .data import SpectraDataset, file_sha256, load
+from .data import SpectraDataset, file_sha256, load, random_splits
 from .metrics import compute_metrics, main_metric
 from .models import PeakModel, build_model, describe, profile_model
 from .provenance import git_sha
@@ -43,6 +43,7 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
+    val_fraction: float = 0.0  # > 0: validate on a random (stratified, seeded) share of train_split instead
     target: str = "y"  # "y", or an integer extra such as "y_group" (a multiclass target)
     normalize: Literal["none", "minmax", "standard"] = "none"  # per spectrum
 
@@ -254,9 +255,9 @@ def normalize(X: np.ndarray, how: str) -> np.ndarray:
     raise ConfigError(f"data.normalize: unknown method {how!r}")
 
 
-def prepare_split(ds: SpectraDataset, split: str, cfg: TrainConfig) -> Prepared:
-    """Select a split, resample it to the model input length, normalise, and pick the target."""
-    part = ds.split(split).to_length(cfg.model.input_length)
+def prepare_split(ds: SpectraDataset, split: str | np.ndarray, cfg: TrainConfig) -> Prepared:
+    """Rows of a split (a name or indices), resampled to the model input, normalised, with their target."""
+    part = (ds.split(split) if isinstance(split, str) else ds.subset(split)).to_length(cfg.model.input_length)
     X = normalize(part.X, cfg.data.normalize).astype(np.float32)
     if cfg.data.target == "y":
         y, task, names = part.y, part.task, part.label_names
@@ -270,6 +271,23 @@ def prepare_split(ds: SpectraDataset, split: str, cfg: TrainConfig) -> Prepared:
         task = "multiclass"
     y_t = torch.from_numpy(np.asarray(y, dtype=np.float32 if task == "multilabel" else np.int64))
     return Prepared(torch.from_numpy(X).unsqueeze(1), y_t, task, names)
+
+
+def train_val_rows(ds: SpectraDataset, cfg: TrainConfig) -> tuple[str | np.ndarray, str | np.ndarray]:
+    """The training and validation rows: two named splits, or with `data.val_fraction` a seeded random
+    (class-stratified for multiclass) share of the training split, as Ho et al. did for fine-tuning."""
+    d = cfg.data
+    if d.val_fraction <= 0:
+        return d.train_split, d.val_split
+    if not 0 < d.val_fraction < 1:
+        raise ConfigError(f"data.val_fraction must lie in (0, 1), got {d.val_fraction}")
+    rows = (
+        ds.splits[d.train_split] if d.train_split in ds.splits else ds.split(d.train_split)
+    )  # names the error
+    target = ds.y if d.target == "y" else ds.extras.get(d.target)
+    strata = target[rows] if target is not None and np.ndim(target) == 1 else None
+    parts = random_splits(len(rows), {"train": 1 - d.val_fraction, "val": d.val_fraction}, cfg.seed, strata)
+    return rows[parts["train"]], rows[parts["val"]]
 
 
 def loss_fn(task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -409,8 +427,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
         if not cfg.data.path:
             raise ConfigError("data.path: no dataset given")
         dataset = load(cfg.data.path)
-    train_data = prepare_split(dataset, cfg.data.train_split, cfg)
-    val_data = prepare_split(dataset, cfg.data.val_split, cfg)
+    train_rows, val_rows = train_val_rows(dataset, cfg)
+    train_data = prepare_split(dataset, train_rows, cfg)
+    val_data = prepare_split(dataset, val_rows, cfg)
     task, n_classes = train_data.task, len(train_data.label_names)
     metric_name = main_metric(task)
 

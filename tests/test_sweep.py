@@ -1,0 +1,164 @@
+import json
+
+import pandas as pd
+
+from peakmixer.cli import main
+from peakmixer.data import toy_dataset
+from peakmixer.sweep import SweepConfig, SweepDataset, load_sweep, plan, read_results, run_sweep, verdict
+
+TRAIN = {
+    "model": {"blocks": 2, "input_length": 128, "hidden": 16, "mlp_hidden": 16, "mlp_layers": 1},
+    "optim": {"epochs": 2, "batch_size": 16, "lr": 0.003},
+    "precision": "fp32",
+}
+
+
+def sweep_config(tmp_path, **changes) -> SweepConfig:
+    ml = toy_dataset(n=64, length=128, n_classes=4, seed=0).save(tmp_path / "ml.pmx")
+    data = {
+        "datasets": [{"name": "toy-ml", "path": str(ml)}],
+        "widths": [8],
+        "mixers": ["none", "mlpmixer"],
+        "mixer_layers": [1],
+        "seeds": [0, 1],
+        "train": TRAIN,
+        "out_dir": str(tmp_path / "sweep"),
+    } | changes
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps(data))  # JSON is YAML
+    return load_sweep(path)
+
+
+def test_plan_covers_the_grid_once():
+    ds = SweepDataset(name="d", path="d.pmx")
+    cfg = SweepConfig(
+        datasets=[ds],
+        widths=[8, 16],
+        mixers=["none", "mlp", "mlpmixer"],
+        mixer_layers=[0, 2],
+        seeds=[0, 1, 2],
+    )
+    runs = plan(cfg)
+    # none and mlp have no mixer layers: (1 + 1 + 2) models x 2 widths x 3 seeds
+    assert len(runs) == 4 * 2 * 3
+    assert len({r.run_id for r in runs}) == len(runs)
+
+
+def test_sweep_table_and_resume_without_redoing_runs(tmp_path, capsys):
+    cfg = sweep_config(tmp_path)
+    first = run_sweep(cfg, progress=False)
+    assert len(first) == 4
+    assert set(first["mixer"]) == {"none", "mlpmixer"} and set(first["seed"]) == {0, 1}
+    for col in (
+        "params",
+        "macs",
+        "train_seconds",
+        "spectra_per_second",
+        "micro_f1",
+        "emr",
+        "best_epoch",
+        "git_sha",
+    ):
+        assert first[col].notna().all(), col
+    # the table's MACs are what `python -m peakmixer profile` says for the same model
+    row = first[first["mixer"] == "mlpmixer"].iloc[0]
+    argv = [
+        "profile",
+        "--mixer",
+        "mlpmixer",
+        "--width",
+        "8",
+        "--blocks",
+        "2",
+        "--mixer-layers",
+        "1",
+        "--n-classes",
+        "4",
+        "--input-length",
+        "128",
+        "--hidden",
+        "16",
+        "--json",
+    ]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["macs"] == row["macs"]
+
+    # a killed sweep: one row lost and that run's directory holding only a mid-run checkpoint
+    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "sweep" / "runs").rglob("last.pt")}
+    table = read_results(cfg.out_dir + "/results.csv")
+    table.iloc[:-1].to_csv(cfg.out_dir + "/results.csv", index=False)
+    lost = table.iloc[-1]["run_id"]
+    (tmp_path / "sweep" / "runs" / lost / "metrics.json").unlink()
+    cfg.seeds = [0, 1, 2]
+    again = run_sweep(cfg, progress=False)
+    assert len(again) == 6 and again["run_id"].is_unique
+    touched = [p for p, t in stamp.items() if p.stat().st_mtime_ns != t]
+    assert touched == [], f"finished runs were redone: {touched}"  # the lost run resumed from its end state
+    assert lost in set(again["run_id"])
+
+
+def test_pretrain_finetune_protocol(tmp_path):
+    mc = toy_dataset(n=120, length=128, n_classes=3, task="multiclass", seed=0)
+    mc.splits = {
+        "reference": mc.splits["train"],
+        "val": mc.splits["val"],
+        "finetune": mc.splits["train"][:40],
+        "test": mc.splits["test"],
+    }
+    path = mc.save(tmp_path / "mc.pmx")
+    ds = {
+        "name": "toy-mc",
+        "path": str(path),
+        "protocol": "pretrain_finetune",
+        "train": {"data": {"train_split": "reference"}},
+        "finetune": {"data": {"train_split": "finetune", "val_fraction": 0.25}, "optim": {"lr": 0.0003}},
+    }
+    cfg = sweep_config(tmp_path, datasets=[ds], mixers=["mlpmixer"])
+    table = run_sweep(cfg, progress=False)
+    assert len(table) == 2 and table["accuracy"].between(0, 1).all() and table["micro_f1"].isna().all()
+    runs = tmp_path / "sweep" / "runs" / "toy-mc" / "w8-mlpmixer1"
+    assert (runs / "pretrain" / "best.pt").exists()  # one pre-training, shared by both seeds
+    for seed in (0, 1):
+        cfg_used = (runs / f"seed{seed}" / "config.yaml").read_text()
+        assert "init_from: " + str(runs / "pretrain" / "best.pt") in cfg_used
+
+
+def hand_table(gap: float, sd: float) -> pd.DataFrame:
+    rows = []
+    for mixer, base in (("none", 0.80), ("mlpmixer", 0.80 + gap)):
+        for seed, noise in enumerate((-sd, 0.0, sd)):
+            rows.append(
+                {
+                    "dataset": "synth",
+                    "task": "multilabel",
+                    "extractor": "respeak",
+                    "width": 32,
+                    "blocks": 6,
+                    "mixer": mixer,
+                    "mixer_layers": 4 if mixer == "mlpmixer" else 0,
+                    "seed": seed,
+                    "params": 1e5,
+                    "macs": 1e7,
+                    "micro_f1": base + noise,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_verdict_follows_the_table():
+    clear = verdict(hand_table(gap=0.05, sd=0.01))
+    assert (
+        "best mixer mlpmixer" in clear and "by 0.0500" in clear and "which exceeds the seed spread" in clear
+    )
+    unclear = verdict(hand_table(gap=0.005, sd=0.02))
+    assert "best mixer mlpmixer" in unclear and "does not exceed" in unclear
+    reversed_ = verdict(hand_table(gap=-0.03, sd=0.001))
+    assert "best mixer none" in reversed_
+    assert verdict(pd.DataFrame()).startswith("No finished runs")
+
+
+def test_sweep_cli_rejects_unknown_keys(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("widhts: [8]\n")
+    assert main(["sweep", "--config", str(path)]) == 2
+    assert "unknown config key 'widhts'" in capsys.readouterr().err
