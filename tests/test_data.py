@@ -16,8 +16,8 @@ from peakmixer.data import (
 def test_save_load_roundtrip_is_exact_and_deterministic(tmp_path):
     ds = toy_dataset(n=40, length=128)
     ds.extras["y_group"] = np.arange(40) % 3
-    a = ds.save(tmp_path / "a.pmx")
-    b = ds.save(tmp_path / "b.pmx")
+    a = ds.save(tmp_path / "a.npz")
+    b = ds.save(tmp_path / "b.npz")
     assert file_sha256(a) == file_sha256(b)
     back = load(a)
     assert np.array_equal(back.X, ds.X) and back.X.dtype == np.float32
@@ -33,7 +33,7 @@ def test_save_load_roundtrip_is_exact_and_deterministic(tmp_path):
 def test_file_is_a_zip_of_npy_without_pickle(tmp_path):
     import zipfile
 
-    path = toy_dataset(n=8, length=32).save(tmp_path / "d.pmx")
+    path = toy_dataset(n=8, length=32).save(tmp_path / "d.npz")
     names = zipfile.ZipFile(path).namelist()
     assert "header.json" in names and "X.npy" in names
     with np.load(path, allow_pickle=False) as z:  # readable by plain numpy too
@@ -68,11 +68,11 @@ def test_inconsistent_datasets_are_clear_errors(change, message):
 
 
 def test_load_names_the_file_and_reason(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.pmx"):
-        load(tmp_path / "missing.pmx")
-    bad = tmp_path / "bad.pmx"
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        load(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
     bad.write_text("not a zip")
-    with pytest.raises(DatasetError, match="bad.pmx: not a peakmixer dataset"):
+    with pytest.raises(DatasetError, match="bad.npz: not a peakmixer dataset"):
         load(bad)
 
 

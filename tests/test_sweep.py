@@ -14,7 +14,7 @@ TRAIN = {
 
 
 def sweep_config(tmp_path, **changes) -> SweepConfig:
-    ml = toy_dataset(n=64, length=128, n_classes=4, seed=0).save(tmp_path / "ml.pmx")
+    ml = toy_dataset(n=64, length=128, n_classes=4, seed=0).save(tmp_path / "ml.npz")
     data = {
         "datasets": [{"name": "toy-ml", "path": str(ml)}],
         "widths": [8],
@@ -30,7 +30,7 @@ def sweep_config(tmp_path, **changes) -> SweepConfig:
 
 
 def test_plan_covers_the_grid_once():
-    ds = SweepDataset(name="d", path="d.pmx")
+    ds = SweepDataset(name="d", path="d.npz")
     cfg = SweepConfig(
         datasets=[ds],
         widths=[8, 16],
@@ -105,7 +105,7 @@ def test_pretrain_finetune_protocol(tmp_path):
         "finetune": mc.splits["train"][:40],
         "test": mc.splits["test"],
     }
-    path = mc.save(tmp_path / "mc.pmx")
+    path = mc.save(tmp_path / "mc.npz")
     ds = {
         "name": "toy-mc",
         "path": str(path),

@@ -39,7 +39,7 @@ TINY = {
 
 
 def write_setup(tmp_path: Path, task: str = "multilabel", n: int = 96, **changes) -> Path:
-    data = toy_dataset(n=n, length=128, n_classes=4, task=task, seed=0).save(tmp_path / "toy.pmx")
+    data = toy_dataset(n=n, length=128, n_classes=4, task=task, seed=0).save(tmp_path / "toy.npz")
     cfg = {**TINY, "data": {"path": str(data)}, "out_dir": str(tmp_path / "run")}
     for key, value in changes.items():
         section, _, leaf = key.partition("__")
@@ -171,7 +171,7 @@ def test_finetune_from_a_checkpoint_with_a_new_head(tmp_path):
     path = write_setup(tmp_path)
     train(load_config(path))
     pre = tmp_path / "run" / "best.pt"
-    mc = toy_dataset(n=64, length=128, n_classes=3, task="multiclass", seed=1).save(tmp_path / "mc.pmx")
+    mc = toy_dataset(n=64, length=128, n_classes=3, task="multiclass", seed=1).save(tmp_path / "mc.npz")
     common = [f"data.path={mc}", f"init_from={pre}", f"out_dir={tmp_path / 'ft'}", "optim.lr=1e-4"]
     with pytest.raises(RuntimeError, match="size mismatch"):
         train(load_config(path, common))

@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -71,9 +72,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _notebooks(args: argparse.Namespace) -> int:
+    from .config import apply_overrides
     from .notebooks import run_notebooks
 
-    run_notebooks(args.profile, args.only)
+    kwargs = {"out_root": Path(args.figures)} if args.figures else {}
+    run_notebooks(args.profile, args.only, extra=apply_overrides({}, args.set), **kwargs)
     return 0
 
 
@@ -149,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("notebooks", help="run the notebooks with papermill into figures/<profile>/")
     p.add_argument("--profile", default="default", choices=["smoke", "default", "paper"])
     p.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK")
+    p.add_argument("--figures", default=None, help="output root instead of <repo>/figures")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a notebook parameter where declared, e.g. seeds=[0] or data_dir=/tmp/d",
+    )
     p.set_defaults(func=_notebooks)
 
     p = sub.add_parser("bench", help="throughput and memory per precision (ratios from one run)")

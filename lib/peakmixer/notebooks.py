@@ -33,15 +33,24 @@ def notebook_parameters(profile: str, name: str, out_root: Path = FIGURES_DIR) -
     return {**(params or {}), "profile": profile, "out_dir": str((out_root / profile).resolve())}
 
 
+def _declared(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"))
+    return {k: v for k, v in params.items() if k in declared}
+
+
 def run_notebooks(
     profile: str = "default",
     only: list[str] | None = None,
     *,
     out_root: Path = FIGURES_DIR,
+    extra: dict[str, Any] | None = None,
     execution_timeout: int = 3600,
 ) -> list[Path]:
     """Execute notebooks in order (one after the other: parallel kernels starve 2 cores).
 
+    `extra` parameters override the profile's, in each notebook that declares them (e.g. ``data_dir``).
     Returns the executed notebooks, written beside the figures as ``figures/<profile>/<name>.ipynb``.
     """
     import papermill as pm
@@ -66,7 +75,7 @@ def run_notebooks(
         pm.execute_notebook(
             str(NOTEBOOK_DIR / f"{name}.ipynb"),
             str(target),
-            parameters=notebook_parameters(profile, name, out_root),
+            parameters=notebook_parameters(profile, name, out_root) | _declared(name, extra or {}),
             kernel_name="python3",
             start_timeout=120,
             execution_timeout=execution_timeout,

@@ -59,7 +59,7 @@ from scipy.special import ndtri
 
 from peakmixer.data import SpectraDataset, named_axis, random_splits
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 KINDS = ("synth-ir17", "synth-bac30")
 
 # A Gaussian of FWHM w is exp(-4 ln2 (x - c)^2 / w^2); it is evaluated on +-2.5 FWHM (tail below 1e-7).
@@ -341,7 +341,7 @@ _MARKER_RANGE = (420.0, 1770.0)
 class Bac30Knobs:
     """Difficulty and split knobs of synth-bac30 (intensities relative to the consensus amide I band = 1)."""
 
-    separation: float = 1.0  # scales every class signature (0: all classes identical)
+    separation: float = 2.5  # scales every class signature (0: identical classes); calibrated, README
     marker: float = 0.06  # intensity of species marker bands (strain markers: half)
     family_spread: float = 0.25  # sd of log weight per band set and spectrum (physiological state)
     band_spread: float = 0.15  # sd of log weight per band and spectrum
@@ -540,7 +540,7 @@ def bac30_masks(axis: np.ndarray, knobs: Bac30Knobs | None = None) -> np.ndarray
 def ensure_synth(kind: str, n: int, seed: int, data_dir: str | os.PathLike) -> Path:
     """The file of (kind, n, seed) under `data_dir`, generated on first use; generation is deterministic,
     so a file with this name (which carries the generator version) always holds the same data."""
-    path = Path(data_dir) / f"{kind}_v{GENERATOR_VERSION}_n{n}_s{seed}.pmx"
+    path = Path(data_dir) / f"{kind}_v{GENERATOR_VERSION}_n{n}_s{seed}.npz"
     if not path.exists():
         make_synth(kind, n, seed).save(path)
     return path

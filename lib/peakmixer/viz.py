@@ -53,6 +53,9 @@ def sidecar(
         **dict(extra or {}),
     }
     out = path.with_suffix(".json")
+    if out.exists() and json.loads(out.read_text()).get("file") not in (path.name, None):
+        # NAME.png and NAME.csv would share NAME.json: one would silently lose its provenance.
+        raise FileExistsError(f"{out} already describes another file; give {path.name} its own name")
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(info, indent=1, sort_keys=True, default=str))
     os.replace(tmp, out)

@@ -1,0 +1,117 @@
+"""The notebooks: committed clean, parameters that exist, and headless smoke runs (what CI executes)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import papermill as pm
+import pytest
+import yaml
+
+from peakmixer.notebooks import NOTEBOOK_DIR, PARAMS_DIR, PROFILES, available_notebooks, run_notebooks
+
+NOTEBOOKS = available_notebooks()
+
+
+def test_the_paper_notebooks_exist():
+    assert {"01_data", "02_mixer_eval"} <= set(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_without_outputs_with_a_parameters_cell(name):
+    nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert "parameters" in code[0].metadata.get("tags", [])
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_params_key_is_a_notebook_parameter(profile, name):
+    # papermill only warns about unknown parameters: a typo in a params file would silently do nothing.
+    declared = set(pm.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb")))
+    path = PARAMS_DIR / profile / f"{name}.yaml"
+    assert path.exists(), f"{path} is missing"
+    keys = set(yaml.safe_load(path.read_text()) or {}) | {"profile", "out_dir"}
+    assert keys <= declared, f"{path}: not parameters of {name}: {sorted(keys - declared)}"
+
+
+def test_unknown_notebook_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no notebook"):
+        run_notebooks("smoke", ["99_nothing"], out_root=tmp_path)
+
+
+def run_all_smoke(tmp_path, name: str) -> Path:
+    """`./run_all.sh --profile smoke --only NAME` through the same CLI, with outputs in tmp_path."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "peakmixer",
+        "notebooks",
+        "--profile",
+        "smoke",
+        "--only",
+        name,
+        "--figures",
+        str(tmp_path / "figures"),
+        "--set",
+        f"data_dir={tmp_path / 'data'}",
+        "--set",
+        f"runs_dir={tmp_path / 'runs'}",
+    ]
+    done = subprocess.run(
+        cmd, env=os.environ | {"MPLBACKEND": "agg"}, capture_output=True, text=True, timeout=840
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    figs = tmp_path / "figures" / "smoke"
+    assert (figs / f"{name}.ipynb").exists()
+    return figs
+
+
+def assert_figure(figs: Path, name: str) -> None:
+    assert (figs / f"{name}.png").stat().st_size > 5_000 and (figs / f"{name}.svg").exists()
+    assert_sidecar(figs / f"{name}.png")
+
+
+def assert_sidecar(path: Path, synthetic: bool = True) -> None:
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert side["file"] == path.name and side["synthetic_data"] is synthetic
+    assert side["git_sha"] and side["packages"]["torch"] and side["parameters"]["profile"] == "smoke"
+    assert side["data_sha256"] and all(len(h) == 64 for h in side["data_sha256"].values())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_run_all_smoke_01_data(tmp_path):
+    figs = run_all_smoke(tmp_path, "01_data")
+    for name in ("datasets", "examples_synth-ir17", "examples_synth-bac30"):
+        assert_figure(figs, name)
+    assert_sidecar(figs / "label_stats.csv")
+    table = pd.read_csv(figs / "label_stats.csv")
+    assert set(table["dataset"]) == {"synth-ir17", "synth-bac30"} and table["synthetic"].all()
+    assert len(table) == 17 + 30
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_run_all_smoke_02_mixer_eval(tmp_path):
+    figs = run_all_smoke(tmp_path, "02_mixer_eval")
+    assert_figure(figs, "mixer_abc")
+    assert_figure(figs, "mixer_d")
+    for table in ("mixer_runs", "mixer_summary", "mixer_d_grid"):
+        assert_sidecar(figs / f"{table}.csv")
+    runs = pd.read_csv(figs / "mixer_runs.csv")
+    params = yaml.safe_load((PARAMS_DIR / "smoke" / "02_mixer_eval.yaml").read_text())
+    assert set(runs["mixer"]) == set(params["mixers"]) and set(runs["dataset"]) == {
+        "synth-ir17",
+        "synth-bac30",
+    }
+    assert set(runs["seed"]) == set(params["seeds"]) and runs["synthetic"].all()
+    verdict = (figs / "mixer_verdict.txt").read_text()
+    assert verdict.startswith("On SYNTHETIC data") and "best mixer" in verdict
+    assert_sidecar(figs / "mixer_verdict.txt")

@@ -1,0 +1,54 @@
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from peakmixer.data import toy_dataset
+from peakmixer.viz import label_table, plot_dataset_overview, plot_examples, save_figure, save_table
+
+
+def figure():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    return fig
+
+
+def test_figure_files_and_sidecar(tmp_path):
+    paths = save_figure(figure(), tmp_path, "fig", params={"seed": 3}, data={"d": "a" * 64}, synthetic=True)
+    assert [p.name for p in paths] == ["fig.png", "fig.svg", "fig.json"]
+    side = json.loads((tmp_path / "fig.json").read_text())
+    assert side["parameters"] == {"seed": 3} and side["data_sha256"] == {"d": "a" * 64}
+    assert side["synthetic_data"] is True and side["formats"] == ["png", "svg"]
+    assert side["git_sha"] and side["packages"]["numpy"] == np.__version__
+    assert "SYNTHETIC DATA" in (tmp_path / "fig.svg").read_text()
+
+
+def test_real_data_figure_is_not_stamped_and_bytes_are_stable(tmp_path):
+    save_figure(figure(), tmp_path / "a", "fig", synthetic=False)
+    save_figure(figure(), tmp_path / "b", "fig", synthetic=False)
+    assert "SYNTHETIC" not in (tmp_path / "a" / "fig.svg").read_text()
+    for ext in ("png", "svg"):
+        assert (tmp_path / "a" / f"fig.{ext}").read_bytes() == (tmp_path / "b" / f"fig.{ext}").read_bytes()
+
+
+def test_table_sidecar_marks_synthetic_and_refuses_a_shared_name(tmp_path):
+    save_table(pd.DataFrame({"x": [1, 2]}), tmp_path, "t", synthetic=True)
+    assert pd.read_csv(tmp_path / "t.csv")["synthetic"].all()
+    assert json.loads((tmp_path / "t.json").read_text())["rows"] == 2
+    with pytest.raises(FileExistsError, match="t.json already describes another file"):
+        save_figure(figure(), tmp_path, "t", synthetic=True)
+
+
+def test_dataset_figure_helpers():
+    ds = toy_dataset(n=30, length=64, n_classes=4)
+    table = label_table({"toy": ds})
+    assert len(table) == 4 and table["share"].sum() == pytest.approx(1.0)
+    assert table["spectra"].tolist() == ds.y.sum(0).tolist()
+    assert len(plot_dataset_overview({"toy": ds}).axes) == 2
+    assert len(plot_examples(ds, "toy", n_examples=2).axes) == 2
+    ds.masks = None
+    with pytest.raises(ValueError, match="no ground-truth masks"):
+        plot_examples(ds, "toy")
+    plt.close("all")
