@@ -99,6 +99,28 @@ def test_run_all_smoke_01_data(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
+def test_01_data_includes_a_real_dataset_from_data_dir(tmp_path, shared_data):
+    from peakmixer.io import import_files
+
+    nist = shared_data / "nist_ir_jcamp"
+    import_files(
+        sorted(nist.glob("*.jdx")),
+        out=tmp_path / "data" / "nist-fixtures.npz",
+        smiles_csv=nist / "molecules.csv",
+        labels="nist17",
+        axis="ir",
+        progress=False,
+    )
+    figs = run_all_smoke(tmp_path, "01_data")
+    table = pd.read_csv(figs / "label_stats.csv")
+    real = table[table["dataset"] == "nist-fixtures"]
+    assert len(real) == 17 and not real["synthetic"].any() and real["spectra"].sum() > 50
+    side = json.loads((figs / "datasets.json").read_text())
+    assert set(side["data_sha256"]) == {"synth-ir17", "synth-bac30", "nist-fixtures"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_run_all_smoke_02_mixer_eval(tmp_path):
     figs = run_all_smoke(tmp_path, "02_mixer_eval")
     assert_figure(figs, "mixer_abc")

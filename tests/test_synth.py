@@ -239,7 +239,7 @@ def test_bac30_classes_groups_and_provenance_are_ho_et_al():
     np.testing.assert_array_equal(ds.axis, named_axis("ho"))
     assert ds.extras["y_group"].dtype == np.int64
     np.testing.assert_array_equal(ds.extras["y_group"], [HO_GROUPING[c] for c in ds.y])
-    assert ds.provenance["group_names"] == HO_GROUP_NAMES and ds.provenance["synthetic"] is True
+    assert ds.provenance["y_group_names"] == HO_GROUP_NAMES and ds.provenance["synthetic"] is True
     assert ds.provenance["class_to_group"] == [HO_GROUPING[c] for c in range(30)]
 
 

@@ -81,7 +81,18 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import benchmark
+    from .bench import benchmark, benchmark_synth
+
+    if args.synth:
+        r = benchmark_synth(args.synth, args.n)
+        ratio = r["spectra_per_s"] / r["target_per_s"]
+        text = f"{r['kind']}: {r['n']} spectra generated and saved in {r['seconds']:.2f} s"
+        print(
+            json.dumps(r)
+            if args.json
+            else f"{text} = {r['spectra_per_s']:.0f} spectra/s ({ratio:.2f} x target)"
+        )
+        return 0
 
     result = benchmark(
         extractor=args.extractor,
@@ -165,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="throughput and memory per precision (ratios from one run)")
     _model_arguments(p)
     p.set_defaults(width=64, n_classes=17)
+    p.add_argument(
+        "--synth",
+        choices=["synth-ir17", "synth-bac30"],
+        default=None,
+        help="benchmark the synthetic generator instead of a model",
+    )
+    p.add_argument("--n", type=int, default=20_000, help="spectra to generate with --synth")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--device", default="auto")

@@ -43,6 +43,7 @@ import peakmixer
 from peakmixer import labels as labelsets
 from peakmixer.data import DatasetError, SpectraDataset, file_sha256, load, random_splits
 from peakmixer.io import import_files
+from peakmixer.synth import BAC30_CLASS_TO_GROUP, BAC30_GROUPS, BAC30_LABELS
 
 ENV_CACHE = "PEAKMIXER_DATA"
 ENV_BASE_URL = "PEAKMIXER_BASE_URL"
@@ -51,82 +52,11 @@ USER_AGENT = f"peakmixer/{peakmixer.__version__} (python-requests; research data
 TIMEOUT = (15, 60)  # seconds to connect, seconds between bytes
 SMARTS_957 = "substructures_957.txt"
 
-# Ho et al. 2019, csho33/bacteria-ID config.py (MIT licence): the 30 isolates (class id = index) and
-# the empiric antibiotic treatment group of each isolate (ATCC_GROUPINGS), group names `antibiotics`.
-HO_STRAINS: tuple[str, ...] = (
-    "C. albicans",
-    "C. glabrata",
-    "K. aerogenes",
-    "E. coli 1",
-    "E. coli 2",
-    "E. faecium",
-    "E. faecalis 1",
-    "E. faecalis 2",
-    "E. cloacae",
-    "K. pneumoniae 1",
-    "K. pneumoniae 2",
-    "P. mirabilis",
-    "P. aeruginosa 1",
-    "P. aeruginosa 2",
-    "MSSA 1",
-    "MSSA 3",
-    "MRSA 1 (isogenic)",
-    "MRSA 2",
-    "MSSA 2",
-    "S. enterica",
-    "S. epidermidis",
-    "S. lugdunensis",
-    "S. marcescens",
-    "S. pneumoniae 2",
-    "S. pneumoniae 1",
-    "S. sanguinis",
-    "Group A Strep.",
-    "Group B Strep.",
-    "Group C Strep.",
-    "Group G Strep.",
-)
-HO_ANTIBIOTICS: tuple[str, ...] = (
-    "Meropenem",
-    "Ciprofloxacin",
-    "TZP",
-    "Vancomycin",
-    "Ceftriaxone",
-    "Penicillin",
-    "Daptomycin",
-    "Caspofungin",
-)
-HO_GROUP_OF_STRAIN: tuple[int, ...] = (
-    7,
-    7,
-    0,
-    0,
-    0,
-    6,
-    5,
-    5,
-    0,
-    0,
-    0,
-    0,
-    2,
-    2,
-    3,
-    3,
-    3,
-    3,
-    3,
-    1,
-    3,
-    3,
-    0,
-    4,
-    4,
-    5,
-    5,
-    5,
-    5,
-    5,
-)
+# Ho et al. 2019's 30 isolates (class id = index), their empiric treatment groups and the group names:
+# one table, in peakmixer.synth (from csho33/bacteria-ID config.py, MIT), shared with synth-bac30.
+HO_STRAINS: tuple[str, ...] = BAC30_LABELS
+HO_ANTIBIOTICS: tuple[str, ...] = BAC30_GROUPS
+HO_GROUP_OF_STRAIN: tuple[int, ...] = tuple(BAC30_CLASS_TO_GROUP.tolist())
 # Clinical sets (Ho et al. notebook 3): spectra are stored patient by patient, in blocks of this size.
 HO_CLINICAL_PER_PATIENT = {"2018clinical": 400, "2019clinical": 100}
 

@@ -295,8 +295,8 @@ def verdict(table: pd.DataFrame) -> str:
                 f"the seed spread (largest sd {_fmt(spread)})."
             )
         if wins:
-            overall = max(wins, key=wins.get)
-            lines.append(f"{dataset}: {overall} is best at {wins[overall]} of {sum(wins.values())} widths.")
+            tally = ", ".join(f"{m} {k}" for m, k in sorted(wins.items(), key=lambda kv: -kv[1]))
+            lines.append(f"{dataset}: best mixer per width ({sum(wins.values())} widths): {tally}.")
     return "\n".join(lines) if lines else "Fewer than two mixers per width: no comparison possible."
 
 

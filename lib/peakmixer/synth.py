@@ -423,7 +423,7 @@ def make_synth_bac30(n: int, seed: int, **knobs: Any) -> SpectraDataset:
             f"signature bands: centre +- {MASK_FWHM} x FWHM, 3 jitter sd, day shift",
         )
         | {
-            "group_names": list(BAC30_GROUPS),
+            "y_group_names": list(BAC30_GROUPS),
             "class_to_group": BAC30_CLASS_TO_GROUP.tolist(),
             "classes": "Ho et al. 2019, csho33/bacteria-ID config.py (MIT); group names via RamanSPy",
             "bands": "Movasaghi et al. 2007; Maquelin et al. 2002; De Gelder et al. 2007",

@@ -205,7 +205,7 @@ def plot_dataset_overview(datasets: Mapping[str, SpectraDataset]) -> plt.Figure:
         if atoms:
             ax = row[0]
             if "smiles" in ds.extras:
-                shares = heavy_atom_shares([str(v) for v in ds.extras["smiles"]])
+                shares = heavy_atom_shares([str(v) for v in ds.extras["smiles"] if str(v)])
                 ax.bar(list(shares), list(shares.values()), color="slategray", alpha=0.8)
                 ax.set(ylim=(0, 1), xlabel="heavy atoms", ylabel="share")
                 ax.set_title(title, fontweight="bold")
