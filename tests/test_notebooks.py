@@ -1,9 +1,7 @@
 """The notebooks: committed clean, parameters that exist, and headless smoke runs (what CI executes)."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -13,6 +11,7 @@ import pytest
 import yaml
 
 from peakmixer.notebooks import NOTEBOOK_DIR, PARAMS_DIR, PROFILES, available_notebooks, run_notebooks
+from peakmixer.provenance import REPO_ROOT as REPO
 
 NOTEBOOKS = available_notebooks()
 
@@ -47,12 +46,9 @@ def test_unknown_notebook_is_a_clear_error(tmp_path):
 
 
 def run_all_smoke(tmp_path, name: str) -> Path:
-    """`./run_all.sh --profile smoke --only NAME` through the same CLI, with outputs in tmp_path."""
+    """`./run_all.sh --profile smoke --only NAME`, with every output under tmp_path."""
     cmd = [
-        sys.executable,
-        "-m",
-        "peakmixer",
-        "notebooks",
+        str(REPO / "run_all.sh"),
         "--profile",
         "smoke",
         "--only",
@@ -64,9 +60,7 @@ def run_all_smoke(tmp_path, name: str) -> Path:
         "--set",
         f"runs_dir={tmp_path / 'runs'}",
     ]
-    done = subprocess.run(
-        cmd, env=os.environ | {"MPLBACKEND": "agg"}, capture_output=True, text=True, timeout=840
-    )
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=840)
     assert done.returncode == 0, done.stderr[-4000:]
     figs = tmp_path / "figures" / "smoke"
     assert (figs / f"{name}.ipynb").exists()
