@@ -36,3 +36,16 @@ def test_overrides_are_parsed_safely_not_evaluated():
     assert out == {"a": {"b": "__import__('os').system('false')"}, "c": [1, 2]}
     with pytest.raises(ConfigError, match="key=value"):
         apply_overrides({}, ["novalue"])
+
+
+def test_shipped_configs_are_valid():
+    from peakmixer.provenance import REPO_ROOT
+    from peakmixer.sweep import load_sweep, plan
+
+    train_configs = sorted((REPO_ROOT / "params" / "train").glob("*.yaml"))
+    sweeps = sorted((REPO_ROOT / "params" / "sweeps").glob("*.yaml"))
+    assert train_configs and sweeps
+    for path in train_configs:
+        assert load_config(path).data.path.startswith("data/")
+    for path in sweeps:
+        assert plan(load_sweep(path))

@@ -158,7 +158,8 @@ def plot_spectrum_with_bands(
             )
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("wavenumber (cm$^{-1}$)")
-    ax.legend(fontsize=7, loc="upper right", frameon=False)
+    if len(names):
+        ax.legend(fontsize=7, loc="upper right", frameon=False)
     style_axes(ax)
 
 
