@@ -173,7 +173,7 @@ def test_finetune_from_a_checkpoint_with_a_new_head(tmp_path):
     pre = tmp_path / "run" / "best.pt"
     mc = toy_dataset(n=64, length=128, n_classes=3, task="multiclass", seed=1).save(tmp_path / "mc.npz")
     common = [f"data.path={mc}", f"init_from={pre}", f"out_dir={tmp_path / 'ft'}", "optim.lr=1e-4"]
-    with pytest.raises(RuntimeError, match="size mismatch"):
+    with pytest.raises(ConfigError, match="does not fit this model .*size mismatch.*new_head: true"):
         train(load_config(path, common))
     summary = train(load_config(path, [*common, "new_head=true"]))
     assert summary["task"] == "multiclass" and summary["model_spec"]["n_classes"] == 3

@@ -436,12 +436,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
     model = build_from_config(cfg, n_classes)
     if cfg.init_from:
         init = load_checkpoint(cfg.init_from)
+        weights = init["model"]
         if cfg.new_head:
             init_model = model_from_checkpoint(init)
             init_model.reset_head(n_classes)
-            model.load_state_dict(init_model.state_dict())
-        else:
-            model.load_state_dict(init["model"])
+            weights = init_model.state_dict()
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as e:
+            first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+            raise ConfigError(
+                f"init_from {cfg.init_from} does not fit this model ({first}); the model section must match "
+                "the pre-trained one, and new_head: true starts a fresh head for another label set"
+            ) from None
     model.to(device)
     if ddp.world > 1:
         model = sync_batchnorm(model, device)
