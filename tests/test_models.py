@@ -145,3 +145,24 @@ def test_reset_head_for_finetuning():
     model.reset_head(3)
     assert model(torch.randn(2, 1, 256)).shape == (2, 3)
     assert model.n_classes == 3
+
+
+def test_cnnpeak_level1_convs_run_once_and_cost_matches_upstream():
+    model = build_model("cnnpeak", "none", n_classes=30, width=16).eval()
+    calls = []
+    for conv in model.extractor.peak.level1:
+        conv.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        model(torch.randn(2, 1, 1024))
+    assert len(calls) == 3
+    cost = profile_model(model)
+    # UPSTREAM_SPEC §1.5: 0.0056 GMACs (thop, which also counts BatchNorm), 0.093 M params at a=2, K=30
+    assert cost["params"] == pytest.approx(0.093e6, rel=0.01)
+    assert cost["macs"] == pytest.approx(0.0056e9, rel=0.06)
+
+
+def test_transformer_cost_includes_attention():
+    c, tokens, hidden = 16, 16, 32  # ResPeak 16 x 3 blocks on 256 points -> 16 tokens
+    one, two = (profile_model(small("respeak", "transformer", mixer_layers=n))["macs"] for n in (1, 2))
+    per_layer = tokens * c * 3 * c + tokens * c * c + 2 * tokens * c * hidden + 2 * tokens * tokens * c
+    assert two - one == per_layer

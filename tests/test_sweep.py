@@ -1,8 +1,10 @@
 import json
 
 import pandas as pd
+import pytest
 
 from peakmixer.cli import main
+from peakmixer.config import ConfigError
 from peakmixer.data import toy_dataset
 from peakmixer.sweep import SweepConfig, SweepDataset, load_sweep, plan, read_results, run_sweep, verdict
 
@@ -143,6 +145,30 @@ def hand_table(gap: float, sd: float) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def test_a_changed_budget_never_reuses_old_rows(tmp_path):
+    cfg = sweep_config(tmp_path, mixers=["none"], seeds=[0])
+    run_sweep(cfg, progress=False)
+    cfg.train = {**cfg.train, "optim": {**cfg.train["optim"], "epochs": 3}}
+    with pytest.raises(ConfigError, match="already holds toy-ml/w8-none0/seed0 made with other settings"):
+        run_sweep(cfg, progress=False)
+
+
+def test_the_returned_table_holds_only_the_planned_runs(tmp_path):
+    cfg = sweep_config(tmp_path, mixers=["none"], seeds=[0, 1])
+    assert len(run_sweep(cfg, progress=False)) == 2
+    cfg.seeds = [1]
+    assert run_sweep(cfg, progress=False)["seed"].tolist() == [1]
+
+
+def test_verdict_chooses_depths_on_validation_not_test():
+    table = hand_table(gap=0.01, sd=0.001)
+    table["best_val"] = 0.5
+    deep = table[table["mixer"] == "mlpmixer"].assign(mixer_layers=8, micro_f1=0.99, best_val=0.1)
+    text = verdict(pd.concat([table, deep]))
+    assert "best mixer mlpmixer (micro_f1 0.8100" in text
+    assert "0.9900" not in text
 
 
 def test_verdict_follows_the_table():

@@ -223,3 +223,35 @@ def test_nan_spectrum_never_reaches_training(tmp_path):
     X[2, 0] = np.inf
     with pytest.raises(ValueError, match="toy2"):
         SpectraDataset(X=X, axis=ds.axis, y=ds.y, task=ds.task, label_names=ds.label_names, ids=ds.ids)
+
+
+def test_resuming_an_early_stopped_run_trains_no_further(tmp_path):
+    path = write_setup(tmp_path, optim__epochs=30, optim__patience=1, optim__lr=0.05)
+    first = train(load_config(path))
+    assert first["epochs_run"] < 30  # it stopped early
+    again = train(load_config(path), resume=True)
+    assert again["epochs_run"] == first["epochs_run"] and again["global_step"] == first["global_step"]
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    path = write_setup(tmp_path)
+    train(load_config(path, ["max_steps=3"]))
+    with pytest.raises(ConfigError, match="made with other settings or data"):
+        train(load_config(path, ["optim.lr=0.1"]), resume=True)
+    train(load_config(path, ["progress=true"]), resume=True)  # how a run is watched is not a new run
+
+
+def test_history_records_the_rate_each_epoch_trained_with(tmp_path):
+    summary = train(load_config(write_setup(tmp_path), ["optim.lr=0.004"]))
+    assert summary["history"][0]["lr"] == pytest.approx(0.004)
+    assert summary["history"][-1]["lr"] < 0.004
+
+
+def test_class_count_of_an_extra_target_comes_from_the_whole_dataset(tmp_path):
+    ds = toy_dataset(n=96, length=128, n_classes=4, task="multiclass", seed=0)
+    group = np.zeros(96, dtype=np.int64)
+    group[ds.splits["test"][:3]] = 2  # the highest group occurs only in the test split
+    ds.extras["y_group"] = group
+    path = write_setup(tmp_path)
+    summary = train(load_config(path, ["data.target=y_group", "optim.epochs=1"]), dataset=ds)
+    assert summary["model_spec"]["n_classes"] == 3 and len(summary["test"]["confusion"]) == 3

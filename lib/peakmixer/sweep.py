@@ -20,15 +20,16 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .config import apply_overrides, from_dict, load_yaml
+from .config import ConfigError, apply_overrides, from_dict, load_yaml
 from .data import file_sha256, load
 from .metrics import main_metric
 from .provenance import git_sha
-from .train import TrainConfig, train
+from .train import TrainConfig, config_fingerprint, train
 
 METRIC_COLUMNS = ("micro_f1", "macro_f1", "samples_f1", "hamming_accuracy", "emr", "accuracy")
 COLUMNS = (
     "run_id",
+    "config_id",
     "dataset",
     "synthetic",
     "task",
@@ -45,6 +46,7 @@ COLUMNS = (
     *METRIC_COLUMNS,
     "all_negative_hamming_accuracy",
     "best_epoch",
+    "best_val",
     "device",
     "precision",
     "git_sha",
@@ -116,7 +118,12 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         }
     },
     "qm9s": {"train": {"optim": {"lr": 1e-4, "epochs": 200}}},
-    "nist-ir": {"train": {"optim": {"lr": 2e-3, "epochs": 600, "scheduler": "cosine_restarts", "t_0": 40}}},
+    # patience >= epochs: a warm restart lifts the rate back up, so early stopping would cut the recipe short
+    "nist-ir": {
+        "train": {
+            "optim": {"lr": 2e-3, "epochs": 600, "scheduler": "cosine_restarts", "t_0": 40, "patience": 600}
+        }
+    },
 }
 
 
@@ -186,6 +193,8 @@ def _row(cfg: SweepConfig, run: Run, summary: dict[str, Any], extra_seconds: flo
         **{m: test.get(m, np.nan) for m in METRIC_COLUMNS},
         "all_negative_hamming_accuracy": test.get("all_negative", {}).get("hamming_accuracy", np.nan),
         "best_epoch": summary["best_epoch"],
+        "best_val": summary["best_val"],
+        "config_id": summary["config_id"],
         "device": summary["device"],
         "precision": summary["precision"],
         "git_sha": git_sha(),
@@ -212,42 +221,54 @@ def _append(path: Path, row: dict[str, Any]) -> None:
 
 
 def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
-    """Run every planned run that has no row in ``out_dir/results.csv`` yet; returns the whole table."""
+    """Run every planned run that has no row in ``out_dir/results.csv`` yet; returns the planned runs' rows.
+
+    A row made with other settings or data (its ``config_id`` differs) is never reused: that is an error
+    naming the run, so a changed budget cannot silently show old results.
+    """
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.csv"
-    done = set(read_results(results)["run_id"])
+    table = read_results(results)
+    known = dict(zip(table["run_id"], table["config_id"], strict=True))
     runs = plan(cfg)
+    hashes = data_hashes(cfg)
     synthetic = {ds.name: bool(load(ds.path).provenance.get("synthetic")) for ds in cfg.datasets}
-    pretrained: dict[str, tuple[Path, float]] = {}
+    pretrain_seconds: dict[str, float] = {}
     for i, run in enumerate(runs):
-        if run.run_id in done:
+        pre, tc = stage_configs(cfg, run, out)
+        config_id = config_fingerprint(tc, hashes[run.dataset.name])
+        if run.run_id in known:
+            if known[run.run_id] != config_id:
+                raise ConfigError(
+                    f"{results} already holds {run.run_id} made with other settings or data; use another "
+                    "out_dir, or delete that row and its run directory"
+                )
             continue
         if progress:
             print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}", flush=True)
-        run_dir = out / "runs" / run.run_id
-        extra = 0.0
-        if run.dataset.protocol == "pretrain_finetune":
-            best, extra = pretrained.get(run.model_id) or _pretrain(cfg, run, out)
-            pretrained[run.model_id] = (best, extra)
-            tc = run_config(cfg, run, "finetune", run_dir)
-            tc.init_from = str(best)
-        else:
-            tc = run_config(cfg, run, "train", run_dir)
-        tc.progress = False
+        if pre is not None and run.model_id not in pretrain_seconds:
+            pretrain_seconds[run.model_id] = float(train(pre, resume=True)["train_seconds"])
         summary = train(tc, resume=True)
-        _append(results, _row(cfg, run, summary, extra, synthetic[run.dataset.name]))
-    return read_results(results)
+        row = _row(cfg, run, summary, pretrain_seconds.get(run.model_id, 0.0), synthetic[run.dataset.name])
+        _append(results, row)
+    table = read_results(results)
+    return table[table["run_id"].isin({r.run_id for r in runs})].reset_index(drop=True)
 
 
-def _pretrain(cfg: SweepConfig, run: Run, out: Path) -> tuple[Path, float]:
-    """Pre-train once per model (seeded with the sweep's first seed); resumable like any run."""
-    first = Run(run.dataset, run.width, run.blocks, run.mixer, run.layers, cfg.seeds[0])
-    run_dir = out / "runs" / run.model_id / "pretrain"
-    tc = run_config(cfg, first, "train", run_dir)
+def stage_configs(cfg: SweepConfig, run: Run, out: Path) -> tuple[TrainConfig | None, TrainConfig]:
+    """(pre-training config or None, the run's config). Pre-training is done once per model, with the
+    sweep's first seed, and every seed's fine-tuning starts from its ``best.pt``."""
+    tc = run_config(cfg, run, "train", out / "runs" / run.run_id)
+    pre = None
+    if run.dataset.protocol == "pretrain_finetune":
+        first = Run(run.dataset, run.width, run.blocks, run.mixer, run.layers, cfg.seeds[0])
+        pre = run_config(cfg, first, "train", out / "runs" / run.model_id / "pretrain")
+        tc = run_config(cfg, run, "finetune", out / "runs" / run.run_id)
+        tc.init_from = str(Path(pre.out_dir) / "best.pt")
+        pre.progress = False
     tc.progress = False
-    summary = train(tc, resume=True)
-    return run_dir / "best.pt", float(summary["train_seconds"])
+    return pre, tc
 
 
 # --- summaries and the verdict ---------------------------------------------------------------------
@@ -257,7 +278,9 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and sd over seeds per model: columns `<metric>_mean`, `<metric>_sd`, gmacs, params, n_seeds."""
     keys = ["dataset", "task", "extractor", "width", "blocks", "mixer", "mixer_layers"]
     metrics = [
-        m for m in (*METRIC_COLUMNS, "all_negative_hamming_accuracy") if m in table and table[m].notna().any()
+        m
+        for m in (*METRIC_COLUMNS, "all_negative_hamming_accuracy", "best_val")
+        if m in table and table[m].notna().any()
     ]
     g = table.groupby(keys, sort=False)
     out = g.agg(params=("params", "first"), macs=("macs", "first"), n_seeds=("seed", "nunique")).reset_index()
@@ -280,7 +303,9 @@ def verdict(table: pd.DataFrame) -> str:
         mean, sd = f"{metric}_mean", f"{metric}_sd"
         wins: dict[str, int] = {}
         for width, at in rows.groupby("width", sort=True):
-            best_per_mixer = at.loc[at.groupby("mixer")[mean].idxmax()].sort_values(mean, ascending=False)
+            # Each mixer's depth is chosen on validation, never on the test metric it is judged by.
+            pick = "best_val_mean" if "best_val_mean" in at and at["best_val_mean"].notna().all() else mean
+            best_per_mixer = at.loc[at.groupby("mixer")[pick].idxmax()].sort_values(mean, ascending=False)
             if len(best_per_mixer) < 2:
                 continue
             first, second = best_per_mixer.iloc[0], best_per_mixer.iloc[1]

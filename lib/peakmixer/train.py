@@ -11,6 +11,7 @@ mid-epoch checkpoint reproduces the uninterrupted run exactly on CPU.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -267,7 +268,9 @@ def prepare_split(ds: SpectraDataset, split: str | np.ndarray, cfg: TrainConfig)
                 f"data.target: the dataset has no extra {cfg.data.target!r} ({sorted(part.extras)})"
             )
         y = part.extras[cfg.data.target].astype(np.int64)
-        names = list(ds.provenance.get(f"{cfg.data.target}_names", [str(i) for i in range(int(y.max()) + 1)]))
+        # The class count comes from the whole dataset: a split may lack the last class.
+        n_classes = int(ds.extras[cfg.data.target].max()) + 1
+        names = list(ds.provenance.get(f"{cfg.data.target}_names", [str(i) for i in range(n_classes)]))
         task = "multiclass"
     y_t = torch.from_numpy(np.asarray(y, dtype=np.float32 if task == "multilabel" else np.int64))
     return Prepared(torch.from_numpy(X).unsqueeze(1), y_t, task, names)
@@ -403,6 +406,17 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
+# Settings that change where or how a run is observed, not what it computes.
+_VOLATILE = ("out_dir", "progress", "checkpoint_every", "max_steps", "eval_batch_size", "device")
+
+
+def config_fingerprint(cfg: TrainConfig | dict[str, Any], data_hash: str) -> str:
+    """A short id of what a run computes: its config (less `_VOLATILE` keys) and the data's sha256."""
+    d = {k: v for k, v in (cfg if isinstance(cfg, dict) else to_dict(cfg)).items() if k not in _VOLATILE}
+    blob = json.dumps([d, data_hash], sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
 def _improved(value: float, best: float, min_delta: float) -> bool:
     return math.isnan(best) or value > best + min_delta
 
@@ -473,9 +487,18 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
         "history": [],
         "train_seconds": 0.0,
         "spectra_seen": 0,
+        "loss_sum": 0.0,  # of the current epoch, so a mid-epoch resume reports the whole epoch's loss
+        "loss_steps": 0,
     }
+    data_hash = file_sha256(cfg.data.path) if cfg.data.path else "in-memory"
     if resume and (out / "last.pt").exists():
-        ckpt = load_checkpoint(out / "last.pt", map_location=device)
+        # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the model's device.
+        ckpt = load_checkpoint(out / "last.pt", map_location="cpu")
+        if config_fingerprint(ckpt["config"], ckpt["data_hash"]) != config_fingerprint(cfg, data_hash):
+            raise ConfigError(
+                f"{out / 'last.pt'} was made with other settings or data than this config; resume only the "
+                "same run (or choose another out_dir)"
+            )
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -485,8 +508,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
     if ddp.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-    data_hash = file_sha256(cfg.data.path) if cfg.data.path else "in-memory"
 
     def checkpoint(name: str, metrics: dict | None = None) -> None:
         if not ddp.main:
@@ -510,11 +531,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
         )
 
     sampler = DistributedSampler(
-        range(len(train_data.X)), num_replicas=ddp.world, rank=ddp.rank, shuffle=True, seed=cfg.seed
+        range(len(train_data.X)),
+        num_replicas=ddp.world,
+        rank=ddp.rank,
+        shuffle=True,
+        seed=cfg.seed,
+        drop_last=ddp.world > 1,  # no padding with repeated spectra; drops < world spectra per epoch
     )
     X_train, y_train = train_data.X.to(device), train_data.y.to(device)
     stopped = False
-    while state["epoch"] < cfg.optim.epochs and not stopped:
+    # The patience test is part of the loop condition, so resuming an early-stopped run trains no further.
+    while state["epoch"] < cfg.optim.epochs and state["bad_epochs"] < cfg.optim.patience and not stopped:
         epoch = state["epoch"]
         sampler.set_epoch(epoch)
         order = torch.tensor(list(sampler))
@@ -523,7 +550,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
             batches.pop()  # BatchNorm cannot train on a batch of one
         net.train()
         t0 = time.perf_counter()
-        losses = []
+        loss_sum, loss_steps = torch.zeros((), device=device), 0  # summed on the device: no sync per step
+
+        def flush_loss() -> None:
+            nonlocal loss_sum, loss_steps
+            state["loss_sum"] += float(loss_sum)
+            state["loss_steps"] += loss_steps
+            loss_sum, loss_steps = torch.zeros((), device=device), 0
+
         bar = tqdm(
             batches[state["step_in_epoch"] :],
             desc=f"epoch {epoch}",
@@ -542,18 +576,21 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
                 nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
             scaler.step(opt)
             scaler.update()
-            losses.append(loss.item())
+            loss_sum += loss.detach()
+            loss_steps += 1
             state["step_in_epoch"] += 1
             state["global_step"] += 1
             state["spectra_seen"] += len(idx) * ddp.world
             if cfg.checkpoint_every and state["global_step"] % cfg.checkpoint_every == 0:
                 state["train_seconds"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
+                flush_loss()
                 checkpoint("last.pt")
             if cfg.max_steps and state["global_step"] >= cfg.max_steps:
                 stopped = True
                 break
         state["train_seconds"] += time.perf_counter() - t0
+        flush_loss()
         if stopped and state["step_in_epoch"] < len(batches):
             checkpoint("last.pt")
             break
@@ -561,17 +598,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
         val = evaluate_split(
             model, val_data, device=device, precision=precision, batch_size=cfg.eval_batch_size
         )
-        sched.step()
         value = val[metric_name]
         row = {
             "epoch": epoch,
-            "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            "train_loss": state["loss_sum"] / max(state["loss_steps"], 1),
             f"val_{metric_name}": value,
-            "lr": opt.param_groups[0]["lr"],
+            "lr": opt.param_groups[0]["lr"],  # the rate this epoch trained with
         }
+        sched.step()
         state["history"].append(row)
-        state["epoch"] += 1
-        state["step_in_epoch"] = 0
+        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_steps=0)
         if _improved(value, state["best"], cfg.optim.min_delta):
             state.update(best=value, best_epoch=epoch, bad_epochs=0)
             checkpoint("best.pt", {"val": val})
@@ -584,8 +620,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
                 f"lr {row['lr']:.2e}",
                 flush=True,
             )
-        if state["bad_epochs"] >= cfg.optim.patience:
-            break
 
     summary: dict[str, Any] = {
         "model": describe(model.spec),
@@ -603,6 +637,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
         "world_size": ddp.world,
         "seed": cfg.seed,
         "data_hash": data_hash,
+        "config_id": config_fingerprint(cfg, data_hash),
         "git_sha": git_sha(),
         "history": state["history"],
         **{k: profile_model(model)[k] for k in ("params", "macs")},
@@ -633,5 +668,6 @@ def evaluate_checkpoint(
     model = model_from_checkpoint(ckpt).to(dev)
     ds = load(data_path or cfg.data.path)
     data = prepare_split(ds, split, cfg)
-    metrics = evaluate_split(model, data, device=dev, precision=resolve_precision(cfg.precision, dev))
+    precision = "auto" if cfg.precision == "fp16" and dev.type != "cuda" else cfg.precision
+    metrics = evaluate_split(model, data, device=dev, precision=resolve_precision(precision, dev))
     return {"checkpoint": str(checkpoint), "split": split, "model": describe(model.spec), **metrics}
