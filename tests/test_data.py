@@ -124,3 +124,21 @@ def test_subset_and_split_views():
     assert np.array_equal(part.extras["w"], ds.splits["val"].astype(float))
     with pytest.raises(KeyError, match="no split 'dev'"):
         ds.split("dev")
+
+
+def test_downsampling_keeps_a_narrow_band_instead_of_aliasing_it():
+    from peakmixer.data import resample_spectra
+
+    x = np.linspace(400, 4000, 3601)  # 1 cm-1, like raw NIST-IR / QM9S
+    band = np.exp(-0.5 * ((x - 1702.3) / 1.5) ** 2)[None].astype(np.float32)  # FWHM 3.5 cm-1
+    target = np.linspace(400, 4000, 1024)  # 3.5 cm-1 spacing
+    binned = resample_spectra(band, x, target)
+    area = np.trapezoid(band[0], x)
+    assert np.trapezoid(binned[0], target) == pytest.approx(area, rel=0.02)
+    # point sampling misses most of such a band: its area depends on where the grid happens to fall
+    assert abs(np.trapezoid(resample_linear(band, x, target)[0], target) - area) > 0.02 * area
+    # upsampling stays linear and exact on linear signals
+    up = resample_spectra(np.array([[0.0, 1.0]], np.float32), np.array([0.0, 1.0]), np.linspace(0, 1, 5))
+    assert np.allclose(up, [[0, 0.25, 0.5, 0.75, 1]])
+    with pytest.raises(DatasetError, match="reaches outside"):
+        resample_spectra(band, x, np.linspace(300, 4000, 100))

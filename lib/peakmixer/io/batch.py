@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 import peakmixer
 from peakmixer import labels as labelsets
-from peakmixer.data import DatasetError, SpectraDataset, named_axis, resample_linear
+from peakmixer.data import DatasetError, SpectraDataset, named_axis, resample_spectra
 from peakmixer.io.base import Item, ReadError, Spectra, file_kind_error
 from peakmixer.io.csv import read_csv
 from peakmixer.io.jcamp import read_jcamp
@@ -113,32 +113,9 @@ def read_file(path: str | os.PathLike, *, npy_axis: str | os.PathLike | None = N
 
 
 def resample(x: np.ndarray, Y: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(n, L) spectra on ascending `x` -> (n, L') on ascending `target`, edge-held outside `x`.
-
-    Bin mean when `x` is at least twice as dense as `target`, else linear interpolation (module doc).
-    """
-    if np.median(np.diff(x)) * 2 > np.median(np.diff(target)):
-        return resample_linear(Y, x, target, outside="edge").astype(np.float64)
-    edges = np.concatenate(
-        [
-            [1.5 * target[0] - 0.5 * target[1]],
-            (target[1:] + target[:-1]) / 2,
-            [1.5 * target[-1] - 0.5 * target[-2]],
-        ]
-    )
-    e = np.clip(edges, x[0], x[-1])
-    C = np.concatenate(
-        [np.zeros((len(Y), 1)), np.cumsum(np.diff(x) * (Y[:, 1:] + Y[:, :-1]) / 2, axis=1)], axis=1
-    )
-    j = np.clip(np.searchsorted(x, e, side="right") - 1, 0, len(x) - 2)
-    w = e - x[j]
-    y_e = Y[:, j] + (Y[:, j + 1] - Y[:, j]) * (w / (x[j + 1] - x[j]))
-    F = C[:, j] + w * (Y[:, j] + y_e) / 2  # integral of the linear interpolant from x[0] to each edge
-    width = np.diff(e)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.diff(F, axis=1) / width
-    # A bin wholly outside the data has zero width after clipping: hold the nearest end value there.
-    return np.where(width > 0, out, y_e[:, :-1])
+    """(n, L) spectra on ascending `x` -> (n, L') on ascending `target`, edge-held outside `x`
+    (bin mean when downsampling, else linear: `peakmixer.data.resample_spectra`)."""
+    return resample_spectra(Y, x, target, outside="edge").astype(np.float64)
 
 
 def coverage(x: np.ndarray, target: np.ndarray) -> float:
