@@ -119,10 +119,10 @@ def test_pretrain_finetune_protocol(tmp_path):
     table = run_sweep(cfg, progress=False)
     assert len(table) == 2 and table["accuracy"].between(0, 1).all() and table["micro_f1"].isna().all()
     runs = tmp_path / "sweep" / "runs" / "toy-mc" / "w8-mlpmixer1"
-    assert (runs / "pretrain" / "best.pt").exists()  # one pre-training, shared by both seeds
+    assert (runs / "pretrain-seed0" / "best.pt").exists()  # one pre-training, shared by both seeds
     for seed in (0, 1):
         cfg_used = (runs / f"seed{seed}" / "config.yaml").read_text()
-        assert "init_from: " + str(runs / "pretrain" / "best.pt") in cfg_used
+        assert "init_from: " + str(runs / "pretrain-seed0" / "best.pt") in cfg_used
 
 
 def hand_table(gap: float, sd: float) -> pd.DataFrame:

@@ -11,8 +11,12 @@ deliberate fixes: no dead modules, no hard-coded lengths, one LayerNorm per mixe
 
 from __future__ import annotations
 
+import ast
 import copy
+import hashlib
+import inspect
 import math
+import textwrap
 from collections.abc import Callable
 
 import torch
@@ -247,6 +251,9 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(channels, channels)
         self.dropout = dropout
 
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}, dropout={self.dropout}"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
@@ -355,6 +362,9 @@ class PeakModel(nn.Module):
     @property
     def n_classes(self) -> int:
         return self.spec["n_classes"]
+
+    def extra_repr(self) -> str:
+        return f"input_length={self.input_length}"
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L) or (B, 1, L) spectra -> (B, C, L') unpooled feature map (for the IP and Grad-CAM)."""
@@ -505,6 +515,37 @@ def profile_model(model: PeakModel) -> dict[str, float]:
     return {"params": count_params(model), "macs": flops / 2, "flops": float(flops)}
 
 
+def code_fingerprint(model: nn.Module) -> str:
+    """A short id of what `model` computes, for the results store's run identity.
+
+    It hashes the module tree (`repr`: every layer with its shapes and settings) and the source of each
+    peakmixer class in the tree, as an AST without docstrings, so comments, docstrings and formatting do
+    not count but code does. Changing one mixer's code changes the ids of that mixer's models only;
+    torch's own classes count by name (the torch version is recorded beside each stored run).
+    """
+    classes = sorted({type(m) for m in model.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}")
+    parts = [repr(model)] + [_class_digest(c) for c in classes]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def _class_digest(cls: type) -> str:
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    if not cls.__module__.startswith("peakmixer"):
+        return name
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return name + ":" + hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
 def describe(spec: dict) -> str:
     """Short human name, e.g. ``ResPeak-160x6 + MLPMixer-4``."""
     ext = {"respeak": "ResPeak", "cnnpeak": "CNN-Peak"}[spec["extractor"]]
@@ -521,4 +562,13 @@ def describe(spec: dict) -> str:
     return f"{ext} + {name}-{spec['mixer_layers']}"
 
 
-__all__ = ["EXTRACTORS", "MIXERS", "PeakModel", "build_model", "count_params", "profile_model", "describe"]
+__all__ = [
+    "EXTRACTORS",
+    "MIXERS",
+    "PeakModel",
+    "build_model",
+    "code_fingerprint",
+    "count_params",
+    "describe",
+    "profile_model",
+]

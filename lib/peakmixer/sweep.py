@@ -12,24 +12,29 @@ set, and test on the test split; the spread over seeds is the fine-tuning spread
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, apply_overrides, from_dict, load_yaml
-from .data import file_sha256, load
+from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from .data import SpectraDataset, file_sha256, load
 from .metrics import main_metric
-from .provenance import git_sha
-from .train import TrainConfig, config_fingerprint, train
+from .provenance import git_sha, package_versions
+from .train import TrainConfig, machine, planned_config_id, train
 
 METRIC_COLUMNS = ("micro_f1", "macro_f1", "samples_f1", "hamming_accuracy", "emr", "accuracy")
+# One row per finished run: what it is, how it scored, how it ended, and where and with what it was made.
 COLUMNS = (
     "run_id",
     "config_id",
+    "init_id",
     "dataset",
     "synthetic",
     "task",
@@ -41,22 +46,52 @@ COLUMNS = (
     "seed",
     "params",
     "macs",
-    "train_seconds",
-    "spectra_per_second",
     *METRIC_COLUMNS,
     "all_negative_hamming_accuracy",
     "best_epoch",
     "best_val",
+    "epochs_run",
+    "epoch_cap",
+    "ended_by",
+    "train_seconds",
+    "pretrain_seconds",
+    "spectra_per_second",
     "device",
+    "device_name",
     "precision",
+    "threads",
+    "torch",
+    "data_sha256",
     "git_sha",
+    "finished_at",
+)
+# Read as text whatever they look like: an all-digit id must not become an integer, nor "12e345" inf.
+TEXT_COLUMNS = (
+    "run_id",
+    "config_id",
+    "init_id",
+    "dataset",
+    "task",
+    "extractor",
+    "mixer",
+    "ended_by",
+    "device",
+    "device_name",
+    "precision",
+    "torch",
+    "data_sha256",
+    "git_sha",
+    "finished_at",
 )
 
 
 @dataclass
 class SweepDataset:
     name: str  # the dataset's name in the table and figures
-    path: str  # a SpectraDataset file
+    path: str = ""  # a SpectraDataset file; or leave empty and name a synthetic `kind`
+    kind: str = ""  # a synthetic benchmark (synth-ir17 | synth-bac30), generated into the sweep's data_dir
+    n: int = 0  # spectra of the synthetic benchmark
+    data_seed: int = 0  # its generator seed
     protocol: Literal["standard", "pretrain_finetune"] = "standard"
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides (the pre-train stage)
     finetune: dict[str, Any] = field(default_factory=dict)  # overrides of the fine-tune stage
@@ -71,8 +106,15 @@ class SweepConfig:
     mixers: list[str] = field(default_factory=lambda: ["none", "mlp", "mlpmixer", "transformer"])
     mixer_layers: list[int] = field(default_factory=lambda: [4])  # for mlpmixer and transformer
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    pretrain_seed: int = 0  # the one pre-training per model of pretrain_finetune datasets
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides for every run
-    out_dir: str = "runs/sweep"
+    out_dir: str = "runs/sweep"  # run directories (checkpoints; not committed)
+    results: str = ""  # the results table; empty: out_dir/results.csv
+    data_dir: str = "data"  # where synthetic datasets are generated and cached
+
+    @property
+    def results_path(self) -> Path:
+        return Path(self.results) if self.results else Path(self.out_dir) / "results.csv"
 
 
 @dataclass(frozen=True)
@@ -127,14 +169,45 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 }
 
 
-def dataset_entry(name: str, path: str | Path) -> SweepDataset:
+def dataset_entry(name: str, path: str | Path = "", **fields: Any) -> SweepDataset:
     """A sweep dataset with the protocol its name implies (Ho et al.'s for bacteria, else plain splits)."""
-    return from_dict(SweepDataset, {"name": name, "path": str(path), **PROTOCOLS.get(name, {})})
+    return from_dict(SweepDataset, {"name": name, "path": str(path), **PROTOCOLS.get(name, {}), **fields})
 
 
-def load_sweep(path: str | Path | None = None, overrides: list[str] | None = None) -> SweepConfig:
+def load_sweep(
+    path: str | Path | None = None, overrides: list[str] | None = None, *, root: str | Path | None = None
+) -> SweepConfig:
+    """A sweep from YAML plus ``key=value`` overrides. Relative paths (out_dir, results, data_dir, dataset
+    paths) are taken relative to `root` when given (the repository, for the committed studies), else to
+    the working directory."""
     data = load_yaml(path) if path else {}
-    return from_dict(SweepConfig, apply_overrides(data, overrides or []))
+    cfg = from_dict(SweepConfig, apply_overrides(data, overrides or []))
+    if root is not None:
+        base = Path(root)
+        for key in ("out_dir", "results", "data_dir"):
+            value = getattr(cfg, key)
+            if value and not Path(value).is_absolute():
+                setattr(cfg, key, str(base / value))
+        for ds in cfg.datasets:
+            if ds.path and not Path(ds.path).is_absolute():
+                ds.path = str(base / ds.path)
+    return cfg
+
+
+def dataset_path(cfg: SweepConfig, ds: SweepDataset) -> Path:
+    """The dataset's file; a synthetic one is generated into `cfg.data_dir` on first use."""
+    if ds.kind:
+        from .synth import ensure_synth
+
+        if ds.n <= 0:
+            raise ConfigError(f"dataset {ds.name}: a synthetic kind needs n > 0")
+        return ensure_synth(ds.kind, ds.n, ds.data_seed, cfg.data_dir)
+    if not ds.path:
+        raise ConfigError(f"dataset {ds.name}: give a path or a synthetic kind")
+    path = Path(ds.path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset {ds.name}: {path} not found; prepare it first (data_download/)")
+    return path
 
 
 def plan(cfg: SweepConfig) -> list[Run]:
@@ -156,8 +229,11 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_config(cfg: SweepConfig, run: Run, stage: Literal["train", "finetune"], out: Path) -> TrainConfig:
-    """The TrainConfig of one run (or one stage of a pre-train -> fine-tune run)."""
+def run_config(
+    cfg: SweepConfig, run: Run, stage: Literal["train", "finetune"], out: Path, data_path: Path | str
+) -> TrainConfig:
+    """The TrainConfig of one run (or one stage of a pre-train -> fine-tune run). The run's width, blocks,
+    mixer and layers are set only where the sweep names them: other model settings come from `train`."""
     model: dict[str, Any] = {"extractor": cfg.extractor, "mixer": run.mixer, "width": run.width}
     if run.blocks is not None:
         model["blocks"] = run.blocks
@@ -167,20 +243,58 @@ def run_config(cfg: SweepConfig, run: Run, stage: Literal["train", "finetune"], 
     if stage == "finetune":
         data = _merge(data, run.dataset.finetune)
     data = _merge(
-        data, {"model": model, "data": {"path": run.dataset.path}, "out_dir": str(out), "seed": run.seed}
+        data, {"model": model, "data": {"path": str(data_path)}, "out_dir": str(out), "seed": run.seed}
     )
     return from_dict(TrainConfig, data)
 
 
-def _row(cfg: SweepConfig, run: Run, summary: dict[str, Any], extra_seconds: float, synthetic: bool) -> dict:
+def stage_configs(
+    cfg: SweepConfig, run: Run, data_path: Path | str
+) -> tuple[TrainConfig | None, TrainConfig]:
+    """(pre-training config or None, the run's config). Pre-training is done once per model, with
+    `cfg.pretrain_seed` (in its own folder, so another seed list never collides with it), and every seed's
+    fine-tuning starts from its ``best.pt``."""
+    runs = Path(cfg.out_dir) / "runs"
+    tc = run_config(cfg, run, "train", runs / run.run_id, data_path)
+    pre = None
+    if run.dataset.protocol == "pretrain_finetune":
+        first = Run(run.dataset, run.width, run.blocks, run.mixer, run.layers, cfg.pretrain_seed)
+        pre_dir = runs / run.model_id / f"pretrain-seed{cfg.pretrain_seed}"
+        pre = run_config(cfg, first, "train", pre_dir, data_path)
+        tc = run_config(cfg, run, "finetune", runs / run.run_id, data_path)
+        tc.init_from = str(Path(pre.out_dir) / "best.pt")
+        pre.progress = False
+    tc.progress = False
+    return pre, tc
+
+
+def run_identity(
+    pre: TrainConfig | None,
+    tc: TrainConfig,
+    dataset: SpectraDataset,
+    data_hash: str,
+    *,
+    device_type: str | None = None,
+    precision: str | None = None,
+) -> str:
+    """The config id the run will have (see `train.config_fingerprint`), without training it: a fine-tuned
+    run's id includes its pre-training's id, so a changed pre-training changes it too."""
+    kw = {"device_type": device_type, "precision": precision}
+    init_id = planned_config_id(pre, dataset, data_hash, init_id="", **kw) if pre is not None else ""
+    return planned_config_id(tc, dataset, data_hash, init_id=init_id, **kw)
+
+
+def _row(run: Run, summary: dict[str, Any], pretrain_seconds: float, synthetic: bool, cap: int) -> dict:
     test = summary.get("test", {})
     spec = summary["model_spec"]
     return {
         "run_id": run.run_id,
+        "config_id": summary["config_id"],
+        "init_id": summary["init_id"],
         "dataset": run.dataset.name,
         "synthetic": synthetic,
         "task": summary["task"],
-        "extractor": cfg.extractor,
+        "extractor": spec["extractor"],
         "width": run.width,
         "blocks": _blocks(spec),
         "mixer": run.mixer,
@@ -188,16 +302,24 @@ def _row(cfg: SweepConfig, run: Run, summary: dict[str, Any], extra_seconds: flo
         "seed": run.seed,
         "params": summary["params"],
         "macs": summary["macs"],
-        "train_seconds": summary["train_seconds"] + extra_seconds,
-        "spectra_per_second": summary["spectra_per_second"],
         **{m: test.get(m, np.nan) for m in METRIC_COLUMNS},
         "all_negative_hamming_accuracy": test.get("all_negative", {}).get("hamming_accuracy", np.nan),
         "best_epoch": summary["best_epoch"],
         "best_val": summary["best_val"],
-        "config_id": summary["config_id"],
-        "device": summary["device"],
+        "epochs_run": summary["epochs_run"],
+        "epoch_cap": cap,
+        "ended_by": summary["ended_by"],
+        "train_seconds": summary["train_seconds"],
+        "pretrain_seconds": pretrain_seconds,
+        "spectra_per_second": summary["spectra_per_second"],
+        "device": summary["device"].split(":")[0],
+        "device_name": summary["gpu"] or summary["cpu"],
         "precision": summary["precision"],
+        "threads": summary["threads"],
+        "torch": summary["torch"],
+        "data_sha256": summary["data_hash"],
         "git_sha": git_sha(),
+        "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 
@@ -208,67 +330,98 @@ def _blocks(spec: dict[str, Any]) -> int:
 
 
 def read_results(path: str | Path) -> pd.DataFrame:
+    """A results table (ids and names read as text), or an empty one with the store's columns."""
     path = Path(path)
-    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=list(COLUMNS))
+    if not path.exists():
+        return pd.DataFrame(columns=list(COLUMNS))
+    table = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
+    for c in TEXT_COLUMNS:
+        if c in table:
+            table[c] = table[c].fillna("")
+    return table
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:
     """Add one row, rewriting the table atomically so a kill never leaves half a line."""
-    table = pd.concat([read_results(path), pd.DataFrame([row])], ignore_index=True)
+    old = read_results(path)
+    new = pd.DataFrame([row])
+    table = new if old.empty else pd.concat([old, new], ignore_index=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     table.to_csv(tmp, index=False)
     os.replace(tmp, path)
 
 
-def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
-    """Run every planned run that has no row in ``out_dir/results.csv`` yet; returns the planned runs' rows.
+def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]) -> Path:
+    """``<results>.json``: the sweep that writes the table, the machine, and the wall time spent so far."""
+    path = cfg.results_path.with_suffix(".json")
+    info = json.loads(path.read_text()) if path.exists() else {}
+    total = float(info.get("wall_seconds", 0.0)) + wall_seconds
+    info = {
+        "table": cfg.results_path.name,
+        "sweep": to_dict(cfg),
+        "data_sha256": hashes,
+        "wall_seconds": total,
+        "machine": {**machine(), "cores": os.cpu_count()},
+        "packages": package_versions(),
+        "git_sha": git_sha(),
+        "written_by": "peakmixer.sweep.run_sweep (never by hand)",
+    }
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(info, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+    return path
 
-    A row made with other settings or data (its ``config_id`` differs) is never reused: that is an error
-    naming the run, so a changed budget cannot silently show old results.
+
+def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
+    """Run every planned run that has no row in the results table yet; returns the planned runs' rows.
+
+    A row made with other settings, code or data (its ``config_id`` differs) is never reused: that is an
+    error naming the run, so a changed budget cannot silently show old results. A run cut short by
+    ``max_steps`` writes no row (it resumes next time).
     """
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    results = out / "results.csv"
+    results = cfg.results_path
     table = read_results(results)
     known = dict(zip(table["run_id"], table["config_id"], strict=True))
     runs = plan(cfg)
-    hashes = data_hashes(cfg)
-    synthetic = {ds.name: bool(load(ds.path).provenance.get("synthetic")) for ds in cfg.datasets}
+    paths = {ds.name: dataset_path(cfg, ds) for ds in cfg.datasets}
+    hashes = {name: file_sha256(p) for name, p in paths.items()}
+    datasets = {name: load(p) for name, p in paths.items()}
+    synthetic = {name: bool(ds.provenance.get("synthetic")) for name, ds in datasets.items()}
     pretrain_seconds: dict[str, float] = {}
     for i, run in enumerate(runs):
-        pre, tc = stage_configs(cfg, run, out)
-        config_id = config_fingerprint(tc, hashes[run.dataset.name])
+        name = run.dataset.name
+        pre, tc = stage_configs(cfg, run, paths[name])
+        config_id = run_identity(pre, tc, datasets[name], hashes[name])
         if run.run_id in known:
             if known[run.run_id] != config_id:
                 raise ConfigError(
-                    f"{results} already holds {run.run_id} made with other settings or data; use another "
-                    "out_dir, or delete that row and its run directory"
+                    f"{results} already holds {run.run_id} made with other settings, code or data (config id "
+                    f"{known[run.run_id]}, now {config_id}); use another results table, or delete that row "
+                    "and its run directory"
                 )
             continue
         if progress:
             print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}", flush=True)
+        t0 = time.perf_counter()
         if pre is not None and run.model_id not in pretrain_seconds:
-            pretrain_seconds[run.model_id] = float(train(pre, resume=True)["train_seconds"])
-        summary = train(tc, resume=True)
-        row = _row(cfg, run, summary, pretrain_seconds.get(run.model_id, 0.0), synthetic[run.dataset.name])
+            pre_summary = train(pre, resume=True, dataset=datasets[name])
+            if pre_summary.get("stopped"):
+                print(f"[sweep] {run.model_id} pre-training cut short by max_steps: no row", flush=True)
+                continue
+            pretrain_seconds[run.model_id] = float(pre_summary["train_seconds"])
+        summary = train(tc, resume=True, dataset=datasets[name])
+        if summary.get("stopped"):
+            print(f"[sweep] {run.run_id} cut short by max_steps: no row; it resumes next time", flush=True)
+            continue
+        if summary["config_id"] != config_id:  # the planned identity must be the one training records
+            raise RuntimeError(f"{run.run_id}: planned config id {config_id}, trained {summary['config_id']}")
+        row = _row(run, summary, pretrain_seconds.get(run.model_id, 0.0), synthetic[name], tc.optim.epochs)
         _append(results, row)
+        _write_sidecar(cfg, time.perf_counter() - t0, hashes)
+        known[run.run_id] = config_id
     table = read_results(results)
     return table[table["run_id"].isin({r.run_id for r in runs})].reset_index(drop=True)
-
-
-def stage_configs(cfg: SweepConfig, run: Run, out: Path) -> tuple[TrainConfig | None, TrainConfig]:
-    """(pre-training config or None, the run's config). Pre-training is done once per model, with the
-    sweep's first seed, and every seed's fine-tuning starts from its ``best.pt``."""
-    tc = run_config(cfg, run, "train", out / "runs" / run.run_id)
-    pre = None
-    if run.dataset.protocol == "pretrain_finetune":
-        first = Run(run.dataset, run.width, run.blocks, run.mixer, run.layers, cfg.seeds[0])
-        pre = run_config(cfg, first, "train", out / "runs" / run.model_id / "pretrain")
-        tc = run_config(cfg, run, "finetune", out / "runs" / run.run_id)
-        tc.init_from = str(Path(pre.out_dir) / "best.pt")
-        pre.progress = False
-    tc.progress = False
-    return pre, tc
 
 
 # --- summaries and the verdict ---------------------------------------------------------------------
@@ -329,17 +482,13 @@ def _fmt(v: float) -> str:
     return "n/a" if not np.isfinite(v) else f"{v:.4f}"
 
 
-def data_hashes(cfg: SweepConfig) -> dict[str, str]:
-    return {ds.name: file_sha256(ds.path) for ds in cfg.datasets}
-
-
 # --- CLI -------------------------------------------------------------------------------------------
 
 
 def _cli(args: argparse.Namespace) -> int:
     cfg = load_sweep(args.config, args.set)
     table = run_sweep(cfg)
-    print(f"{len(table)} runs in {Path(cfg.out_dir) / 'results.csv'}")
+    print(f"{len(table)} runs in {cfg.results_path}")
     print(verdict(table))
     return 0
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .data import SpectraDataset, file_sha256, load, random_splits
 from .metrics import compute_metrics, main_metric
-from .models import PeakModel, build_model, describe, profile_model
+from .models import PeakModel, build_model, code_fingerprint, describe, profile_model
 from .provenance import git_sha
 
 # --- configuration ---------------------------------------------------------------------------------
@@ -256,22 +257,24 @@ def normalize(X: np.ndarray, how: str) -> np.ndarray:
     raise ConfigError(f"data.normalize: unknown method {how!r}")
 
 
+def label_space(ds: SpectraDataset, cfg: TrainConfig) -> tuple[str, list[str]]:
+    """(task, class names) of the training target: the dataset's labels, or a multiclass extra."""
+    if cfg.data.target == "y":
+        return ds.task, list(ds.label_names)
+    if cfg.data.target not in ds.extras:
+        raise ConfigError(f"data.target: the dataset has no extra {cfg.data.target!r} ({sorted(ds.extras)})")
+    # The class count comes from the whole dataset: a split may lack the last class.
+    n_classes = int(ds.extras[cfg.data.target].max()) + 1
+    names = list(ds.provenance.get(f"{cfg.data.target}_names", [str(i) for i in range(n_classes)]))
+    return "multiclass", names
+
+
 def prepare_split(ds: SpectraDataset, split: str | np.ndarray, cfg: TrainConfig) -> Prepared:
     """Rows of a split (a name or indices), resampled to the model input, normalised, with their target."""
+    task, names = label_space(ds, cfg)
     part = (ds.split(split) if isinstance(split, str) else ds.subset(split)).to_length(cfg.model.input_length)
     X = normalize(part.X, cfg.data.normalize).astype(np.float32)
-    if cfg.data.target == "y":
-        y, task, names = part.y, part.task, part.label_names
-    else:
-        if cfg.data.target not in part.extras:
-            raise ConfigError(
-                f"data.target: the dataset has no extra {cfg.data.target!r} ({sorted(part.extras)})"
-            )
-        y = part.extras[cfg.data.target].astype(np.int64)
-        # The class count comes from the whole dataset: a split may lack the last class.
-        n_classes = int(ds.extras[cfg.data.target].max()) + 1
-        names = list(ds.provenance.get(f"{cfg.data.target}_names", [str(i) for i in range(n_classes)]))
-        task = "multiclass"
+    y = part.y if cfg.data.target == "y" else part.extras[cfg.data.target].astype(np.int64)
     y_t = torch.from_numpy(np.asarray(y, dtype=np.float32 if task == "multilabel" else np.int64))
     return Prepared(torch.from_numpy(X).unsqueeze(1), y_t, task, names)
 
@@ -406,15 +409,86 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
-# Settings that change where or how a run is observed, not what it computes.
+# What a run computes beyond its config and data: the training loop, loss, optimiser and schedule set-up,
+# data preparation and metrics. Bump it when a change there changes results (not for a refactor);
+# tests/test_identity.py replays a short reference run and fails until the version is bumped.
+TRAINING_PATH_VERSION = 1
+
+# Settings that change where or how a run is observed, not what it computes. `device` and `precision` are
+# replaced by the device type and the resolved precision ("auto" means bf16 on one machine, fp32 on another).
 _VOLATILE = ("out_dir", "progress", "checkpoint_every", "max_steps", "eval_batch_size", "device")
 
 
-def config_fingerprint(cfg: TrainConfig | dict[str, Any], data_hash: str) -> str:
-    """A short id of what a run computes: its config (less `_VOLATILE` keys) and the data's sha256."""
-    d = {k: v for k, v in (cfg if isinstance(cfg, dict) else to_dict(cfg)).items() if k not in _VOLATILE}
-    blob = json.dumps([d, data_hash], sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
+def config_fingerprint(
+    cfg: TrainConfig,
+    data_hash: str,
+    *,
+    model_code: str,
+    device_type: str,
+    precision: str,
+    init_id: str = "",
+) -> str:
+    """The run identity: a short id of everything that decides what a run computes.
+
+    That is the config (less `_VOLATILE` keys), the data's sha256, the device type and resolved precision,
+    the model's `code_fingerprint`, `TRAINING_PATH_VERSION` and, for a run that starts from a checkpoint,
+    that checkpoint's own identity (`init_id`) instead of its path. Two runs with one id compute the same
+    thing; the results store and `train(resume=True)` rely on it.
+    """
+    d = {k: v for k, v in to_dict(cfg).items() if k not in _VOLATILE}
+    d |= {"precision": precision, "init_from": init_id}
+    if d["model"].get("ip", {}).get("mode", "off") == "off":
+        d["model"].pop("ip", None)  # settings of an interpretable path that is not there change nothing
+    blob = [d, data_hash, device_type, model_code, TRAINING_PATH_VERSION]
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def init_identity(path: str | Path) -> str:
+    """The identity of a checkpoint a run starts from: its run's config id (or, for a checkpoint made
+    elsewhere, the file's sha256), so that a changed pre-training changes every fine-tuned run's id."""
+    ckpt = load_checkpoint(path)
+    return str(ckpt.get("config_id") or "sha256:" + file_sha256(path))
+
+
+def planned_config_id(
+    cfg: TrainConfig,
+    dataset: SpectraDataset,
+    data_hash: str,
+    *,
+    device_type: str | None = None,
+    precision: str | None = None,
+    init_id: str | None = None,
+) -> str:
+    """The id `train(cfg)` will give its run, without training; device type and precision default to
+    what this machine resolves, `init_id` to the identity of `cfg.init_from` (which must then exist)."""
+    device = resolve_device(cfg.device) if device_type is None else torch.device(device_type)
+    precision = precision or resolve_precision(cfg.precision, device)
+    if init_id is None:
+        init_id = init_identity(cfg.init_from) if cfg.init_from else ""
+    with torch.device("meta"):  # structure only: no memory, no initialisation cost
+        model = build_from_config(cfg, len(label_space(dataset, cfg)[1]))
+    return config_fingerprint(
+        cfg,
+        data_hash,
+        model_code=code_fingerprint(model),
+        device_type=device.type,
+        precision=precision,
+        init_id=init_id,
+    )
+
+
+def machine() -> dict[str, Any]:
+    """Where a run was made: CPU or GPU model, torch version and intra-op threads."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else ""
+    return {"cpu": cpu, "gpu": gpu, "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
 def _improved(value: float, best: float, min_delta: float) -> bool:
@@ -448,6 +522,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
     metric_name = main_metric(task)
 
     model = build_from_config(cfg, n_classes)
+    data_hash = file_sha256(cfg.data.path) if cfg.data.path else "in-memory"
+    init_id = init_identity(cfg.init_from) if cfg.init_from else ""
+    config_id = config_fingerprint(
+        cfg,
+        data_hash,
+        model_code=code_fingerprint(model),
+        device_type=device.type,
+        precision=precision,
+        init_id=init_id,
+    )
     if cfg.init_from:
         init = load_checkpoint(cfg.init_from)
         weights = init["model"]
@@ -490,14 +574,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
         "loss_sum": 0.0,  # of the current epoch, so a mid-epoch resume reports the whole epoch's loss
         "loss_steps": 0,
     }
-    data_hash = file_sha256(cfg.data.path) if cfg.data.path else "in-memory"
     if resume and (out / "last.pt").exists():
         # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the model's device.
         ckpt = load_checkpoint(out / "last.pt", map_location="cpu")
-        if config_fingerprint(ckpt["config"], ckpt["data_hash"]) != config_fingerprint(cfg, data_hash):
+        if ckpt.get("config_id") != config_id:
             raise ConfigError(
-                f"{out / 'last.pt'} was made with other settings or data than this config; resume only the "
-                "same run (or choose another out_dir)"
+                f"{out / 'last.pt'} was made with other settings, code, data, device type or precision than "
+                f"this run (id {ckpt.get('config_id')} vs {config_id}); resume only the same run (or choose "
+                "another out_dir)"
             )
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -527,6 +611,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
                 "label_names": train_data.label_names,
                 "metrics": metrics or {},
                 "data_hash": data_hash,
+                "config_id": config_id,
             },
         )
 
@@ -637,7 +722,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
         "world_size": ddp.world,
         "seed": cfg.seed,
         "data_hash": data_hash,
-        "config_id": config_fingerprint(cfg, data_hash),
+        "config_id": config_id,
+        "init_id": init_id,
+        "ended_by": "max_steps"
+        if stopped
+        else "early_stop"
+        if state["bad_epochs"] >= cfg.optim.patience
+        else "epoch_cap",
+        **machine(),
         "git_sha": git_sha(),
         "history": state["history"],
         **{k: profile_model(model)[k] for k in ("params", "macs")},
