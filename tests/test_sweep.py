@@ -7,6 +7,7 @@ from peakmixer.cli import main
 from peakmixer.config import ConfigError
 from peakmixer.data import toy_dataset
 from peakmixer.sweep import SweepConfig, SweepDataset, load_sweep, plan, read_results, run_sweep, verdict
+from peakmixer.train import load_checkpoint
 
 TRAIN = {
     "model": {"blocks": 2, "input_length": 128, "hidden": 16, "mlp_hidden": 16, "mlp_layers": 1},
@@ -85,18 +86,33 @@ def test_sweep_table_and_resume_without_redoing_runs(tmp_path, capsys):
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["macs"] == row["macs"]
 
-    # a killed sweep: one row lost and that run's directory holding only a mid-run checkpoint
-    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "sweep" / "runs").rglob("last.pt")}
-    table = read_results(cfg.out_dir + "/results.csv")
-    table.iloc[:-1].to_csv(cfg.out_dir + "/results.csv", index=False)
-    lost = table.iloc[-1]["run_id"]
-    (tmp_path / "sweep" / "runs" / lost / "metrics.json").unlink()
-    cfg.seeds = [0, 1, 2]
-    again = run_sweep(cfg, progress=False)
-    assert len(again) == 6 and again["run_id"].is_unique
-    touched = [p for p, t in stamp.items() if p.stat().st_mtime_ns != t]
-    assert touched == [], f"finished runs were redone: {touched}"  # the lost run resumed from its end state
-    assert lost in set(again["run_id"])
+    # a finished sweep is not redone: no checkpoint is touched when it runs again
+    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "sweep" / "runs").rglob("*.pt")}
+    assert run_sweep(cfg, progress=False).equals(first)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamp.items())
+
+
+def test_a_run_cut_short_writes_no_row_and_resumes_mid_epoch_to_the_same_result(tmp_path):
+    whole = run_sweep(sweep_config(tmp_path / "a", mixers=["mlpmixer"], seeds=[0]), progress=False)
+    cut = sweep_config(tmp_path / "b", mixers=["mlpmixer"], seeds=[0])
+    cut.train = {**cut.train, "max_steps": 3, "checkpoint_every": 1}  # of 2 epochs x 2 steps
+    assert run_sweep(cut, progress=False).empty  # a run stopped by max_steps is not a result
+    last = load_checkpoint(
+        tmp_path / "b" / "sweep" / "runs" / "toy-ml" / "w8-mlpmixer1" / "seed0" / "last.pt"
+    )
+    assert last["state"]["epoch"] == 1 and last["state"]["step_in_epoch"] == 1  # stopped mid-epoch
+    cut.train = {k: v for k, v in cut.train.items() if k not in ("max_steps", "checkpoint_every")}
+    resumed = run_sweep(cut, progress=False)
+    assert len(resumed) == 1
+    cols = ["config_id", "micro_f1", "macro_f1", "emr", "best_val", "best_epoch", "epochs_run"]
+    pd.testing.assert_frame_equal(resumed[cols], whole[cols])
+
+
+def test_ids_are_read_as_text(tmp_path):
+    path = tmp_path / "results.csv"
+    pd.DataFrame({"run_id": ["0123"], "config_id": ["1234e5678901"], "seed": [0]}).to_csv(path, index=False)
+    table = read_results(path)
+    assert table["run_id"].tolist() == ["0123"] and table["config_id"].tolist() == ["1234e5678901"]
 
 
 def test_pretrain_finetune_protocol(tmp_path):
@@ -123,6 +139,17 @@ def test_pretrain_finetune_protocol(tmp_path):
     for seed in (0, 1):
         cfg_used = (runs / f"seed{seed}" / "config.yaml").read_text()
         assert "init_from: " + str(runs / "pretrain-seed0" / "best.pt") in cfg_used
+    assert table["init_id"].nunique() == 1 and (table["pretrain_seconds"] > 0).all()
+
+    # another seed list shares the same pre-training (its folder does not depend on the seeds)
+    cfg.seeds = [1, 2]
+    assert set(run_sweep(cfg, progress=False)["init_id"]) == set(table["init_id"])
+    assert sorted(p.name for p in runs.iterdir()) == ["pretrain-seed0", "seed0", "seed1", "seed2"]
+
+    # another pre-training is another run for every fine-tuned seed: its old rows are not reused
+    cfg.datasets[0].train = {**cfg.datasets[0].train, "optim": {"lr": 0.001}}
+    with pytest.raises(ConfigError, match="already holds toy-mc/w8-mlpmixer1/seed1 made with other settings"):
+        run_sweep(cfg, progress=False)
 
 
 def hand_table(gap: float, sd: float) -> pd.DataFrame:
@@ -147,11 +174,17 @@ def hand_table(gap: float, sd: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_a_changed_budget_never_reuses_old_rows(tmp_path):
-    cfg = sweep_config(tmp_path, mixers=["none"], seeds=[0])
-    run_sweep(cfg, progress=False)
-    cfg.train = {**cfg.train, "optim": {**cfg.train["optim"], "epochs": 3}}
-    with pytest.raises(ConfigError, match="already holds toy-ml/w8-none0/seed0 made with other settings"):
+@pytest.mark.parametrize(
+    "change",
+    [{"optim": {**TRAIN["optim"], "epochs": 3}}, {"model": {**TRAIN["model"], "hidden": 32}}],
+    ids=["budget", "model"],
+)
+def test_a_stored_row_is_reused_and_a_changed_configuration_is_not(tmp_path, change):
+    cfg = sweep_config(tmp_path, mixers=["mlpmixer"], seeds=[0])
+    first = run_sweep(cfg, progress=False)
+    assert run_sweep(cfg, progress=False).equals(first)  # reused, not retrained
+    cfg.train = {**cfg.train, **change}
+    with pytest.raises(ConfigError, match="already holds toy-ml/w8-mlpmixer1/seed0 made with other settings"):
         run_sweep(cfg, progress=False)
 
 

@@ -530,7 +530,7 @@ def code_fingerprint(model: nn.Module) -> str:
 
 def _class_digest(cls: type) -> str:
     name = f"{cls.__module__}.{cls.__qualname__}"
-    if not cls.__module__.startswith("peakmixer"):
+    if cls.__module__.split(".")[0] != "peakmixer":
         return name
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     for node in ast.walk(tree):

@@ -430,13 +430,14 @@ def config_fingerprint(
 ) -> str:
     """The run identity: a short id of everything that decides what a run computes.
 
-    That is the config (less `_VOLATILE` keys), the data's sha256, the device type and resolved precision,
-    the model's `code_fingerprint`, `TRAINING_PATH_VERSION` and, for a run that starts from a checkpoint,
-    that checkpoint's own identity (`init_id`) instead of its path. Two runs with one id compute the same
-    thing; the results store and `train(resume=True)` rely on it.
+    That is the config (less `_VOLATILE` keys and the data's path), the data's sha256, the device type and
+    resolved precision, the model's `code_fingerprint`, `TRAINING_PATH_VERSION` and, for a run that starts
+    from a checkpoint, that checkpoint's own identity (`init_id`) instead of its path. Two runs with one id
+    compute the same thing; the results store and `train(resume=True)` rely on it.
     """
     d = {k: v for k, v in to_dict(cfg).items() if k not in _VOLATILE}
     d |= {"precision": precision, "init_from": init_id}
+    d["data"] = {k: v for k, v in d["data"].items() if k != "path"}  # the data count by content (data_hash)
     if d["model"].get("ip", {}).get("mode", "off") == "off":
         d["model"].pop("ip", None)  # settings of an interpretable path that is not there change nothing
     blob = [d, data_hash, device_type, model_code, TRAINING_PATH_VERSION]

@@ -1,0 +1,196 @@
+"""The run identity behind the results store: a stored row is reused exactly when it computes the same.
+
+The id (`train.config_fingerprint`) covers the config, the data, the device type, the resolved precision, the
+model's code (`models.code_fingerprint`), `TRAINING_PATH_VERSION` and the identity of a pre-trained start.
+"""
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from peakmixer import models
+from peakmixer.config import ConfigError, from_dict
+from peakmixer.data import file_sha256, toy_dataset
+from peakmixer.models import build_model, code_fingerprint
+from peakmixer.train import (
+    TRAINING_PATH_VERSION,
+    TrainConfig,
+    load_checkpoint,
+    planned_config_id,
+    train,
+)
+
+GOLDEN = Path(__file__).with_name("golden") / "training_path.json"
+TINY = {
+    "model": {
+        "width": 8,
+        "blocks": 2,
+        "mixer_layers": 1,
+        "input_length": 128,
+        "hidden": 16,
+        "mlp_hidden": 16,
+    },
+    "optim": {"epochs": 3, "batch_size": 8, "lr": 0.003, "patience": 100},
+    "precision": "fp32",
+    "progress": False,
+}
+
+
+def tiny_config(tmp_path: Path, task: str = "multilabel", **changes) -> TrainConfig:
+    path = tmp_path / f"toy-{task}.npz"
+    if not path.exists():
+        toy_dataset(n=96, length=128, n_classes=4, task=task, seed=0).save(path)
+    data = {**TINY, "data": {"path": str(path)}, "out_dir": str(tmp_path / f"run-{task}")}
+    for key, value in changes.items():
+        section, _, leaf = key.partition("__")
+        data[section] = {**data.get(section, {}), leaf: value} if leaf else value
+    return from_dict(TrainConfig, data)
+
+
+# --- the training path: a reference run guards TRAINING_PATH_VERSION ----------------------------------
+
+
+def reference_runs(tmp_path: Path) -> dict[str, list[float]]:
+    """Two short fp32 runs on one thread through the whole training path (data preparation, loss,
+    optimiser, schedule, validation, best-model selection, test metrics), reduced to continuous numbers."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {}
+        for task, changes in (
+            ("multilabel", {"data__normalize": "standard"}),
+            ("multiclass", {"data__val_fraction": 0.25}),
+        ):
+            cfg = tiny_config(tmp_path, task, **changes)
+            summary = train(cfg)
+            best = load_checkpoint(Path(cfg.out_dir) / "best.pt")["model"]
+            out[task] = [h["train_loss"] for h in summary["history"]] + [
+                summary["best_val"],
+                float(sum((v.double() ** 2).sum() for v in best.values() if v.is_floating_point())),
+                summary["test"]["macro_f1"],
+            ]
+        return out
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_training_path_version_guards_a_reference_run(tmp_path):
+    got = reference_runs(tmp_path)
+    if os.environ.get("PEAKMIXER_REGENERATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps({"version": TRAINING_PATH_VERSION, "runs": got}, indent=1) + "\n")
+        pytest.skip(f"wrote {GOLDEN}")
+    golden = json.loads(GOLDEN.read_text())
+    assert golden["version"] == TRAINING_PATH_VERSION, (
+        "TRAINING_PATH_VERSION changed: regenerate the reference with PEAKMIXER_REGENERATE_GOLDEN=1"
+    )
+    for task, values in golden["runs"].items():
+        np.testing.assert_allclose(
+            got[task],
+            values,
+            rtol=1e-4,
+            err_msg=f"the training path computes something else than at version {TRAINING_PATH_VERSION} "
+            f"({task}): bump TRAINING_PATH_VERSION in peakmixer/train.py (every stored row becomes stale "
+            "and the full sweep must be rerun) and regenerate the reference",
+        )
+
+
+# --- the model's code --------------------------------------------------------------------------------
+
+
+def load_module(path: Path, source: str):
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"peakmixer.probe_{path.stem}", path)  # hashed as ours
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_class_source_counts_code_not_comments_or_docstrings(tmp_path):
+    base = (
+        "import torch\n"
+        "class Probe(torch.nn.Module):\n"
+        '    """Doubles."""\n'
+        "    def forward(self, x):\n"
+        "        return 2 * x  # why\n"
+    )
+    variants = {
+        "same": base.replace("# why", "# another comment").replace("Doubles.", "Twice the input."),
+        "other": base.replace("2 * x", "3 * x"),
+    }
+    digests = {}
+    for name, source in {"base": base, **variants}.items():
+        probe = load_module(tmp_path / f"{name}.py", source).Probe
+        digests[name] = models._class_digest(probe).split(":", 1)[1]
+    assert digests["same"] == digests["base"] and digests["other"] != digests["base"]
+
+
+def test_a_changed_mixer_changes_only_its_own_models(monkeypatch):
+    kw = {"n_classes": 4, "width": 8, "blocks": 2, "input_length": 128, "hidden": 16, "mixer_layers": 1}
+    built = {m: build_model("respeak", m, **kw) for m in ("none", "mlp", "mlpmixer", "transformer")}
+    before = {m: code_fingerprint(model) for m, model in built.items()}
+    assert len(set(before.values())) == 4
+    digest = models._class_digest
+    monkeypatch.setattr(
+        models, "_class_digest", lambda c: digest(c) + ("edited" if c is models.MLPMixer else "")
+    )
+    after = {m: code_fingerprint(model) for m, model in built.items()}
+    assert after["mlpmixer"] != before["mlpmixer"]
+    assert {m: after[m] for m in ("none", "mlp", "transformer")} == {
+        m: before[m] for m in ("none", "mlp", "transformer")
+    }
+    # the module tree counts as well: another width is another model
+    assert code_fingerprint(build_model("respeak", "none", **kw | {"width": 16})) != before["none"]
+
+
+# --- config, device type, precision, data, pre-training ------------------------------------------------
+
+
+def test_id_covers_precision_device_type_config_and_data(tmp_path):
+    cfg = tiny_config(tmp_path)
+    ds = toy_dataset(n=96, length=128, n_classes=4, seed=0)
+    h = file_sha256(cfg.data.path)
+    base = planned_config_id(cfg, ds, h, device_type="cpu", precision="fp32")
+    assert planned_config_id(cfg, ds, h, device_type="cpu", precision="bf16") != base
+    assert planned_config_id(cfg, ds, h, device_type="cuda", precision="fp32") != base
+    assert planned_config_id(cfg, ds, "0" * 64, device_type="cpu", precision="fp32") != base
+    cfg.model.hidden = 32
+    assert planned_config_id(cfg, ds, h, device_type="cpu", precision="fp32") != base
+    cfg.model.hidden = 16
+    # where a run and its data are and how it is watched do not change what it computes
+    moved = tmp_path / "moved" / "toy.npz"
+    moved.parent.mkdir()
+    moved.write_bytes(Path(cfg.data.path).read_bytes())
+    cfg.out_dir, cfg.progress, cfg.eval_batch_size = str(tmp_path / "elsewhere"), True, 7
+    cfg.data.path = str(moved)
+    assert planned_config_id(cfg, ds, h, device_type="cpu", precision="fp32") == base
+    # the id training records is the planned one
+    assert train(cfg)["config_id"] == base
+
+
+def test_resume_refuses_a_run_made_with_another_precision(tmp_path):
+    cfg = tiny_config(tmp_path, max_steps=3)
+    assert train(cfg)["stopped"]
+    cfg.precision = "bf16"
+    with pytest.raises(ConfigError, match="other settings, code, data, device type or precision"):
+        train(cfg, resume=True)
+
+
+def test_a_fine_tuned_run_is_identified_by_its_pre_training(tmp_path):
+    cfg = tiny_config(tmp_path, "multiclass")
+    pre = train(cfg)
+    tuned = tiny_config(tmp_path, "multiclass", init_from=str(Path(cfg.out_dir) / "best.pt"))
+    tuned.out_dir = str(tmp_path / "tuned")
+    first = train(tuned)
+    assert first["init_id"] == pre["config_id"]
+    cfg.optim.lr = 0.001  # another pre-training, written to the same place
+    assert train(cfg)["config_id"] != pre["config_id"]
+    tuned.out_dir = str(tmp_path / "tuned-again")
+    assert train(tuned)["config_id"] != first["config_id"]
