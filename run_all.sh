@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Main job: ./run_all.sh [--profile smoke|default|paper] [--only NOTEBOOK…]
+# Main job: ./run_all.sh [--profile smoke|default|full|paper] [--only NOTEBOOK…]
 # Executes the notebooks with papermill and params/<profile>/<notebook>.yaml into figures/<profile>/.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -11,8 +11,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# Tests must not depend on how many cores the machine has; two is what CI has.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Tests must not depend on how many cores the machine has; two is what CI has. OMP_NUM_THREADS, when set,
+# wins (e.g. 1 beside a long training run: two busy thread pools on two cores slow tiny models 3-5x).
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture

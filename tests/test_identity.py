@@ -16,7 +16,7 @@ import torch
 
 from peakmixer import models
 from peakmixer.config import ConfigError, from_dict
-from peakmixer.data import file_sha256, toy_dataset
+from peakmixer.data import data_identity, file_sha256, load, toy_dataset
 from peakmixer.models import build_model, code_fingerprint
 from peakmixer.train import (
     TRAINING_PATH_VERSION,
@@ -156,13 +156,15 @@ def test_a_changed_mixer_changes_only_its_own_models(monkeypatch):
 def test_id_covers_precision_device_type_config_and_data(tmp_path):
     cfg = tiny_config(tmp_path)
     ds = toy_dataset(n=96, length=128, n_classes=4, seed=0)
-    h = file_sha256(cfg.data.path)
-    base = planned_config_id(cfg, ds, h, device_type="cpu", precision="fp32")
-    assert planned_config_id(cfg, ds, h, device_type="cpu", precision="bf16") != base
-    assert planned_config_id(cfg, ds, h, device_type="cuda", precision="fp32") != base
-    assert planned_config_id(cfg, ds, "0" * 64, device_type="cpu", precision="fp32") != base
+    base = planned_config_id(cfg, ds, device_type="cpu", precision="fp32")
+    assert planned_config_id(cfg, ds, device_type="cpu", precision="bf16") != base
+    assert planned_config_id(cfg, ds, device_type="cuda", precision="fp32") != base
+    other = toy_dataset(n=96, length=128, n_classes=4, seed=1)
+    cfg.data.path = str(other.save(tmp_path / "other.npz"))
+    assert planned_config_id(cfg, other, device_type="cpu", precision="fp32") != base
+    cfg.data.path = str(tmp_path / "toy-multilabel.npz")
     cfg.model.hidden = 32
-    assert planned_config_id(cfg, ds, h, device_type="cpu", precision="fp32") != base
+    assert planned_config_id(cfg, ds, device_type="cpu", precision="fp32") != base
     cfg.model.hidden = 16
     # where a run and its data are and how it is watched do not change what it computes
     moved = tmp_path / "moved" / "toy.npz"
@@ -170,9 +172,24 @@ def test_id_covers_precision_device_type_config_and_data(tmp_path):
     moved.write_bytes(Path(cfg.data.path).read_bytes())
     cfg.out_dir, cfg.progress, cfg.eval_batch_size = str(tmp_path / "elsewhere"), True, 7
     cfg.data.path = str(moved)
-    assert planned_config_id(cfg, ds, h, device_type="cpu", precision="fp32") == base
+    assert planned_config_id(cfg, ds, device_type="cpu", precision="fp32") == base
     # the id training records is the planned one
     assert train(cfg)["config_id"] == base
+
+
+def test_a_generated_benchmark_counts_by_its_recipe_not_its_last_bits(tmp_path):
+    from peakmixer.synth import make_synth
+
+    ds = make_synth("synth-bac30", 400, 0)
+    a = ds.save(tmp_path / "a.npz")
+    ds.X[0, 0] = np.nextafter(ds.X[0, 0], np.float32(2))  # one ulp: another CPU's vectorised exp
+    b = ds.save(tmp_path / "b.npz")
+    assert file_sha256(a) != file_sha256(b)
+    assert data_identity(load(a), a) == data_identity(load(b), b)
+    assert data_identity(make_synth("synth-bac30", 400, 1)) != data_identity(load(a), a)
+    assert data_identity(make_synth("synth-bac30", 400, 0, separation=2.0)) != data_identity(load(a), a)
+    toy = toy_dataset(n=8, length=32)  # anything else counts by its bytes
+    assert data_identity(toy, toy.save(tmp_path / "toy.npz")) == file_sha256(tmp_path / "toy.npz")
 
 
 def test_resume_refuses_a_run_made_with_another_precision(tmp_path):

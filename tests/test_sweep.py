@@ -6,7 +6,7 @@ import pytest
 from peakmixer.cli import main
 from peakmixer.config import ConfigError
 from peakmixer.data import toy_dataset
-from peakmixer.sweep import SweepConfig, SweepDataset, load_sweep, plan, read_results, run_sweep, verdict
+from peakmixer.sweep import SweepConfig, SweepDataset, load_sweep, plan, read_results, run_sweep
 from peakmixer.train import load_checkpoint
 
 TRAIN = {
@@ -152,28 +152,6 @@ def test_pretrain_finetune_protocol(tmp_path):
         run_sweep(cfg, progress=False)
 
 
-def hand_table(gap: float, sd: float) -> pd.DataFrame:
-    rows = []
-    for mixer, base in (("none", 0.80), ("mlpmixer", 0.80 + gap)):
-        for seed, noise in enumerate((-sd, 0.0, sd)):
-            rows.append(
-                {
-                    "dataset": "synth",
-                    "task": "multilabel",
-                    "extractor": "respeak",
-                    "width": 32,
-                    "blocks": 6,
-                    "mixer": mixer,
-                    "mixer_layers": 4 if mixer == "mlpmixer" else 0,
-                    "seed": seed,
-                    "params": 1e5,
-                    "macs": 1e7,
-                    "micro_f1": base + noise,
-                }
-            )
-    return pd.DataFrame(rows)
-
-
 @pytest.mark.parametrize(
     "change",
     [{"optim": {**TRAIN["optim"], "epochs": 3}}, {"model": {**TRAIN["model"], "hidden": 32}}],
@@ -195,25 +173,23 @@ def test_the_returned_table_holds_only_the_planned_runs(tmp_path):
     assert run_sweep(cfg, progress=False)["seed"].tolist() == [1]
 
 
-def test_verdict_chooses_depths_on_validation_not_test():
-    table = hand_table(gap=0.01, sd=0.001)
-    table["best_val"] = 0.5
-    deep = table[table["mixer"] == "mlpmixer"].assign(mixer_layers=8, micro_f1=0.99, best_val=0.1)
-    text = verdict(pd.concat([table, deep]))
-    assert "best mixer mlpmixer (micro_f1 0.8100" in text
-    assert "0.9900" not in text
+def test_the_sweep_axes_cannot_be_hidden_inside_train_model(tmp_path):
+    # `train.model.blocks` would be overwritten by the sweep's own `blocks` without a word
+    cfg = sweep_config(tmp_path, mixers=["none"], seeds=[0], blocks=2)
+    cfg.train = {**cfg.train, "model": {**cfg.train["model"], "blocks": 3}}
+    with pytest.raises(ConfigError, match="train.model.blocks is set by the sweep itself"):
+        run_sweep(cfg, progress=False)
 
 
-def test_verdict_follows_the_table():
-    clear = verdict(hand_table(gap=0.05, sd=0.01))
-    assert (
-        "best mixer mlpmixer" in clear and "by 0.0500" in clear and "which exceeds the seed spread" in clear
-    )
-    unclear = verdict(hand_table(gap=0.005, sd=0.02))
-    assert "best mixer mlpmixer" in unclear and "does not exceed" in unclear
-    reversed_ = verdict(hand_table(gap=-0.03, sd=0.001))
-    assert "best mixer none" in reversed_
-    assert verdict(pd.DataFrame()).startswith("No finished runs")
+def test_a_dataset_recipe_fills_in_the_papers_training_settings(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("datasets: [{name: b, path: b.npz, recipe: bacteria, finetune: {optim: {lr: 0.01}}}]\n")
+    ds = load_sweep(path).datasets[0]
+    assert ds.protocol == "pretrain_finetune" and ds.train["optim"]["epochs"] == 50
+    assert ds.finetune["optim"] == {"lr": 0.01, "batch_size": 8}  # the dataset's own keys win
+    path.write_text("datasets: [{name: b, path: b.npz, recipe: nope}]\n")
+    with pytest.raises(ConfigError, match="unknown recipe 'nope'"):
+        load_sweep(path)
 
 
 def test_sweep_cli_rejects_unknown_keys(tmp_path, capsys):

@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("notebooks", help="run the notebooks with papermill into figures/<profile>/")
-    p.add_argument("--profile", default="default", choices=["smoke", "default", "paper"])
+    p.add_argument("--profile", default="default", choices=["smoke", "default", "full", "paper"])
     p.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK")
     p.add_argument("--figures", default=None, help="output root instead of <repo>/figures")
     p.add_argument(

@@ -18,7 +18,7 @@ from .provenance import REPO_ROOT
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 PARAMS_DIR = REPO_ROOT / "params"
 FIGURES_DIR = REPO_ROOT / "figures"
-PROFILES = ("smoke", "default", "paper")
+PROFILES = ("smoke", "default", "full", "paper")
 
 
 def available_notebooks() -> list[str]:
@@ -46,11 +46,12 @@ def run_notebooks(
     *,
     out_root: Path = FIGURES_DIR,
     extra: dict[str, Any] | None = None,
-    execution_timeout: int = 3600,
+    execution_timeout: int | None = None,
 ) -> list[Path]:
     """Execute notebooks in order (one after the other: parallel kernels starve 2 cores).
 
     `extra` parameters override the profile's, in each notebook that declares them (e.g. ``data_dir``).
+    `execution_timeout` limits each cell (seconds); by default 1 hour, none for the hours-long full profile.
     Returns the executed notebooks, written beside the figures as ``figures/<profile>/<name>.ipynb``.
     """
     import papermill as pm
@@ -78,7 +79,7 @@ def run_notebooks(
             parameters=notebook_parameters(profile, name, out_root) | _declared(name, extra or {}),
             kernel_name="python3",
             start_timeout=120,
-            execution_timeout=execution_timeout,
+            execution_timeout=execution_timeout or (None if profile == "full" else 3600),
             cwd=str(NOTEBOOK_DIR),
             progress_bar=False,
         )

@@ -25,7 +25,6 @@ import pandas as pd
 
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .data import SpectraDataset, file_sha256, load
-from .metrics import main_metric
 from .provenance import git_sha, package_versions
 from .train import TrainConfig, machine, planned_config_id, train
 
@@ -92,6 +91,7 @@ class SweepDataset:
     kind: str = ""  # a synthetic benchmark (synth-ir17 | synth-bac30), generated into the sweep's data_dir
     n: int = 0  # spectra of the synthetic benchmark
     data_seed: int = 0  # its generator seed
+    recipe: str = ""  # a training recipe of `PROTOCOLS` (the paper's, per dataset); explicit keys win
     protocol: Literal["standard", "pretrain_finetune"] = "standard"
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides (the pre-train stage)
     finetune: dict[str, Any] = field(default_factory=dict)  # overrides of the fine-tune stage
@@ -174,6 +174,24 @@ def dataset_entry(name: str, path: str | Path = "", **fields: Any) -> SweepDatas
     return from_dict(SweepDataset, {"name": name, "path": str(path), **PROTOCOLS.get(name, {}), **fields})
 
 
+def sweep_from_dict(data: dict[str, Any]) -> SweepConfig:
+    """A `SweepConfig` from a mapping; a dataset's `recipe` fills in what the dataset does not set."""
+    data = dict(data)
+    entries = []
+    for i, ds in enumerate(data.get("datasets", [])):
+        recipe = ds.get("recipe", "") if isinstance(ds, dict) else ""
+        if recipe:
+            if recipe not in PROTOCOLS:
+                raise ConfigError(
+                    f"datasets[{i}].recipe: unknown recipe {recipe!r}; known: {sorted(PROTOCOLS)}"
+                )
+            ds = _merge(PROTOCOLS[recipe], ds)
+        entries.append(ds)
+    if entries:
+        data["datasets"] = entries
+    return from_dict(SweepConfig, data)
+
+
 def load_sweep(
     path: str | Path | None = None, overrides: list[str] | None = None, *, root: str | Path | None = None
 ) -> SweepConfig:
@@ -181,7 +199,7 @@ def load_sweep(
     paths) are taken relative to `root` when given (the repository, for the committed studies), else to
     the working directory."""
     data = load_yaml(path) if path else {}
-    cfg = from_dict(SweepConfig, apply_overrides(data, overrides or []))
+    cfg = sweep_from_dict(apply_overrides(data, overrides or []))
     if root is not None:
         base = Path(root)
         for key in ("out_dir", "results", "data_dir"):
@@ -239,6 +257,13 @@ def run_config(
         model["blocks"] = run.blocks
     if run.mixer in ("mlpmixer", "transformer"):
         model["mixer_layers"] = run.layers
+    for source, where in ((cfg.train, "train"), (run.dataset.train, f"datasets[{run.dataset.name}].train")):
+        clash = sorted(set(source.get("model", {})) & set(model))
+        if clash:  # the sweep's own value would silently win: say so instead
+            raise ConfigError(
+                f"{where}.model.{clash[0]} is set by the sweep itself; use its top-level key "
+                "(extractor, mixers, widths, blocks, mixer_layers) instead"
+            )
     data = _merge(cfg.train, run.dataset.train)
     if stage == "finetune":
         data = _merge(data, run.dataset.finetune)
@@ -272,7 +297,6 @@ def run_identity(
     pre: TrainConfig | None,
     tc: TrainConfig,
     dataset: SpectraDataset,
-    data_hash: str,
     *,
     device_type: str | None = None,
     precision: str | None = None,
@@ -280,8 +304,8 @@ def run_identity(
     """The config id the run will have (see `train.config_fingerprint`), without training it: a fine-tuned
     run's id includes its pre-training's id, so a changed pre-training changes it too."""
     kw = {"device_type": device_type, "precision": precision}
-    init_id = planned_config_id(pre, dataset, data_hash, init_id="", **kw) if pre is not None else ""
-    return planned_config_id(tc, dataset, data_hash, init_id=init_id, **kw)
+    init_id = planned_config_id(pre, dataset, init_id="", **kw) if pre is not None else ""
+    return planned_config_id(tc, dataset, init_id=init_id, **kw)
 
 
 def _row(run: Run, summary: dict[str, Any], pretrain_seconds: float, synthetic: bool, cap: int) -> dict:
@@ -392,7 +416,7 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
     for i, run in enumerate(runs):
         name = run.dataset.name
         pre, tc = stage_configs(cfg, run, paths[name])
-        config_id = run_identity(pre, tc, datasets[name], hashes[name])
+        config_id = run_identity(pre, tc, datasets[name])
         if run.run_id in known:
             if known[run.run_id] != config_id:
                 raise ConfigError(
@@ -424,72 +448,18 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
     return table[table["run_id"].isin({r.run_id for r in runs})].reset_index(drop=True)
 
 
-# --- summaries and the verdict ---------------------------------------------------------------------
-
-
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd over seeds per model: columns `<metric>_mean`, `<metric>_sd`, gmacs, params, n_seeds."""
-    keys = ["dataset", "task", "extractor", "width", "blocks", "mixer", "mixer_layers"]
-    metrics = [
-        m
-        for m in (*METRIC_COLUMNS, "all_negative_hamming_accuracy", "best_val")
-        if m in table and table[m].notna().any()
-    ]
-    g = table.groupby(keys, sort=False)
-    out = g.agg(params=("params", "first"), macs=("macs", "first"), n_seeds=("seed", "nunique")).reset_index()
-    for m in metrics:
-        out[f"{m}_mean"] = g[m].mean().values
-        out[f"{m}_sd"] = g[m].std(ddof=1).values
-    out["gmacs"] = out["macs"] / 1e9
-    return out
-
-
-def verdict(table: pd.DataFrame) -> str:
-    """Which mixer is best at matched cost (same extractor width), by how much, and whether the gap
-    exceeds the seed spread — computed from the table, one paragraph per dataset."""
-    if table.empty:
-        return "No finished runs: nothing to conclude."
-    lines = []
-    summary = summarize(table)
-    for dataset, rows in summary.groupby("dataset", sort=False):
-        metric = main_metric(rows["task"].iloc[0])
-        mean, sd = f"{metric}_mean", f"{metric}_sd"
-        wins: dict[str, int] = {}
-        for width, at in rows.groupby("width", sort=True):
-            # Each mixer's depth is chosen on validation, never on the test metric it is judged by.
-            pick = "best_val_mean" if "best_val_mean" in at and at["best_val_mean"].notna().all() else mean
-            best_per_mixer = at.loc[at.groupby("mixer")[pick].idxmax()].sort_values(mean, ascending=False)
-            if len(best_per_mixer) < 2:
-                continue
-            first, second = best_per_mixer.iloc[0], best_per_mixer.iloc[1]
-            gap = first[mean] - second[mean]
-            spread = np.nanmax([first[sd], second[sd]])
-            clear = "exceeds" if np.isfinite(spread) and gap > spread else "does not exceed"
-            wins[first["mixer"]] = wins.get(first["mixer"], 0) + 1
-            lines.append(
-                f"{dataset}, width {width} ({first['gmacs']:.3f} GMACs): best mixer {first['mixer']} "
-                f"({metric} {first[mean]:.4f} ± {_fmt(first[sd])}, n={first['n_seeds']}), ahead of "
-                f"{second['mixer']} ({second[mean]:.4f} ± {_fmt(second[sd])}) by {gap:.4f}, which {clear} "
-                f"the seed spread (largest sd {_fmt(spread)})."
-            )
-        if wins:
-            tally = ", ".join(f"{m} {k}" for m, k in sorted(wins.items(), key=lambda kv: -kv[1]))
-            lines.append(f"{dataset}: best mixer per width ({sum(wins.values())} widths): {tally}.")
-    return "\n".join(lines) if lines else "Fewer than two mixers per width: no comparison possible."
-
-
-def _fmt(v: float) -> str:
-    return "n/a" if not np.isfinite(v) else f"{v:.4f}"
-
-
 # --- CLI -------------------------------------------------------------------------------------------
 
 
 def _cli(args: argparse.Namespace) -> int:
     cfg = load_sweep(args.config, args.set)
+    from .results import claims, summarize, verdict_text
+
     table = run_sweep(cfg)
     print(f"{len(table)} runs in {cfg.results_path}")
-    print(verdict(table))
+    print(summarize(table).round(4).to_string(index=False))
+    classes = {ds.name: len(load(dataset_path(cfg, ds)).label_names) for ds in cfg.datasets}
+    print(verdict_text(claims(table, classes)))
     return 0
 
 
@@ -502,4 +472,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cli)
 
 
-__all__ = ["Run", "SweepConfig", "SweepDataset", "load_sweep", "plan", "run_sweep", "summarize", "verdict"]
+__all__ = ["Run", "SweepConfig", "SweepDataset", "load_sweep", "plan", "read_results", "run_sweep"]

@@ -31,7 +31,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from .data import SpectraDataset, file_sha256, load, random_splits
+from .data import SpectraDataset, data_identity, file_sha256, load, random_splits
 from .metrics import compute_metrics, main_metric
 from .models import PeakModel, build_model, code_fingerprint, describe, profile_model
 from .provenance import git_sha
@@ -421,7 +421,7 @@ _VOLATILE = ("out_dir", "progress", "checkpoint_every", "max_steps", "eval_batch
 
 def config_fingerprint(
     cfg: TrainConfig,
-    data_hash: str,
+    data_id: str,
     *,
     model_code: str,
     device_type: str,
@@ -430,17 +430,17 @@ def config_fingerprint(
 ) -> str:
     """The run identity: a short id of everything that decides what a run computes.
 
-    That is the config (less `_VOLATILE` keys and the data's path), the data's sha256, the device type and
-    resolved precision, the model's `code_fingerprint`, `TRAINING_PATH_VERSION` and, for a run that starts
-    from a checkpoint, that checkpoint's own identity (`init_id`) instead of its path. Two runs with one id
-    compute the same thing; the results store and `train(resume=True)` rely on it.
+    That is the config (less `_VOLATILE` keys and the data's path), the data (`data.data_identity`), the
+    device type and resolved precision, the model's `code_fingerprint`, `TRAINING_PATH_VERSION` and, for a
+    run that starts from a checkpoint, that checkpoint's own identity (`init_id`) instead of its path. Two
+    runs with one id compute the same thing; the results store and `train(resume=True)` rely on it.
     """
     d = {k: v for k, v in to_dict(cfg).items() if k not in _VOLATILE}
     d |= {"precision": precision, "init_from": init_id}
-    d["data"] = {k: v for k, v in d["data"].items() if k != "path"}  # the data count by content (data_hash)
+    d["data"] = {k: v for k, v in d["data"].items() if k != "path"}  # the data count by data_id
     if d["model"].get("ip", {}).get("mode", "off") == "off":
         d["model"].pop("ip", None)  # settings of an interpretable path that is not there change nothing
-    blob = [d, data_hash, device_type, model_code, TRAINING_PATH_VERSION]
+    blob = [d, data_id, device_type, model_code, TRAINING_PATH_VERSION]
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -454,7 +454,6 @@ def init_identity(path: str | Path) -> str:
 def planned_config_id(
     cfg: TrainConfig,
     dataset: SpectraDataset,
-    data_hash: str,
     *,
     device_type: str | None = None,
     precision: str | None = None,
@@ -470,7 +469,7 @@ def planned_config_id(
         model = build_from_config(cfg, len(label_space(dataset, cfg)[1]))
     return config_fingerprint(
         cfg,
-        data_hash,
+        data_identity(dataset, cfg.data.path),
         model_code=code_fingerprint(model),
         device_type=device.type,
         precision=precision,
@@ -527,7 +526,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
     init_id = init_identity(cfg.init_from) if cfg.init_from else ""
     config_id = config_fingerprint(
         cfg,
-        data_hash,
+        data_identity(dataset, cfg.data.path),
         model_code=code_fingerprint(model),
         device_type=device.type,
         precision=precision,

@@ -8,6 +8,7 @@ stamped "SYNTHETIC DATA" so it can never pass for a real-data result.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .data import SpectraDataset, label_summary
+from .metrics import main_metric
 from .provenance import git_sha, package_versions
 
 # Deterministic SVG ids; PNG bytes are stable by themselves (PITFALLS.md).
@@ -72,8 +74,10 @@ def save_figure(
     synthetic: bool,
     formats: Sequence[str] = ("png", "svg"),
     dpi: int = 150,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[Path]:
-    """Save `fig` as ``out_dir/name.{png,svg}`` with one sidecar ``name.json``; returns all paths."""
+    """Save `fig` as ``out_dir/name.{png,svg}`` with one sidecar ``name.json`` (plus `extra` facts, e.g. a
+    spot check's agreement); returns all paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if synthetic:
@@ -95,7 +99,13 @@ def save_figure(
         fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=meta)
         paths.append(path)
     paths.append(
-        sidecar(paths[0], params=params, data=data, synthetic=synthetic, extra={"formats": list(formats)})
+        sidecar(
+            paths[0],
+            params=params,
+            data=data,
+            synthetic=synthetic,
+            extra={"formats": list(formats), **dict(extra or {})},
+        )
     )
     return paths
 
@@ -108,6 +118,7 @@ def save_table(
     params: Mapping[str, Any] | None = None,
     data: Mapping[str, str] | None = None,
     synthetic: bool,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Save `df` as ``out_dir/name.csv`` (+ ``name.json``). Synthetic tables carry a `synthetic` column."""
     out = Path(out_dir)
@@ -116,7 +127,8 @@ def save_table(
         df = df.assign(synthetic=True)
     path = out / f"{name}.csv"
     df.to_csv(path, index=False)
-    return [path, sidecar(path, params=params, data=data, synthetic=synthetic, extra={"rows": len(df)})]
+    facts = {"rows": len(df), **dict(extra or {})}
+    return [path, sidecar(path, params=params, data=data, synthetic=synthetic, extra=facts)]
 
 
 def style_axes(ax: plt.Axes) -> None:
@@ -270,25 +282,27 @@ def plot_examples(ds: SpectraDataset, name: str, n_examples: int = 4, seed: int 
     return fig
 
 
-# --- Fig. 1: metric against cost -------------------------------------------------------------------
+# --- Fig. 1: metric against cost, and the width x layers grid -------------------------------------
+
+MULTILABEL_PANEL = ("micro_f1", "hamming_accuracy", "emr")  # the paper's F1 / Accuracy / EMR rows
+
+
+def _marker_area(params: np.ndarray | pd.Series | float, largest: float) -> np.ndarray:
+    """Marker area ∝ parameters (the paper's "parameter amount"), on one scale for the whole figure."""
+    return 12 + 420 * np.asarray(params, dtype=float) / largest
 
 
 def plot_metric_vs_cost(
-    ax: plt.Axes,
-    summary: pd.DataFrame,
-    metric: str,
-    *,
-    baseline: float | None = None,
-    size_scale: float | None = None,
+    ax: plt.Axes, summary: pd.DataFrame, metric: str, *, largest: float, baseline: float | None = None
 ) -> None:
     """One series per mixer: mean ± sd of `metric` over seeds against GMACs, marker area ∝ params.
 
-    `summary` has columns mixer, gmacs, params, `metric`_mean, `metric`_sd (see `sweep.summarize`).
+    `summary` has columns mixer, gmacs, params, `metric`_mean, `metric`_sd (see `results.summarize`).
     """
-    size_scale = size_scale or 300 / max(summary["params"].max(), 1)
-    for mixer, rows in summary.groupby("mixer", sort=False):
-        rows = rows.sort_values("gmacs")
-        style = MIXER_STYLE.get(str(mixer), {"color": "gray", "label": str(mixer)})
+    for mixer, style in MIXER_STYLE.items():
+        rows = summary[summary["mixer"] == mixer].sort_values("gmacs")
+        if rows.empty:
+            continue
         ax.errorbar(
             rows["gmacs"],
             rows[f"{metric}_mean"],
@@ -296,35 +310,186 @@ def plot_metric_vs_cost(
             color=style["color"],
             capsize=3,
             lw=1.2,
-            label=style["label"],
             zorder=2,
         )
         ax.scatter(
             rows["gmacs"],
             rows[f"{metric}_mean"],
-            s=20 + size_scale * rows["params"],
+            s=_marker_area(rows["params"], largest),
             color=style["color"],
             edgecolor="white",
             linewidth=0.5,
             zorder=3,
         )
-    if baseline is not None:
-        ax.axhline(baseline, color="0.4", ls="--", lw=1, label="all-negative baseline")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    if baseline is not None:  # as text: a line at the baseline would squash the differences that matter
+        ax.text(
+            0.99,
+            0.04,
+            f"all-negative: {baseline:.3f}",
+            transform=ax.transAxes,
+            ha="right",
+            fontsize=8,
+            color="0.3",
+        )
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric), fontweight="bold")
     style_axes(ax)
 
 
-def plot_width_layers_heatmap(ax: plt.Axes, grid: pd.DataFrame, metric: str) -> plt.cm.ScalarMappable:
-    """Panel d: rows = extractor width, columns = MLPMixer layers, colour = mean `metric`."""
-    im = ax.imshow(grid.values, cmap="RdBu_r", origin="lower", aspect="auto")
-    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
-    ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
-    for (i, j), v in np.ndenumerate(grid.values):
-        if np.isfinite(v):
-            ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7)
-    ax.set_xlabel("MLPMixer layers")
-    ax.set_ylabel("extractor width")
-    return im
+def plot_width_layers_grid(
+    ax: plt.Axes, grid: pd.DataFrame, metric: str, *, largest: float
+) -> mpl.cm.ScalarMappable:
+    """Panel d as the paper draws it: a bubble per (MLPMixer layers, extractor width), area ∝ parameters,
+    colour = mean `metric` on a diverging map centred between the lowest and highest value."""
+    widths = sorted(grid["width"].unique())
+    layers = sorted(grid["mixer_layers"].unique())
+    values = grid[f"{metric}_mean"].to_numpy(float)
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    pad = max(hi - lo, 1e-6) * 0.05
+    norm = mpl.colors.TwoSlopeNorm(vcenter=(lo + hi) / 2, vmin=lo - pad, vmax=hi + pad)
+    x = grid["mixer_layers"].map({v: i for i, v in enumerate(layers)})
+    y = grid["width"].map({v: i for i, v in enumerate(widths)})
+    sc = ax.scatter(
+        x,
+        y,
+        s=_marker_area(grid["params"], largest) * 1.6,
+        c=values,
+        cmap="RdBu_r",
+        norm=norm,
+        edgecolor="0.2",
+        linewidth=0.6,
+        zorder=3,
+    )
+    for xi, yi, v in zip(x, y, values, strict=True):
+        ax.annotate(
+            f"{v:.3f}", (xi, yi), xytext=(0, -17), textcoords="offset points", ha="center", fontsize=7
+        )
+    ax.set_xticks(range(len(layers)), [str(v) for v in layers])
+    ax.set_yticks(range(len(widths)), [str(v) for v in widths])
+    ax.set_xlim(-0.6, len(layers) - 0.4)
+    ax.set_ylim(-0.6, len(widths) - 0.4)
+    ax.set_xlabel("MLPMixer layers", fontweight="bold")
+    ax.set_ylabel("ResPeak width", fontweight="bold")
+    style_axes(ax)
+    return sc
+
+
+def _nice(value: float) -> float:
+    exp = 10 ** math.floor(math.log10(value))
+    return round(value / exp) * exp
+
+
+def _legends(ax: plt.Axes, largest: float, mixers: Sequence[str]) -> None:
+    """The mixer colours and the parameter-amount sizes, as the paper puts them under panel c."""
+    ax.set_axis_off()
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", markersize=9, color=MIXER_STYLE[m]["color"])
+        for m in MIXER_STYLE
+        if m in mixers
+    ]
+    names = [
+        f"ResPeak + {MIXER_STYLE[m]['label']}" if m != "none" else "ResPeak"
+        for m in MIXER_STYLE
+        if m in mixers
+    ]
+    first = ax.legend(
+        handles, names, loc="center", bbox_to_anchor=(0.5, 0.7), ncol=2, frameon=False, fontsize=11
+    )
+    ax.add_artist(first)
+    sizes = sorted({_nice(largest * f) for f in (0.1, 0.4, 1.0)})
+    size_handles = [
+        ax.scatter([], [], s=_marker_area(p, largest), color="0.5", edgecolor="white") for p in sizes
+    ]
+    ax.legend(
+        size_handles,
+        [f"{p / 1e6:g}M" for p in sizes],
+        loc="center",
+        bbox_to_anchor=(0.5, 0.3),
+        ncol=len(sizes),
+        frameon=False,
+        title="Parameter amount",
+        fontsize=10,
+        title_fontsize=11,
+        borderpad=1.2,
+        labelspacing=1.4,
+    )
+
+
+def plot_fig1(
+    summary: pd.DataFrame,
+    grid: pd.DataFrame | None,
+    *,
+    synthetic: Mapping[str, bool],
+    datasets: Sequence[str] | None = None,
+    grid_dataset: str = "",
+) -> plt.Figure:
+    """The paper's Fig. 1 layout: one panel per dataset (F1 / Hamming accuracy / EMR rows for multilabel,
+    accuracy for multiclass) against GMACs per spectrum, and d, the width x MLPMixer-layers bubble grid.
+
+    `summary` and `grid` are `results.summarize` tables (mean ± sd over seeds); every dataset whose data
+    are synthetic says so in its title. Panels fill a 2 x 2 layout without empty quadrants: the legends
+    take the cell a third dataset would use.
+    """
+    datasets = list(datasets or summary["dataset"].unique())
+    if not 1 <= len(datasets) <= 3:
+        raise ValueError(f"Fig. 1 has room for one to three datasets, got {datasets}")
+    parts = [summary["params"]] + ([grid["params"]] if grid is not None and not grid.empty else [])
+    largest = float(pd.concat(parts).max())
+    fig = plt.figure(figsize=(15, 11 if len(datasets) > 1 else 6.5))
+    if len(datasets) == 1:  # a | d, the legends beneath
+        outer = fig.add_gridspec(2, 2, height_ratios=[4, 1], hspace=0.3, wspace=0.22)
+        cells, d_cell, legend_cell = [outer[0, 0]], outer[0, 1], outer[1, :]
+    else:  # a | b, then c with the legends beneath it (or the legends alone) | d
+        outer = fig.add_gridspec(2, 2, hspace=0.28, wspace=0.22)
+        cells, d_cell, legend_cell = (
+            [outer[0, 0], outer[0, 1], outer[1, 0]][: len(datasets)],
+            outer[1, 1],
+            None,
+        )
+        if len(datasets) == 2:
+            legend_cell = outer[1, 0]
+    letters = iter("abc")
+    for cell, name in zip(cells, datasets, strict=True):
+        rows = summary[summary["dataset"] == name]
+        metrics = MULTILABEL_PANEL if rows["task"].iloc[0] == "multilabel" else ("accuracy",)
+        below = len(datasets) == 3 and cell is cells[2]
+        if below and len(metrics) == 1:
+            inner = cell.subgridspec(2, 1, hspace=0.1, height_ratios=[1, 1])
+            legend_cell = inner[1]
+        elif below:  # a multilabel third panel: the legends go into a strip at its foot
+            inner = cell.subgridspec(4, 1, hspace=0.1, height_ratios=[1, 1, 1, 0.9])
+            legend_cell = inner[3]
+        else:
+            inner = cell.subgridspec(len(metrics), 1, hspace=0.08)
+        axes = [fig.add_subplot(inner[i]) for i in range(len(metrics))]
+        for ax, metric in zip(axes, metrics, strict=True):
+            base = None
+            if metric == "hamming_accuracy" and "all_negative_hamming_accuracy_mean" in rows:
+                base = float(rows["all_negative_hamming_accuracy_mean"].iloc[0])
+            plot_metric_vs_cost(ax, rows, metric, largest=largest, baseline=base)
+            if ax is not axes[-1]:
+                ax.tick_params(labelbottom=False)
+            ax.sharex(axes[0])
+        axes[-1].set_xlabel("GMACs per spectrum", fontweight="bold")
+        axes[0].set_title(name + (" (synthetic)" if synthetic.get(name) else ""), fontweight="bold")
+        axes[0].text(-0.12, 1.08, next(letters), transform=axes[0].transAxes, fontsize=18)
+    _legends(fig.add_subplot(legend_cell), largest, list(summary["mixer"].unique()))
+    ax = fig.add_subplot(d_cell)
+    if grid is not None and not grid.empty:
+        metric = main_metric(grid["task"].iloc[0])
+        sc = plot_width_layers_grid(ax, grid, metric, largest=largest)
+        fig.colorbar(sc, ax=ax, label=METRIC_LABELS[metric], fraction=0.06, pad=0.02)
+        seeds = int(grid["n_seeds"].max())
+        ax.set_title(
+            grid_dataset
+            + (" (synthetic)" if synthetic.get(grid_dataset) else "")
+            + (", seed 0" if seeds == 1 else f", mean of {seeds} seeds"),
+            fontweight="bold",
+        )
+    else:
+        ax.text(0.5, 0.5, "no width x layers grid in these results", ha="center", va="center")
+        ax.set_axis_off()
+    ax.text(-0.12, 1.04, "d", transform=ax.transAxes, fontsize=18)  # the paper's letter for this panel
+    return fig
 
 
 METRIC_LABELS = {
