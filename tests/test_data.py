@@ -113,7 +113,11 @@ def test_random_splits_are_disjoint_and_stratified():
     assert np.array_equal(np.sort(allidx), np.arange(200))
     for idx in s.values():
         assert np.all(np.bincount(y[idx], minlength=4) == np.bincount(y[idx], minlength=4)[0])
-    assert random_splits(200, {"a": 0.5, "b": 0.5}, seed=1)["a"].tolist() != s["train"].tolist()
+    # the seed matters: another seed gives another partition of the same sizes
+    other = random_splits(len(y), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=2, stratify=y)
+    assert len(other["train"]) == len(s["train"]) and set(other["train"]) != set(s["train"])
+    again = random_splits(len(y), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1, stratify=y)
+    assert all(np.array_equal(again[k], s[k]) for k in s)
 
 
 def test_subset_and_split_views():

@@ -5,6 +5,7 @@ train      train from a YAML config (+ --set key=value, --resume); torchrun for 
 evaluate   metrics of a checkpoint on a split
 data       synth | import | download
 sweep      resumable extractor x mixer x seeds sweeps into one table
+results    the results store as the README's results section (--readme rewrites it, --check compares)
 notebooks  run the paper notebooks with papermill (what ./run_all.sh calls)
 bench      throughput and memory, as ratios measured in one run
 """
@@ -195,9 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands that live with their module (data, sweep)."""
-    from . import datacli, sweep
+    from . import datacli, results, sweep
 
-    return [datacli.register, sweep.register]
+    return [datacli.register, sweep.register, results.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ nothing. Notebooks draw valid rows, retrain a named subset live (`spot_check`) a
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import tempfile
@@ -63,6 +64,7 @@ def load_study(
     runs_dir: str | Path | None = None,
     device: str = "auto",
     precision: str = "auto",
+    studies_dir: Path = STUDIES_DIR,
 ) -> SweepConfig:
     """``params/sweeps/<name>.yaml`` with repository-relative paths, plus what a notebook changes.
 
@@ -71,9 +73,9 @@ def load_study(
     name); `runs_dir` moves its run directories *and its table* away from the
     store (a recomputation never writes ``results/``); `device` and `precision` go to every run.
     """
-    path = STUDIES_DIR / f"{name}.yaml"
+    path = Path(studies_dir) / f"{name}.yaml"
     if not path.exists():
-        known = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
+        known = sorted(p.stem for p in Path(studies_dir).glob("*.yaml"))
         raise FileNotFoundError(f"no study {name!r} ({path}); known: {known}")
     data = apply_overrides(load_yaml(path), list(overrides))
     train = data.setdefault("train", {})
@@ -137,13 +139,14 @@ class StoreView:
     machines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def read_store(studies: Mapping[str, SweepConfig]) -> StoreView:
-    """The rows of `studies` (each study's own table), validated; duplicates across tables once."""
+def read_store(studies: Mapping[str, SweepConfig], *, allow_missing: bool = False) -> StoreView:
+    """The rows of `studies` (each study's own table), validated; duplicates across tables once. A study
+    without a table is an error naming the command that makes it, or with `allow_missing` no rows."""
     valid, stale, missing = [], [], []
     wall, machines = {}, {}
     for name, cfg in studies.items():
         path = cfg.results_path
-        if not path.exists():
+        if not path.exists() and not allow_missing:
             raise FileNotFoundError(
                 f"{path}: no results for study {name!r}; make them with `python -m peakmixer sweep --config "
                 f"params/sweeps/{name}.yaml` (or ./run_all.sh --profile full), or set recompute: true"
@@ -364,7 +367,9 @@ def claims(table: pd.DataFrame, classes: Mapping[str, int], *, mixer_layers: int
             diff, lo, hi = welch_interval(a, b)
             macs_a = pick.loc[pick["mixer"] == ours, "macs"].iloc[0]
             macs_b = pick.loc[pick["mixer"] == other, "macs"].iloc[0]
-            if not np.isfinite(lo):
+            if np.ptp(np.r_[a, b]) == 0:
+                outcome = "not resolved: identical results"
+            elif not np.isfinite(lo):
                 outcome = f"not resolved at this sample size ({min(len(a), len(b))} seed)"
             elif lo > 0:
                 outcome = "supported"
@@ -487,7 +492,9 @@ def readme_results(
 ) -> str:
     """The README's "Results" section, made from the committed store alone (valid rows only)."""
     studies = dict(studies or {name: load_study(name) for name in FIG1_STUDIES})
-    store = read_store(studies)
+    store = read_store(studies, allow_missing=True)
+    if store.rows.empty:
+        return "No finished run in the results store yet: make them with `./run_all.sh --profile full`."
     facts = study_facts(studies)
     main = panel_rows(
         pd.concat([rows_of(store.rows, cfg) for name, cfg in studies.items() if name != grid_study]),
@@ -604,3 +611,27 @@ def readme_section(path: Path = README) -> str:
     """The generated section as it stands in the README."""
     text = path.read_text()
     return text.split(README_START, 1)[1].split(README_END, 1)[0].strip("\n")
+
+
+# --- CLI -------------------------------------------------------------------------------------------
+
+
+def _cli(args: argparse.Namespace) -> int:
+    text = readme_results()
+    if args.readme:
+        print(f"{README}: {'updated' if update_readme(text) else 'already up to date'}")
+    elif args.check:
+        same = readme_section() == text
+        print(f"{README}: results section {'agrees with' if same else 'DIFFERS from'} the store")
+        return 0 if same else 1
+    else:
+        print(text)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("results", help="the results store as the README's results section")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--readme", action="store_true", help="rewrite the README's generated section")
+    group.add_argument("--check", action="store_true", help="exit 1 when the README disagrees with the store")
+    p.set_defaults(func=_cli)

@@ -1,0 +1,172 @@
+"""The results store read back: validation against the code, spot checks, claims, the README section."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from peakmixer import results
+from peakmixer.data import toy_dataset
+from peakmixer.results import (
+    claims,
+    load_study,
+    read_store,
+    run_studies,
+    spot_check,
+    spot_check_text,
+    verdict_text,
+    welch_interval,
+)
+from peakmixer.sweep import read_results, run_sweep
+
+TRAIN = {
+    "model": {"input_length": 128, "hidden": 16, "mlp_hidden": 16, "mlp_layers": 1},
+    "optim": {"epochs": 2, "batch_size": 16, "lr": 0.003},
+    "precision": "fp32",
+}
+
+
+def write_study(tmp_path, name="toy", **changes) -> dict:
+    """A tiny study YAML in tmp_path/studies whose table lies in tmp_path/store."""
+    data = tmp_path / "toy.npz"
+    if not data.exists():
+        toy_dataset(n=64, length=128, n_classes=4, seed=0).save(data)
+    study = {
+        "datasets": [{"name": "toy-ml", "path": str(data)}],
+        "widths": [8],
+        "blocks": 2,
+        "mixers": ["none", "mlpmixer"],
+        "mixer_layers": [1],
+        "seeds": [0, 1],
+        "train": TRAIN,
+        "out_dir": str(tmp_path / "runs"),
+        "results": str(tmp_path / "store" / f"{name}.csv"),
+    } | changes
+    (tmp_path / "studies").mkdir(exist_ok=True)
+    (tmp_path / "studies" / f"{name}.yaml").write_text(json.dumps(study))
+    return study
+
+
+def study(tmp_path, name="toy", **kw):
+    return load_study(name, studies_dir=tmp_path / "studies", **kw)
+
+
+@pytest.fixture
+def stored(tmp_path):
+    """A finished tiny study in its own store."""
+    write_study(tmp_path)
+    cfg = study(tmp_path)
+    run_sweep(cfg, progress=False)
+    return cfg
+
+
+def test_stored_rows_are_valid_until_the_study_changes(tmp_path, stored):
+    view = read_store({"toy": stored})
+    assert len(view.rows) == 4 and view.stale.empty and view.missing == []
+    assert view.wall_seconds["toy"] > 0 and view.machines["toy"]["cores"] >= 1
+
+    # another model configuration: its rows are left out, with the reason, and the runs are missing
+    write_study(tmp_path, train={**TRAIN, "model": {**TRAIN["model"], "hidden": 32}})
+    view = read_store({"toy": study(tmp_path)})
+    assert view.rows.empty and len(view.stale) == 4 and len(view.missing) == 4
+    assert view.stale["why"].str.contains("settings, code or data changed").all()
+
+    # a row of a run the study no longer plans is left out too
+    write_study(tmp_path, seeds=[0])
+    view = read_store({"toy": study(tmp_path)})
+    assert set(view.rows["seed"]) == {0} and set(view.stale["seed"]) == {1}
+    assert (view.stale["why"] == "not a run of the study as configured now").all()
+
+
+def test_a_missing_table_says_how_to_make_it(tmp_path):
+    write_study(tmp_path)
+    with pytest.raises(FileNotFoundError, match="python -m peakmixer sweep --config params/sweeps/toy.yaml"):
+        read_store({"toy": study(tmp_path)})
+
+
+def test_spot_check_agrees_exactly_and_reports_a_disagreement(tmp_path, stored):
+    store = read_store({"toy": stored}).rows
+    run_id = "toy-ml/w8x2-mlpmixer1/seed1"
+    checks = spot_check({"toy": stored}, store, [run_id], tolerance=0.01, runs_dir=tmp_path, progress=False)
+    c = checks.iloc[0]
+    assert c["abs_delta"] == 0.0 and c["agrees"] and c["same_config_id"]  # same CPU, same seed: identical
+    assert "all agree" in spot_check_text(checks)
+
+    # a stored number that the code does not reproduce is reported, never swallowed
+    table = read_results(stored.results_path)
+    table.loc[table["run_id"] == run_id, "micro_f1"] += 0.05
+    table.to_csv(stored.results_path, index=False)
+    store = read_store({"toy": stored}).rows
+    checks = spot_check({"toy": stored}, store, [run_id], tolerance=0.01, runs_dir=tmp_path, progress=False)
+    assert not checks.iloc[0]["agrees"] and checks.iloc[0]["abs_delta"] == pytest.approx(0.05)
+    text = spot_check_text(checks)
+    assert "1 DISAGREE" in text and f"{run_id}: micro_f1 stored" in text and "beyond the tolerance" in text
+
+
+def test_recompute_trains_into_its_own_table_and_leaves_the_store_alone(tmp_path, stored):
+    before = stored.results_path.read_bytes()
+    private = study(tmp_path, runs_dir=tmp_path / "recomputed", overrides=["seeds=[2]"])
+    assert private.results_path == tmp_path / "recomputed" / "toy.csv"
+    view = run_studies({"toy": private}, progress=False)
+    assert len(view.rows) == 2 and set(view.rows["seed"]) == {2} and view.rows["valid"].all()
+    assert (tmp_path / "recomputed" / "toy" / "runs" / "toy-ml" / "w8x2-none0" / "seed2" / "best.pt").exists()
+    assert stored.results_path.read_bytes() == before
+
+
+def hand_table(gap: float, sd: float, width: int = 64, mixers=("none", "mlpmixer")) -> pd.DataFrame:
+    rows = []
+    for mixer in mixers:
+        base = 0.80 + (gap if mixer == "mlpmixer" else 0.0)
+        for seed, noise in enumerate((-sd, 0.0, sd)):
+            rows.append(
+                {
+                    "dataset": "synth",
+                    "task": "multilabel",
+                    "width": width,
+                    "mixer": mixer,
+                    "mixer_layers": 4 if mixer in ("mlpmixer", "transformer") else 0,
+                    "seed": seed,
+                    "macs": 2e7 if mixer == "mlp" else 1e7,
+                    "micro_f1": base + noise,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_welch_interval_matches_scipy():
+    a, b = np.array([0.91, 0.93, 0.92, 0.95]), np.array([0.90, 0.89, 0.93])
+    diff, lo, hi = welch_interval(a, b)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert diff == pytest.approx(a.mean() - b.mean()) and (lo, hi) == pytest.approx((ci.low, ci.high))
+    assert np.isnan(welch_interval(a, b[:1])[1])  # one seed: no interval
+
+
+def test_claims_follow_the_table():
+    classes = {"synth": 17}
+    outcome = {
+        gap: claims(hand_table(gap, sd), classes)["outcome"].iloc[0]
+        for gap, sd in ((0.05, 0.005), (-0.05, 0.005), (0.005, 0.02), (0.0, 0.0))
+    }
+    assert outcome == {
+        0.05: "supported",
+        -0.05: "contradicted",
+        0.005: "not resolved at this sample size",
+        0.0: "not resolved: identical results",  # a tie names no winner
+    }
+    # below 2K pooled features the comparison is marked confounded and reported apart
+    narrow = claims(hand_table(0.05, 0.005, width=32), classes)
+    assert not narrow["fair"].iloc[0]
+    text = verdict_text(pd.concat([claims(hand_table(0.05, 0.005), classes), narrow]), synthetic=["synth"])
+    assert text.index("Widths with C >= 2K") < text.index("Confounded widths") and "SYNTHETIC" in text
+    # "at lower MACs" is part of the MLP claim: a better but costlier MLPMixer does not support it
+    mlp = hand_table(0.05, 0.005, mixers=("mlp", "mlpmixer"))
+    mlp.loc[mlp["mixer"] == "mlpmixer", "macs"] = 3e7
+    assert claims(mlp, classes)["outcome"].iloc[0] == "not supported: the MLPMixer is not cheaper here"
+
+
+@pytest.mark.slow
+def test_the_readme_results_agree_with_the_store():
+    # `python -m peakmixer results --readme` writes this section; the store changes only through sweeps
+    assert results.readme_section() == results.readme_results()
