@@ -236,7 +236,7 @@ def test_resuming_an_early_stopped_run_trains_no_further(tmp_path):
 def test_resume_refuses_other_settings(tmp_path):
     path = write_setup(tmp_path)
     train(load_config(path, ["max_steps=3"]))
-    with pytest.raises(ConfigError, match="made with other settings or data"):
+    with pytest.raises(ConfigError, match="made with other settings, code, data"):
         train(load_config(path, ["optim.lr=0.1"]), resume=True)
     train(load_config(path, ["progress=true"]), resume=True)  # how a run is watched is not a new run
 

@@ -523,7 +523,10 @@ def code_fingerprint(model: nn.Module) -> str:
     not count but code does. Changing one mixer's code changes the ids of that mixer's models only;
     torch's own classes count by name (the torch version is recorded beside each stored run).
     """
-    classes = sorted({type(m) for m in model.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}")
+    # each module's class and the peakmixer classes it inherits from (an inherited method is code it runs)
+    types = {type(m) for m in model.modules()}
+    types |= {c for t in types for c in t.__mro__[1:] if c.__module__.split(".")[0] == "peakmixer"}
+    classes = sorted(types, key=lambda c: f"{c.__module__}.{c.__qualname__}")
     parts = [repr(model)] + [_class_digest(c) for c in classes]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 

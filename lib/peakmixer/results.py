@@ -316,7 +316,7 @@ def study_facts(studies: Mapping[str, SweepConfig]) -> dict[str, dict[str, Any]]
             run = plan(SweepConfig(datasets=[ds], widths=cfg.widths[:1], mixers=["none"], seeds=[0]))[0]
             _, tc = stage_configs(cfg, run, "")
             with torch.device("meta"):
-                model = build_from_config(tc, len(label_space(data, tc)[1]))
+                model = build_from_config(tc, len(label_space(data, tc)[1]), data.task)
             facts[ds.name] = {
                 "classes": len(label_space(data, tc)[1]),
                 "synthetic": bool(data.provenance.get("synthetic")),

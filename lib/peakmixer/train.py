@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .data import SpectraDataset, data_identity, file_sha256, load, random_splits
+from .ip import IPModel, IPOutput, attach_ip, ip_loss, pathway_metrics
 from .metrics import compute_metrics, main_metric
 from .models import PeakModel, build_model, code_fingerprint, describe, profile_model
 from .provenance import git_sha
@@ -51,6 +52,13 @@ class DataConfig:
 
 
 @dataclass
+class IPConfig:
+    mode: Literal["off", "trainable", "frozen"] = "off"  # the interpretable path (peakmixer.ip)
+    weight: float = 1.0  # λ: weight of the class-specific (pred_2) term of the loss
+    channels: int = 0  # C_ip, channels of the IP map and matrix (0: the extractor's width)
+
+
+@dataclass
 class ModelConfig:
     extractor: str = "respeak"
     mixer: str = "mlpmixer"
@@ -64,6 +72,7 @@ class ModelConfig:
     dropout: float = 0.0
     shared_norm: bool = False
     heads: int = 8
+    ip: IPConfig = field(default_factory=IPConfig)
 
 
 @dataclass
@@ -343,13 +352,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> PeakModel:
-    """Rebuild a model from the spec stored in a checkpoint and load its weights."""
+def model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> PeakModel | IPModel:
+    """Rebuild a model (with its interpretable path, if it has one) from a checkpoint's spec and weights."""
     if not isinstance(ckpt, dict):
         ckpt = load_checkpoint(ckpt)
     spec = dict(ckpt["model_spec"])
-    extractor, mixer = spec.pop("extractor"), spec.pop("mixer")
+    extractor, mixer, ip = spec.pop("extractor"), spec.pop("mixer"), spec.pop("ip", None)
     model = build_model(extractor, mixer, **spec)
+    if ip is not None:
+        model = attach_ip(model, mode=ip["mode"], task=ip["task"], channels=ip["channels"])
     model.load_state_dict(ckpt["model"])
     return model
 
@@ -370,9 +381,10 @@ def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None
 # --- the loop --------------------------------------------------------------------------------------
 
 
-def build_from_config(cfg: TrainConfig, n_classes: int) -> PeakModel:
+def build_from_config(cfg: TrainConfig, n_classes: int, task: str = "multilabel") -> PeakModel | IPModel:
+    """The model a config describes, for `n_classes` outputs; `task` decides the IP's sampling."""
     m = cfg.model
-    return build_model(
+    model = build_model(
         m.extractor,
         m.mixer,
         n_classes=n_classes,
@@ -387,6 +399,7 @@ def build_from_config(cfg: TrainConfig, n_classes: int) -> PeakModel:
         shared_norm=m.shared_norm,
         heads=m.heads,
     )
+    return attach_ip(model, mode=m.ip.mode, task=task, channels=m.ip.channels)
 
 
 def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -465,8 +478,9 @@ def planned_config_id(
     precision = precision or resolve_precision(cfg.precision, device)
     if init_id is None:
         init_id = init_identity(cfg.init_from) if cfg.init_from else ""
+    task, names = label_space(dataset, cfg)
     with torch.device("meta"):  # structure only: no memory, no initialisation cost
-        model = build_from_config(cfg, len(label_space(dataset, cfg)[1]))
+        model = build_from_config(cfg, len(names), task)
     return config_fingerprint(
         cfg,
         data_identity(dataset, cfg.data.path),
@@ -491,26 +505,127 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "gpu": gpu, "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
+class Objective:
+    """What a training step minimises, the loop's one seam for models that train differently.
+
+    `forward` runs under autocast and returns the model's training output; `loss` turns it into the fp32
+    loss; `epoch_logs` adds per-epoch diagnostics to the history. This one: the task loss of the logits.
+    """
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+
+    def forward(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Any:
+        return net(x)
+
+    def loss(self, out: Any, y: torch.Tensor) -> torch.Tensor:
+        return loss_fn(self.task, out, y)
+
+    def epoch_logs(self, model: nn.Module, data: Prepared, epoch: int) -> dict[str, float]:
+        return {}
+
+
+class IPObjective(Objective):
+    """The interpretable path's loss: L(pred_1) + λ L(pred_2 where the sampled class was right), with the
+    three pathways' validation metrics logged every epoch (sampling seeded by the epoch)."""
+
+    def __init__(self, task: str, weight: float) -> None:
+        super().__init__(task)
+        self.weight = weight
+
+    def forward(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> IPOutput:
+        return net(x, y)
+
+    def loss(self, out: IPOutput, y: torch.Tensor) -> torch.Tensor:
+        return ip_loss(out, y, self.task, self.weight)
+
+    def epoch_logs(self, model: nn.Module, data: Prepared, epoch: int) -> dict[str, float]:
+        scores = pathway_metrics(model, data.X, data.y, task=self.task, seed=epoch)
+        return {f"val_{name}": value for name, value in scores.items()}
+
+
+def make_objective(model: nn.Module, task: str, cfg: TrainConfig) -> Objective:
+    return IPObjective(task, cfg.model.ip.weight) if isinstance(model, IPModel) else Objective(task)
+
+
 def _improved(value: float, best: float, min_delta: float) -> bool:
     return math.isnan(best) or value > best + min_delta
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | None = None) -> dict[str, Any]:
-    """Train `cfg`, writing ``config.yaml``, ``last.pt``, ``best.pt`` and ``metrics.json`` to `cfg.out_dir`.
+@dataclass
+class _Session:
+    """Everything one training run holds; the steps of `train` read and update it."""
 
-    `resume=True` continues from ``last.pt`` when it exists (and starts fresh otherwise). `dataset` may be
-    passed in memory instead of `cfg.data.path`. Returns the ``metrics.json`` content; a run stopped by
-    `max_steps` returns ``{"stopped": True, ...}`` without test metrics.
-    """
+    cfg: TrainConfig
+    ddp: Dist
+    device: torch.device
+    precision: str
+    out: Path
+    dataset: SpectraDataset
+    train_data: Prepared
+    val_data: Prepared
+    model: PeakModel | IPModel
+    net: nn.Module
+    objective: Objective
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: torch.amp.GradScaler
+    local_batch: int
+    config_id: str
+    init_id: str
+    data_hash: str
+    state: dict[str, Any] = field(
+        default_factory=lambda: {
+            "epoch": 0,
+            "step_in_epoch": 0,
+            "global_step": 0,
+            "best": float("nan"),
+            "best_epoch": -1,
+            "bad_epochs": 0,
+            "history": [],
+            "train_seconds": 0.0,
+            "spectra_seen": 0,
+            "loss_sum": 0.0,  # of the current epoch, so a mid-epoch resume reports the whole epoch's loss
+            "loss_steps": 0,
+        }
+    )
+
+    @property
+    def task(self) -> str:
+        return self.train_data.task
+
+    @property
+    def metric(self) -> str:
+        return main_metric(self.task)
+
+
+def _load_init(model: nn.Module, cfg: TrainConfig, n_classes: int) -> None:
+    """Start from `cfg.init_from` (pre-train -> fine-tune), with a fresh head when `new_head`."""
+    init = load_checkpoint(cfg.init_from)
+    weights = init["model"]
+    if cfg.new_head:
+        init_model = model_from_checkpoint(init)
+        init_model.reset_head(n_classes)
+        weights = init_model.state_dict()
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        raise ConfigError(
+            f"init_from {cfg.init_from} does not fit this model ({first}); the model section must match "
+            "the pre-trained one, and new_head: true starts a fresh head for another label set"
+        ) from None
+
+
+def _start(cfg: TrainConfig, dataset: SpectraDataset | None) -> _Session:
+    """Devices, data, model (and its start), optimiser, schedule and the run's identity."""
     ddp = init_distributed(cfg.device)
     device = resolve_device(cfg.device, ddp.local_rank)
     precision = resolve_precision(cfg.precision, device)
-    out = Path(cfg.out_dir)
     torch.manual_seed(cfg.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-
     if dataset is None:
         if not cfg.data.path:
             raise ConfigError("data.path: no dataset given")
@@ -518,11 +633,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
     train_rows, val_rows = train_val_rows(dataset, cfg)
     train_data = prepare_split(dataset, train_rows, cfg)
     val_data = prepare_split(dataset, val_rows, cfg)
-    task, n_classes = train_data.task, len(train_data.label_names)
-    metric_name = main_metric(task)
+    n_classes = len(train_data.label_names)
 
-    model = build_from_config(cfg, n_classes)
-    data_hash = file_sha256(cfg.data.path) if cfg.data.path else "in-memory"
+    model = build_from_config(cfg, n_classes, train_data.task)
     init_id = init_identity(cfg.init_from) if cfg.init_from else ""
     config_id = config_fingerprint(
         cfg,
@@ -533,221 +646,264 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
         init_id=init_id,
     )
     if cfg.init_from:
-        init = load_checkpoint(cfg.init_from)
-        weights = init["model"]
-        if cfg.new_head:
-            init_model = model_from_checkpoint(init)
-            init_model.reset_head(n_classes)
-            weights = init_model.state_dict()
-        try:
-            model.load_state_dict(weights)
-        except RuntimeError as e:
-            first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
-            raise ConfigError(
-                f"init_from {cfg.init_from} does not fit this model ({first}); the model section must match "
-                "the pre-trained one, and new_head: true starts a fresh head for another label set"
-            ) from None
+        _load_init(model, cfg, n_classes)
     model.to(device)
     if ddp.world > 1:
         model = sync_batchnorm(model, device)
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
-
-    opt = make_optimizer(net, cfg.optim)
-    sched = make_scheduler(opt, cfg.optim)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     if cfg.optim.batch_size % ddp.world:
         raise ConfigError(
             f"optim.batch_size {cfg.optim.batch_size} is not divisible by {ddp.world} processes"
         )
-    local_batch = cfg.optim.batch_size // ddp.world
-
-    state = {
-        "epoch": 0,
-        "step_in_epoch": 0,
-        "global_step": 0,
-        "best": float("nan"),
-        "best_epoch": -1,
-        "bad_epochs": 0,
-        "history": [],
-        "train_seconds": 0.0,
-        "spectra_seen": 0,
-        "loss_sum": 0.0,  # of the current epoch, so a mid-epoch resume reports the whole epoch's loss
-        "loss_steps": 0,
-    }
-    if resume and (out / "last.pt").exists():
-        # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the model's device.
-        ckpt = load_checkpoint(out / "last.pt", map_location="cpu")
-        if ckpt.get("config_id") != config_id:
-            raise ConfigError(
-                f"{out / 'last.pt'} was made with other settings, code, data, device type or precision than "
-                f"this run (id {ckpt.get('config_id')} vs {config_id}); resume only the same run (or choose "
-                "another out_dir)"
-            )
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        state = ckpt["state"]
-        _set_rng_state(ckpt["rng"], device)
-    if ddp.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-    def checkpoint(name: str, metrics: dict | None = None) -> None:
-        if not ddp.main:
-            return
-        save_checkpoint(
-            out / name,
-            {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict(),
-                "state": state,
-                "rng": _rng_state(device),
-                "config": to_dict(cfg),
-                "model_spec": model.spec,
-                "task": task,
-                "label_names": train_data.label_names,
-                "metrics": metrics or {},
-                "data_hash": data_hash,
-                "config_id": config_id,
-            },
-        )
-
-    sampler = DistributedSampler(
-        range(len(train_data.X)),
-        num_replicas=ddp.world,
-        rank=ddp.rank,
-        shuffle=True,
-        seed=cfg.seed,
-        drop_last=ddp.world > 1,  # no padding with repeated spectra; drops < world spectra per epoch
+    opt = make_optimizer(net, cfg.optim)
+    return _Session(
+        cfg=cfg,
+        ddp=ddp,
+        device=device,
+        precision=precision,
+        out=Path(cfg.out_dir),
+        dataset=dataset,
+        train_data=train_data,
+        val_data=val_data,
+        model=model,
+        net=net,
+        objective=make_objective(model, train_data.task, cfg),
+        opt=opt,
+        sched=make_scheduler(opt, cfg.optim),
+        scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
+        local_batch=cfg.optim.batch_size // ddp.world,
+        config_id=config_id,
+        init_id=init_id,
+        data_hash=file_sha256(cfg.data.path) if cfg.data.path else "in-memory",
     )
-    X_train, y_train = train_data.X.to(device), train_data.y.to(device)
-    stopped = False
-    # The patience test is part of the loop condition, so resuming an early-stopped run trains no further.
-    while state["epoch"] < cfg.optim.epochs and state["bad_epochs"] < cfg.optim.patience and not stopped:
-        epoch = state["epoch"]
-        sampler.set_epoch(epoch)
-        order = torch.tensor(list(sampler))
-        batches = list(order.split(local_batch))
-        if len(batches) > 1 and len(batches[-1]) == 1:
-            batches.pop()  # BatchNorm cannot train on a batch of one
-        net.train()
-        t0 = time.perf_counter()
-        loss_sum, loss_steps = torch.zeros((), device=device), 0  # summed on the device: no sync per step
 
-        def flush_loss() -> None:
-            nonlocal loss_sum, loss_steps
-            state["loss_sum"] += float(loss_sum)
-            state["loss_steps"] += loss_steps
-            loss_sum, loss_steps = torch.zeros((), device=device), 0
 
-        bar = tqdm(
-            batches[state["step_in_epoch"] :],
-            desc=f"epoch {epoch}",
-            leave=False,
-            disable=not (cfg.progress and ddp.main),
+def _resume(s: _Session) -> None:
+    """Continue from ``last.pt`` (weights, optimiser, schedule, loop state, RNG) when it is the same run."""
+    last = s.out / "last.pt"
+    if not last.exists():
+        return
+    # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the model's device.
+    ckpt = load_checkpoint(last, map_location="cpu")
+    if ckpt.get("config_id") != s.config_id:
+        raise ConfigError(
+            f"{last} was made with other settings, code, data, device type or precision than this run "
+            f"(id {ckpt.get('config_id')} vs {s.config_id}); resume only the same run (or choose another "
+            "out_dir)"
         )
-        for idx in bar:
-            idx = idx.to(device)
-            with autocast(device, precision):
-                logits = net(X_train[idx])
-            loss = loss_fn(task, logits, y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.optim.grad_clip > 0:
-                scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            loss_sum += loss.detach()
-            loss_steps += 1
-            state["step_in_epoch"] += 1
-            state["global_step"] += 1
-            state["spectra_seen"] += len(idx) * ddp.world
-            if cfg.checkpoint_every and state["global_step"] % cfg.checkpoint_every == 0:
-                state["train_seconds"] += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                flush_loss()
-                checkpoint("last.pt")
-            if cfg.max_steps and state["global_step"] >= cfg.max_steps:
-                stopped = True
-                break
+    s.model.load_state_dict(ckpt["model"])
+    s.opt.load_state_dict(ckpt["optimizer"])
+    s.sched.load_state_dict(ckpt["scheduler"])
+    s.scaler.load_state_dict(ckpt["scaler"])
+    s.state = ckpt["state"]
+    _set_rng_state(ckpt["rng"], s.device)
+
+
+def _checkpoint(s: _Session, name: str, metrics: dict | None = None) -> None:
+    if not s.ddp.main:
+        return
+    save_checkpoint(
+        s.out / name,
+        {
+            "model": s.model.state_dict(),
+            "optimizer": s.opt.state_dict(),
+            "scheduler": s.sched.state_dict(),
+            "scaler": s.scaler.state_dict(),
+            "state": s.state,
+            "rng": _rng_state(s.device),
+            "config": to_dict(s.cfg),
+            "model_spec": s.model.spec,
+            "task": s.task,
+            "label_names": s.train_data.label_names,
+            "metrics": metrics or {},
+            "data_hash": s.data_hash,
+            "config_id": s.config_id,
+        },
+    )
+
+
+def _epoch_batches(s: _Session, sampler: DistributedSampler) -> list[torch.Tensor]:
+    """This epoch's batches of row indices; the order depends only on (seed, epoch)."""
+    sampler.set_epoch(s.state["epoch"])
+    batches = list(torch.tensor(list(sampler)).split(s.local_batch))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches.pop()  # BatchNorm cannot train on a batch of one
+    return batches
+
+
+def _train_epoch(s: _Session, sampler: DistributedSampler, X: torch.Tensor, y: torch.Tensor) -> bool:
+    """The optimiser steps of one epoch (from where a resumed run left off); True when `max_steps` cut it
+    short (then ``last.pt`` holds the mid-epoch state)."""
+    cfg, state = s.cfg, s.state
+    batches = _epoch_batches(s, sampler)
+    s.net.train()
+    t0 = time.perf_counter()
+    loss_sum, loss_steps = torch.zeros((), device=s.device), 0  # summed on the device: no sync per step
+
+    def flush() -> None:
+        nonlocal loss_sum, loss_steps, t0
         state["train_seconds"] += time.perf_counter() - t0
-        flush_loss()
-        if stopped and state["step_in_epoch"] < len(batches):
-            checkpoint("last.pt")
-            break
+        state["loss_sum"] += float(loss_sum)
+        state["loss_steps"] += loss_steps
+        loss_sum, loss_steps, t0 = torch.zeros((), device=s.device), 0, time.perf_counter()
 
-        val = evaluate_split(
-            model, val_data, device=device, precision=precision, batch_size=cfg.eval_batch_size
+    bar = tqdm(
+        batches[state["step_in_epoch"] :],
+        desc=f"epoch {state['epoch']}",
+        leave=False,
+        disable=not (cfg.progress and s.ddp.main),
+    )
+    for idx in bar:
+        idx = idx.to(s.device)
+        with autocast(s.device, s.precision):
+            out = s.objective.forward(s.net, X[idx], y[idx])
+        loss = s.objective.loss(out, y[idx])
+        s.opt.zero_grad(set_to_none=True)
+        s.scaler.scale(loss).backward()
+        if cfg.optim.grad_clip > 0:
+            s.scaler.unscale_(s.opt)
+            nn.utils.clip_grad_norm_(s.net.parameters(), cfg.optim.grad_clip)
+        s.scaler.step(s.opt)
+        s.scaler.update()
+        loss_sum += loss.detach()
+        loss_steps += 1
+        state["step_in_epoch"] += 1
+        state["global_step"] += 1
+        state["spectra_seen"] += len(idx) * s.ddp.world
+        if cfg.checkpoint_every and state["global_step"] % cfg.checkpoint_every == 0:
+            flush()
+            _checkpoint(s, "last.pt")
+        if cfg.max_steps and state["global_step"] >= cfg.max_steps:
+            flush()
+            if state["step_in_epoch"] < len(batches):
+                _checkpoint(s, "last.pt")
+                return True
+            return False
+    flush()
+    return False
+
+
+def _end_epoch(s: _Session) -> None:
+    """Validate on the whole split, step the schedule, keep the best model, count towards early stopping."""
+    cfg, state, epoch = s.cfg, s.state, s.state["epoch"]
+    val = evaluate_split(
+        s.model, s.val_data, device=s.device, precision=s.precision, batch_size=cfg.eval_batch_size
+    )
+    value = val[s.metric]
+    row = {
+        "epoch": epoch,
+        "train_loss": state["loss_sum"] / max(state["loss_steps"], 1),
+        f"val_{s.metric}": value,
+        "lr": s.opt.param_groups[0]["lr"],  # the rate this epoch trained with
+        **s.objective.epoch_logs(s.model, s.val_data, epoch),
+    }
+    s.sched.step()
+    state["history"].append(row)
+    state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_steps=0)
+    if _improved(value, state["best"], cfg.optim.min_delta):
+        state.update(best=value, best_epoch=epoch, bad_epochs=0)
+        _checkpoint(s, "best.pt", {"val": val})
+    else:
+        state["bad_epochs"] += 1
+    _checkpoint(s, "last.pt")
+    if s.ddp.main and cfg.progress:
+        extra = "".join(f"  {k} {v:.4f}" for k, v in row.items() if k.startswith("val_pred_"))
+        print(
+            f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  val {s.metric} {value:.4f}  "
+            f"lr {row['lr']:.2e}{extra}",
+            flush=True,
         )
-        value = val[metric_name]
-        row = {
-            "epoch": epoch,
-            "train_loss": state["loss_sum"] / max(state["loss_steps"], 1),
-            f"val_{metric_name}": value,
-            "lr": opt.param_groups[0]["lr"],  # the rate this epoch trained with
-        }
-        sched.step()
-        state["history"].append(row)
-        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_steps=0)
-        if _improved(value, state["best"], cfg.optim.min_delta):
-            state.update(best=value, best_epoch=epoch, bad_epochs=0)
-            checkpoint("best.pt", {"val": val})
-        else:
-            state["bad_epochs"] += 1
-        checkpoint("last.pt")
-        if ddp.main and cfg.progress:
-            print(
-                f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  val {metric_name} {value:.4f}  "
-                f"lr {row['lr']:.2e}",
-                flush=True,
-            )
 
-    summary: dict[str, Any] = {
-        "model": describe(model.spec),
-        "model_spec": model.spec,
-        "task": task,
-        "metric": metric_name,
+
+def _summary(s: _Session, stopped: bool) -> dict[str, Any]:
+    state, cfg = s.state, s.cfg
+    if stopped:
+        ended_by = "max_steps"
+    elif state["bad_epochs"] >= cfg.optim.patience:
+        ended_by = "early_stop"
+    else:
+        ended_by = "epoch_cap"
+    return {
+        "model": describe(s.model.spec),
+        "model_spec": s.model.spec,
+        "task": s.task,
+        "metric": s.metric,
         "best_epoch": state["best_epoch"],
         "best_val": state["best"],
         "epochs_run": state["epoch"],
         "global_step": state["global_step"],
         "train_seconds": state["train_seconds"],
         "spectra_per_second": state["spectra_seen"] / max(state["train_seconds"], 1e-9),
-        "device": str(device),
-        "precision": precision,
-        "world_size": ddp.world,
+        "device": str(s.device),
+        "precision": s.precision,
+        "world_size": s.ddp.world,
         "seed": cfg.seed,
-        "data_hash": data_hash,
-        "config_id": config_id,
-        "init_id": init_id,
-        "ended_by": "max_steps"
-        if stopped
-        else "early_stop"
-        if state["bad_epochs"] >= cfg.optim.patience
-        else "epoch_cap",
+        "data_hash": s.data_hash,
+        "config_id": s.config_id,
+        "init_id": s.init_id,
+        "ended_by": ended_by,
         **machine(),
         "git_sha": git_sha(),
         "history": state["history"],
-        **{k: profile_model(model)[k] for k in ("params", "macs")},
+        **{k: profile_model(s.model)[k] for k in ("params", "macs")},
     }
+
+
+def _finish(s: _Session, stopped: bool) -> dict[str, Any]:
+    """The best model's metrics on validation and test (and its IP pathways), into ``metrics.json``."""
+    summary = _summary(s, stopped)
     if stopped:
         summary["stopped"] = True
         return summary
-    if ddp.main:
-        best = load_checkpoint(out / "best.pt", map_location=device)
-        model.load_state_dict(best["model"])
-        ev = {"device": device, "precision": precision, "batch_size": cfg.eval_batch_size}
-        summary["val"] = evaluate_split(model, val_data, **ev)
-        if cfg.data.test_split in dataset.splits:
-            summary["test"] = evaluate_split(model, prepare_split(dataset, cfg.data.test_split, cfg), **ev)
-        (out / "metrics.json").write_text(json.dumps(summary, indent=1))
-    if ddp.world > 1:
+    if s.ddp.main:
+        best = load_checkpoint(s.out / "best.pt", map_location=s.device)
+        s.model.load_state_dict(best["model"])
+        ev = {"device": s.device, "precision": s.precision, "batch_size": s.cfg.eval_batch_size}
+        summary["val"] = evaluate_split(s.model, s.val_data, **ev)
+        if s.cfg.data.test_split in s.dataset.splits:
+            test = prepare_split(s.dataset, s.cfg.data.test_split, s.cfg)
+            summary["test"] = evaluate_split(s.model, test, **ev)
+            if isinstance(s.model, IPModel):
+                summary["test"]["pathways"] = pathway_metrics(s.model, test.X, test.y, task=s.task, seed=0)
+        (s.out / "metrics.json").write_text(json.dumps(summary, indent=1))
+    if s.ddp.world > 1:
         dist.barrier()
     return summary
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | None = None) -> dict[str, Any]:
+    """Train `cfg`, writing ``config.yaml``, ``last.pt``, ``best.pt`` and ``metrics.json`` to `cfg.out_dir`.
+
+    `resume=True` continues from ``last.pt`` when it exists (and starts fresh otherwise). `dataset` may be
+    passed in memory instead of `cfg.data.path`. Returns the ``metrics.json`` content; a run stopped by
+    `max_steps` returns ``{"stopped": True, ...}`` without test metrics.
+    """
+    s = _start(cfg, dataset)
+    if resume:
+        _resume(s)
+    if s.ddp.main:
+        s.out.mkdir(parents=True, exist_ok=True)
+        (s.out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    sampler = DistributedSampler(
+        range(len(s.train_data.X)),
+        num_replicas=s.ddp.world,
+        rank=s.ddp.rank,
+        shuffle=True,
+        seed=cfg.seed,
+        drop_last=s.ddp.world > 1,  # no padding with repeated spectra; drops < world spectra per epoch
+    )
+    X, y = s.train_data.X.to(s.device), s.train_data.y.to(s.device)
+    stopped = False
+    # The patience test is part of the loop condition, so resuming an early-stopped run trains no further.
+    while s.state["epoch"] < cfg.optim.epochs and s.state["bad_epochs"] < cfg.optim.patience:
+        stopped = _train_epoch(s, sampler, X, y)
+        if stopped:
+            break
+        _end_epoch(s)
+        if cfg.max_steps and s.state["global_step"] >= cfg.max_steps:
+            stopped = s.state["epoch"] < cfg.optim.epochs and s.state["bad_epochs"] < cfg.optim.patience
+            break
+    return _finish(s, stopped)
 
 
 def evaluate_checkpoint(
