@@ -49,3 +49,9 @@ def test_shipped_configs_are_valid():
         assert load_config(path).data.path.startswith("data/")
     for path in sweeps:
         assert plan(load_sweep(path))
+
+
+def test_an_unquoted_yaml_off_gets_a_hint():
+    with pytest.raises(ConfigError, match="model.ip.mode: False is not one of .* quote the word"):
+        load_config(None, ["model.ip.mode=off"])
+    assert load_config(None, ["model.ip.mode='off'"]).model.ip.mode == "off"

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -197,3 +198,34 @@ def test_sweep_cli_rejects_unknown_keys(tmp_path, capsys):
     path.write_text("widhts: [8]\n")
     assert main(["sweep", "--config", str(path)]) == 2
     assert "unknown config key 'widhts'" in capsys.readouterr().err
+
+
+def test_an_ip_sweep_scores_every_run_and_keeps_the_scores_with_their_settings(tmp_path):
+    scores = {"n_spectra": 4, "score": {"n_perturb_samples": 2, "sensitivity_samples": 2}}
+    cfg = sweep_config(
+        tmp_path,
+        mixers=["mlpmixer"],
+        seeds=[0],
+        ip_modes=["trainable", "frozen", "off"],
+        train={**TRAIN, "model": {**TRAIN["model"], "ip": {"channels": 12}}},
+        scores=scores,
+    )
+    table = run_sweep(cfg, progress=False).set_index("ip_mode")
+    assert list(table["run_id"]) == [
+        "toy-ml/w8-mlpmixer1-iptrainable/seed0",
+        "toy-ml/w8-mlpmixer1-ipfrozen/seed0",
+        "toy-ml/w8-mlpmixer1/seed0",
+    ]
+    for mode in ("trainable", "frozen"):
+        row = table.loc[mode]
+        assert row["ip_channels"] == 12 and 0 <= row["pathway_pred_2"] <= 1
+        assert np.isfinite(row[["infidelity_mean", "sensitivity_mean"]].astype(float)).all()
+        assert 0 <= row["mass_accuracy_specific"] <= 1 and 0 <= row["pointing_game_complement"] <= 1
+    off = table.loc["off"]
+    assert 0 <= off["mass_accuracy_all"] <= 1 and np.isnan(off["infidelity_mean"])
+    assert np.isnan(off["mass_accuracy_specific"]) and np.isnan(off["pathway_pred_2"])
+    assert table["scores_id"].str.len().eq(12).all()
+    # the scores' settings are part of what a row is: other settings never reuse it
+    cfg.scores = {**scores, "layer": "extractor"}
+    with pytest.raises(ConfigError, match="scored otherwise"):
+        run_sweep(cfg, progress=False)

@@ -20,6 +20,8 @@ Scores of an attribution a (B, 1, L) for class k:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -253,6 +255,15 @@ GROUND_TRUTH_SCORES = {
     "rank_accuracy": relevance_rank_accuracy,
     "pointing_game": pointing_game,
 }
+# The columns `score_run` fills (a store row keeps them).
+SCORE_COLUMNS = (
+    "scored_pairs",
+    *(f"{name}_{subset}" for name in GROUND_TRUTH_SCORES for subset in CHANNEL_SUBSETS),
+    "infidelity_mean",
+    "infidelity_sd",
+    "sensitivity_mean",
+    "sensitivity_sd",
+)
 
 
 def settings_record(cam: CamSettings, score: ScoreSettings | None = None) -> dict:
@@ -260,9 +271,81 @@ def settings_record(cam: CamSettings, score: ScoreSettings | None = None) -> dic
     return {**{f"cam_{k}": v for k, v in asdict(cam).items()}, **asdict(score or ScoreSettings())}
 
 
+# --- a trained run's attribution scores (what the results store keeps per run) ------------------------------
+
+# Bump when the CAM or score code changes the numbers it stores (the run identity of the scores).
+SCORES_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunScoring:
+    """How a sweep scores a trained model's explanations on its test split."""
+
+    n_spectra: int = 100  # the first test spectra, each with its positive (multilabel) or true class
+    layer: str = "stem"
+    rule: Literal["argmax", "topk"] = "argmax"
+    score: ScoreSettings = ScoreSettings()
+
+
+def scores_identity(scoring: RunScoring, config_id: str) -> str:
+    """The identity of a run's stored scores: how they were made, the score code's version and the run."""
+    blob = json.dumps([asdict(scoring), SCORES_VERSION, config_id], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def explained_pairs(
+    X: torch.Tensor, y: torch.Tensor, task: str, n_spectra: int
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """(spectra, classes, row of each) for the first `n_spectra` spectra: one pair per positive label
+    (multilabel) or the true class (multiclass)."""
+    rows, classes = [], []
+    for i in range(min(n_spectra, len(X))):
+        ks = torch.nonzero(y[i]).flatten().tolist() if task == "multilabel" else [int(y[i])]
+        rows += [i] * len(ks)
+        classes += ks
+    idx = np.asarray(rows, dtype=np.int64)
+    return X[idx], torch.as_tensor(classes, dtype=torch.long), idx
+
+
+def score_run(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    masks: np.ndarray | None,
+    task: str,
+    scoring: RunScoring,
+) -> dict[str, float]:
+    """Attribution scores of a trained model on a prepared split (X (N, 1, L), targets, the true band masks
+    (K, L) or None): ground-truth scores for every channel subset the model has, and, with an interpretable
+    path, Table 1's infidelity and sensitivity of the class-specific Grad-CAM (mean and sd over pairs)."""
+    x, k, _ = explained_pairs(X, y, task, scoring.n_spectra)
+    subsets = CHANNEL_SUBSETS if isinstance(model, IPModel) else ("all",)
+    out: dict[str, float] = {"scored_pairs": float(len(k))}
+    cams = {}
+    for subset in subsets:
+        settings = CamSettings(channels=subset, layer=scoring.layer, rule=scoring.rule)
+        cams[subset] = grad_cam(model, x, k, settings)
+        if masks is not None:
+            a, s = cams[subset][:, 0].cpu().numpy(), np.asarray(masks, bool)[k.numpy()]
+            for name, fn in GROUND_TRUTH_SCORES.items():
+                out[f"{name}_{subset}"] = float(np.nanmean(fn(a, s)))
+    if isinstance(model, IPModel):
+        specific = CamSettings(channels="specific", layer=scoring.layer, rule=scoring.rule)
+        inf = infidelity_scores(model, x, k, cams["specific"], specific, scoring.score)
+        sens = sensitivity_scores(model, x, k, specific, scoring.score)
+        out |= {
+            "infidelity_mean": float(inf.mean()),
+            "infidelity_sd": float(inf.std()),
+            "sensitivity_mean": float(sens.mean()),
+            "sensitivity_sd": float(sens.std()),
+        }
+    return out
+
+
 __all__ = [
     "CHANNEL_SUBSETS",
     "CamSettings",
+    "RunScoring",
     "ScoreSettings",
     "cam_layer",
     "channel_mask",
@@ -272,5 +355,7 @@ __all__ = [
     "pointing_game",
     "relevance_mass_accuracy",
     "relevance_rank_accuracy",
+    "score_run",
+    "scores_identity",
     "sensitivity_scores",
 ]

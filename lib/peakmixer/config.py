@@ -56,8 +56,10 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
                 errors.append(str(e))
         raise ConfigError(errors[0])
     if origin is typing.Literal:
-        if value not in typing.get_args(hint):
-            raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(hint))}")
+        if value not in typing.get_args(hint) or isinstance(value, bool):
+            raise ConfigError(
+                f"{where}: {value!r} is not one of {list(typing.get_args(hint))}{_yaml_hint(value)}"
+            )
         return value
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
@@ -83,8 +85,15 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if hint is int and isinstance(value, bool):
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if not isinstance(value, hint):
-        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r} ({type(value).__name__})")
+        raise ConfigError(
+            f"{where}: expected {hint.__name__}, got {value!r} ({type(value).__name__}){_yaml_hint(value)}"
+        )
     return value
+
+
+def _yaml_hint(value: Any) -> str:
+    # YAML 1.1 (PyYAML) reads off / on / yes / no unquoted as booleans
+    return "; YAML reads off, on, yes and no as booleans: quote the word" if isinstance(value, bool) else ""
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -27,7 +27,8 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .config import ConfigError, apply_overrides, load_yaml
+from .cam import RunScoring, scores_identity
+from .config import ConfigError, apply_overrides, from_dict, load_yaml
 from .data import load
 from .metrics import main_metric
 from .provenance import REPO_ROOT
@@ -112,6 +113,7 @@ def validate(cfg: SweepConfig, table: pd.DataFrame) -> pd.DataFrame:
     runs = {r.run_id: r for r in plan(cfg)}
     paths = {ds.name: dataset_path(cfg, ds) for ds in cfg.datasets}
     datasets = {name: load(p) for name, p in paths.items()}
+    scoring = from_dict(RunScoring, cfg.scores) if cfg.scores else None
     valid, why = [], []
     for row in table.itertuples(index=False):
         run = runs.get(row.run_id)
@@ -122,9 +124,13 @@ def validate(cfg: SweepConfig, table: pd.DataFrame) -> pd.DataFrame:
         name = run.dataset.name
         pre, tc = stage_configs(cfg, run, paths[name])
         expected = run_identity(pre, tc, datasets[name], device_type=row.device, precision=row.precision)
-        ok = expected == row.config_id
-        valid.append(ok)
-        why.append("" if ok else f"config id {row.config_id} != {expected}: settings, code or data changed")
+        reason = ""
+        if expected != row.config_id:
+            reason = f"config id {row.config_id} != {expected}: settings, code or data changed"
+        elif scoring is not None and getattr(row, "scores_id", "") != scores_identity(scoring, expected):
+            reason = "its attribution scores were made with other settings or score code"
+        valid.append(not reason)
+        why.append(reason)
     return table.assign(valid=valid, why=why)
 
 

@@ -12,9 +12,11 @@ set, and test on the test split; the spread over seeds is the fine-tuning spread
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +25,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .cam import SCORE_COLUMNS, RunScoring, score_run, scores_identity
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .data import SpectraDataset, file_sha256, load
 from .provenance import git_sha, package_versions
-from .train import TrainConfig, machine, planned_config_id, train
+from .train import TrainConfig, machine, model_from_checkpoint, planned_config_id, prepare_split, train
 
 METRIC_COLUMNS = ("micro_f1", "macro_f1", "samples_f1", "hamming_accuracy", "emr", "accuracy")
 # One row per finished run: what it is, how it scored, how it ended, and where and with what it was made.
@@ -63,6 +66,14 @@ COLUMNS = (
     "data_sha256",
     "git_sha",
     "finished_at",
+    # interpretable-path runs, and runs scored for their explanations (`scores` of the sweep)
+    "ip_mode",
+    "ip_channels",
+    "pathway_pred_1",
+    "pathway_pred_2",
+    "pathway_pred_3",
+    *SCORE_COLUMNS,
+    "scores_id",
 )
 # Read as text whatever they look like: an all-digit id must not become an integer, nor "12e345" inf.
 TEXT_COLUMNS = (
@@ -81,6 +92,8 @@ TEXT_COLUMNS = (
     "data_sha256",
     "git_sha",
     "finished_at",
+    "ip_mode",
+    "scores_id",
 )
 
 
@@ -105,12 +118,16 @@ class SweepConfig:
     blocks: int | None = None
     mixers: list[str] = field(default_factory=lambda: ["none", "mlp", "mlpmixer", "transformer"])
     mixer_layers: list[int] = field(default_factory=lambda: [4])  # for mlpmixer and transformer
+    ip_modes: list[str] = field(
+        default_factory=lambda: ["off"]
+    )  # interpretable path: off | trainable | frozen
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     pretrain_seed: int = 0  # the one pre-training per model of pretrain_finetune datasets
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides for every run
     out_dir: str = "runs/sweep"  # run directories (checkpoints; not committed)
     results: str = ""  # the results table; empty: out_dir/results.csv
     data_dir: str = "data"  # where synthetic datasets are generated and cached
+    scores: dict[str, Any] = field(default_factory=dict)  # score explanations after training (cam.RunScoring)
 
     @property
     def results_path(self) -> Path:
@@ -127,11 +144,13 @@ class Run:
     mixer: str
     layers: int
     seed: int
+    ip: str = "off"
 
     @property
     def model_id(self) -> str:
         blocks = "" if self.blocks is None else f"x{self.blocks}"
-        return f"{self.dataset.name}/w{self.width}{blocks}-{self.mixer}{self.layers}"
+        ip = "" if self.ip == "off" else f"-ip{self.ip}"
+        return f"{self.dataset.name}/w{self.width}{blocks}-{self.mixer}{self.layers}{ip}"
 
     @property
     def run_id(self) -> str:
@@ -236,7 +255,8 @@ def plan(cfg: SweepConfig) -> list[Run]:
             for mixer in cfg.mixers:
                 layers = cfg.mixer_layers if mixer in ("mlpmixer", "transformer") else [0]
                 for n in layers:
-                    runs += [Run(ds, width, cfg.blocks, mixer, n, seed) for seed in cfg.seeds]
+                    for ip in cfg.ip_modes:
+                        runs += [Run(ds, width, cfg.blocks, mixer, n, seed, ip) for seed in cfg.seeds]
     return runs
 
 
@@ -258,15 +278,17 @@ def run_config(
     if run.mixer in ("mlpmixer", "transformer"):
         model["mixer_layers"] = run.layers
     for source, where in ((cfg.train, "train"), (run.dataset.train, f"datasets[{run.dataset.name}].train")):
-        clash = sorted(set(source.get("model", {})) & set(model))
+        given = source.get("model", {})
+        clash = sorted(set(given) & set(model)) + (["ip.mode"] if "mode" in given.get("ip", {}) else [])
         if clash:  # the sweep's own value would silently win: say so instead
             raise ConfigError(
                 f"{where}.model.{clash[0]} is set by the sweep itself; use its top-level key "
-                "(extractor, mixers, widths, blocks, mixer_layers) instead"
+                "(extractor, mixers, widths, blocks, mixer_layers, ip_modes) instead"
             )
     data = _merge(cfg.train, run.dataset.train)
     if stage == "finetune":
         data = _merge(data, run.dataset.finetune)
+    model["ip"] = {**data.get("model", {}).get("ip", {}), "mode": run.ip}
     data = _merge(
         data, {"model": model, "data": {"path": str(data_path)}, "out_dir": str(out), "seed": run.seed}
     )
@@ -283,7 +305,7 @@ def stage_configs(
     tc = run_config(cfg, run, "train", runs / run.run_id, data_path)
     pre = None
     if run.dataset.protocol == "pretrain_finetune":
-        first = Run(run.dataset, run.width, run.blocks, run.mixer, run.layers, cfg.pretrain_seed)
+        first = Run(run.dataset, run.width, run.blocks, run.mixer, run.layers, cfg.pretrain_seed, run.ip)
         pre_dir = runs / run.model_id / f"pretrain-seed{cfg.pretrain_seed}"
         pre = run_config(cfg, first, "train", pre_dir, data_path)
         tc = run_config(cfg, run, "finetune", runs / run.run_id, data_path)
@@ -344,6 +366,9 @@ def _row(run: Run, summary: dict[str, Any], pretrain_seconds: float, synthetic: 
         "data_sha256": summary["data_hash"],
         "git_sha": git_sha(),
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ip_mode": run.ip,
+        "ip_channels": spec.get("ip", {}).get("channels", np.nan),
+        **{f"pathway_{k}": v for k, v in test.get("pathways", {}).items()},
     }
 
 
@@ -397,6 +422,29 @@ def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]
     return path
 
 
+@contextmanager
+def _claim(run_dir: str | Path):
+    """Hold a run directory while training it: another sweep process (a worker, or another study sharing
+    the folder) that reaches the same run waits, then finds it finished instead of training it twice."""
+    path = Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> dict[str, float]:
+    """The attribution scores of a finished run's best model on its test split (`cam.score_run`)."""
+    model = model_from_checkpoint(Path(tc.out_dir) / "best.pt")
+    test = prepare_split(dataset, tc.data.test_split, tc)
+    part = dataset.split(tc.data.test_split).to_length(tc.model.input_length)
+    masks = part.masks if tc.data.target == "y" else None
+    return score_run(model, test.X, test.y, masks, test.task, scoring)
+
+
 def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
     """Run every planned run that has no row in the results table yet; returns the planned runs' rows.
 
@@ -407,6 +455,8 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
     results = cfg.results_path
     table = read_results(results)
     known = dict(zip(table["run_id"], table["config_id"], strict=True))
+    scored = dict(zip(table["run_id"], table["scores_id"], strict=True)) if "scores_id" in table else {}
+    scoring = from_dict(RunScoring, cfg.scores) if cfg.scores else None
     runs = plan(cfg)
     paths = {ds.name: dataset_path(cfg, ds) for ds in cfg.datasets}
     hashes = {name: file_sha256(p) for name, p in paths.items()}
@@ -417,6 +467,7 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
         name = run.dataset.name
         pre, tc = stage_configs(cfg, run, paths[name])
         config_id = run_identity(pre, tc, datasets[name])
+        scores_id = scores_identity(scoring, config_id) if scoring else ""
         if run.run_id in known:
             if known[run.run_id] != config_id:
                 raise ConfigError(
@@ -424,23 +475,33 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
                     f"{known[run.run_id]}, now {config_id}); use another results table, or delete that row "
                     "and its run directory"
                 )
+            if scored.get(run.run_id, "") != scores_id:
+                raise ConfigError(
+                    f"{results} holds {run.run_id} scored otherwise (scores id "
+                    f"{scored.get(run.run_id)!r}, now {scores_id!r}); use another results table, or delete "
+                    "that row"
+                )
             continue
         if progress:
             print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}", flush=True)
         t0 = time.perf_counter()
         if pre is not None and run.model_id not in pretrain_seconds:
-            pre_summary = train(pre, resume=True, dataset=datasets[name])
+            with _claim(pre.out_dir):
+                pre_summary = train(pre, resume=True, dataset=datasets[name])
             if pre_summary.get("stopped"):
                 print(f"[sweep] {run.model_id} pre-training cut short by max_steps: no row", flush=True)
                 continue
             pretrain_seconds[run.model_id] = float(pre_summary["train_seconds"])
-        summary = train(tc, resume=True, dataset=datasets[name])
+        with _claim(tc.out_dir):
+            summary = train(tc, resume=True, dataset=datasets[name])
         if summary.get("stopped"):
             print(f"[sweep] {run.run_id} cut short by max_steps: no row; it resumes next time", flush=True)
             continue
         if summary["config_id"] != config_id:  # the planned identity must be the one training records
             raise RuntimeError(f"{run.run_id}: planned config id {config_id}, trained {summary['config_id']}")
         row = _row(run, summary, pretrain_seconds.get(run.model_id, 0.0), synthetic[name], tc.optim.epochs)
+        if scoring is not None:
+            row |= _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
         _append(results, row)
         _write_sidecar(cfg, time.perf_counter() - t0, hashes)
         known[run.run_id] = config_id
