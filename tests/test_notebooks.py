@@ -155,3 +155,29 @@ def test_what_a_reader_sees_never_points_outside_the_clone():
         str(p.relative_to(REPO)) for p in docs if "../shared" in p.read_text() or "shared/" in p.read_text()
     ]
     assert offenders == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_run_all_smoke_03_ip_eval(tmp_path):
+    figs = run_all_smoke(tmp_path, "03_ip_eval")
+    table = pd.read_csv(figs / "ip_table1.csv")
+    assert set(table["score"]) == {"infidelity", "sensitivity"}
+    assert set(table["correlation"]) == {"trainable", "frozen"}
+    assert set(table["dataset"]) == {"synth-ir17", "synth-bac30"} and (table["seeds"] == 2).all()
+    assert table["mean"].notna().all() and (table["mean"] >= 0).all()
+    for name in ("ip_table1", "ip_ground_truth", "ip_verdict_table"):
+        assert_sidecar(figs / f"{name}.csv")
+    assert_figure(figs, "ip_table1_figure")
+    assert_figure(figs, "ip_ground_truth_figure")
+    side = json.loads((figs / "ip_table1.json").read_text())
+    pinned = side["settings"]["scoring"]["score"]
+    assert {"noise_sd", "n_perturb_samples", "normalize", "sensitivity_radius", "seed"} <= set(pinned)
+    assert side["settings"]["scoring"]["layer"] == "stem" and side["source"] == "recomputed"
+    gt = pd.read_csv(figs / "ip_ground_truth.csv")
+    assert set(gt["ip_mode"]) == {"trainable", "frozen", "off"}
+    assert set(gt["channels"]) == {"all", "specific", "complement"}
+    scores = gt[gt["score"].isin(["mass_accuracy", "rank_accuracy", "pointing_game"])]["mean"]
+    assert scores.between(0, 1).all()
+    verdict = (figs / "ip_verdict.txt").read_text()
+    assert "trainable" in verdict and "frozen" in verdict and "SYNTHETIC" in verdict

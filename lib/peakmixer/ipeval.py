@@ -1,0 +1,242 @@
+"""The interpretable path evaluated from stored runs: Table 1, the ground-truth scores, the verdict, and
+spot checks that re-score a stored run's model live.
+
+Rows come from the results store (`peakmixer.results`); each IP run there carries its attribution scores
+(`cam.score_run`: mean and sd over its test spectra) and PICNN's pathway scores. Spread over seeds is the
+sd of the per-run means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .cam import CHANNEL_SUBSETS, GROUND_TRUTH_SCORES, RunScoring, score_run
+from .config import from_dict
+from .data import load
+from .provenance import REPO_ROOT
+from .results import find_run, welch_interval
+from .sweep import SweepConfig, dataset_path, stage_configs
+from .train import TrainConfig, load_checkpoint, model_from_checkpoint, prepare_split
+
+MODELS_DIR = REPO_ROOT / "models"
+TABLE1_SCORES = {"infidelity": "lower", "sensitivity": "lower"}  # both: lower is better
+MODE_NAMES = {"trainable": "trainable", "frozen": "frozen (untrainable)", "off": "off (no IP)"}
+
+
+def _mean_sd(values: pd.Series) -> tuple[float, float, int]:
+    v = values.dropna().astype(float)
+    return float(v.mean()) if len(v) else np.nan, float(v.std(ddof=1)) if len(v) > 1 else np.nan, len(v)
+
+
+def table1(rows: pd.DataFrame) -> pd.DataFrame:
+    """Table 1: infidelity and sensitivity of class-specific Grad-CAM, trainable vs frozen matrix, per
+    dataset: mean ± sd over seeds of the per-run means, and the mean per-run sd over test spectra."""
+    out = []
+    ip = rows[rows["ip_mode"].isin(["trainable", "frozen"])]
+    for score in TABLE1_SCORES:
+        for mode in ("trainable", "frozen"):
+            for dataset, at in ip[ip["ip_mode"] == mode].groupby("dataset", sort=False):
+                mean, sd, n = _mean_sd(at[f"{score}_mean"])
+                out.append(
+                    {
+                        "score": score,
+                        "correlation": mode,
+                        "dataset": dataset,
+                        "mean": mean,
+                        "sd_over_seeds": sd,
+                        "sd_over_spectra": float(at[f"{score}_sd"].mean()),
+                        "seeds": n,
+                        "pairs_per_run": float(at["scored_pairs"].mean()),
+                    }
+                )
+    return pd.DataFrame(out)
+
+
+def ground_truth_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Relevance mass / rank accuracy and pointing game per dataset, IP mode and channel subset (mean ± sd
+    over seeds), with PICNN's pathway scores (pred_1 all channels, pred_2 class-specific, pred_3
+    complementary) beside them."""
+    out = []
+    for (dataset, mode), at in rows.groupby(["dataset", "ip_mode"], sort=False):
+        metric = "accuracy" if at["task"].iloc[0] == "multiclass" else "micro-F1"
+        for subset in CHANNEL_SUBSETS:
+            for name in GROUND_TRUTH_SCORES:
+                col = f"{name}_{subset}"
+                if col not in at or at[col].isna().all():
+                    continue
+                mean, sd, n = _mean_sd(at[col])
+                out.append(
+                    {
+                        "dataset": dataset,
+                        "ip_mode": mode,
+                        "channels": subset,
+                        "score": name,
+                        "mean": mean,
+                        "sd": sd,
+                        "seeds": n,
+                    }
+                )
+        for path in ("pred_1", "pred_2", "pred_3"):
+            col = f"pathway_{path}"
+            if col in at and at[col].notna().any():
+                mean, sd, n = _mean_sd(at[col])
+                out.append(
+                    {
+                        "dataset": dataset,
+                        "ip_mode": mode,
+                        "channels": {"pred_1": "all", "pred_2": "specific", "pred_3": "complement"}[path],
+                        "score": f"pathway {path} ({metric})",
+                        "mean": mean,
+                        "sd": sd,
+                        "seeds": n,
+                    }
+                )
+    return pd.DataFrame(out)
+
+
+def ip_verdict(rows: pd.DataFrame) -> pd.DataFrame:
+    """Does the trainable matrix beat the frozen one? Per dataset and score: the difference of per-run means
+    (trainable − frozen) with a 95% Welch t interval over seeds, and whether it favours the trainable
+    matrix beyond that interval ("supported"), the frozen one ("contradicted"), or neither."""
+    scores = {f"{s}_mean": "lower" for s in TABLE1_SCORES} | {
+        f"{name}_specific": "higher" for name in GROUND_TRUTH_SCORES
+    }
+    scores |= {"pathway_pred_2": "higher"}
+    out = []
+    for dataset, at in rows.groupby("dataset", sort=False):
+        for col, better in scores.items():
+            a = at.loc[at["ip_mode"] == "trainable", col].dropna().astype(float).to_numpy()
+            b = at.loc[at["ip_mode"] == "frozen", col].dropna().astype(float).to_numpy()
+            if len(a) == 0 or len(b) == 0:
+                continue
+            diff, lo, hi = welch_interval(a, b)
+            # the trainable matrix's advantage, whichever direction is better
+            gain_lo, gain_hi = (lo, hi) if better == "higher" else (-hi, -lo)
+            if np.ptp(np.r_[a, b]) == 0:
+                outcome = "not resolved: identical results"
+            elif not np.isfinite(gain_lo):
+                outcome = "not resolved at this sample size"
+            elif gain_lo > 0:
+                outcome = "supported"
+            elif gain_hi < 0:
+                outcome = "contradicted"
+            else:
+                outcome = "not resolved at this sample size"
+            out.append(
+                {
+                    "dataset": dataset,
+                    "score": col.removesuffix("_mean"),
+                    "better": better,
+                    "trainable": float(a.mean()),
+                    "frozen": float(b.mean()),
+                    "difference": diff,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": f"{len(a)}/{len(b)}",
+                    "outcome": outcome,
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def ip_verdict_text(verdict: pd.DataFrame, *, synthetic: Iterable[str] = ()) -> str:
+    if verdict.empty:
+        return "No trainable and frozen runs to compare."
+    lines = []
+    synthetic = sorted(set(synthetic))
+    if synthetic:
+        lines.append(f"On SYNTHETIC data ({', '.join(synthetic)}); 95% Welch t intervals over seeds.")
+    lines.append("Does the trainable correlation matrix beat the frozen (untrainable) one?")
+    for v in verdict.itertuples(index=False):
+        ci = "" if not np.isfinite(v.ci_low) else f", 95% CI [{v.ci_low:+.3g}, {v.ci_high:+.3g}]"
+        lines.append(
+            f"  {v.dataset}, {v.score} ({v.better} is better): trainable {v.trainable:.4g} vs frozen "
+            f"{v.frozen:.4g}, difference {v.difference:+.3g}{ci} (n = {v.n}): {v.outcome}"
+        )
+    tally = verdict["outcome"].value_counts()
+    lines.append("Tally: " + ", ".join(f"{k} {n}" for k, n in tally.items()) + f" (of {len(verdict)}).")
+    return "\n".join(lines)
+
+
+# --- spot checks: re-score a stored run's model live ----------------------------------------------------
+
+
+def shipped_name(run_id: str) -> str:
+    """The file name of a run's shipped model in ``models/``."""
+    return run_id.replace("/", "_") + ".pt"
+
+
+def rescore_check(
+    studies: Mapping[str, SweepConfig],
+    store: pd.DataFrame,
+    run_ids: Iterable[str],
+    *,
+    tolerance: float,
+    models_dir: Path = MODELS_DIR,
+) -> pd.DataFrame:
+    """Re-score each named stored run's best model live and compare every stored score with it.
+
+    The model comes from the run's own directory when this machine made it, else from the shipped copy in
+    ``models/``; either way its config id must be the stored row's (the same trained run). One row per
+    run: where the model came from, how many scores were compared, the largest |difference|, agreement.
+    """
+    out = []
+    for run_id in run_ids:
+        name, run = find_run(studies, run_id)
+        cfg = studies[name]
+        row = store[store["run_id"] == run_id]
+        if row.empty:
+            raise ValueError(f"spot check {run_id}: the store has no valid row for it")
+        row = row.iloc[0]
+        path = dataset_path(cfg, run.dataset)
+        _, tc = stage_configs(cfg, run, path)
+        local = Path(tc.out_dir) / "best.pt"
+        source = local if local.exists() else models_dir / shipped_name(run_id)
+        ckpt = load_checkpoint(source)
+        if ckpt.get("config_id") != row["config_id"]:
+            raise ValueError(
+                f"{source}: config id {ckpt.get('config_id')} is not the stored run's {row['config_id']}"
+            )
+        model = model_from_checkpoint(ckpt)
+        train_cfg = from_dict(TrainConfig, ckpt["config"])
+        dataset = load(path)
+        test = prepare_split(dataset, train_cfg.data.test_split, train_cfg)
+        part = dataset.split(train_cfg.data.test_split).to_length(train_cfg.model.input_length)
+        with torch.random.fork_rng(devices=[]):
+            live = score_run(model, test.X, test.y, part.masks, test.task, from_dict(RunScoring, cfg.scores))
+        deltas = {k: abs(v - float(row[k])) for k, v in live.items() if k in row and np.isfinite(row[k])}
+        worst = max(deltas, key=deltas.get)
+        out.append(
+            {
+                "run_id": run_id,
+                "model_from": "run directory" if source == local else f"models/{source.name}",
+                "scores_compared": len(deltas),
+                "max_abs_delta": deltas[worst],
+                "worst_score": worst,
+                "tolerance": tolerance,
+                "agrees": deltas[worst] <= tolerance,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def rescore_text(checks: pd.DataFrame) -> str:
+    if checks.empty:
+        return "Spot check: nothing re-scored."
+    bad = int((~checks["agrees"]).sum())
+    lines = [
+        f"Spot check: {len(checks)} stored run(s) re-scored live from their trained model: "
+        + ("all agree." if bad == 0 else f"{bad} DISAGREE — the stored scores are not reproduced here.")
+    ]
+    for c in checks.itertuples(index=False):
+        state = "agrees" if c.agrees else f"DISAGREES (beyond {c.tolerance})"
+        lines.append(
+            f"  {c.run_id} ({c.model_from}): {c.scores_compared} scores, max |Δ| = {c.max_abs_delta:.2e} "
+            f"({c.worst_score}): {state}"
+        )
+    return "\n".join(lines)
