@@ -255,3 +255,16 @@ def test_class_count_of_an_extra_target_comes_from_the_whole_dataset(tmp_path):
     path = write_setup(tmp_path)
     summary = train(load_config(path, ["data.target=y_group", "optim.epochs=1"]), dataset=ds)
     assert summary["model_spec"]["n_classes"] == 3 and len(summary["test"]["confusion"]) == 3
+
+
+def test_an_exported_model_is_slim_and_rebuilds_the_same_model(tmp_path):
+    path = write_setup(tmp_path)
+    train(load_config(path))
+    best = tmp_path / "run" / "best.pt"
+    assert main(["export", "--checkpoint", str(best), "--out", str(tmp_path / "models" / "m.pt")]) == 0
+    slim = tmp_path / "models" / "m.pt"
+    assert slim.stat().st_size < 0.6 * best.stat().st_size  # no optimiser moments
+    assert "optimizer" not in load_checkpoint(slim) and load_checkpoint(slim)["config_id"]
+    x = torch.randn(3, 1, 128)
+    a, b = model_from_checkpoint(best).eval()(x), model_from_checkpoint(slim).eval()(x)
+    assert torch.equal(a, b)

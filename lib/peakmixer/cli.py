@@ -3,6 +3,7 @@
 profile    params / MACs / FLOPs of a model (JSON with --json)
 train      train from a YAML config (+ --set key=value, --resume); torchrun for DDP
 evaluate   metrics of a checkpoint on a split
+export     a slim copy of a trained model for models/ (no optimiser state)
 data       synth | import | download
 sweep      resumable extractor x mixer x seeds sweeps into one table
 results    the results store as the README's results section (--readme rewrites it, --check compares)
@@ -69,6 +70,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         with open(args.out, "w") as f:
             f.write(text)
     print(text)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .train import export_model
+
+    path = export_model(args.checkpoint, args.out)
+    print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
     return 0
 
 
@@ -160,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="also write the JSON here")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("export", help="a slim copy of a trained model (weights, spec, identity) for models/")
+    p.add_argument("--checkpoint", required=True, help="a run's best.pt")
+    p.add_argument("--out", required=True, help="output file, e.g. models/NAME.pt")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("notebooks", help="run the notebooks with papermill into figures/<profile>/")
     p.add_argument("--profile", default="default", choices=["smoke", "default", "full", "paper"])

@@ -365,6 +365,23 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> PeakModel | IPMo
     return model
 
 
+# What a shipped model keeps of its checkpoint: enough to rebuild, identify and evaluate it.
+EXPORT_KEYS = ("model", "model_spec", "config", "config_id", "task", "label_names", "metrics", "data_hash")
+
+
+def export_model(checkpoint: str | Path, out: str | Path) -> Path:
+    """A slim copy of a trained model for shipping (``models/``): weights, spec, config, run identity,
+    labels and validation metrics; no optimiser state or RNG. Written atomically; loads like a checkpoint."""
+    ckpt = load_checkpoint(checkpoint)
+    missing = [k for k in EXPORT_KEYS if k not in ckpt]
+    if missing:
+        raise ValueError(f"{checkpoint}: not a peakmixer checkpoint (missing {missing})")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, {k: ckpt[k] for k in EXPORT_KEYS})
+    return out
+
+
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
