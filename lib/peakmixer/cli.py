@@ -21,6 +21,7 @@ from pathlib import Path
 
 
 def _profile(args: argparse.Namespace) -> int:
+    from .ip import attach_ip
     from .models import build_model, describe, profile_model
 
     model = build_model(
@@ -35,8 +36,12 @@ def _profile(args: argparse.Namespace) -> int:
         hidden=args.hidden,
         mlp_hidden=args.mlp_hidden,
     )
+    model = attach_ip(model, mode=args.ip, task="multilabel", channels=args.ip_channels)
     cost = profile_model(model)
-    result = {"model": describe(model.spec), **cost, "input_length": args.input_length, "batch": 1}
+    name = describe(model.spec) + (
+        "" if args.ip == "off" else f" + IP ({args.ip}, {model.spec['ip']['channels']} ch)"
+    )
+    result = {"model": name, **cost, "input_length": args.input_length, "batch": 1}
     if args.json:
         print(json.dumps(result))
     else:
@@ -152,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("profile", help="params / MACs / FLOPs of a model at batch 1")
     _model_arguments(p)
+    p.add_argument("--ip", default="off", choices=["off", "trainable", "frozen"], help="interpretable path")
+    p.add_argument("--ip-channels", type=int, default=0, help="C_ip (0: the extractor's width)")
     p.set_defaults(func=_profile)
 
     p = sub.add_parser("train", help="train from a YAML config")

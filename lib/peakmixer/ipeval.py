@@ -21,7 +21,7 @@ from .data import load
 from .provenance import REPO_ROOT
 from .results import find_run, welch_interval
 from .sweep import SweepConfig, dataset_path, stage_configs
-from .train import TrainConfig, load_checkpoint, model_from_checkpoint, prepare_split
+from .train import TrainConfig, load_checkpoint, model_from_checkpoint, prepare_split, shipped_weights
 
 MODELS_DIR = REPO_ROOT / "models"
 TABLE1_SCORES = {"infidelity": "lower", "sensitivity": "lower"}  # both: lower is better
@@ -198,6 +198,7 @@ def rescore_check(
         local = Path(tc.out_dir) / "best.pt"
         source = local if local.exists() else models_dir / shipped_name(run_id)
         ckpt = load_checkpoint(source)
+        ckpt["model"] = shipped_weights(ckpt["model"])  # scores are made on the weights as shipped
         if ckpt.get("config_id") != row["config_id"]:
             raise ValueError(
                 f"{source}: config id {ckpt.get('config_id')} is not the stored run's {row['config_id']}"

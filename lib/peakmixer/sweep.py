@@ -29,7 +29,16 @@ from .cam import SCORE_COLUMNS, RunScoring, score_run, scores_identity
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .data import SpectraDataset, file_sha256, load
 from .provenance import git_sha, package_versions
-from .train import TrainConfig, machine, model_from_checkpoint, planned_config_id, prepare_split, train
+from .train import (
+    TrainConfig,
+    load_checkpoint,
+    machine,
+    model_from_checkpoint,
+    planned_config_id,
+    prepare_split,
+    shipped_weights,
+    train,
+)
 
 METRIC_COLUMNS = ("micro_f1", "macro_f1", "samples_f1", "hamming_accuracy", "emr", "accuracy")
 # One row per finished run: what it is, how it scored, how it ended, and where and with what it was made.
@@ -437,8 +446,10 @@ def _claim(run_dir: str | Path):
 
 
 def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> dict[str, float]:
-    """The attribution scores of a finished run's best model on its test split (`cam.score_run`)."""
-    model = model_from_checkpoint(Path(tc.out_dir) / "best.pt")
+    """The attribution scores of a finished run's best model, its weights rounded as shipped
+    (`train.shipped_weights`), on its test split (`cam.score_run`)."""
+    ckpt = load_checkpoint(Path(tc.out_dir) / "best.pt")
+    model = model_from_checkpoint(ckpt | {"model": shipped_weights(ckpt["model"])})
     test = prepare_split(dataset, tc.data.test_split, tc)
     part = dataset.split(tc.data.test_split).to_length(tc.model.input_length)
     masks = part.masks if tc.data.target == "y" else None

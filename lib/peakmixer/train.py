@@ -369,16 +369,24 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> PeakModel | IPMo
 EXPORT_KEYS = ("model", "model_spec", "config", "config_id", "task", "label_names", "metrics", "data_hash")
 
 
+def shipped_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating-point tensors rounded to fp16, as `export_model` ships them (half the size; a model loads
+    them back into fp32). Attribution scores in the store are made on weights rounded the same way, so
+    that re-scoring a shipped model reproduces them exactly."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
 def export_model(checkpoint: str | Path, out: str | Path) -> Path:
-    """A slim copy of a trained model for shipping (``models/``): weights, spec, config, run identity,
-    labels and validation metrics; no optimiser state or RNG. Written atomically; loads like a checkpoint."""
+    """A slim copy of a trained model for shipping (``models/``): fp16 weights (`shipped_weights`), spec,
+    config, run identity, labels and validation metrics; no optimiser state or RNG. Written atomically;
+    loads like a checkpoint (`model_from_checkpoint`)."""
     ckpt = load_checkpoint(checkpoint)
     missing = [k for k in EXPORT_KEYS if k not in ckpt]
     if missing:
         raise ValueError(f"{checkpoint}: not a peakmixer checkpoint (missing {missing})")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, {k: ckpt[k] for k in EXPORT_KEYS})
+    save_checkpoint(out, {k: ckpt[k] for k in EXPORT_KEYS} | {"model": shipped_weights(ckpt["model"])})
     return out
 
 
