@@ -13,7 +13,7 @@ import yaml
 
 from peakmixer.cli import main
 from peakmixer.config import ConfigError
-from peakmixer.data import SpectraDataset, toy_dataset
+from peakmixer.data import DatasetError, SpectraDataset, toy_dataset
 from peakmixer.train import (
     CrossProcessBatchNorm1d,
     evaluate_checkpoint,
@@ -275,3 +275,24 @@ def test_an_exported_model_is_slim_and_rebuilds_the_same_model(tmp_path):
     x = torch.randn(3, 1, 128)
     assert torch.equal(model_from_checkpoint(slim).eval()(x), rounded(x))
     torch.testing.assert_close(rounded(x), model_from_checkpoint(best).eval()(x), rtol=0.02, atol=0.02)
+
+
+def test_a_checkpoint_knows_its_input_axis_and_evaluate_resamples_onto_it(tmp_path):
+    path = write_setup(tmp_path)
+    train(load_config(path))
+    best = tmp_path / "run" / "best.pt"
+    axis = load_checkpoint(best)["input_axis"].numpy()
+    assert axis[0] == 400 and axis[-1] == 4000 and len(axis) == 128
+    toy = toy_dataset(n=96, length=128, n_classes=4, seed=0)
+    # the same spectra on a narrower, denser axis (500-4000 cm-1): resampled onto the model's, not stretched
+    narrow = toy.resample(np.linspace(500, 4000, 300))
+    narrow.save(tmp_path / "narrow.npz")
+    same = evaluate_checkpoint(best, "test")
+    moved = evaluate_checkpoint(best, "test", data_path=str(tmp_path / "narrow.npz"))
+    assert abs(moved["micro_f1"] - same["micro_f1"]) < 0.2
+    toy.resample(np.linspace(2000, 4000, 64)).save(tmp_path / "half.npz")
+    with pytest.raises(DatasetError, match="covers 56% of the model's input axis 400-4000"):
+        evaluate_checkpoint(best, "test", data_path=str(tmp_path / "half.npz"))
+    toy_dataset(n=96, length=128, n_classes=3, seed=0).save(tmp_path / "other.npz")
+    with pytest.raises(ConfigError, match="its classes .* are not the checkpoint's"):
+        evaluate_checkpoint(best, "test", data_path=str(tmp_path / "other.npz"))

@@ -182,9 +182,22 @@ class SpectraDataset:
 
     def to_length(self, length: int) -> SpectraDataset:
         """Resample onto `length` points uniformly spaced over the same range (the model input grid)."""
-        if length == self.length and np.allclose(np.diff(self.axis), np.diff(self.axis)[0]):
+        grid = input_grid(self.axis, length)
+        return self if grid is self.axis else self.resample(grid)
+
+    def onto(self, axis: np.ndarray, *, min_coverage: float = 0.8, name: str = "dataset") -> SpectraDataset:
+        """Resample onto a model's input `axis`, refusing data that cover less than `min_coverage` of its
+        range (the importers' rule); uncovered ends hold the nearest value."""
+        axis = np.asarray(axis, dtype=np.float64)
+        if len(axis) == self.length and np.allclose(axis, self.axis):
             return self
-        return self.resample(np.linspace(self.axis[0], self.axis[-1], length))
+        frac = axis_coverage(self.axis, axis)
+        if frac < min_coverage:
+            raise DatasetError(
+                f"{name}: covers {frac:.0%} of the model's input axis {axis[0]:.0f}-{axis[-1]:.0f} cm-1 "
+                f"(data {self.axis[0]:.0f}-{self.axis[-1]:.0f} cm-1; need {min_coverage:.0%})"
+            )
+        return self.resample(axis, outside="edge")
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -289,6 +302,21 @@ def data_identity(ds: SpectraDataset, path: str | os.PathLike | None = None) -> 
         recipe = {k: p.get(k) for k in ("kind", "n", "seed", "generator_version", "knobs")}
         return "synth:" + hashlib.sha256(_json_bytes(recipe)).hexdigest()[:16]
     return file_sha256(path) if path else "in-memory"
+
+
+def input_grid(axis: np.ndarray, length: int) -> np.ndarray:
+    """A model's input grid for data on `axis`: `length` points uniformly spaced over the same range
+    (`axis` itself when it already is one)."""
+    axis = np.asarray(axis, dtype=np.float64)
+    if length == len(axis) and np.allclose(np.diff(axis), np.diff(axis)[0]):
+        return axis
+    return np.linspace(axis[0], axis[-1], length)
+
+
+def axis_coverage(x: np.ndarray, target: np.ndarray) -> float:
+    """The fraction of `target`'s range that `x` (ascending) covers."""
+    lo, hi = max(x[0], target[0]), min(x[-1], target[-1])
+    return float(max(0.0, hi - lo) / (target[-1] - target[0]))
 
 
 def file_sha256(path: str | os.PathLike) -> str:

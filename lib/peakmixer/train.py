@@ -31,7 +31,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from .data import SpectraDataset, data_identity, file_sha256, load, random_splits
+from .data import SpectraDataset, data_identity, file_sha256, input_grid, load, random_splits
 from .ip import IPModel, IPOutput, attach_ip, ip_loss, pathway_metrics
 from .metrics import compute_metrics, main_metric
 from .models import PeakModel, build_model, code_fingerprint, describe, profile_model
@@ -366,7 +366,17 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> PeakModel | IPMo
 
 
 # What a shipped model keeps of its checkpoint: enough to rebuild, identify and evaluate it.
-EXPORT_KEYS = ("model", "model_spec", "config", "config_id", "task", "label_names", "metrics", "data_hash")
+EXPORT_KEYS = (
+    "model",
+    "model_spec",
+    "config",
+    "config_id",
+    "task",
+    "label_names",
+    "metrics",
+    "data_hash",
+    "input_axis",
+)
 
 
 def shipped_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -381,6 +391,7 @@ def export_model(checkpoint: str | Path, out: str | Path) -> Path:
     config, run identity, labels and validation metrics; no optimiser state or RNG. Written atomically;
     loads like a checkpoint (`model_from_checkpoint`)."""
     ckpt = load_checkpoint(checkpoint)
+    ckpt.setdefault("input_axis", torch.from_numpy(checkpoint_axis(ckpt)))
     missing = [k for k in EXPORT_KEYS if k not in ckpt]
     if missing:
         raise ValueError(f"{checkpoint}: not a peakmixer checkpoint (missing {missing})")
@@ -388,6 +399,17 @@ def export_model(checkpoint: str | Path, out: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, {k: ckpt[k] for k in EXPORT_KEYS} | {"model": shipped_weights(ckpt["model"])})
     return out
+
+
+def checkpoint_axis(ckpt: dict[str, Any]) -> np.ndarray:
+    """The wavenumber axis a model's inputs lie on. Checkpoints carry it; for one made before they did,
+    it is derived from the training data named in its config."""
+    if "input_axis" in ckpt:
+        return np.asarray(ckpt["input_axis"], dtype=np.float64)
+    cfg = from_dict(TrainConfig, ckpt["config"])
+    if not cfg.data.path or not Path(cfg.data.path).exists():
+        raise ConfigError("the checkpoint has no input axis and its training data are not here to derive it")
+    return input_grid(load(cfg.data.path).axis, cfg.model.input_length)
 
 
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
@@ -599,6 +621,7 @@ class _Session:
     config_id: str
     init_id: str
     data_hash: str
+    input_axis: np.ndarray
     state: dict[str, Any] = field(
         default_factory=lambda: {
             "epoch": 0,
@@ -700,6 +723,7 @@ def _start(cfg: TrainConfig, dataset: SpectraDataset | None) -> _Session:
         config_id=config_id,
         init_id=init_id,
         data_hash=file_sha256(cfg.data.path) if cfg.data.path else "in-memory",
+        input_axis=input_grid(dataset.axis, cfg.model.input_length),
     )
 
 
@@ -743,6 +767,7 @@ def _checkpoint(s: _Session, name: str, metrics: dict | None = None) -> None:
             "metrics": metrics or {},
             "data_hash": s.data_hash,
             "config_id": s.config_id,
+            "input_axis": torch.from_numpy(s.input_axis),  # what `explain` and `evaluate` resample onto
         },
     )
 
@@ -939,7 +964,14 @@ def evaluate_checkpoint(
     cfg = from_dict(TrainConfig, ckpt["config"])
     dev = resolve_device(device)
     model = model_from_checkpoint(ckpt).to(dev)
-    ds = load(data_path or cfg.data.path)
+    path = data_path or cfg.data.path
+    ds = load(path).onto(checkpoint_axis(ckpt), name=str(path))
+    names = label_space(ds, cfg)[1]
+    if names != list(ckpt["label_names"]):
+        raise ConfigError(
+            f"{path}: its classes ({len(names)}: {', '.join(names[:4])}...) are not the checkpoint's "
+            f"({len(ckpt['label_names'])}: {', '.join(ckpt['label_names'][:4])}...)"
+        )
     data = prepare_split(ds, split, cfg)
     precision = "auto" if cfg.precision == "fp16" and dev.type != "cuda" else cfg.precision
     metrics = evaluate_split(model, data, device=dev, precision=resolve_precision(precision, dev))

@@ -36,6 +36,7 @@ from tqdm import tqdm
 import peakmixer
 from peakmixer import labels as labelsets
 from peakmixer.data import DatasetError, SpectraDataset, named_axis, resample_spectra
+from peakmixer.data import axis_coverage as coverage
 from peakmixer.io.base import Item, ReadError, Spectra, file_kind_error
 from peakmixer.io.csv import read_csv
 from peakmixer.io.jcamp import read_jcamp
@@ -116,12 +117,6 @@ def resample(x: np.ndarray, Y: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(n, L) spectra on ascending `x` -> (n, L') on ascending `target`, edge-held outside `x`
     (bin mean when downsampling, else linear: `peakmixer.data.resample_spectra`)."""
     return resample_spectra(Y, x, target, outside="edge").astype(np.float64)
-
-
-def coverage(x: np.ndarray, target: np.ndarray) -> float:
-    """Fraction of the range of `target` that lies inside the range of `x`."""
-    covered = min(x[-1], target[-1]) - max(x[0], target[0])
-    return max(0.0, covered) / (target[-1] - target[0])
 
 
 def _label_set(name: str) -> tuple[list[str], list[str]]:
