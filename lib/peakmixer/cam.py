@@ -130,6 +130,56 @@ def grad_cam(
     return out.detach()
 
 
+def subsets_of(model: nn.Module) -> tuple[Channels, ...]:
+    """The channel subsets a model can be explained with: all three with an interpretable path."""
+    return CHANNEL_SUBSETS if isinstance(model, IPModel) else ("all",)
+
+
+def cams_for(
+    model: nn.Module,
+    X: torch.Tensor,
+    pairs: Sequence[tuple[int, int]],
+    *,
+    subsets: Sequence[Channels] | None = None,
+    layer: str = "stem",
+    rule: Literal["argmax", "topk"] = "argmax",
+) -> dict[tuple[int, int, str], np.ndarray]:
+    """Grad-CAM maps (L,) of (spectrum i of X, class k) pairs per channel subset, keyed (i, k, subset)."""
+    idx = torch.tensor([i for i, _ in pairs], dtype=torch.long)
+    classes = [k for _, k in pairs]
+    out = {}
+    for subset in subsets or subsets_of(model):
+        maps = grad_cam(model, X[idx], classes, CamSettings(channels=subset, layer=layer, rule=rule))
+        for (i, k), m in zip(pairs, maps[:, 0].cpu().numpy(), strict=True):
+            out[(i, k, subset)] = m
+    return out
+
+
+def mean_class_cams(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    task: str,
+    *,
+    channels: Channels = "specific",
+    layer: str = "stem",
+    per_class: int = 40,
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Per class k: the mean spectrum and the mean Grad-CAM for k of (up to `per_class`) spectra that
+    carry k (multilabel) or are of class k (multiclass)."""
+    channels = channels if channels in subsets_of(model) else "all"
+    K = y.shape[1] if task == "multilabel" else int(y.max()) + 1
+    spectra, cams = {}, {}
+    for k in range(K):
+        members = torch.nonzero(y[:, k] > 0 if task == "multilabel" else y == k).flatten()[:per_class]
+        if len(members) == 0:
+            continue
+        maps = grad_cam(model, X[members], k, CamSettings(channels=channels, layer=layer))
+        spectra[k] = X[members, 0].mean(0).cpu().numpy()
+        cams[k] = maps[:, 0].mean(0).cpu().numpy()
+    return spectra, cams
+
+
 # --- captum's infidelity and sensitivity ----------------------------------------------------------------
 
 
@@ -319,7 +369,7 @@ def score_run(
     (K, L) or None): ground-truth scores for every channel subset the model has, and, with an interpretable
     path, Table 1's infidelity and sensitivity of the class-specific Grad-CAM (mean and sd over pairs)."""
     x, k, _ = explained_pairs(X, y, task, scoring.n_spectra)
-    subsets = CHANNEL_SUBSETS if isinstance(model, IPModel) else ("all",)
+    subsets = subsets_of(model)
     out: dict[str, float] = {"scored_pairs": float(len(k))}
     cams = {}
     for subset in subsets:
@@ -348,6 +398,9 @@ __all__ = [
     "RunScoring",
     "ScoreSettings",
     "cam_layer",
+    "cams_for",
+    "mean_class_cams",
+    "subsets_of",
     "channel_mask",
     "grad_cam",
     "infidelity_scores",

@@ -456,6 +456,14 @@ def render_components(kind: str, n: int, seed: int, **knobs: Any) -> SynthParts:
     raise ValueError(f"unknown synthetic kind {kind!r}: expected one of {KINDS}")
 
 
+def textbook_bands(label: str) -> list[tuple[float, float, str]]:
+    """(lo, hi, assignment) of a functional group's IR bands in `IR17_BANDS` (centre ranges, cm-1), for
+    annotating figures; empty for a name that is not one of the 17 groups (e.g. a bacterial isolate)."""
+    if label not in _IR:
+        return []
+    return [(b.lo, b.hi, b.mode) for b in IR17_BANDS if b.label == _IR[label]]
+
+
 def ir17_masks(axis: np.ndarray) -> np.ndarray:
     """(17, L) bool: each group's band windows [lo - MASK_FWHM * FWHM, hi + MASK_FWHM * FWHM] on `axis`."""
     masks = np.zeros((len(IR17_LABELS), len(axis)), dtype=bool)

@@ -551,7 +551,11 @@ def plot_table1(table: pd.DataFrame, *, synthetic: Mapping[str, bool]) -> plt.Fi
     return fig
 
 
-SUBSET_STYLE = {"specific": "class-specific", "complement": "complementary", "all": "all channels"}
+SUBSET_TITLES = {
+    "all": "all channels",
+    "specific": "class-specific channels",
+    "complement": "complementary channels",
+}
 MODE_COLORS = {"trainable": "lightcoral", "frozen": "slategray", "off": "steelblue"}
 
 
@@ -587,7 +591,7 @@ def plot_ground_truth(gt: pd.DataFrame, *, synthetic: Mapping[str, bool]) -> plt
                 hatch=hatch,
                 edgecolor="white",
                 capsize=2,
-                label=f"{mode}: {SUBSET_STYLE[subset]}",
+                label=f"{mode}: {SUBSET_TITLES[subset]}",
             )
         ax.set_xticks(range(len(scores)), [s.replace("_", " ") for s in scores], fontsize=8)
         ax.set_ylim(0, 1.05)
@@ -598,6 +602,141 @@ def plot_ground_truth(gt: pd.DataFrame, *, synthetic: Mapping[str, bool]) -> plt
         style_axes(ax)
     axes[-1, 0].legend(fontsize=8, ncol=5, loc="upper left", bbox_to_anchor=(0, -0.15), frameon=False)
     fig.tight_layout()
+    return fig
+
+
+# --- 04: Grad-CAM figures (the paper's Fig. 2 and 3) ---------------------------------------------------
+
+CAM_CMAP = "BuPu"  # the paper's purple map
+SUBSET_TITLES = {
+    "all": "all channels",
+    "specific": "class-specific channels",
+    "complement": "complementary channels",
+}
+
+
+def fill_by_cam(ax: plt.Axes, axis: np.ndarray, spectrum: np.ndarray, cam: np.ndarray, *, vmax: float = 1.0):
+    """The spectrum as a line with the area under it filled by CAM value (an image clipped to that area)."""
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path as MplPath
+
+    base = min(0.0, float(spectrum.min()))
+    top = float(spectrum.max()) * 1.08 if spectrum.max() > 0 else 1.0
+    image = ax.imshow(
+        cam[None, :],
+        extent=(axis[0], axis[-1], base, top),
+        origin="lower",
+        aspect="auto",
+        cmap=CAM_CMAP,
+        vmin=0.0,
+        vmax=vmax,
+        interpolation="bilinear",
+    )
+    verts = np.concatenate([np.c_[axis, spectrum], [[axis[-1], base], [axis[0], base]]])
+    area = PathPatch(MplPath(verts), facecolor="none", edgecolor="none", transform=ax.transData)
+    ax.add_patch(area)
+    image.set_clip_path(area)
+    ax.plot(axis, spectrum, color="black", lw=0.7)
+    ax.set_xlim(axis[0], axis[-1])
+    ax.set_ylim(base, top)
+    return image
+
+
+def mark_bands(
+    ax: plt.Axes, bands: Sequence[tuple[float, float, str]] = (), truth: np.ndarray | None = None, axis=None
+) -> None:
+    """Textbook band ranges as red boxes (labelled by assignment) and, on synthetic data, the true signal
+    windows as a green bar along the bottom."""
+    y0, y1 = ax.get_ylim()
+    for lo, hi, mode in bands:
+        ax.add_patch(
+            plt.Rectangle(
+                (lo, y0), hi - lo, y1 - y0, fill=False, edgecolor="red", lw=0.8, alpha=0.8, zorder=4
+            )
+        )
+        ax.text((lo + hi) / 2, y1, mode, rotation=90, ha="center", va="top", fontsize=5.5, color="red")
+    if truth is not None and axis is not None:
+        edges = np.flatnonzero(np.diff(np.r_[0, truth.astype(int), 0]))
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            ax.axvspan(axis[a], axis[b - 1], ymin=0, ymax=0.04, color="forestgreen", lw=0, zorder=5)
+
+
+def plot_cam_grid(
+    axis: np.ndarray,
+    spectra: Sequence[np.ndarray],
+    rows: Sequence[tuple[int, int, str]],
+    cams: Mapping[tuple[int, int, str], np.ndarray],
+    *,
+    subsets: Sequence[str] = ("all", "specific", "complement"),
+    bands: Mapping[int, Sequence[tuple[float, float, str]]] | None = None,
+    truth: Mapping[int, np.ndarray] | None = None,
+    title: str = "",
+) -> plt.Figure:
+    """The paper's Fig. 2 / 3 layout: one row per (spectrum, class), one column per channel subset, the
+    area under each spectrum filled by its Grad-CAM for that class, one colour map and one colour bar.
+
+    `rows` are (spectrum index into `spectra`, class index, row label); `cams[(i, k, subset)]` the maps;
+    `bands[k]` textbook ranges to box, `truth[k]` a true-band mask (synthetic data) to mark.
+    """
+    fig, axes = plt.subplots(
+        len(rows),
+        len(subsets),
+        figsize=(4.2 * len(subsets) + 0.8, 1.6 * len(rows) + 0.9),
+        squeeze=False,
+        sharex=True,
+    )
+    image = None
+    for r, (i, k, label) in enumerate(rows):
+        for c, subset in enumerate(subsets):
+            ax = axes[r, c]
+            image = fill_by_cam(ax, axis, spectra[i], cams[(i, k, subset)])
+            mark_bands(ax, (bands or {}).get(k, ()), (truth or {}).get(k), axis)
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(SUBSET_TITLES[subset], fontweight="bold", fontsize=10)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+        axes[r, 0].set_facecolor("white")
+    for ax in axes[-1]:
+        ax.set_xlabel("wavenumber (cm$^{-1}$)")
+    if image is not None:
+        fig.colorbar(image, ax=axes, fraction=0.02, pad=0.01, label="Grad-CAM (normalised)")
+    if title:
+        fig.suptitle(title, fontweight="bold")
+    return fig
+
+
+def plot_mean_cams(
+    axis: np.ndarray,
+    mean_spectra: Mapping[int, np.ndarray],
+    mean_cams: Mapping[int, np.ndarray],
+    names: Sequence[str],
+    *,
+    truth: Mapping[int, np.ndarray] | None = None,
+    bands: Mapping[int, Sequence[tuple[float, float, str]]] | None = None,
+    title: str = "",
+) -> plt.Figure:
+    """Per class, the mean class-specific Grad-CAM over the test spectra of that class, filled under the
+    class's mean spectrum, with its textbook and true bands: which regions each class relies on."""
+    classes = list(mean_cams)
+    ncols = 4 if len(classes) <= 20 else 5
+    nrows = math.ceil(len(classes) / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.4 * ncols, 1.7 * nrows + 0.8), squeeze=False, sharex=True
+    )
+    image = None
+    for ax, k in zip(axes.flat, classes, strict=False):
+        cam = mean_cams[k]
+        image = fill_by_cam(ax, axis, mean_spectra[k], cam / max(float(cam.max()), 1e-12))
+        mark_bands(ax, (bands or {}).get(k, ()), (truth or {}).get(k), axis)
+        ax.set_title(names[k], fontsize=8)
+        ax.set_yticks([])
+    for ax in axes.flat[len(classes) :]:
+        ax.set_axis_off()
+    if image is not None:
+        fig.colorbar(image, ax=axes, fraction=0.02, pad=0.01, label="mean Grad-CAM (per class, normalised)")
+    if title:
+        fig.suptitle(title, fontweight="bold")
     return fig
 
 

@@ -1,0 +1,62 @@
+"""The Grad-CAM viewer's callbacks, headless (ipywidgets falls back to a dummy comm without a kernel)."""
+
+import numpy as np
+import pytest
+import torch
+
+from peakmixer.cam import CamSettings, grad_cam
+from peakmixer.data import toy_dataset
+from peakmixer.ip import attach_ip
+from peakmixer.models import build_model
+
+pytest.importorskip("anywidget")  # plotly's FigureWidget needs it
+from peakmixer.viewer import GradCamViewer  # noqa: E402
+
+
+@pytest.fixture
+def viewer():
+    torch.manual_seed(0)
+    kw = {"width": 6, "blocks": 2, "input_length": 64, "hidden": 16, "mixer_layers": 1}
+    model = attach_ip(
+        build_model("respeak", "mlpmixer", n_classes=4, **kw), mode="trainable", task="multilabel"
+    )
+    ds = toy_dataset(n=6, length=64, n_classes=4, seed=0)
+    return GradCamViewer(model, ds, task="multilabel", label_names=ds.label_names)
+
+
+def expected(viewer, i, k, channels="all", layer="stem"):
+    cam = grad_cam(viewer.model, viewer.X[i : i + 1], k, CamSettings(channels=channels, layer=layer))
+    return cam[0, 0].numpy()
+
+
+def test_moving_the_slider_shows_that_spectrum_and_its_cam(viewer):
+    k = viewer.klass.value
+    viewer.slider.value = 3
+    np.testing.assert_allclose(viewer.fig.data[1].y, viewer.X[3, 0].numpy())
+    np.testing.assert_allclose(viewer.fig.data[0].marker.color, expected(viewer, 3, k), atol=1e-6)
+    assert viewer.dataset.ids[3] in viewer.fig.layout.title.text
+
+
+def test_changing_the_class_or_the_channels_shows_that_cam(viewer):
+    viewer.slider.value = 2
+    viewer.klass.value = 1
+    np.testing.assert_allclose(viewer.fig.data[0].marker.color, expected(viewer, 2, 1), atol=1e-6)
+    viewer.channels.value = "specific"
+    np.testing.assert_allclose(viewer.fig.data[0].marker.color, expected(viewer, 2, 1, "specific"), atol=1e-6)
+    viewer.layer.value = "extractor"
+    np.testing.assert_allclose(
+        viewer.fig.data[0].marker.color, expected(viewer, 2, 1, "specific", "extractor"), atol=1e-6
+    )
+    probs = torch.sigmoid(viewer.model(viewer.X[2:3]))[0].detach().numpy()
+    np.testing.assert_allclose(viewer.fig.data[3].x, probs, atol=1e-6)
+    assert "class1" in viewer.fig.layout.title.text
+
+
+def test_cams_are_cached_and_the_static_figure_shows_the_same_state(viewer):
+    viewer.slider.value = 1
+    cached = len(viewer._cams)
+    viewer.slider.value = 0
+    viewer.slider.value = 1  # back: nothing new computed
+    assert len(viewer._cams) == cached
+    fig = viewer.static_figure()
+    assert viewer.dataset.ids[1] in fig.axes[0].get_title()
