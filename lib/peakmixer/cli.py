@@ -7,6 +7,7 @@ export     a slim copy of a trained model for models/ (no optimiser state)
 data       synth | import | download
 sweep      resumable extractor x mixer x seeds sweeps into one table
 results    the results store as the README's results section (--readme rewrites it, --check compares)
+explain    predictions and Grad-CAM figures for your own spectrum files (exit 1 when some were refused)
 notebooks  run the paper notebooks with papermill (what ./run_all.sh calls)
 bench      throughput and memory, as ratios measured in one run
 """
@@ -217,9 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands that live with their module (data, sweep)."""
-    from . import datacli, results, sweep
+    from . import datacli, explain, results, sweep
 
-    return [datacli.register, sweep.register, results.register]
+    return [datacli.register, sweep.register, results.register, explain.register]
 
 
 def main(argv: list[str] | None = None) -> int:

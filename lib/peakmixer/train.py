@@ -376,6 +376,7 @@ EXPORT_KEYS = (
     "metrics",
     "data_hash",
     "input_axis",
+    "synthetic_data",
 )
 
 
@@ -392,6 +393,11 @@ def export_model(checkpoint: str | Path, out: str | Path) -> Path:
     loads like a checkpoint (`model_from_checkpoint`)."""
     ckpt = load_checkpoint(checkpoint)
     ckpt.setdefault("input_axis", torch.from_numpy(checkpoint_axis(ckpt)))
+    if "synthetic_data" not in ckpt:  # made before checkpoints said so: ask the training data
+        path = from_dict(TrainConfig, ckpt["config"]).data.path
+        ckpt["synthetic_data"] = (
+            bool(load(path).provenance.get("synthetic")) if Path(path).exists() else False
+        )
     missing = [k for k in EXPORT_KEYS if k not in ckpt]
     if missing:
         raise ValueError(f"{checkpoint}: not a peakmixer checkpoint (missing {missing})")
@@ -768,6 +774,7 @@ def _checkpoint(s: _Session, name: str, metrics: dict | None = None) -> None:
             "data_hash": s.data_hash,
             "config_id": s.config_id,
             "input_axis": torch.from_numpy(s.input_axis),  # what `explain` and `evaluate` resample onto
+            "synthetic_data": bool(s.dataset.provenance.get("synthetic")),
         },
     )
 

@@ -616,7 +616,8 @@ SUBSET_TITLES = {
 
 
 def fill_by_cam(ax: plt.Axes, axis: np.ndarray, spectrum: np.ndarray, cam: np.ndarray, *, vmax: float = 1.0):
-    """The spectrum as a line with the area under it filled by CAM value (an image clipped to that area)."""
+    """The spectrum as a line with the area under it filled by CAM value (an image clipped to that area),
+    and the map once more as a strip below the baseline."""
     from matplotlib.patches import PathPatch
     from matplotlib.path import Path as MplPath
 
@@ -636,6 +637,19 @@ def fill_by_cam(ax: plt.Axes, axis: np.ndarray, spectrum: np.ndarray, cam: np.nd
     area = PathPatch(MplPath(verts), facecolor="none", edgecolor="none", transform=ax.transData)
     ax.add_patch(area)
     image.set_clip_path(area)
+    # the same map as a strip along the bottom: visible where the spectrum is low or its bands are narrow
+    strip = (base - 0.1 * (top - base), base)
+    ax.imshow(
+        cam[None, :],
+        extent=(axis[0], axis[-1], *strip),
+        origin="lower",
+        aspect="auto",
+        cmap=CAM_CMAP,
+        vmin=0.0,
+        vmax=vmax,
+        interpolation="bilinear",
+    )
+    base = strip[0]
     ax.plot(axis, spectrum, color="black", lw=0.7)
     ax.set_xlim(axis[0], axis[-1])
     ax.set_ylim(base, top)

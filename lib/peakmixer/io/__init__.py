@@ -8,10 +8,12 @@ or returns `ReadError` (a `ValueError` carrying ``source`` and ``reason``) for w
 from peakmixer.io.base import ReadError, Spectra
 from peakmixer.io.batch import (
     ImportReport,
+    ReadSpectra,
     Rejection,
     add_import_arguments,
     import_files,
     read_file,
+    read_spectra,
     resample,
     run_import,
 )
@@ -24,6 +26,7 @@ from peakmixer.io.spc import read_spc
 __all__ = [
     "ImportReport",
     "ReadError",
+    "ReadSpectra",
     "Rejection",
     "Spectra",
     "add_import_arguments",
@@ -34,6 +37,7 @@ __all__ = [
     "read_npy",
     "read_parquet",
     "read_spc",
+    "read_spectra",
     "resample",
     "run_import",
 ]

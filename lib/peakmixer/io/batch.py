@@ -227,33 +227,16 @@ def import_files(
     lookup = _smiles_table(Path(smiles_csv)) if smiles_csv else {}
     skip = {Path(smiles_csv).resolve()} if smiles_csv else set()
     files = _expand(sources, skip)
-
-    rejected: list[Rejection] = []
-    rows: list[np.ndarray] = []
-    ids: list[str] = []
-    smiles: list[str | None] = []
-    covered: list[float] = []
-    for path, name in tqdm(list(zip(files, _display_names(files), strict=True)), disable=not progress):
-        try:
-            items = [_renamed(it, path.name, name) for it in read_file(path, npy_axis=npy_axis)]
-        except ReadError as e:
-            items = [_renamed(e, path.name, name)]
-        except Exception as e:  # a broken file must not end the batch: report what happened and go on
-            items = [ReadError(name, f"unexpected error while reading ({type(e).__name__}: {e})")]
-        for item in items:
-            if isinstance(item, ReadError):
-                rejected.append(Rejection(item.source, item.reason))
-                continue
-            block = _conform(item, target, normalize, min_coverage, rejected)
-            if block is None:
-                continue
-            frac = coverage(item.x, target)
-            for k, (sid, row) in enumerate(zip(block.ids, block.Y, strict=True)):
-                smi = lookup.get(sid) or lookup.get(name) or (block.smiles[k] if block.smiles else None)
-                rows.append(row)
-                ids.append(sid)
-                smiles.append(smi)
-                covered.append(frac)
+    read = read_spectra(
+        files,
+        target,
+        normalize=normalize,
+        min_coverage=min_coverage,
+        npy_axis=npy_axis,
+        progress=progress,
+        smiles=lookup,
+    )
+    rows, ids, smiles, covered, rejected = read.rows, read.ids, read.smiles, read.coverage, read.rejected
 
     y, keep = _labels(ids, smiles, patterns, rejected) if labels else (None, list(range(len(ids))))
     kept = [ids[i] for i in keep]
@@ -292,6 +275,58 @@ def import_files(
     tmp.write_text(json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, report_path)
     return report
+
+
+@dataclass
+class ReadSpectra:
+    """Spectra read from files onto one axis: rows, ids (``file`` or ``file#k``), SMILES where known, the
+    fraction of the axis each covered, and what was refused (file and reason)."""
+
+    rows: list[np.ndarray] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    smiles: list[str | None] = field(default_factory=list)
+    coverage: list[float] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def read_spectra(
+    files: Sequence[Path],
+    target: np.ndarray,
+    *,
+    normalize: Normalize = "minmax",
+    min_coverage: float = 0.8,
+    npy_axis: str | os.PathLike | None = None,
+    progress: bool = False,
+    smiles: dict[str, str] | None = None,
+) -> ReadSpectra:
+    """Read every file onto `target` (resampled, checked for coverage, normalised); a broken file or
+    spectrum is recorded with its reason and the others are kept. `smiles` maps ids or file names to
+    SMILES (parquet files may carry their own)."""
+    out = ReadSpectra()
+    lookup = smiles or {}
+    for path, name in tqdm(list(zip(files, _display_names(list(files)), strict=True)), disable=not progress):
+        try:
+            items = [_renamed(it, path.name, name) for it in read_file(path, npy_axis=npy_axis)]
+        except ReadError as e:
+            items = [_renamed(e, path.name, name)]
+        except Exception as e:  # a broken file must not end the batch: report what happened and go on
+            items = [ReadError(name, f"unexpected error while reading ({type(e).__name__}: {e})")]
+        for item in items:
+            if isinstance(item, ReadError):
+                out.rejected.append(Rejection(item.source, item.reason))
+                continue
+            block = _conform(item, target, normalize, min_coverage, out.rejected)
+            if block is None:
+                continue
+            frac = coverage(item.x, target)
+            for k, (sid, row) in enumerate(zip(block.ids, block.Y, strict=True)):
+                out.rows.append(row)
+                out.ids.append(sid)
+                out.smiles.append(
+                    lookup.get(sid) or lookup.get(name) or (block.smiles[k] if block.smiles else None)
+                )
+                out.coverage.append(frac)
+    return out
 
 
 def _conform(

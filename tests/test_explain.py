@@ -1,0 +1,59 @@
+"""`python -m peakmixer explain`: a model's predictions and Grad-CAM for a user's own files."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from peakmixer.cli import main
+from peakmixer.config import from_dict
+from peakmixer.synth import make_synth
+from peakmixer.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def ir_checkpoint(tmp_path_factory) -> Path:
+    """A tiny IR model with an interpretable path, trained for seconds on synth-ir17 (400-4000 cm-1)."""
+    tmp = tmp_path_factory.mktemp("ir")
+    data = make_synth("synth-ir17", 300, 0).save(tmp / "ir.npz")
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "data": {"path": str(data)},
+            "model": {"width": 8, "blocks": 6, "mixer_layers": 1, "hidden": 16, "ip": {"mode": "trainable"}},
+            "optim": {"epochs": 1, "batch_size": 32},
+            "precision": "fp32",
+            "progress": False,
+            "out_dir": str(tmp / "run"),
+        },
+    )
+    train(cfg)
+    return tmp / "run" / "best.pt"
+
+
+def test_explain_keeps_going_past_refused_files_and_says_so(ir_checkpoint, shared_data, tmp_path):
+    nist = sorted((shared_data / "nist_ir_jcamp").glob("*.jdx"))[:3]
+    bad = [shared_data / "jcamp_edge_cases" / "1HQuinine.jdx", tmp_path / "missing.jdx"]
+    bad[1].write_text("not a spectrum")
+    out = tmp_path / "explained"
+    args = ["explain", *map(str, nist + bad), "--checkpoint", str(ir_checkpoint), "--out", str(out)]
+    assert main(args) == 1  # something was refused, the rest explained
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(summary["spectrum"]) == sorted(p.name for p in nist)
+    for row in summary.itertuples(index=False):
+        assert (out / row.figure).stat().st_size > 5_000
+        side = json.loads((out / row.figure).with_suffix(".json").read_text())
+        assert side["spectrum"] == row.spectrum and len(side["probabilities"]) == 17
+        assert side["explained_classes"] and 0.8 <= side["coverage"] <= 1
+    report = json.loads((out / "report.json").read_text())
+    refused = {r["source"]: r["reason"] for r in report["refused"]}
+    assert set(refused) == {"1HQuinine.jdx", "missing.jdx"} and all(refused.values())
+
+
+def test_explain_exit_status_when_all_or_nothing_is_explained(ir_checkpoint, shared_data, tmp_path):
+    one = sorted((shared_data / "nist_ir_jcamp").glob("*.jdx"))[0]
+    assert main(["explain", str(one), "--checkpoint", str(ir_checkpoint), "--out", str(tmp_path / "a")]) == 0
+    junk = tmp_path / "junk.csv"
+    junk.write_text("a;b\n1;2\n")
+    assert main(["explain", str(junk), "--checkpoint", str(ir_checkpoint), "--out", str(tmp_path / "b")]) == 2
