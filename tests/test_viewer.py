@@ -60,3 +60,24 @@ def test_cams_are_cached_and_the_static_figure_shows_the_same_state(viewer):
     assert len(viewer._cams) == cached
     fig = viewer.static_figure()
     assert viewer.dataset.ids[1] in fig.axes[0].get_title()
+
+
+def test_the_viewer_opens_a_users_files_on_the_models_axis(tmp_path, shared_data):
+    from peakmixer.config import from_dict
+    from peakmixer.synth import make_synth
+    from peakmixer.train import TrainConfig, train
+
+    data = make_synth("synth-ir17", 200, 0).save(tmp_path / "ir.npz")
+    model = {"width": 8, "mixer_layers": 1, "hidden": 16, "ip": {"mode": "trainable"}}
+    cfg = {"data": {"path": str(data)}, "model": model, "optim": {"epochs": 1, "batch_size": 32}}
+    train(
+        from_dict(TrainConfig, cfg | {"progress": False, "precision": "fp32", "out_dir": str(tmp_path / "r")})
+    )
+    files = sorted((shared_data / "nist_ir_jcamp").glob("*.jdx"))[:2] + [
+        shared_data / "jcamp_edge_cases" / "1HQuinine.jdx"
+    ]
+    viewer = GradCamViewer.from_files(tmp_path / "r" / "best.pt", files)
+    assert viewer.dataset.ids == [f.name for f in files[:2]]  # the NMR file is left out
+    assert viewer.axis[0] == 400 and viewer.axis[-1] == 4000 and len(viewer.fig.data[0].y) == 1024
+    viewer.slider.value = 1
+    assert files[1].name in viewer.fig.layout.title.text

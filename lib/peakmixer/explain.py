@@ -27,13 +27,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .cam import cams_for, subsets_of
+from .cam import cams_for, mean_class_cams, subsets_of
 from .config import from_dict
+from .data import SpectraDataset
 from .io.batch import Rejection, _expand, read_spectra
 from .provenance import REPO_ROOT
 from .synth import textbook_bands
 from .train import TrainConfig, checkpoint_axis, load_checkpoint, model_from_checkpoint, normalize
-from .viz import plot_cam_grid, save_figure
+from .viz import plot_cam_grid, plot_mean_cams, save_figure
 
 SHIPPED = {
     "ir": REPO_ROOT / "models" / "synth-ir17_ip.pt",
@@ -74,59 +75,50 @@ def explain_files(
     path = Path(checkpoint) if checkpoint else SHIPPED["ir"]
     if not path.exists():
         raise FileNotFoundError(
-            f"{path}: checkpoint not found" + ("" if checkpoint else " (the shipped model)")
+            f"{path}: " + ("checkpoint not found" if checkpoint else "the shipped model is missing")
         )
-    ckpt = load_checkpoint(path)
-    cfg = from_dict(TrainConfig, ckpt["config"])
-    model = model_from_checkpoint(ckpt).eval()
-    axis, names, task = checkpoint_axis(ckpt), list(ckpt["label_names"]), ckpt["task"]
+    ex = Explainer.load(path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    read = read_spectra(_expand(files, set()), axis, normalize="minmax", min_coverage=min_coverage)
+    read = read_spectra(_expand(files, set()), ex.axis, normalize="minmax", min_coverage=min_coverage)
     rows = []
     if read.rows:
-        X = torch.from_numpy(normalize(np.stack(read.rows), cfg.data.normalize).astype(np.float32)).unsqueeze(
-            1
-        )
+        X = torch.from_numpy(normalize(np.stack(read.rows), ex.normalize).astype(np.float32)).unsqueeze(1)
         with torch.no_grad():
-            logits = model(X).float()
-        probs = (torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, 1)).numpy()
-        subsets = [s for s in subsets_of(model) if s != "complement"]
-        note = " (a model trained on synthetic spectra)" if ckpt.get("synthetic_data") else ""
+            probs = ex._probabilities(ex.model(X).float())
+        subsets = [s for s in subsets_of(ex.model) if s != "complement"]
+        note = " (a model trained on synthetic spectra)" if ex.synthetic else ""
         for i, sid in enumerate(read.ids):
             p = probs[i]
-            chosen = np.flatnonzero(p >= threshold) if task == "multilabel" else np.array([int(p.argmax())])
+            chosen = (
+                np.flatnonzero(p >= threshold) if ex.task == "multilabel" else np.array([int(p.argmax())])
+            )
             if chosen.size == 0:
                 chosen = np.array([int(p.argmax())])  # nothing above the threshold: the most likely class
-            chosen = chosen[np.argsort(-p[chosen])]
-            pairs = [(i, int(k)) for k in chosen]
-            cams = cams_for(model, X, pairs, subsets=subsets, layer=layer)
-            labels = [(i, k, f"{names[k]}\np = {p[k]:.2f}") for _, k in pairs]
+            pairs = [(i, int(k)) for k in chosen[np.argsort(-p[chosen])]]
             fig = plot_cam_grid(
-                axis,
+                ex.axis,
                 {i: X[i, 0].numpy()},
-                labels,
-                cams,
+                [(i, k, f"{ex.names[k]}\np = {p[k]:.2f}") for _, k in pairs],
+                cams_for(ex.model, X, pairs, subsets=subsets, layer=layer),
                 subsets=subsets,
-                bands={k: textbook_bands(names[k]) for _, k in pairs},
+                bands=ex.bands(),
                 title=f"{sid} — {path.name}{note}",
             )
             stem = _slug(sid)
-            predictions = {names[k]: float(p[k]) for k in np.argsort(-p)}
             save_figure(
                 fig,
                 out,
                 stem,
                 params={"checkpoint": str(path), "threshold": threshold, "layer": layer},
-                data={},
                 synthetic=False,
                 formats=("png",),
                 extra={
                     "spectrum": sid,
                     "coverage": read.coverage[i],
-                    "explained_classes": [names[k] for _, k in pairs],
-                    "probabilities": predictions,
-                    "model_config_id": ckpt.get("config_id"),
+                    "explained_classes": [ex.names[k] for _, k in pairs],
+                    "probabilities": {ex.names[k]: float(p[k]) for k in np.argsort(-p)},
+                    "model_config_id": ex.config_id,
                 },
             )
             plt.close(fig)
@@ -134,17 +126,14 @@ def explain_files(
                 {
                     "spectrum": sid,
                     "figure": f"{stem}.png",
-                    "predicted": "; ".join(
-                        names[k] for _, k in pairs if p[k] >= threshold or task != "multilabel"
-                    ),
-                    "top_class": names[int(p.argmax())],
+                    "predicted": "; ".join(ex.names[k] for _, k in pairs if p[k] >= threshold),
+                    "top_class": ex.names[int(p.argmax())],
                     "top_probability": float(p.max()),
                     "coverage": read.coverage[i],
                 }
             )
-    summary = pd.DataFrame(
-        rows, columns=["spectrum", "figure", "predicted", "top_class", "top_probability", "coverage"]
-    )
+    columns = ["spectrum", "figure", "predicted", "top_class", "top_probability", "coverage"]
+    summary = pd.DataFrame(rows, columns=columns)
     summary.to_csv(out / "summary.csv", index=False)
     report = {
         "checkpoint": str(path),
@@ -180,3 +169,89 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--layer", default="stem", help="Grad-CAM layer: stem, extractor, features or a module name"
     )
     p.set_defaults(func=_cli)
+
+
+# --- a trained model and its figures (the paper's Fig. 2 and 3, and the mean-CAM panel) ----------------
+
+
+@dataclass
+class Explainer:
+    """A trained model with what its figures need: its input axis, class names, task and textbook bands."""
+
+    model: torch.nn.Module
+    axis: np.ndarray
+    names: list[str]
+    task: str
+    normalize: str
+    source: str
+    config_id: str = ""
+    synthetic: bool = False  # trained on synthetic spectra
+
+    @classmethod
+    def load(cls, checkpoint: str | Path) -> Explainer:
+        ckpt = load_checkpoint(checkpoint)
+        cfg = from_dict(TrainConfig, ckpt["config"])
+        return cls(
+            model_from_checkpoint(ckpt).eval(),
+            checkpoint_axis(ckpt),
+            list(ckpt["label_names"]),
+            ckpt["task"],
+            cfg.data.normalize,
+            str(checkpoint),
+            str(ckpt.get("config_id", "")),
+            bool(ckpt.get("synthetic_data")),
+        )
+
+    def inputs(self, ds: SpectraDataset, name: str = "dataset") -> tuple[SpectraDataset, torch.Tensor]:
+        """The dataset on the model's axis and its model inputs (N, 1, L), normalised as in training."""
+        ds = ds.onto(self.axis, name=name)
+        return ds, torch.from_numpy(normalize(ds.X, self.normalize).astype(np.float32)).unsqueeze(1)
+
+    def bands(self) -> dict[int, list[tuple[float, float, str]]]:
+        return {k: textbook_bands(n) for k, n in enumerate(self.names)}
+
+    def cam_figure(self, ds: SpectraDataset, indices: list[int], *, layer: str = "stem", title: str = ""):
+        """Fig. 2 / 3: for each spectrum, one row per true class (its positive labels, or its class), one
+        column per channel subset, textbook bands boxed and, where known, the true bands marked."""
+        ds, X = self.inputs(ds)
+        pairs = []
+        for i in indices:
+            classes = np.flatnonzero(ds.y[i]) if ds.task == "multilabel" else [int(ds.y[i])]
+            pairs += [(i, int(k)) for k in classes]
+        cams = cams_for(self.model, X, pairs, layer=layer)
+        subsets = list(subsets_of(self.model))
+        with torch.no_grad():
+            logits = self.model(X[sorted(set(indices))]).float()
+        probs = dict(zip(sorted(set(indices)), self._probabilities(logits), strict=True))
+        rows = [(i, k, f"{ds.ids[i]}\n{self.names[k]} (p = {probs[i][k]:.2f})") for i, k in pairs]
+        truth = dict(enumerate(ds.masks)) if ds.masks is not None else None
+        spectra = {i: X[i, 0].numpy() for i in indices}
+        return plot_cam_grid(
+            ds.axis, spectra, rows, cams, subsets=subsets, bands=self.bands(), truth=truth, title=title
+        )
+
+    def mean_cam_figure(
+        self, ds: SpectraDataset, *, per_class: int = 40, layer: str = "stem", title: str = ""
+    ):
+        """Per class, the mean class-specific Grad-CAM over up to `per_class` of its spectra."""
+        ds, X = self.inputs(ds)
+        y = torch.from_numpy(np.asarray(ds.y))
+        spectra, cams = mean_class_cams(self.model, X, y, ds.task, layer=layer, per_class=per_class)
+        truth = dict(enumerate(ds.masks)) if ds.masks is not None else None
+        return plot_mean_cams(
+            ds.axis, spectra, cams, self.names, truth=truth, bands=self.bands(), title=title
+        )
+
+    def _probabilities(self, logits: torch.Tensor) -> np.ndarray:
+        return (torch.sigmoid(logits) if self.task == "multilabel" else torch.softmax(logits, 1)).numpy()
+
+
+def richest(ds: SpectraDataset, n: int = 1) -> list[int]:
+    """The `n` spectra with the most positive labels (multilabel; the paper's Fig. 2 molecule has seven),
+    or the first spectra of `n` different classes (multiclass)."""
+    if ds.task == "multilabel":
+        return [int(i) for i in np.argsort(-np.asarray(ds.y).sum(1), kind="stable")[:n]]
+    firsts = {}
+    for i, k in enumerate(np.asarray(ds.y)):
+        firsts.setdefault(int(k), i)
+    return list(firsts.values())[:n]

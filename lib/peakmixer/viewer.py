@@ -11,6 +11,7 @@ forth stays fast on a CPU; normalisation is applied on the cached map.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 
 from .cam import CamSettings, grad_cam, subsets_of
 from .data import SpectraDataset, load
-from .train import checkpoint_axis, load_checkpoint, model_from_checkpoint, normalize
+from .train import normalize
 from .viz import CAM_CMAP, SUBSET_TITLES, fill_by_cam, mark_bands
 
 LAYERS = ("stem", "extractor", "features")
@@ -77,31 +78,41 @@ class GradCamViewer:
     def from_checkpoint(
         cls, checkpoint: str | Path, data: SpectraDataset | str | Path, *, split: str | None = None
     ) -> GradCamViewer:
-        """A viewer of a saved model on a dataset file (or dataset), resampled onto the model's input axis
+        """A viewer of a saved model on a dataset (or dataset file), resampled onto the model's input axis
         and normalised as in training; `split` restricts it to one split."""
-        from .config import from_dict
-        from .synth import textbook_bands
-        from .train import TrainConfig
+        from .explain import Explainer
 
-        ckpt = load_checkpoint(checkpoint)
-        cfg = from_dict(TrainConfig, ckpt["config"])
+        ex = Explainer.load(checkpoint)
         ds = load(data) if not isinstance(data, SpectraDataset) else data
         if split:
             ds = ds.split(split)
-        ds = ds.onto(checkpoint_axis(ckpt), name=str(data))
+        ds, X = ex.inputs(ds, name=str(data))
+        ds = replace(ds, X=X[:, 0].numpy())
+        return cls(ex.model, ds, task=ex.task, label_names=ex.names, bands=ex.bands())
+
+    @classmethod
+    def from_files(cls, checkpoint: str | Path, files: list[str | Path]) -> GradCamViewer:
+        """A viewer of a saved model on a user's spectrum files (any format the importers read); files that
+        cannot be read or cover too little of the model's axis are left out, as `explain` does."""
+        from .explain import Explainer
+        from .io.batch import _expand, read_spectra
+
+        ex = Explainer.load(checkpoint)
+        read = read_spectra(_expand(files, set()), ex.axis, normalize="minmax")
+        if not read.rows:
+            reasons = "; ".join(f"{r.source}: {r.reason}" for r in read.rejected)
+            raise ValueError(f"no spectrum could be read onto the model's axis ({reasons})")
+        X = normalize(np.stack(read.rows), ex.normalize).astype(np.float32)
         ds = SpectraDataset(
-            X=normalize(ds.X, cfg.data.normalize).astype(np.float32),
-            axis=ds.axis,
-            y=ds.y,
-            task=ds.task,
-            label_names=ds.label_names,
-            ids=ds.ids,
-            masks=ds.masks,
-            provenance=ds.provenance,
+            X=X,
+            axis=ex.axis,
+            y=np.zeros((len(X), len(ex.names)), dtype=np.uint8),  # unknown: only the model's view is shown
+            task="multilabel",
+            label_names=ex.names,
+            ids=read.ids,
+            provenance={"synthetic": False, "source": "GradCamViewer.from_files"},
         )
-        names = list(ckpt["label_names"])
-        bands = {k: textbook_bands(n) for k, n in enumerate(names)}
-        return cls(model_from_checkpoint(ckpt), ds, task=ckpt["task"], label_names=names, bands=bands)
+        return cls(ex.model, ds, task=ex.task, label_names=ex.names, bands=ex.bands())
 
     # --- what is shown --------------------------------------------------------------------------------
 

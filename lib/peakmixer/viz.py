@@ -677,7 +677,7 @@ def mark_bands(
 
 def plot_cam_grid(
     axis: np.ndarray,
-    spectra: Sequence[np.ndarray],
+    spectra: Mapping[int, np.ndarray] | Sequence[np.ndarray],
     rows: Sequence[tuple[int, int, str]],
     cams: Mapping[tuple[int, int, str], np.ndarray],
     *,
