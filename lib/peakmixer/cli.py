@@ -8,6 +8,7 @@ data       synth | import | download
 sweep      resumable extractor x mixer x seeds sweeps into one table
 results    the results store as the README's results section (--readme rewrites it, --check compares)
 explain    predictions and Grad-CAM figures for your own spectrum files (exit 1 when some were refused)
+ship       export a stored run to models/ with its model card
 notebooks  run the paper notebooks with papermill (what ./run_all.sh calls)
 bench      throughput and memory, as ratios measured in one run
 """
@@ -218,9 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands that live with their module (data, sweep)."""
-    from . import datacli, explain, results, sweep
+    from . import datacli, explain, results, shipped, sweep
 
-    return [datacli.register, sweep.register, results.register, explain.register]
+    return [datacli.register, sweep.register, results.register, explain.register, shipped.register]
 
 
 def main(argv: list[str] | None = None) -> int:
