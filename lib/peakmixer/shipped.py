@@ -92,9 +92,18 @@ def score_real(ex: Explainer, real: RealSet, labels: str) -> dict[str, Any]:
     }
 
 
-def ship(study: str, run_id: str, name: str, *, real: list[RealSet] = (), labels: str = "nist17") -> Path:
+def ship(
+    study: str,
+    run_id: str,
+    name: str,
+    *,
+    real: list[RealSet] = (),
+    labels: str = "nist17",
+    studies_dir: Path | None = None,
+    models_dir: Path = MODELS_DIR,
+) -> Path:
     """Export a stored run of `study` to ``models/<name>.pt`` with its card (``.md``; numbers: ``.json``)."""
-    cfg = load_study(study)
+    cfg = load_study(study, **({"studies_dir": studies_dir} if studies_dir else {}))
     store = read_store({study: cfg})
     rows = store.rows
     row = rows[rows["run_id"] == run_id]
@@ -103,7 +112,7 @@ def ship(study: str, run_id: str, name: str, *, real: list[RealSet] = (), labels
     row = row.iloc[0]
     _, run = find_run({study: cfg}, run_id)
     _, tc = stage_configs(cfg, run, dataset_path(cfg, run.dataset))
-    out = export_model(Path(tc.out_dir) / "best.pt", MODELS_DIR / f"{name}.pt")
+    out = export_model(Path(tc.out_dir) / "best.pt", Path(models_dir) / f"{name}.pt")
     ex = Explainer.load(out)
     seeds = rows[(rows["dataset"] == row["dataset"]) & (rows["ip_mode"] == row["ip_mode"])]
     metric = "micro_f1" if row["task"] == "multilabel" else "accuracy"
@@ -142,8 +151,8 @@ def ship(study: str, run_id: str, name: str, *, real: list[RealSet] = (), labels
         "real": [score_real(ex, r, labels) for r in real],
         "training_config": yaml.safe_load((Path(tc.out_dir) / "config.yaml").read_text()),
     }
-    (MODELS_DIR / f"{name}.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
-    (MODELS_DIR / f"{name}.md").write_text(card_text(card))
+    (Path(models_dir) / f"{name}.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
+    (Path(models_dir) / f"{name}.md").write_text(card_text(card))
     return out
 
 

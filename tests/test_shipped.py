@@ -1,0 +1,59 @@
+"""Shipping a stored run: a small model file, and a card whose numbers come from the store and a live run."""
+
+import json
+
+import pytest
+
+from peakmixer.results import load_study
+from peakmixer.shipped import RealSet, ship
+from peakmixer.sweep import run_sweep
+from peakmixer.train import load_checkpoint
+
+
+def test_ship_exports_a_stored_run_with_its_card(tmp_path, shared_data):
+    study = {
+        "datasets": [{"name": "synth-ir17", "kind": "synth-ir17", "n": 300}],
+        "widths": [8],
+        "blocks": 6,
+        "mixers": ["mlpmixer"],
+        "mixer_layers": [1],
+        "ip_modes": ["trainable"],
+        "seeds": [0, 1],
+        "train": {
+            "model": {"hidden": 16, "ip": {"channels": 34}},
+            "optim": {"epochs": 1, "batch_size": 32},
+            "precision": "fp32",
+        },
+        "out_dir": str(tmp_path / "runs"),
+        "results": str(tmp_path / "store" / "tiny.csv"),
+        "data_dir": str(tmp_path / "data"),
+    }
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "tiny.yaml").write_text(json.dumps(study))
+    run_sweep(load_study("tiny", studies_dir=tmp_path / "studies"), progress=False)
+    nist = tmp_path / "nist"
+    nist.mkdir()
+    for f in sorted((shared_data / "nist_ir_jcamp").glob("*.jdx"))[:6]:
+        (nist / f.name).write_bytes(f.read_bytes())
+    (nist / "molecules.csv").write_bytes((shared_data / "nist_ir_jcamp" / "molecules.csv").read_bytes())
+    out = ship(
+        "tiny",
+        "synth-ir17/w8x6-mlpmixer1-iptrainable/seed0",
+        "tiny_ip",
+        real=[RealSet.parse(f"nist={nist}")],
+        studies_dir=tmp_path / "studies",
+        models_dir=tmp_path / "models",
+    )
+    assert out.stat().st_size < 5e6 and load_checkpoint(out)["config_id"]
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["test"]["seeds"] == [0, 1] and 0 <= card["test"]["this_run"] <= 1
+    (real,) = card["real"]
+    assert real["spectra"] == 6 and set(real["model"]) == set(real["prevalence_baseline"])
+    text = out.with_suffix(".md").read_text()
+    assert (
+        "prevalence baseline" in text and "synthetic" in text and f"{real['model']['micro_f1']:.3f}" in text
+    )
+    with pytest.raises(ValueError, match="no valid row"):
+        ship(
+            "tiny", "synth-ir17/nope/seed0", "x", studies_dir=tmp_path / "studies", models_dir=tmp_path / "m"
+        )
