@@ -181,3 +181,44 @@ def test_run_all_smoke_03_ip_eval(tmp_path):
     assert scores.between(0, 1).all()
     verdict = (figs / "ip_verdict.txt").read_text()
     assert "trainable" in verdict and "frozen" in verdict and "SYNTHETIC" in verdict
+
+
+def tiny_notebook(path: Path, body: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(
+        'profile: str = "smoke"\nout_dir: str = ""\nvalue: str = "1"\nfail: bool = False'
+    )
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("from pathlib import Path\n" + body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_failing_notebook_stops_the_run_names_itself_and_keeps_earlier_outputs(tmp_path, monkeypatch):
+    from peakmixer import notebooks
+    from peakmixer.cli import main
+
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    tiny_notebook(nbdir / "01_a.ipynb", "(Path(out_dir) / 'a.txt').write_text(value)")
+    tiny_notebook(
+        nbdir / "02_b.ipynb",
+        "(Path(out_dir) / 'b.txt').write_text(value)\nif fail:\n    raise RuntimeError('deliberate failure')",
+    )
+    monkeypatch.setattr(notebooks, "NOTEBOOK_DIR", nbdir)
+    monkeypatch.setattr(notebooks, "PARAMS_DIR", tmp_path / "params")
+    figures = tmp_path / "figures"
+    args = ["notebooks", "--profile", "smoke", "--figures", str(figures)]
+    assert main(args + ["--set", "value=first"]) == 0
+    out = figures / "smoke"
+    assert (out / "a.txt").read_text() == "first" and (out / "b.txt").read_text() == "first"
+    assert (out / "02_b.html").exists() and "02_b.html" in (out / "index.html").read_text()
+
+    with pytest.raises(notebooks.NotebookFailed, match=r"02_b failed in cell \d+ \(RuntimeError: deliberate"):
+        notebooks.run_notebooks("smoke", out_root=figures, extra={"value": "second", "fail": True})
+    assert (out / "a.txt").read_text() == "second"  # the notebook that succeeded is in place
+    assert (out / "b.txt").read_text() == "first"  # the failed one left the earlier good output alone
+    assert [p.name for p in figures.iterdir()] == ["smoke"]  # no staging left behind
+    assert main(args + ["--set", "fail=true"]) == 1  # the CLI: a non-zero exit

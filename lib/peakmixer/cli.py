@@ -90,10 +90,16 @@ def _export(args: argparse.Namespace) -> int:
 
 def _notebooks(args: argparse.Namespace) -> int:
     from .config import apply_overrides
-    from .notebooks import run_notebooks
+    from .notebooks import NotebookFailed, run_notebooks
 
     kwargs = {"out_root": Path(args.figures)} if args.figures else {}
-    run_notebooks(args.profile, args.only, extra=apply_overrides({}, args.set), **kwargs)
+    extra = apply_overrides({}, args.set)
+    extra |= {k: v for k, v in (("device", args.device), ("data_dir", args.data_dir)) if v}
+    try:
+        run_notebooks(args.profile, args.only, extra=extra, execution_timeout=args.timeout, **kwargs)
+    except NotebookFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -194,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a notebook parameter where declared, e.g. seeds=[0] or data_dir=/tmp/d",
+    )
+    p.add_argument("--device", default=None, help="auto | cpu | cuda, for the notebooks that train")
+    p.add_argument("--data-dir", default=None, help="where datasets are made and found (data_dir)")
+    p.add_argument(
+        "--timeout", type=int, default=None, help="seconds per cell (default by profile; 0: no limit)"
     )
     p.set_defaults(func=_notebooks)
 

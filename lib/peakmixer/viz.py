@@ -43,10 +43,13 @@ def sidecar(
     data: Mapping[str, str] | None = None,
     synthetic: bool,
     extra: Mapping[str, Any] | None = None,
+    caption: str = "",
 ) -> Path:
-    """Write ``<path stem>.json`` describing how `path` was made; returns the sidecar path."""
+    """Write ``<path stem>.json`` describing how `path` was made (and a one-line `caption` for the index
+    of the outputs); returns the sidecar path."""
     info = {
         "file": path.name,
+        "caption": caption,
         "synthetic_data": synthetic,
         "parameters": dict(params or {}),
         "data_sha256": dict(data or {}),
@@ -75,6 +78,7 @@ def save_figure(
     formats: Sequence[str] = ("png", "svg"),
     dpi: int = 150,
     extra: Mapping[str, Any] | None = None,
+    caption: str = "",
 ) -> list[Path]:
     """Save `fig` as ``out_dir/name.{png,svg}`` with one sidecar ``name.json`` (plus `extra` facts, e.g. a
     spot check's agreement); returns all paths."""
@@ -105,6 +109,7 @@ def save_figure(
             data=data,
             synthetic=synthetic,
             extra={"formats": list(formats), **dict(extra or {})},
+            caption=caption,
         )
     )
     return paths
@@ -119,6 +124,7 @@ def save_table(
     data: Mapping[str, str] | None = None,
     synthetic: bool,
     extra: Mapping[str, Any] | None = None,
+    caption: str = "",
 ) -> list[Path]:
     """Save `df` as ``out_dir/name.csv`` (+ ``name.json``). Synthetic tables carry a `synthetic` column."""
     out = Path(out_dir)
@@ -128,7 +134,7 @@ def save_table(
     path = out / f"{name}.csv"
     df.to_csv(path, index=False)
     facts = {"rows": len(df), **dict(extra or {})}
-    return [path, sidecar(path, params=params, data=data, synthetic=synthetic, extra=facts)]
+    return [path, sidecar(path, params=params, data=data, synthetic=synthetic, extra=facts, caption=caption)]
 
 
 def style_axes(ax: plt.Axes) -> None:
