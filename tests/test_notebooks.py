@@ -55,26 +55,20 @@ def test_unknown_notebook_is_a_clear_error(tmp_path):
         run_notebooks("smoke", ["99_nothing"], out_root=tmp_path)
 
 
-def run_all_smoke(tmp_path, name: str) -> Path:
-    """`./run_all.sh --profile smoke --only NAME`, with every output under tmp_path."""
-    cmd = [
-        str(REPO / "run_all.sh"),
-        "--profile",
-        "smoke",
-        "--only",
-        name,
-        "--figures",
-        str(tmp_path / "figures"),
-        "--set",
-        f"data_dir={tmp_path / 'data'}",
-        "--set",
-        f"runs_dir={tmp_path / 'runs'}",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=840)
-    assert done.returncode == 0, done.stderr[-4000:]
-    figs = tmp_path / "figures" / "smoke"
-    assert (figs / f"{name}.ipynb").exists()
-    return figs
+def run_all_smoke(root: Path, *only: str) -> Path:
+    """`./run_all.sh --profile smoke [--only ...]` with every output under `root`; returns the figures."""
+    cmd = [str(REPO / "run_all.sh"), "--profile", "smoke", "--figures", str(root / "figures")]
+    cmd += ["--only", *only] if only else []
+    cmd += ["--data-dir", str(root / "data"), "--set", f"runs_dir={root / 'runs'}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return root / "figures" / "smoke"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    """Every notebook run once by `./run_all.sh --profile smoke`, as CI and a new user do."""
+    return run_all_smoke(tmp_path_factory.mktemp("smoke"))
 
 
 def assert_figure(figs: Path, name: str) -> None:
@@ -91,8 +85,8 @@ def assert_sidecar(path: Path, synthetic: bool = True) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_run_all_smoke_01_data(tmp_path):
-    figs = run_all_smoke(tmp_path, "01_data")
+def test_run_all_smoke_01_data(smoke):
+    figs = smoke
     for name in ("datasets", "examples_synth-ir17", "examples_synth-bac30"):
         assert_figure(figs, name)
     assert_sidecar(figs / "label_stats.csv")
@@ -125,8 +119,8 @@ def test_01_data_includes_a_real_dataset_from_data_dir(tmp_path, shared_data):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_run_all_smoke_02_mixer_eval(tmp_path):
-    figs = run_all_smoke(tmp_path, "02_mixer_eval")
+def test_run_all_smoke_02_mixer_eval(smoke):
+    figs = smoke
     assert_figure(figs, "mixer_fig1")
     for table in ("mixer_runs", "mixer_summary", "mixer_claims"):
         assert_sidecar(figs / f"{table}.csv")
@@ -137,7 +131,7 @@ def test_run_all_smoke_02_mixer_eval(tmp_path):
     assert set(runs["seed"]) == {0, 1} and set(runs["width"]) == {4, 8}
     # the smoke overrides reach the models (blocks=3 at input 256: 16 positions, not 6 blocks' 8)
     assert set(runs["blocks"]) == {3} and params["recompute"] is True
-    assert (tmp_path / "runs" / "fig1_mixers.csv").exists()  # recomputed into runs_dir, not results/
+    assert (figs.parents[1] / "runs" / "fig1_mixers.csv").exists()  # recomputed into runs_dir, not results/
     # the tasks are learnt, even in seconds: far above the all-negative F1 of 0 and 1/30 chance
     assert runs.loc[runs["dataset"] == "synth-ir17", "micro_f1"].max() > 0.5
     assert runs.loc[runs["dataset"] == "synth-bac30", "accuracy"].max() > 3 / 30
@@ -159,8 +153,8 @@ def test_what_a_reader_sees_never_points_outside_the_clone():
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_run_all_smoke_03_ip_eval(tmp_path):
-    figs = run_all_smoke(tmp_path, "03_ip_eval")
+def test_run_all_smoke_03_ip_eval(smoke):
+    figs = smoke
     table = pd.read_csv(figs / "ip_table1.csv")
     assert set(table["score"]) == {"infidelity", "sensitivity"}
     assert set(table["correlation"]) == {"trainable", "frozen"}
@@ -222,3 +216,60 @@ def test_a_failing_notebook_stops_the_run_names_itself_and_keeps_earlier_outputs
     assert (out / "b.txt").read_text() == "first"  # the failed one left the earlier good output alone
     assert [p.name for p in figures.iterdir()] == ["smoke"]  # no staging left behind
     assert main(args + ["--set", "fail=true"]) == 1  # the CLI: a non-zero exit
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_run_all_smoke_04_gradcam(smoke):
+    for name in ("gradcam_fig2", "gradcam_fig3", "gradcam_mean_ir", "gradcam_mean_bac", "gradcam_viewer"):
+        assert_figure(smoke, name)
+    side = json.loads((smoke / "gradcam_fig2.json").read_text())
+    assert side["model"]["checkpoint"].endswith("models/synth-ir17_ip.pt") and side["model"]["config_id"]
+    assert side["spectra"] and side["caption"].startswith("Fig. 2")
+
+
+FIGURE_MAP_HEAD = "| paper | notebook | parameters | outputs | what ours shows |"
+
+
+def figure_map() -> list[dict[str, str]]:
+    text = (REPO / "README.md").read_text()
+    lines = text[text.index(FIGURE_MAP_HEAD) :].splitlines()
+    rows = []
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        paper, notebook, params, outputs, _ = [c.strip() for c in line.strip("|").split("|")]
+        rows.append(
+            {
+                "paper": paper,
+                "notebook": notebook.strip("`"),
+                "params": params.strip("`"),
+                "outputs": [o.strip().strip("`") for o in outputs.split(",")],
+            }
+        )
+    return rows
+
+
+def test_the_figure_map_names_real_notebooks_and_params():
+    rows = figure_map()
+    assert {r["notebook"] for r in rows} == set(NOTEBOOKS)
+    for r in rows:
+        for profile in PROFILES:
+            assert (REPO / r["params"].replace("<profile>", profile)).exists(), r
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_smoke_run_writes_every_output_of_the_figure_map_and_an_index(smoke):
+    import re
+
+    for row in figure_map():
+        for name in row["outputs"]:
+            assert (smoke / name).exists(), f"{row['paper']}: {name} missing"
+            assert_sidecar(smoke / name)
+    for name in NOTEBOOKS:
+        assert (smoke / f"{name}.html").stat().st_size > 10_000  # the HTML report of each notebook
+    index = (smoke / "index.html").read_text()
+    links = set(re.findall(r"(?:href|src)='([^']+)'", index))
+    assert links and all((smoke / link).exists() for link in links), sorted(links)
+    assert {f"{n}.html" for n in NOTEBOOKS} <= links

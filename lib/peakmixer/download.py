@@ -416,7 +416,7 @@ def prepare(
       labels, random 80/10/10 splits (seed 0).
     """
     folder = cache_root(cache_dir) / name
-    makers = {"bacteria": _bacteria, "nist-ir": _fcgformer, "multimodal-ir": _multimodal, "qm9s": _qm9s}
+    makers = recipes()
     if name not in makers:
         raise DownloadError(f"unknown dataset {name!r}; known: {', '.join(sorted(makers))}")
     if not folder.is_dir():
@@ -425,6 +425,11 @@ def prepare(
     if out is not None:
         dataset.save(out)
     return dataset
+
+
+def recipes() -> dict[str, Any]:
+    """The datasets `prepare` turns into a `SpectraDataset`, and the function that does it."""
+    return {"bacteria": _bacteria, "nist-ir": _fcgformer, "multimodal-ir": _multimodal, "qm9s": _qm9s}
 
 
 def _need(folder: Path, *names: str) -> list[Path]:

@@ -503,12 +503,14 @@ def profile_model(model: PeakModel) -> dict[str, float]:
     """Cost per spectrum: ``params``, ``macs`` and ``flops`` (= 2 x MACs) at batch 1, in eval mode.
 
     FLOPs come from `torch.utils.flop_counter` (conv, linear, matmul, attention); the paper's "GFLOPs"
-    are thop MACs, i.e. our ``macs``. The model is copied, so its BatchNorm statistics are untouched.
+    are thop MACs, i.e. our ``macs``. The model is copied, so its BatchNorm statistics are untouched; a
+    model built on the meta device (``with torch.device("meta")``) is profiled from shapes alone.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    probe = copy.deepcopy(model).eval().cpu().float()
-    x = torch.zeros(1, probe.spec["in_channels"], probe.input_length)
+    meta = next(model.parameters()).device.type == "meta"  # built on the meta device: shapes only, no memory
+    probe = model.eval() if meta else copy.deepcopy(model).eval().cpu().float()
+    x = torch.zeros(1, probe.spec["in_channels"], probe.input_length, device="meta" if meta else "cpu")
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         probe(x)
     flops = counter.get_total_flops()
