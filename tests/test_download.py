@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from peakmixer import cache
 from peakmixer import download as dl
 from peakmixer.data import DatasetError, load
 from peakmixer.io import import_files
@@ -104,7 +105,7 @@ def test_download_checks_hash_and_caches(mirror, tmp_path):
 def test_environment_sets_cache_and_mirror(mirror, tmp_path, monkeypatch):
     data = b"x" * 100
     mirror.files["/toy/a.bin"] = data
-    monkeypatch.setenv(dl.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache.ENV_CACHE, str(tmp_path / "cache"))
     monkeypatch.setenv(dl.ENV_BASE_URL, mirror.url)
     folder = dl.download("toy", progress=False, reg=toy_registry(data, sha(data)))
     assert (tmp_path / "cache" / "toy" / "a.bin").read_bytes() == data and folder.parent == tmp_path / "cache"
@@ -265,14 +266,14 @@ def test_qm9s_download_converts_smarts_and_prepares(mirror, tmp_path, monkeypatc
     folder = dl.download(
         "qm9s", cache_dir=tmp_path, base_url=mirror.url, progress=False, reg=mirrored("qm9s", mirror)
     )
-    assert (folder / dl.SMARTS_957).read_text().splitlines()[1:] == ["[CH3]", "[OX2H]", "c", "[NX1]#[CX2]"]
-    assert dl.smarts_957_path(tmp_path) == folder / dl.SMARTS_957
+    assert (folder / cache.SMARTS_957).read_text().splitlines()[1:] == ["[CH3]", "[OX2H]", "c", "[NX1]#[CX2]"]
+    assert cache.smarts_957_path(tmp_path) == folder / cache.SMARTS_957
     ds = dl.prepare("qm9s", cache_dir=tmp_path)
     assert ds.ids == ["qm9s#0", "qm9s#1", "qm9s#2"] and ds.provenance["n_dropped"] == 1  # "C1CC" is no SMILES
     assert ds.y.tolist() == [[1, 1, 0, 0], [1, 0, 0, 1], [0, 0, 1, 0]]
     np.testing.assert_array_equal(ds.axis, np.linspace(500, 4000, 20))
     assert sum(len(v) for v in ds.splits.values()) == 3
-    monkeypatch.setenv(dl.ENV_CACHE, str(tmp_path))  # `data import --labels qm9s957` finds the list there
+    monkeypatch.setenv(cache.ENV_CACHE, str(tmp_path))  # `data import --labels qm9s957` finds the list there
     (tmp_path / "s.csv").write_text("".join(f"{x},{(x % 89) / 89:.3f}\n" for x in range(400, 4001, 4)))
     (tmp_path / "smiles.csv").write_text("file,smiles\ns.csv,CCO\n")
     import_files(

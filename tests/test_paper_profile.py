@@ -7,12 +7,11 @@ import torch
 import yaml
 
 from peakmixer import download
-from peakmixer.labels import NIST17_NAMES
+from peakmixer.labels import BAC30_CLASSES, NIST17_NAMES
 from peakmixer.models import profile_model
 from peakmixer.notebooks import PARAMS_DIR
 from peakmixer.results import load_study
 from peakmixer.sweep import PROTOCOLS, plan, stage_configs
-from peakmixer.synth import BAC30_CLASSES
 from peakmixer.train import build_from_config
 
 CLASSES = {"qm9s": 957, "nist-ir": len(NIST17_NAMES), "bacteria": len(BAC30_CLASSES)}

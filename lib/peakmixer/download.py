@@ -41,16 +41,16 @@ from tqdm import tqdm
 
 import peakmixer
 from peakmixer import labels as labelsets
-from peakmixer.data import DatasetError, SpectraDataset, file_sha256, load, random_splits
+from peakmixer.cache import ENV_CACHE, SMARTS_957, cache_root
+from peakmixer.data import DatasetError, SpectraDataset, file_sha256, load, minmax, random_splits
+from peakmixer.files import atomic, write_text
 from peakmixer.io import import_files
-from peakmixer.synth import BAC30_CLASS_TO_GROUP, BAC30_GROUPS, BAC30_LABELS
+from peakmixer.labels import BAC30_CLASS_TO_GROUP, BAC30_GROUPS, BAC30_LABELS
 
-ENV_CACHE = "PEAKMIXER_DATA"
 ENV_BASE_URL = "PEAKMIXER_BASE_URL"
 NIST_WEBBOOK = "https://webbook.nist.gov"
 USER_AGENT = f"peakmixer/{peakmixer.__version__} (python-requests; research data download)"
 TIMEOUT = (15, 60)  # seconds to connect, seconds between bytes
-SMARTS_957 = "substructures_957.txt"
 
 # Ho et al. 2019's 30 isolates (class id = index), their empiric treatment groups and the group names:
 # one table, in peakmixer.synth (from csho33/bacteria-ID config.py, MIT), shared with synth-bac30.
@@ -88,19 +88,6 @@ def registry() -> dict[str, dict[str, Any]]:
 def list_datasets() -> list[str]:
     """Names accepted by `download` and `prepare`."""
     return sorted(registry())
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cache folder: `cache_dir`, else ``$PEAKMIXER_DATA``, else the user cache."""
-    return Path(cache_dir or os.environ.get(ENV_CACHE) or pooch.os_cache("peakmixer")).expanduser()
-
-
-def smarts_957_path(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The 957-substructure SMARTS list written by ``data download qm9s``; `DatasetError` if absent."""
-    path = cache_root(cache_dir) / "qm9s" / SMARTS_957
-    if not path.exists():
-        raise DatasetError(f"{path} does not exist: run `python -m peakmixer data download qm9s` first")
-    return path
 
 
 def _entry(name: str, reg: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
@@ -331,9 +318,7 @@ def convert_smarts_pickle(pkl: Path, txt: Path) -> Path:
         raise DatasetError(f"{pkl}: expected a list of SMARTS strings, got {type(smarts).__name__}")
     labelsets.compile_smarts(smarts)  # fails naming the first pattern RDKit rejects
     header = f"# {len(smarts)} substructure SMARTS from {pkl.name} (sha256 {file_sha256(pkl)})\n"
-    tmp = txt.with_name(f".{txt.name}.tmp")
-    tmp.write_text(header + "".join(f"{s}\n" for s in smarts), encoding="utf-8")
-    os.replace(tmp, txt)
+    write_text(txt, header + "".join(f"{s}\n" for s in smarts))
     return txt
 
 
@@ -389,9 +374,8 @@ def fetch_nist_webbook(
                 if "Spectrum not found" in r.text[:200]:
                     missing.touch()
                     break
-                tmp = path.with_name(f".{path.name}.tmp")
-                tmp.write_bytes(r.content)
-                os.replace(tmp, path)
+                with atomic(path) as tmp:
+                    tmp.write_bytes(r.content)
             found.append(path)
     return found
 
@@ -501,9 +485,8 @@ def _fcgformer(folder: Path) -> SpectraDataset:
     if len({r.size for r in rows}) != 1:
         raise DatasetError(f"{root}: spectra of different lengths {sorted({r.size for r in rows})}")
     X = np.stack(rows)
-    lo, hi = X.min(axis=1, keepdims=True), X.max(axis=1, keepdims=True)
     return SpectraDataset(
-        X=(X - lo) / np.where(hi > lo, hi - lo, 1.0),
+        X=minmax(X)[0],
         axis=np.linspace(400.0, 4000.0, X.shape[1]),
         y=np.asarray(y),
         task="multilabel",

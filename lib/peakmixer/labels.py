@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from rdkit import Chem, rdBase
@@ -146,3 +147,59 @@ def heavy_atom_shares(smiles_list: Sequence[str]) -> dict[str, float]:
             counts[atom.GetSymbol()] = counts.get(atom.GetSymbol(), 0) + 1
     total = sum(counts.values()) or 1
     return {k: v / total for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
+
+
+# --- Ho et al. (2019): the 30 bacterial isolates and their treatment groups -------------------------------
+# Class names, order and treatment groups: csho33/bacteria-ID `config.py` (MIT; STRAINS, ATCC_GROUPINGS).
+# Group names: RamanSPy `datasets.bacteria("labels")` (BSD-3), which lists each class's antibiotic, and
+# Ho et al., Nat. Commun. 10, 4927 (2019), Fig. 2. Taxonomy (Gram type, genus, species) is textbook.
+BAC30_GROUPS = (
+    "Meropenem", "Ciprofloxacin", "TZP", "Vancomycin",
+    "Ceftriaxone", "Penicillin", "Daptomycin", "Caspofungin",
+)  # fmt: skip
+
+
+class Isolate(NamedTuple):
+    """One row of `BAC30_CLASSES`: a Ho et al. isolate, its treatment group and taxonomy."""
+
+    name: str
+    group: int  # index into BAC30_GROUPS
+    gram: str
+    genus: str
+    species: str
+
+
+BAC30_CLASSES: tuple[Isolate, ...] = (
+    Isolate("C. albicans",       7, "yeast", "Candida",        "C. albicans"),
+    Isolate("C. glabrata",       7, "yeast", "Candida",        "C. glabrata"),
+    Isolate("K. aerogenes",      0, "gram-", "Klebsiella",     "K. aerogenes"),
+    Isolate("E. coli 1",         0, "gram-", "Escherichia",    "E. coli"),
+    Isolate("E. coli 2",         0, "gram-", "Escherichia",    "E. coli"),
+    Isolate("E. faecium",        6, "gram+", "Enterococcus",   "E. faecium"),
+    Isolate("E. faecalis 1",     5, "gram+", "Enterococcus",   "E. faecalis"),
+    Isolate("E. faecalis 2",     5, "gram+", "Enterococcus",   "E. faecalis"),
+    Isolate("E. cloacae",        0, "gram-", "Enterobacter",   "E. cloacae"),
+    Isolate("K. pneumoniae 1",   0, "gram-", "Klebsiella",     "K. pneumoniae"),
+    Isolate("K. pneumoniae 2",   0, "gram-", "Klebsiella",     "K. pneumoniae"),
+    Isolate("P. mirabilis",      0, "gram-", "Proteus",        "P. mirabilis"),
+    Isolate("P. aeruginosa 1",   2, "gram-", "Pseudomonas",    "P. aeruginosa"),
+    Isolate("P. aeruginosa 2",   2, "gram-", "Pseudomonas",    "P. aeruginosa"),
+    Isolate("MSSA 1",            3, "gram+", "Staphylococcus", "S. aureus"),
+    Isolate("MSSA 3",            3, "gram+", "Staphylococcus", "S. aureus"),
+    Isolate("MRSA 1 (isogenic)", 3, "gram+", "Staphylococcus", "S. aureus"),
+    Isolate("MRSA 2",            3, "gram+", "Staphylococcus", "S. aureus"),
+    Isolate("MSSA 2",            3, "gram+", "Staphylococcus", "S. aureus"),
+    Isolate("S. enterica",       1, "gram-", "Salmonella",     "S. enterica"),
+    Isolate("S. epidermidis",    3, "gram+", "Staphylococcus", "S. epidermidis"),
+    Isolate("S. lugdunensis",    3, "gram+", "Staphylococcus", "S. lugdunensis"),
+    Isolate("S. marcescens",     0, "gram-", "Serratia",       "S. marcescens"),
+    Isolate("S. pneumoniae 2",   4, "gram+", "Streptococcus",  "S. pneumoniae"),
+    Isolate("S. pneumoniae 1",   4, "gram+", "Streptococcus",  "S. pneumoniae"),
+    Isolate("S. sanguinis",      5, "gram+", "Streptococcus",  "S. sanguinis"),
+    Isolate("Group A Strep.",    5, "gram+", "Streptococcus",  "S. pyogenes"),
+    Isolate("Group B Strep.",    5, "gram+", "Streptococcus",  "S. agalactiae"),
+    Isolate("Group C Strep.",    5, "gram+", "Streptococcus",  "S. dysgalactiae"),
+    Isolate("Group G Strep.",    5, "gram+", "Streptococcus",  "S. dysgalactiae"),
+)  # fmt: skip
+BAC30_LABELS = tuple(c.name for c in BAC30_CLASSES)
+BAC30_CLASS_TO_GROUP = np.array([c.group for c in BAC30_CLASSES], dtype=np.int64)

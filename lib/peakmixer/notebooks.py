@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from .files import write_text
 from .provenance import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -202,7 +203,7 @@ def _record(final: Path, name: str, files: list[str], seconds: float, profile: s
         "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "profile": profile,
     }
-    path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    write_text(path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 def _caption(folder: Path, name: str) -> str:
@@ -249,5 +250,5 @@ def write_index(folder: Path) -> Path:
         parts.append("<table>" + "".join(rows) + "</table>")
     parts.append("</body></html>")
     out = folder / "index.html"
-    out.write_text("\n".join(parts), encoding="utf-8")
+    write_text(out, "\n".join(parts))
     return out

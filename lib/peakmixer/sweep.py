@@ -28,6 +28,7 @@ import pandas as pd
 from .cam import SCORE_COLUMNS, RunScoring, score_run, scores_identity
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .data import SpectraDataset, file_sha256, load
+from .files import atomic, write_text
 from .provenance import git_sha, package_versions
 from .train import (
     TrainConfig,
@@ -405,9 +406,8 @@ def _append(path: Path, row: dict[str, Any]) -> None:
     new = pd.DataFrame([row])
     table = new if old.empty else pd.concat([old, new], ignore_index=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic(path) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]) -> Path:
@@ -425,9 +425,7 @@ def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]
         "git_sha": git_sha(),
         "written_by": "peakmixer.sweep.run_sweep (never by hand)",
     }
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(info, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(info, indent=1, sort_keys=True, default=str))
     return path
 
 

@@ -58,7 +58,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from peakmixer.data import SpectraDataset, named_axis, random_splits
-from peakmixer.labels import NIST17_NAMES
+from peakmixer.labels import BAC30_CLASS_TO_GROUP, BAC30_CLASSES, BAC30_GROUPS, BAC30_LABELS, NIST17_NAMES
 
 GENERATOR_VERSION = "2"
 KINDS = ("synth-ir17", "synth-bac30")
@@ -206,59 +206,6 @@ class IR17Knobs:
 # ================================================================================================
 # synth-bac30: Ho et al. classes, band table, signatures
 # ================================================================================================
-# Class names, order and treatment groups: csho33/bacteria-ID `config.py` (MIT; STRAINS, ATCC_GROUPINGS).
-# Group names: RamanSPy `datasets.bacteria("labels")` (BSD-3), which lists each class's antibiotic, and
-# Ho et al., Nat. Commun. 10, 4927 (2019), Fig. 2. Taxonomy (Gram type, genus, species) is textbook.
-BAC30_GROUPS = (
-    "Meropenem", "Ciprofloxacin", "TZP", "Vancomycin",
-    "Ceftriaxone", "Penicillin", "Daptomycin", "Caspofungin",
-)  # fmt: skip
-
-
-class Isolate(NamedTuple):
-    """One row of `BAC30_CLASSES`: a Ho et al. isolate, its treatment group and taxonomy."""
-
-    name: str
-    group: int  # index into BAC30_GROUPS
-    gram: str
-    genus: str
-    species: str
-
-
-BAC30_CLASSES: tuple[Isolate, ...] = (
-    Isolate("C. albicans",       7, "yeast", "Candida",        "C. albicans"),
-    Isolate("C. glabrata",       7, "yeast", "Candida",        "C. glabrata"),
-    Isolate("K. aerogenes",      0, "gram-", "Klebsiella",     "K. aerogenes"),
-    Isolate("E. coli 1",         0, "gram-", "Escherichia",    "E. coli"),
-    Isolate("E. coli 2",         0, "gram-", "Escherichia",    "E. coli"),
-    Isolate("E. faecium",        6, "gram+", "Enterococcus",   "E. faecium"),
-    Isolate("E. faecalis 1",     5, "gram+", "Enterococcus",   "E. faecalis"),
-    Isolate("E. faecalis 2",     5, "gram+", "Enterococcus",   "E. faecalis"),
-    Isolate("E. cloacae",        0, "gram-", "Enterobacter",   "E. cloacae"),
-    Isolate("K. pneumoniae 1",   0, "gram-", "Klebsiella",     "K. pneumoniae"),
-    Isolate("K. pneumoniae 2",   0, "gram-", "Klebsiella",     "K. pneumoniae"),
-    Isolate("P. mirabilis",      0, "gram-", "Proteus",        "P. mirabilis"),
-    Isolate("P. aeruginosa 1",   2, "gram-", "Pseudomonas",    "P. aeruginosa"),
-    Isolate("P. aeruginosa 2",   2, "gram-", "Pseudomonas",    "P. aeruginosa"),
-    Isolate("MSSA 1",            3, "gram+", "Staphylococcus", "S. aureus"),
-    Isolate("MSSA 3",            3, "gram+", "Staphylococcus", "S. aureus"),
-    Isolate("MRSA 1 (isogenic)", 3, "gram+", "Staphylococcus", "S. aureus"),
-    Isolate("MRSA 2",            3, "gram+", "Staphylococcus", "S. aureus"),
-    Isolate("MSSA 2",            3, "gram+", "Staphylococcus", "S. aureus"),
-    Isolate("S. enterica",       1, "gram-", "Salmonella",     "S. enterica"),
-    Isolate("S. epidermidis",    3, "gram+", "Staphylococcus", "S. epidermidis"),
-    Isolate("S. lugdunensis",    3, "gram+", "Staphylococcus", "S. lugdunensis"),
-    Isolate("S. marcescens",     0, "gram-", "Serratia",       "S. marcescens"),
-    Isolate("S. pneumoniae 2",   4, "gram+", "Streptococcus",  "S. pneumoniae"),
-    Isolate("S. pneumoniae 1",   4, "gram+", "Streptococcus",  "S. pneumoniae"),
-    Isolate("S. sanguinis",      5, "gram+", "Streptococcus",  "S. sanguinis"),
-    Isolate("Group A Strep.",    5, "gram+", "Streptococcus",  "S. pyogenes"),
-    Isolate("Group B Strep.",    5, "gram+", "Streptococcus",  "S. agalactiae"),
-    Isolate("Group C Strep.",    5, "gram+", "Streptococcus",  "S. dysgalactiae"),
-    Isolate("Group G Strep.",    5, "gram+", "Streptococcus",  "S. dysgalactiae"),
-)  # fmt: skip
-BAC30_LABELS = tuple(c.name for c in BAC30_CLASSES)
-BAC30_CLASS_TO_GROUP = np.array([c.group for c in BAC30_CLASSES], dtype=np.int64)
 BAC30_FAMILIES = ("protein", "lipid", "nucleic acid", "carbohydrate", "marker")
 
 

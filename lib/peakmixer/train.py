@@ -31,7 +31,8 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from .data import SpectraDataset, data_identity, file_sha256, input_grid, load, random_splits
+from .data import SpectraDataset, data_identity, file_sha256, input_grid, load, minmax, random_splits
+from .files import atomic
 from .ip import IPModel, IPOutput, attach_ip, ip_loss, pathway_metrics
 from .metrics import compute_metrics, main_metric
 from .models import PeakModel, build_model, code_fingerprint, describe, profile_model
@@ -259,8 +260,7 @@ def normalize(X: np.ndarray, how: str) -> np.ndarray:
     if how == "none":
         return X
     if how == "minmax":
-        lo, hi = X.min(1, keepdims=True), X.max(1, keepdims=True)
-        return (X - lo) / np.maximum(hi - lo, 1e-12)
+        return minmax(X)[0]
     if how == "standard":
         return (X - X.mean(1, keepdims=True)) / np.maximum(X.std(1, keepdims=True), 1e-12)
     raise ConfigError(f"data.normalize: unknown method {how!r}")
@@ -339,9 +339,8 @@ def evaluate_split(
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """torch.save to a temporary file, then an atomic rename: a kill never leaves a torn checkpoint."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

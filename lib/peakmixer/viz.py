@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .data import SpectraDataset, label_summary
+from .files import write_text
 from .metrics import main_metric
 from .provenance import git_sha, package_versions
 
@@ -61,9 +62,7 @@ def sidecar(
     if out.exists() and json.loads(out.read_text()).get("file") not in (path.name, None):
         # NAME.png and NAME.csv would share NAME.json: one would silently lose its provenance.
         raise FileExistsError(f"{out} already describes another file; give {path.name} its own name")
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(info, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, out)
+    write_text(out, json.dumps(info, indent=1, sort_keys=True, default=str))
     return out
 
 

@@ -35,8 +35,10 @@ from tqdm import tqdm
 
 import peakmixer
 from peakmixer import labels as labelsets
-from peakmixer.data import DatasetError, SpectraDataset, named_axis, resample_spectra
+from peakmixer.cache import smarts_957_path
+from peakmixer.data import DatasetError, SpectraDataset, minmax, named_axis, resample_spectra
 from peakmixer.data import axis_coverage as coverage
+from peakmixer.files import write_text
 from peakmixer.io.base import Item, ReadError, Spectra, file_kind_error
 from peakmixer.io.csv import read_csv
 from peakmixer.io.jcamp import read_jcamp
@@ -124,9 +126,7 @@ def _label_set(name: str) -> tuple[list[str], list[str]]:
     if name == "nist17":
         return list(labelsets.NIST17_NAMES), list(labelsets.NIST17_SMARTS)
     if name == "qm9s957":
-        from peakmixer import download  # here, not at the top: download imports peakmixer.io
-
-        return labelsets.load_smarts_file(download.smarts_957_path())
+        return labelsets.load_smarts_file(smarts_957_path())
     if Path(name).is_file():
         return labelsets.load_smarts_file(name)
     raise DatasetError(f"--labels {name!r}: expected one of {', '.join(LABEL_SETS)} or a SMARTS list file")
@@ -271,9 +271,7 @@ def import_files(
         out=written, report_path=report_path, n_files=len(files), kept=kept, rejected=rejected
     )
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = report_path.with_name(f".{report_path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, report_path)
+    write_text(report_path, json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n")
     return report
 
 
@@ -345,10 +343,8 @@ def _conform(
     Y = resample(block.x, np.where(finite[:, None], block.Y, 0.0), target)
     ok = finite.copy()
     if normalize == "minmax":
-        lo, hi = Y.min(axis=1, keepdims=True), Y.max(axis=1, keepdims=True)
-        flat = (hi - lo)[:, 0] <= 1e-12 * np.maximum(1.0, np.abs(hi[:, 0]))
+        Y, flat = minmax(Y)
         ok &= ~flat
-        Y = (Y - lo) / np.where(flat[:, None], 1.0, hi - lo)
     for i in np.flatnonzero(~ok):
         why = "NaN or Inf values" if not finite[i] else "constant spectrum (cannot be min-max normalised)"
         rejected.append(Rejection(block.ids[i], why))
