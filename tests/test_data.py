@@ -126,7 +126,7 @@ def test_subset_and_split_views():
     part = ds.split("val")
     assert len(part) == len(ds.splits["val"])
     assert np.array_equal(part.extras["w"], ds.splits["val"].astype(float))
-    with pytest.raises(KeyError, match="no split 'dev'"):
+    with pytest.raises(DatasetError, match="no split 'dev'"):
         ds.split("dev")
 
 

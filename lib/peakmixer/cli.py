@@ -236,13 +236,12 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import ConfigError
-    from .data import DatasetError
+    from .config import BadInput
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DatasetError, FileNotFoundError, ValueError) as e:
-        # Bad input gets one clear line, not a traceback wall.
-        print(f"error: {e}", file=sys.stderr)
+    except (BadInput, FileNotFoundError) as e:
+        # Expected bad input gets one line naming the file and the reason; a bug keeps its traceback.
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2

@@ -16,7 +16,13 @@ import yaml
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class BadInput(Exception):
+    """Expected bad input — a missing, corrupt or foreign file, an unknown key or split, a wrong shape: the
+    command line reports it in one line naming the file and the reason (exit 2). Anything else that goes
+    wrong is a bug and keeps its traceback."""
+
+
+class ConfigError(BadInput, ValueError):
     """A config key that does not exist or a value of the wrong type."""
 
 

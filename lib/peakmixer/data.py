@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .config import BadInput
 from .files import atomic
 
 FORMAT = "peakmixer.SpectraDataset/1"
@@ -39,10 +40,10 @@ def named_axis(name: str) -> np.ndarray:
         return np.linspace(400.0, 4000.0, 1024)
     if name == "ho":
         return np.polyval(_HO_CUBIC, np.arange(1000.0))
-    raise ValueError(f"unknown axis {name!r}: expected one of 'ir', 'ho'")
+    raise DatasetError(f"unknown axis {name!r}: expected one of 'ir', 'ho'")
 
 
-class DatasetError(ValueError):
+class DatasetError(BadInput, ValueError):
     """A dataset file or array that cannot be used, with the reason."""
 
 
@@ -73,6 +74,7 @@ class SpectraDataset:
     provenance: dict[str, Any] = field(default_factory=dict)
     masks: np.ndarray | None = None
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    source: str = field(default="", compare=False)  # the file it was loaded from (for messages; not saved)
 
     def __post_init__(self) -> None:
         self.X = np.ascontiguousarray(self.X, dtype=np.float32)
@@ -156,7 +158,7 @@ class SpectraDataset:
     def split(self, name: str) -> SpectraDataset:
         """The rows of split `name`."""
         if name not in self.splits:
-            raise KeyError(f"no split {name!r}; this dataset has {sorted(self.splits)}")
+            raise DatasetError(f"{self.source or 'dataset'}: no split {name!r}; it has {sorted(self.splits)}")
         return self.subset(self.splits[name])
 
     def label_matrix(self) -> np.ndarray:
@@ -264,9 +266,13 @@ def load(path: str | os.PathLike) -> SpectraDataset:
         names = set(zf.namelist())
         if "header.json" not in names:
             raise DatasetError(f"{path}: not a peakmixer dataset file (no header.json)")
-        header = json.loads(zf.read("header.json"))
-        if header.get("format") != FORMAT:
-            raise DatasetError(f"{path}: unsupported format {header.get('format')!r}, expected {FORMAT}")
+        try:
+            header = json.loads(zf.read("header.json"))
+        except (ValueError, zipfile.BadZipFile, OSError) as e:
+            raise DatasetError(f"{path}: damaged dataset file (header: {e})") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            found = header.get("format") if isinstance(header, dict) else None
+            raise DatasetError(f"{path}: unsupported format {found!r}, expected {FORMAT}")
 
         def arr(name: str) -> np.ndarray:
             with zf.open(f"{name}.npy") as f:
@@ -284,9 +290,12 @@ def load(path: str | os.PathLike) -> SpectraDataset:
                 provenance=header["provenance"],
                 masks=arr("masks") if header["has_masks"] else None,
                 extras={k: arr(f"extras/{k}") for k in header["extras"]},
+                source=str(path),
             )
         except DatasetError as e:
             raise DatasetError(f"{path}: {e}") from None
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:  # a damaged member
+            raise DatasetError(f"{path}: damaged dataset file ({type(e).__name__}: {e})") from None
 
 
 def data_identity(ds: SpectraDataset, path: str | os.PathLike | None = None) -> str:

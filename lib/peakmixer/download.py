@@ -42,6 +42,7 @@ from tqdm import tqdm
 import peakmixer
 from peakmixer import labels as labelsets
 from peakmixer.cache import ENV_CACHE, SMARTS_957, cache_root
+from peakmixer.config import BadInput
 from peakmixer.data import DatasetError, SpectraDataset, file_sha256, load, minmax, random_splits
 from peakmixer.files import atomic, write_text
 from peakmixer.io import import_files
@@ -70,7 +71,7 @@ NIST_TERMS = (
 )
 
 
-class DownloadError(RuntimeError):
+class DownloadError(BadInput, RuntimeError):
     """A download that failed or was refused; the message says why and what to do."""
 
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import ConfigError
 from .models import PeakModel, PoolHead
 
 IPMode = Literal["off", "trainable", "frozen"]
@@ -166,7 +167,7 @@ def attach_ip(
     if mode == "off":
         return model
     if mode not in IP_MODES:
-        raise ValueError(f"unknown interpretable-path mode {mode!r}; choose from {IP_MODES}")
+        raise ConfigError(f"unknown interpretable-path mode {mode!r}; choose from {IP_MODES}")
     width = model.extractor.out_channels
     c_ip = channels or width
     spec = {**model.spec, "ip": {"mode": mode, "task": task, "channels": c_ip}}

@@ -16,12 +16,19 @@ import pandas as pd
 import torch
 
 from .cam import CHANNEL_SUBSETS, GROUND_TRUTH_SCORES, RunScoring, score_run
-from .config import from_dict
+from .config import ConfigError, from_dict
 from .data import load
 from .provenance import REPO_ROOT
 from .results import find_run, welch_interval
 from .sweep import SweepConfig, dataset_path, stage_configs
-from .train import TrainConfig, load_checkpoint, model_from_checkpoint, prepare_split, shipped_weights
+from .train import (
+    CheckpointError,
+    TrainConfig,
+    load_checkpoint,
+    model_from_checkpoint,
+    prepare_split,
+    shipped_weights,
+)
 
 MODELS_DIR = REPO_ROOT / "models"
 TABLE1_SCORES = {"infidelity": "lower", "sensitivity": "lower"}  # both: lower is better
@@ -191,7 +198,7 @@ def rescore_check(
         cfg = studies[name]
         row = store[store["run_id"] == run_id]
         if row.empty:
-            raise ValueError(f"spot check {run_id}: the store has no valid row for it")
+            raise ConfigError(f"spot check {run_id}: the store has no valid row for it")
         row = row.iloc[0]
         path = dataset_path(cfg, run.dataset)
         _, tc = stage_configs(cfg, run, path)
@@ -200,7 +207,7 @@ def rescore_check(
         ckpt = load_checkpoint(source)
         ckpt["model"] = shipped_weights(ckpt["model"])  # scores are made on the weights as shipped
         if ckpt.get("config_id") != row["config_id"]:
-            raise ValueError(
+            raise CheckpointError(
                 f"{source}: config id {ckpt.get('config_id')} is not the stored run's {row['config_id']}"
             )
         model = model_from_checkpoint(ckpt)

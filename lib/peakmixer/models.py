@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import ConfigError
+
 EXTRACTORS = ("respeak", "cnnpeak")
 MIXERS = ("none", "mlp", "mlpmixer", "transformer")
 
@@ -436,10 +438,10 @@ def build_model(
         )
     elif extractor == "cnnpeak":
         if blocks not in (None, 1):
-            raise ValueError(f"cnnpeak has a fixed topology (one peak block); got blocks={blocks}")
+            raise ConfigError(f"cnnpeak has a fixed topology (one peak block); got blocks={blocks}")
         ext = CNNPeak(width=width, input_length=input_length, in_channels=opt["in_channels"])
     else:
-        raise ValueError(f"unknown extractor {extractor!r}; choose from {EXTRACTORS}")
+        raise ConfigError(f"unknown extractor {extractor!r}; choose from {EXTRACTORS}")
     c, tokens = ext.out_channels, ext.out_length
     mixers: dict[str, Callable[[], tuple[nn.Module, nn.Module]]] = {
         "none": lambda: (nn.Identity(), FlattenHead(c * tokens, n_classes, dropout=opt["dropout"])),
@@ -473,7 +475,7 @@ def build_model(
         ),
     }
     if mixer not in mixers:
-        raise ValueError(f"unknown mixer {mixer!r}; choose from {MIXERS}")
+        raise ConfigError(f"unknown mixer {mixer!r}; choose from {MIXERS}")
     mix, head = mixers[mixer]()
     spec = dict(
         extractor=extractor,

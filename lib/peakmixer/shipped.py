@@ -24,7 +24,8 @@ import pandas as pd
 import torch
 import yaml
 
-from .data import load
+from .config import ConfigError
+from .data import DatasetError, load
 from .explain import Explainer
 from .metrics import compute_metrics
 from .models import profile_model
@@ -48,7 +49,7 @@ class RealSet:
     def parse(cls, text: str) -> RealSet:
         name, sep, path = text.partition("=")
         if not sep:
-            raise ValueError(f"--real {text!r}: expected NAME=PATH")
+            raise ConfigError(f"--real {text!r}: expected NAME=PATH")
         return cls(name, Path(path))
 
 
@@ -68,11 +69,11 @@ def score_real(ex: Explainer, real: RealSet, labels: str) -> dict[str, Any]:
             axis="ir",
         )
         if report.out is None:
-            raise ValueError(f"{real.path}: no spectrum could be imported")
+            raise DatasetError(f"{real.path}: no spectrum could be imported")
         ds = load(report.out)
     ds, X = ex.inputs(ds, name=real.name)
     if list(ds.label_names) != ex.names:
-        raise ValueError(f"{real.name}: labels {ds.label_names[:3]}... are not the model's")
+        raise DatasetError(f"{real.name}: labels {ds.label_names[:3]}... are not the model's")
     with torch.no_grad():
         logits = ex.model(X).float().numpy()
     y = np.asarray(ds.y)
@@ -108,7 +109,7 @@ def ship(
     rows = store.rows
     row = rows[rows["run_id"] == run_id]
     if row.empty:
-        raise ValueError(f"{run_id}: no valid row in the {study} store")
+        raise ConfigError(f"{run_id}: no valid row in the {study} store")
     row = row.iloc[0]
     _, run = find_run({study: cfg}, run_id)
     _, tc = stage_configs(cfg, run, dataset_path(cfg, run.dataset))

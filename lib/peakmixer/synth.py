@@ -57,6 +57,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.special import ndtri
 
+from peakmixer.config import ConfigError
 from peakmixer.data import SpectraDataset, named_axis, random_splits
 from peakmixer.labels import BAC30_CLASS_TO_GROUP, BAC30_CLASSES, BAC30_GROUPS, BAC30_LABELS, NIST17_NAMES
 
@@ -385,7 +386,7 @@ def make_synth(kind: str, n: int, seed: int, **knobs: Any) -> SpectraDataset:
         return make_synth_ir17(n, seed, **knobs)
     if kind == "synth-bac30":
         return make_synth_bac30(n, seed, **knobs)
-    raise ValueError(f"unknown synthetic kind {kind!r}: expected one of {KINDS}")
+    raise ConfigError(f"unknown synthetic kind {kind!r}: expected one of {KINDS}")
 
 
 def render_components(kind: str, n: int, seed: int, **knobs: Any) -> SynthParts:
@@ -400,7 +401,7 @@ def render_components(kind: str, n: int, seed: int, **knobs: Any) -> SynthParts:
     if kind == "synth-bac30":
         y, _, X, comp = _simulate_bac30(n, seed, Bac30Knobs(**knobs), with_components=True)
         return SynthParts(y, X, comp)
-    raise ValueError(f"unknown synthetic kind {kind!r}: expected one of {KINDS}")
+    raise ConfigError(f"unknown synthetic kind {kind!r}: expected one of {KINDS}")
 
 
 def textbook_bands(label: str) -> list[tuple[float, float, str]]:
@@ -535,10 +536,10 @@ def parse_knobs(kind: str, items: list[str]) -> dict[str, Any]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or name not in types:
-            raise ValueError(f"--knob {item!r}: expected NAME=VALUE with NAME one of {sorted(types)}")
+            raise ConfigError(f"--knob {item!r}: expected NAME=VALUE with NAME one of {sorted(types)}")
         if types[name] == "bool":
             if value.lower() not in {"true", "false", "1", "0"}:
-                raise ValueError(f"--knob {item!r}: expected true or false")
+                raise ConfigError(f"--knob {item!r}: expected true or false")
             out[name] = value.lower() in {"true", "1"}
         else:
             out[name] = int(value) if types[name] == "int" else float(value)
@@ -654,7 +655,7 @@ def _simulate_ir17(
     The random stream does not depend on `with_components`, so both paths give the same spectra.
     """
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise ConfigError(f"n must be >= 1, got {n}")
     rng = np.random.default_rng(_child_seed(seed, 0))
     axis = named_axis("ir")
     axis32, min_dx, t = _axis_helpers(axis)
@@ -720,7 +721,7 @@ def _bac30_layout(n: int, k: Bac30Knobs, rng: np.random.Generator) -> tuple[np.n
     per_class = n // n_classes + (np.arange(n_classes) < n % n_classes)
     need = 2 * k.min_shifted_per_class + 2
     if per_class.min() < need:
-        raise ValueError(
+        raise ConfigError(
             f"synth-bac30 needs >= {need} spectra per class "
             f"(min_shifted_per_class={k.min_shifted_per_class}): n >= {need * n_classes}, got {n}"
         )

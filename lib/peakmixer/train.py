@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from .config import BadInput, ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .data import SpectraDataset, data_identity, file_sha256, input_grid, load, minmax, random_splits
 from .files import atomic
 from .ip import IPModel, IPOutput, attach_ip, ip_loss, pathway_metrics
@@ -129,7 +129,7 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+        raise ConfigError(f"device {name!r} requested but CUDA is not available here (use auto or cpu)")
     return device
 
 
@@ -343,12 +343,24 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
+class CheckpointError(BadInput, ValueError):
+    """A file that is not a readable peakmixer checkpoint (truncated, corrupt, foreign)."""
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only)."""
+    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only); a file that is
+    not one (truncated, corrupt, another format, missing our keys) is a `CheckpointError` naming it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises OSError, RuntimeError, UnpicklingError, EOFError, BadZipFile...
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    missing = [k for k in ("model", "model_spec", "config") if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: not a peakmixer checkpoint (no {', '.join(missing)})")
+    return ckpt
 
 
 def model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> PeakModel | IPModel:
@@ -399,7 +411,7 @@ def export_model(checkpoint: str | Path, out: str | Path) -> Path:
         )
     missing = [k for k in EXPORT_KEYS if k not in ckpt]
     if missing:
-        raise ValueError(f"{checkpoint}: not a peakmixer checkpoint (missing {missing})")
+        raise CheckpointError(f"{checkpoint}: not a peakmixer checkpoint (missing {missing})")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, {k: ckpt[k] for k in EXPORT_KEYS} | {"model": shipped_weights(ckpt["model"])})

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .cam import CamSettings, grad_cam, subsets_of
-from .data import SpectraDataset, load
+from .data import DatasetError, SpectraDataset, load
 from .train import normalize
 from .viz import CAM_CMAP, SUBSET_TITLES, fill_by_cam, mark_bands
 
@@ -101,7 +101,7 @@ class GradCamViewer:
         read = read_spectra(_expand(files, set()), ex.axis, normalize="minmax")
         if not read.rows:
             reasons = "; ".join(f"{r.source}: {r.reason}" for r in read.rejected)
-            raise ValueError(f"no spectrum could be read onto the model's axis ({reasons})")
+            raise DatasetError(f"no spectrum could be read onto the model's axis ({reasons})")
         X = normalize(np.stack(read.rows), ex.normalize).astype(np.float32)
         ds = SpectraDataset(
             X=X,

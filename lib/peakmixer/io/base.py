@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from peakmixer.config import BadInput
+
 # Shorter spectra cannot describe a vibrational band pattern; they are rejected with this reason.
 MIN_POINTS = 16
 # Transmittance is clipped here before -log10 so that T <= 0 (detector noise) gives a finite absorbance.
@@ -18,7 +20,7 @@ T_FLOOR = 1e-5
 T_PERCENT_ABOVE = 2.0
 
 
-class ReadError(ValueError):
+class ReadError(BadInput, ValueError):
     """A file (or one spectrum inside it) that cannot be used, with the reason.
 
     Attributes:
