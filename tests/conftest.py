@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent: real-data fixtures unavailable")
     return SHARED_DATA
+
+
+def run_all_smoke(root: Path, *only: str) -> Path:
+    """`./run_all.sh --profile smoke [--only ...]` with every output under `root`; returns the figures."""
+    cmd = [str(REPO / "run_all.sh"), "--profile", "smoke", "--figures", str(root / "figures")]
+    cmd += ["--only", *only] if only else []
+    cmd += ["--data-dir", str(root / "data"), "--set", f"runs_dir={root / 'runs'}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return root / "figures" / "smoke"
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory) -> Path:
+    """Every notebook run once by `./run_all.sh --profile smoke`, as CI and a new user do."""
+    return run_all_smoke(tmp_path_factory.mktemp("smoke"))
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where tests keep what a person may want to look at afterwards (screenshots)."""
+    path = Path(os.environ.get("PEAKMIXER_ARTIFACTS", REPO / "test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

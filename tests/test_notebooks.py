@@ -1,7 +1,6 @@
 """The notebooks: committed clean, parameters that exist, and headless smoke runs (what CI executes)."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import nbformat
@@ -9,6 +8,7 @@ import pandas as pd
 import papermill as pm
 import pytest
 import yaml
+from conftest import run_all_smoke
 
 from peakmixer.notebooks import NOTEBOOK_DIR, PARAMS_DIR, PROFILES, available_notebooks, run_notebooks
 from peakmixer.provenance import REPO_ROOT as REPO
@@ -53,22 +53,6 @@ def test_every_params_key_is_a_notebook_parameter(profile, name):
 def test_unknown_notebook_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no notebook"):
         run_notebooks("smoke", ["99_nothing"], out_root=tmp_path)
-
-
-def run_all_smoke(root: Path, *only: str) -> Path:
-    """`./run_all.sh --profile smoke [--only ...]` with every output under `root`; returns the figures."""
-    cmd = [str(REPO / "run_all.sh"), "--profile", "smoke", "--figures", str(root / "figures")]
-    cmd += ["--only", *only] if only else []
-    cmd += ["--data-dir", str(root / "data"), "--set", f"runs_dir={root / 'runs'}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return root / "figures" / "smoke"
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> Path:
-    """Every notebook run once by `./run_all.sh --profile smoke`, as CI and a new user do."""
-    return run_all_smoke(tmp_path_factory.mktemp("smoke"))
 
 
 def assert_figure(figs: Path, name: str) -> None:

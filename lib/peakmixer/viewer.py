@@ -170,7 +170,14 @@ class GradCamViewer:
                     "cmin": 0,
                     "cmax": 1,
                     "line": {"width": 0},
-                    "colorbar": {"title": "Grad-CAM", "x": 0.74},
+                    "colorbar": {
+                        "title": "Grad-CAM",
+                        "orientation": "h",
+                        "x": 0.36,
+                        "y": -0.28,
+                        "len": 0.6,
+                        "thickness": 10,
+                    },
                 },
                 name="Grad-CAM",
                 hoverinfo="skip",
@@ -212,7 +219,7 @@ class GradCamViewer:
             col=2,
         )
         base.update_layout(
-            height=420, bargap=0, showlegend=False, margin={"l": 40, "r": 10, "t": 40, "b": 40}
+            height=460, bargap=0, showlegend=False, margin={"l": 40, "r": 10, "t": 40, "b": 90}
         )
         base.update_xaxes(title_text="wavenumber (cm⁻¹)", row=1, col=1)
         base.update_xaxes(title_text="probability", range=[0, 1], row=1, col=2)
