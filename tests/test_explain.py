@@ -57,3 +57,17 @@ def test_explain_exit_status_when_all_or_nothing_is_explained(ir_checkpoint, sha
     junk = tmp_path / "junk.csv"
     junk.write_text("a;b\n1;2\n")
     assert main(["explain", str(junk), "--checkpoint", str(ir_checkpoint), "--out", str(tmp_path / "b")]) == 2
+
+
+def test_the_shipped_model_explains_real_ir_files_by_default(shared_data, tmp_path):
+    nist = sorted((shared_data / "nist_ir_jcamp").glob("*.jdx"))[:4]
+    edge = [shared_data / "jcamp_edge_cases" / n for n in ("1HQuinine.jdx", "sqzdec1.jdx", "compound.jdx")]
+    out = tmp_path / "explained"
+    code = main(["explain", *map(str, nist + edge), "--out", str(out)])  # no --checkpoint: the shipped one
+    report = json.loads((out / "report.json").read_text())
+    assert report["checkpoint"].endswith("models/synth-ir17_ip.pt")
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(p.name for p in nist) <= set(summary["spectrum"])  # every real IR file is explained
+    assert code == (1 if report["refused"] else 0)  # the exit status says whether anything was refused
+    assert all(r["reason"] for r in report["refused"])
+    assert "1HQuinine.jdx" in {r["source"] for r in report["refused"]}  # an NMR file, named with its reason

@@ -170,3 +170,13 @@ def test_claims_follow_the_table():
 def test_the_readme_results_agree_with_the_store():
     # `python -m peakmixer results --readme` writes this section; the store changes only through sweeps
     assert results.readme_section() == results.readme_results()
+
+
+def test_a_spot_check_of_a_run_without_a_stored_row_says_so(tmp_path, stored):
+    store = read_store({"toy": stored}).rows
+    store = store[store["run_id"] != "toy-ml/w8x2-none0/seed0"]
+    checks = spot_check(
+        {"toy": stored}, store, ["toy-ml/w8x2-none0/seed0"], tolerance=0.01, runs_dir=tmp_path, progress=False
+    )
+    assert not checks["checked"].any()
+    assert "toy-ml/w8x2-none0/seed0: NOT CHECKED" in spot_check_text(checks)

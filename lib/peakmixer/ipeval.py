@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .cam import CHANNEL_SUBSETS, GROUND_TRUTH_SCORES, RunScoring, score_run
-from .config import ConfigError, from_dict
+from .config import from_dict
 from .data import load
 from .provenance import REPO_ROOT
 from .results import find_run, welch_interval
@@ -197,8 +197,9 @@ def rescore_check(
         name, run = find_run(studies, run_id)
         cfg = studies[name]
         row = store[store["run_id"] == run_id]
-        if row.empty:
-            raise ConfigError(f"spot check {run_id}: the store has no valid row for it")
+        if row.empty:  # not made yet, or stale: said, not hidden
+            out.append({"run_id": run_id, "checked": False, "agrees": False})
+            continue
         row = row.iloc[0]
         path = dataset_path(cfg, run.dataset)
         _, tc = stage_configs(cfg, run, path)
@@ -222,6 +223,7 @@ def rescore_check(
         out.append(
             {
                 "run_id": run_id,
+                "checked": True,
                 "model_from": "run directory" if source == local else f"models/{source.name}",
                 "scores_compared": len(deltas),
                 "max_abs_delta": deltas[worst],
@@ -236,7 +238,14 @@ def rescore_check(
 def rescore_text(checks: pd.DataFrame) -> str:
     if checks.empty:
         return "Spot check: nothing re-scored."
-    bad = int((~checks["agrees"]).sum())
+    tail = [
+        f"  {r}: NOT CHECKED, the store has no valid row for it (not made yet, or stale)"
+        for r in checks.loc[~checks["checked"], "run_id"]
+    ]
+    checks = checks[checks["checked"]]
+    if checks.empty:
+        return "\n".join(["Spot check: no named run has a valid stored row; nothing re-scored.", *tail])
+    bad = int((~checks["agrees"].astype(bool)).sum())
     lines = [
         f"Spot check: {len(checks)} stored run(s) re-scored live from their trained model: "
         + ("all agree." if bad == 0 else f"{bad} DISAGREE — the stored scores are not reproduced here.")
@@ -247,4 +256,4 @@ def rescore_text(checks: pd.DataFrame) -> str:
             f"  {c.run_id} ({c.model_from}): {c.scores_compared} scores, max |Δ| = {c.max_abs_delta:.2e} "
             f"({c.worst_score}): {state}"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + tail)
