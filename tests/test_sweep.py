@@ -225,7 +225,17 @@ def test_an_ip_sweep_scores_every_run_and_keeps_the_scores_with_their_settings(t
     assert 0 <= off["mass_accuracy_all"] <= 1 and np.isnan(off["infidelity_mean"])
     assert np.isnan(off["mass_accuracy_specific"]) and np.isnan(off["pathway_pred_2"])
     assert table["scores_id"].str.len().eq(12).all()
-    # the scores' settings are part of what a row is: other settings never reuse it
+    # the scores' settings are part of what a row is: other settings score the trained model again
+    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "sweep" / "runs").rglob("*.pt")}
     cfg.scores = {**scores, "layer": "extractor"}
-    with pytest.raises(ConfigError, match="scored otherwise"):
+    again = run_sweep(cfg, progress=False).set_index("ip_mode")
+    assert (again["scores_id"] != table["scores_id"]).all() and len(again) == 3
+    assert (again["config_id"] == table["config_id"]).all()
+    assert all(p.stat().st_mtime_ns == t for p, t in stamp.items())  # nothing retrained
+    assert again.loc["trainable", "mass_accuracy_all"] != table.loc["trainable", "mass_accuracy_all"]
+    # ...which needs the model: without its run directory that is an error that says so
+    for run_dir in (tmp_path / "sweep" / "runs").rglob("seed0"):
+        (run_dir / "best.pt").unlink()
+    cfg.scores = {**scores, "layer": "features"}
+    with pytest.raises(ConfigError, match="scored otherwise .* its model is not here"):
         run_sweep(cfg, progress=False)

@@ -410,6 +410,18 @@ def _append(path: Path, row: dict[str, Any]) -> None:
         table.to_csv(tmp, index=False)
 
 
+def _replace(path: Path, run_id: str, values: dict[str, Any]) -> None:
+    """Set columns of one row (a run scored again), rewriting the table atomically."""
+    table = read_results(path)
+    at = table.index[table["run_id"] == run_id]
+    for key, value in values.items():
+        if key not in table:
+            table[key] = np.nan
+        table.loc[at, key] = value
+    with atomic(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
 def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]) -> Path:
     """``<results>.json``: the sweep that writes the table, the machine, and the wall time spent so far."""
     path = cfg.results_path.with_suffix(".json")
@@ -458,8 +470,9 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
     """Run every planned run that has no row in the results table yet; returns the planned runs' rows.
 
     A row made with other settings, code or data (its ``config_id`` differs) is never reused: that is an
-    error naming the run, so a changed budget cannot silently show old results. A run cut short by
-    ``max_steps`` writes no row (it resumes next time).
+    error naming the run, so a changed budget cannot silently show old results. A row whose training is
+    the same but whose attribution scores were made otherwise (``scores_id``) is scored again from the
+    run's model. A run cut short by ``max_steps`` writes no row (it resumes next time).
     """
     results = cfg.results_path
     table = read_results(results)
@@ -484,12 +497,18 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
                     f"{known[run.run_id]}, now {config_id}); use another results table, or delete that row "
                     "and its run directory"
                 )
-            if scored.get(run.run_id, "") != scores_id:
-                raise ConfigError(
-                    f"{results} holds {run.run_id} scored otherwise (scores id "
-                    f"{scored.get(run.run_id)!r}, now {scores_id!r}); use another results table, or delete "
-                    "that row"
-                )
+            if scoring is not None and scored.get(run.run_id, "") != scores_id:
+                # the same trained run, scored with other settings or score code: score its model again
+                if not (Path(tc.out_dir) / "best.pt").exists():
+                    raise ConfigError(
+                        f"{results} holds {run.run_id} scored otherwise (scores id "
+                        f"{scored.get(run.run_id)!r}, now {scores_id!r}) and its model is not here to score "
+                        f"again ({tc.out_dir}); retrain it (delete that row) or use another results table"
+                    )
+                if progress:
+                    print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}: scoring again", flush=True)
+                _replace(results, run.run_id, _score(tc, datasets[name], scoring) | {"scores_id": scores_id})
+                scored[run.run_id] = scores_id
             continue
         if progress:
             print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}", flush=True)
