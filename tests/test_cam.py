@@ -124,3 +124,26 @@ def test_ground_truth_scores_agree_with_quantus():
         metric = theirs(disable_warnings=True)
         ref = metric(model=None, x_batch=x, y_batch=y, a_batch=a, s_batch=s, channel_first=True)
         np.testing.assert_allclose(ours(a, s), np.asarray(ref, float), rtol=1e-9, err_msg=theirs.__name__)
+
+
+def test_a_class_without_channels_is_left_out_of_the_scores_not_scored_best():
+    from peakmixer.cam import RunScoring, ScoreSettings, score_run
+
+    model = tiny(k=3, channels=9)
+    with torch.no_grad():  # class 2 owns no channel under the argmax rule
+        model.correlation.copy_(torch.tensor([[5.0] * 5 + [0.0] * 4, [0.0] * 5 + [5.0] * 4, [-5.0] * 9]))
+    x = torch.rand(6, 1, 64)
+    y = torch.tensor([[1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 0]], dtype=torch.float32)
+    masks = np.zeros((3, 64), bool)
+    masks[:, 10:20] = True
+    scoring = RunScoring(n_spectra=6, score=ScoreSettings(n_perturb_samples=2, sensitivity_samples=2))
+    out = score_run(model, x, y, masks, "multilabel", scoring)
+    assert out["scored_pairs"] == 9 and out["degenerate_pairs"] >= 3  # the three pairs of class 2
+    assert np.isfinite(out["infidelity_mean"]) and out["infidelity_mean"] > 0
+    assert 0 <= out["pointing_game_specific"] <= 1
+    flat = np.zeros((1, 64))
+    assert (
+        np.isnan(pointing_game(flat, masks[:1])).all()
+        and np.isnan(relevance_rank_accuracy(flat, masks[:1])).all()
+    )
+    assert np.isnan(relevance_mass_accuracy(flat, masks[:1])).all()

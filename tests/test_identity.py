@@ -21,6 +21,8 @@ from peakmixer.models import build_model, code_fingerprint
 from peakmixer.train import (
     TRAINING_PATH_VERSION,
     TrainConfig,
+    export_model,
+    init_identity,
     load_checkpoint,
     planned_config_id,
     train,
@@ -206,7 +208,11 @@ def test_a_fine_tuned_run_is_identified_by_its_pre_training(tmp_path):
     tuned = tiny_config(tmp_path, "multiclass", init_from=str(Path(cfg.out_dir) / "best.pt"))
     tuned.out_dir = str(tmp_path / "tuned")
     first = train(tuned)
-    assert first["init_id"] == pre["config_id"]
+    assert first["init_id"] == pre["config_id"] + ":best"
+    # another checkpoint of the same pre-training is another start: the last one, or the shipped fp16 copy
+    assert init_identity(Path(cfg.out_dir) / "last.pt").startswith(pre["config_id"] + ":last:")
+    shipped = export_model(Path(cfg.out_dir) / "best.pt", tmp_path / "shipped.pt")
+    assert init_identity(shipped) == pre["config_id"] + ":export"
     cfg.optim.lr = 0.001  # another pre-training, written to the same place
     assert train(cfg)["config_id"] != pre["config_id"]
     tuned.out_dir = str(tmp_path / "tuned-again")

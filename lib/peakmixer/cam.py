@@ -270,33 +270,36 @@ def sensitivity_scores(
 
 
 def relevance_mass_accuracy(attr: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(N,) share of the positive attribution that lies inside the mask; NaN for an empty mask."""
+    """(N,) share of the positive attribution that lies inside the mask; NaN for an empty mask or a map
+    with no positive attribution (it explains nothing: not a score of 0, nor of 1)."""
     a = np.clip(np.asarray(attr, float).reshape(len(attr), -1), 0, None)
     s = np.asarray(mask, bool).reshape(len(mask), -1)
     total = a.sum(1)
-    out = np.divide((a * s).sum(1), total, out=np.zeros(len(a)), where=total > 0)
+    out = np.divide((a * s).sum(1), total, out=np.full(len(a), np.nan), where=total > 0)
     out[s.sum(1) == 0] = np.nan
     return out
 
 
 def relevance_rank_accuracy(attr: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(N,) share of the |mask| highest-attributed points that lie inside the mask; NaN for an empty mask."""
+    """(N,) share of the |mask| highest-attributed points that lie inside the mask; NaN for an empty mask
+    or a constant map (its ranking would only say where the band happens to lie)."""
     a = np.asarray(attr, float).reshape(len(attr), -1)
     s = np.asarray(mask, bool).reshape(len(mask), -1)
     out = np.full(len(a), np.nan)
     for i in range(len(a)):
         n = int(s[i].sum())
-        if n:
+        if n and np.ptp(a[i]) > 0:
             out[i] = s[i][np.argsort(-a[i], kind="stable")[:n]].mean()
     return out
 
 
 def pointing_game(attr: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(N,) 1 where a maximum of the attribution lies inside the mask, else 0; NaN for an empty mask."""
+    """(N,) 1 where a maximum of the attribution lies inside the mask, else 0; NaN for an empty mask or a
+    constant map (every point would be "the maximum")."""
     a = np.asarray(attr, float).reshape(len(attr), -1)
     s = np.asarray(mask, bool).reshape(len(mask), -1)
     hit = (s & (a == a.max(1, keepdims=True))).any(1).astype(float)
-    hit[s.sum(1) == 0] = np.nan
+    hit[(s.sum(1) == 0) | (np.ptp(a, axis=1) == 0)] = np.nan
     return hit
 
 
@@ -308,6 +311,7 @@ GROUND_TRUTH_SCORES = {
 # The columns `score_run` fills (a store row keeps them).
 SCORE_COLUMNS = (
     "scored_pairs",
+    "degenerate_pairs",
     *(f"{name}_{subset}" for name in GROUND_TRUTH_SCORES for subset in CHANNEL_SUBSETS),
     "infidelity_mean",
     "infidelity_sd",
@@ -324,7 +328,7 @@ def settings_record(cam: CamSettings, score: ScoreSettings | None = None) -> dic
 # --- a trained run's attribution scores (what the results store keeps per run) ------------------------------
 
 # Bump when the CAM or score code changes the numbers it stores (the run identity of the scores).
-SCORES_VERSION = 1
+SCORES_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -367,29 +371,46 @@ def score_run(
 ) -> dict[str, float]:
     """Attribution scores of a trained model on a prepared split (X (N, 1, L), targets, the true band masks
     (K, L) or None): ground-truth scores for every channel subset the model has, and, with an interpretable
-    path, Table 1's infidelity and sensitivity of the class-specific Grad-CAM (mean and sd over pairs)."""
+    path, Table 1's infidelity and sensitivity of the class-specific Grad-CAM (mean and sd over pairs).
+
+    A (spectrum, class) pair whose class owns no channel of a subset (possible under the argmax rule), or
+    whose map is flat, is left out of that subset's scores rather than scored: an empty explanation would
+    otherwise get the best infidelity and sensitivity (0) and a pointing-game hit. ``degenerate_pairs``
+    counts the pairs left out of the class-specific scores."""
     x, k, _ = explained_pairs(X, y, task, scoring.n_spectra)
     subsets = subsets_of(model)
     out: dict[str, float] = {"scored_pairs": float(len(k))}
-    cams = {}
+    cams, usable = {}, {}
     for subset in subsets:
         settings = CamSettings(channels=subset, layer=scoring.layer, rule=scoring.rule)
         cams[subset] = grad_cam(model, x, k, settings)
+        # a class that owns no channel of this subset, or a flat map, explains nothing: left out, counted
+        owned = np.array([_owns(model, int(c), subset, scoring.rule) for c in k.tolist()], dtype=bool)
+        usable[subset] = owned & (np.ptp(cams[subset][:, 0].cpu().numpy(), axis=1) > 0)
         if masks is not None:
             a, s = cams[subset][:, 0].cpu().numpy(), np.asarray(masks, bool)[k.numpy()]
             for name, fn in GROUND_TRUTH_SCORES.items():
-                out[f"{name}_{subset}"] = float(np.nanmean(fn(a, s)))
+                values = np.where(usable[subset], fn(a, s), np.nan)
+                out[f"{name}_{subset}"] = float(np.nanmean(values)) if np.isfinite(values).any() else np.nan
     if isinstance(model, IPModel):
+        keep = torch.from_numpy(usable["specific"])
+        out["degenerate_pairs"] = float((~keep).sum())
         specific = CamSettings(channels="specific", layer=scoring.layer, rule=scoring.rule)
-        inf = infidelity_scores(model, x, k, cams["specific"], specific, scoring.score)
-        sens = sensitivity_scores(model, x, k, specific, scoring.score)
+        inf = infidelity_scores(model, x[keep], k[keep], cams["specific"][keep], specific, scoring.score)
+        sens = sensitivity_scores(model, x[keep], k[keep], specific, scoring.score)
         out |= {
-            "infidelity_mean": float(inf.mean()),
-            "infidelity_sd": float(inf.std()),
-            "sensitivity_mean": float(sens.mean()),
-            "sensitivity_sd": float(sens.std()),
+            "infidelity_mean": float(inf.mean()) if len(inf) else np.nan,
+            "infidelity_sd": float(inf.std()) if len(inf) > 1 else np.nan,
+            "sensitivity_mean": float(sens.mean()) if len(sens) else np.nan,
+            "sensitivity_sd": float(sens.std()) if len(sens) > 1 else np.nan,
         }
     return out
+
+
+def _owns(model: nn.Module, k: int, subset: str, rule: str) -> bool:
+    """Whether class k has any channel in `subset` (always, for all channels)."""
+    mask = channel_mask(model, k, subset, rule)
+    return mask is None or bool(mask.sum() > 0)
 
 
 __all__ = [

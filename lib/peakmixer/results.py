@@ -80,7 +80,9 @@ def load_study(
         raise FileNotFoundError(f"no study {name!r} ({path}); known: {known}")
     data = apply_overrides(load_yaml(path), list(overrides))
     train = data.setdefault("train", {})
-    train["device"], train["precision"] = device, precision
+    for key, value in (("device", device), ("precision", precision)):
+        if value != "auto":  # "auto" leaves the study's own setting
+            train[key] = value
     cfg = sweep_from_dict(data)
     for key in ("out_dir", "results", "data_dir"):
         value = getattr(cfg, key)
@@ -93,8 +95,8 @@ def load_study(
             ds.n = n
     if data_dir:
         cfg.data_dir = str(data_dir)
-    if runs_dir:
-        cfg.out_dir = str(Path(runs_dir) / name)
+    if runs_dir:  # one run folder for every study, as in the store: a run two studies need is trained once
+        cfg.out_dir = str(Path(runs_dir))
         cfg.results = str(Path(runs_dir) / f"{name}.csv")
     return cfg
 
@@ -234,9 +236,11 @@ def spot_check(
                 blocks=run.blocks,
                 mixers=[run.mixer],
                 mixer_layers=[run.layers],
+                ip_modes=[run.ip],
                 seeds=[run.seed],
                 pretrain_seed=cfg.pretrain_seed,
                 train={**cfg.train, "precision": row["precision"]},
+                scores=cfg.scores,
                 out_dir=str(Path(tmp) / name),
                 results=str(Path(tmp) / f"{name}.csv"),
                 data_dir=cfg.data_dir,
@@ -247,6 +251,8 @@ def spot_check(
                 live = run_sweep(one, progress=progress).iloc[0]
             finally:
                 torch.set_num_threads(threads)
+            if live["run_id"] != run_id:
+                raise RuntimeError(f"spot check of {run_id} retrained {live['run_id']}")
             metric = main_metric(row["task"])
             delta = float(live[metric]) - float(row[metric])
             out.append(

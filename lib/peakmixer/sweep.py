@@ -336,7 +336,7 @@ def run_identity(
     """The config id the run will have (see `train.config_fingerprint`), without training it: a fine-tuned
     run's id includes its pre-training's id, so a changed pre-training changes it too."""
     kw = {"device_type": device_type, "precision": precision}
-    init_id = planned_config_id(pre, dataset, init_id="", **kw) if pre is not None else ""
+    init_id = planned_config_id(pre, dataset, init_id="", **kw) + ":best" if pre is not None else ""
     return planned_config_id(tc, dataset, init_id=init_id, **kw)
 
 
@@ -400,14 +400,19 @@ def read_results(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def _append(path: Path, row: dict[str, Any]) -> None:
-    """Add one row, rewriting the table atomically so a kill never leaves half a line."""
-    old = read_results(path)
-    new = pd.DataFrame([row])
-    table = new if old.empty else pd.concat([old, new], ignore_index=True)
+def _append(path: Path, row: dict[str, Any]) -> bool:
+    """Add one row unless the table already has that run (another process finished it meanwhile), under
+    the table's lock, rewriting it atomically so a kill never leaves half a line; True when added."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic(path) as tmp:
-        table.to_csv(tmp, index=False)
+    with _locked(path.with_name(f".{path.name}.lock")):
+        old = read_results(path)
+        if row["run_id"] in set(old["run_id"]):
+            return False
+        new = pd.DataFrame([row])
+        table = new if old.empty else pd.concat([old, new], ignore_index=True)
+        with atomic(path) as tmp:
+            table.to_csv(tmp, index=False)
+    return True
 
 
 def _replace(path: Path, run_id: str, values: dict[str, Any]) -> None:
@@ -442,17 +447,24 @@ def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]
 
 
 @contextmanager
-def _claim(run_dir: str | Path):
-    """Hold a run directory while training it: another sweep process (a worker, or another study sharing
-    the folder) that reaches the same run waits, then finds it finished instead of training it twice."""
-    path = Path(run_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    with open(path / ".lock", "w") as handle:
+def _locked(lock: Path):
+    """An exclusive lock on `lock` (a file) for the block; other processes wait for it."""
+    with open(lock, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _claim(run_dir: str | Path):
+    """Hold a run directory while training it: another sweep process (a worker, or another study sharing
+    the folder) that reaches the same run waits, then finds it finished instead of training it twice."""
+    path = Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    with _locked(path / ".lock"):
+        yield
 
 
 def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> dict[str, float]:
@@ -512,15 +524,20 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
             continue
         if progress:
             print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}", flush=True)
+        waited = 0.0  # time spent waiting for another process's run is not this sweep's work
         t0 = time.perf_counter()
         if pre is not None and run.model_id not in pretrain_seconds:
+            w0 = time.perf_counter()
             with _claim(pre.out_dir):
+                waited += time.perf_counter() - w0
                 pre_summary = train(pre, resume=True, dataset=datasets[name])
             if pre_summary.get("stopped"):
                 print(f"[sweep] {run.model_id} pre-training cut short by max_steps: no row", flush=True)
                 continue
             pretrain_seconds[run.model_id] = float(pre_summary["train_seconds"])
+        w0 = time.perf_counter()
         with _claim(tc.out_dir):
+            waited += time.perf_counter() - w0
             summary = train(tc, resume=True, dataset=datasets[name])
         if summary.get("stopped"):
             print(f"[sweep] {run.run_id} cut short by max_steps: no row; it resumes next time", flush=True)
@@ -530,8 +547,8 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
         row = _row(run, summary, pretrain_seconds.get(run.model_id, 0.0), synthetic[name], tc.optim.epochs)
         if scoring is not None:
             row |= _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
-        _append(results, row)
-        _write_sidecar(cfg, time.perf_counter() - t0, hashes)
+        if _append(results, row):
+            _write_sidecar(cfg, time.perf_counter() - t0 - waited, hashes)
         known[run.run_id] = config_id
     table = read_results(results)
     return table[table["run_id"].isin({r.run_id for r in runs})].reset_index(drop=True)

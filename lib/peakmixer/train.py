@@ -522,10 +522,20 @@ def config_fingerprint(
 
 
 def init_identity(path: str | Path) -> str:
-    """The identity of a checkpoint a run starts from: its run's config id (or, for a checkpoint made
-    elsewhere, the file's sha256), so that a changed pre-training changes every fine-tuned run's id."""
+    """The identity of a checkpoint a run starts from, so that another start is another run: its run's
+    config id and which of its weights — ``ID:best`` (a run's best model is fixed by its config),
+    ``ID:last:STEP`` (a resume point), ``ID:export`` (fp16-rounded, shipped) — or, for a checkpoint made
+    elsewhere, the file's sha256."""
+    path = Path(path)
     ckpt = load_checkpoint(path)
-    return str(ckpt.get("config_id") or "sha256:" + file_sha256(path))
+    run = ckpt.get("config_id")
+    if not run:
+        return "sha256:" + file_sha256(path)
+    if "optimizer" not in ckpt:
+        return f"{run}:export"
+    if path.name == "last.pt":
+        return f"{run}:last:{ckpt['state']['global_step']}"
+    return f"{run}:best" if path.name == "best.pt" else "sha256:" + file_sha256(path)
 
 
 def planned_config_id(
@@ -822,6 +832,10 @@ def _train_epoch(s: _Session, sampler: DistributedSampler, X: torch.Tensor, y: t
         disable=not (cfg.progress and s.ddp.main),
     )
     for idx in bar:
+        if cfg.max_steps and state["global_step"] >= cfg.max_steps:  # before the step: a resume adds none
+            flush()
+            _checkpoint(s, "last.pt")
+            return True
         idx = idx.to(s.device)
         with autocast(s.device, s.precision):
             out = s.objective.forward(s.net, X[idx], y[idx])
@@ -841,12 +855,6 @@ def _train_epoch(s: _Session, sampler: DistributedSampler, X: torch.Tensor, y: t
         if cfg.checkpoint_every and state["global_step"] % cfg.checkpoint_every == 0:
             flush()
             _checkpoint(s, "last.pt")
-        if cfg.max_steps and state["global_step"] >= cfg.max_steps:
-            flush()
-            if state["step_in_epoch"] < len(batches):
-                _checkpoint(s, "last.pt")
-                return True
-            return False
     flush()
     return False
 
