@@ -65,17 +65,23 @@ def reference_runs(tmp_path: Path) -> dict[str, list[float]]:
     torch.set_num_threads(1)
     try:
         out = {}
-        for task, changes in (
-            ("multilabel", {"data__normalize": "standard"}),
-            ("multiclass", {"data__val_fraction": 0.25}),
+        ip = {"ip": {"mode": "trainable", "channels": 12}}
+        for name, task, changes in (
+            ("multilabel", "multilabel", {"data__normalize": "standard"}),
+            ("multiclass", "multiclass", {"data__val_fraction": 0.25}),
+            # the interpretable path's loss, sampling and pathway logs are training path too
+            ("multilabel-ip", "multilabel", {"model": TINY["model"] | ip}),
+            ("multiclass-ip", "multiclass", {"model": TINY["model"] | ip}),
         ):
             cfg = tiny_config(tmp_path, task, **changes)
+            cfg.out_dir = str(tmp_path / f"run-{name}")
             summary = train(cfg)
             best = load_checkpoint(Path(cfg.out_dir) / "best.pt")["model"]
-            out[task] = [h["train_loss"] for h in summary["history"]] + [
+            out[name] = [h["train_loss"] for h in summary["history"]] + [
                 summary["best_val"],
                 float(sum((v.double() ** 2).sum() for v in best.values() if v.is_floating_point())),
                 summary["test"]["macro_f1"],
+                *[summary["history"][-1].get(f"val_pred_{k}", 0.0) for k in (1, 2, 3)],
             ]
         return out
     finally:
@@ -92,6 +98,7 @@ def test_training_path_version_guards_a_reference_run(tmp_path):
     assert golden["version"] == TRAINING_PATH_VERSION, (
         "TRAINING_PATH_VERSION changed: regenerate the reference with PEAKMIXER_REGENERATE_GOLDEN=1"
     )
+    assert set(golden["runs"]) == set(got)
     for task, values in golden["runs"].items():
         np.testing.assert_allclose(
             got[task],
@@ -217,3 +224,47 @@ def test_a_fine_tuned_run_is_identified_by_its_pre_training(tmp_path):
     assert train(cfg)["config_id"] != pre["config_id"]
     tuned.out_dir = str(tmp_path / "tuned-again")
     assert train(tuned)["config_id"] != first["config_id"]
+
+
+# --- the attribution scores: SCORES_VERSION guarded the same way ----------------------------------------
+
+SCORES_GOLDEN = Path(__file__).with_name("golden") / "scores.json"
+
+
+def test_scores_version_guards_a_reference_scoring():
+    from peakmixer.cam import SCORES_VERSION, RunScoring, ScoreSettings, score_run
+    from peakmixer.ip import attach_ip
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        kw = {"width": 6, "blocks": 2, "input_length": 64, "hidden": 16, "mixer_layers": 1}
+        model = attach_ip(
+            build_model("respeak", "mlpmixer", n_classes=4, **kw), mode="trainable", task="multilabel"
+        )
+        ds = toy_dataset(n=12, length=64, n_classes=4, seed=3)
+        x = torch.from_numpy(ds.X).unsqueeze(1)
+        y = torch.from_numpy(ds.y.astype("float32"))
+        scoring = RunScoring(n_spectra=8, score=ScoreSettings(n_perturb_samples=3, sensitivity_samples=3))
+        got = score_run(model.eval(), x, y, ds.masks, "multilabel", scoring)
+    finally:
+        torch.set_num_threads(threads)
+    if os.environ.get("PEAKMIXER_REGENERATE_GOLDEN"):
+        SCORES_GOLDEN.write_text(json.dumps({"version": SCORES_VERSION, "scores": got}, indent=1) + "\n")
+        pytest.skip(f"wrote {SCORES_GOLDEN}")
+    golden = json.loads(SCORES_GOLDEN.read_text())
+    assert golden["version"] == SCORES_VERSION, "SCORES_VERSION changed: regenerate the reference scoring"
+    assert set(golden["scores"]) == set(got)
+    # continuous scores only: a pointing game or a rank order may flip on another CPU's last bits
+    for key, value in golden["scores"].items():
+        if key.startswith(("pointing_game", "rank_accuracy")):
+            continue
+        np.testing.assert_allclose(
+            got[key],
+            value,
+            rtol=0.02,  # infidelity subtracts nearly equal outputs: loose, yet far tighter than a code change
+            atol=1e-12,
+            err_msg=f"{key}: the scores are computed otherwise than at version {SCORES_VERSION}: bump "
+            "SCORES_VERSION in peakmixer/cam.py (the sweep then scores stored runs again) and regenerate",
+        )

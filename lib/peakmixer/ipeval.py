@@ -22,7 +22,6 @@ from .provenance import REPO_ROOT
 from .results import find_run, welch_interval
 from .sweep import SweepConfig, dataset_path, stage_configs
 from .train import (
-    CheckpointError,
     TrainConfig,
     load_checkpoint,
     model_from_checkpoint,
@@ -117,6 +116,8 @@ def ip_verdict(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for dataset, at in rows.groupby("dataset", sort=False):
         for col, better in scores.items():
+            if col not in at:
+                continue
             a = at.loc[at["ip_mode"] == "trainable", col].dropna().astype(float).to_numpy()
             b = at.loc[at["ip_mode"] == "frozen", col].dropna().astype(float).to_numpy()
             if len(a) == 0 or len(b) == 0:
@@ -173,9 +174,12 @@ def ip_verdict_text(verdict: pd.DataFrame, *, synthetic: Iterable[str] = ()) -> 
 # --- spot checks: re-score a stored run's model live ----------------------------------------------------
 
 
-def shipped_name(run_id: str) -> str:
-    """The file name of a run's shipped model in ``models/``."""
-    return run_id.replace("/", "_") + ".pt"
+def model_of(config_id: str, candidates: Iterable[Path]) -> Path | None:
+    """The first checkpoint among `candidates` whose run identity is `config_id`."""
+    for path in candidates:
+        if path.exists() and load_checkpoint(path).get("config_id") == config_id:
+            return path
+    return None
 
 
 def rescore_check(
@@ -188,9 +192,10 @@ def rescore_check(
 ) -> pd.DataFrame:
     """Re-score each named stored run's best model live and compare every stored score with it.
 
-    The model comes from the run's own directory when this machine made it, else from the shipped copy in
-    ``models/``; either way its config id must be the stored row's (the same trained run). One row per
-    run: where the model came from, how many scores were compared, the largest |difference|, agreement.
+    The model is the one whose run identity is the stored row's: the run's own directory when this machine
+    made it, else a shipped copy in ``models/``; without either the run is reported NOT CHECKED. One row per
+    run: where the model came from, how many scores were compared, the largest |difference| (a score that is
+    a number on one side and missing on the other counts as infinite), agreement.
     """
     out = []
     for run_id in run_ids:
@@ -204,13 +209,12 @@ def rescore_check(
         path = dataset_path(cfg, run.dataset)
         _, tc = stage_configs(cfg, run, path)
         local = Path(tc.out_dir) / "best.pt"
-        source = local if local.exists() else models_dir / shipped_name(run_id)
+        source = model_of(row["config_id"], [local, *sorted(Path(models_dir).glob("*.pt"))])
+        if source is None:  # neither this machine's run nor a shipped copy of it: said, not hidden
+            out.append({"run_id": run_id, "checked": False, "agrees": False, "why": "its model is not here"})
+            continue
         ckpt = load_checkpoint(source)
         ckpt["model"] = shipped_weights(ckpt["model"])  # scores are made on the weights as shipped
-        if ckpt.get("config_id") != row["config_id"]:
-            raise CheckpointError(
-                f"{source}: config id {ckpt.get('config_id')} is not the stored run's {row['config_id']}"
-            )
         model = model_from_checkpoint(ckpt)
         train_cfg = from_dict(TrainConfig, ckpt["config"])
         dataset = load(path)
@@ -218,7 +222,14 @@ def rescore_check(
         part = dataset.split(train_cfg.data.test_split).to_length(train_cfg.model.input_length)
         with torch.random.fork_rng(devices=[]):
             live = score_run(model, test.X, test.y, part.masks, test.task, from_dict(RunScoring, cfg.scores))
-        deltas = {k: abs(v - float(row[k])) for k, v in live.items() if k in row and np.isfinite(row[k])}
+        # every stored score is compared; a number on one side and NaN on the other is a disagreement
+        deltas = {}
+        for key, value in live.items():
+            stored = float(row[key]) if key in row and row[key] == row[key] else np.nan
+            both_nan = np.isnan(stored) and np.isnan(value)
+            deltas[key] = (
+                0.0 if both_nan else abs(value - stored) if np.isfinite([value, stored]).all() else np.inf
+            )
         worst = max(deltas, key=deltas.get)
         out.append(
             {
@@ -238,9 +249,12 @@ def rescore_check(
 def rescore_text(checks: pd.DataFrame) -> str:
     if checks.empty:
         return "Spot check: nothing re-scored."
+    unchecked = checks[~checks["checked"]]
+    why = unchecked["why"] if "why" in unchecked else pd.Series(index=unchecked.index, dtype=object)
+    stale = "no valid row in the store (not made yet, or stale)"
     tail = [
-        f"  {r}: NOT CHECKED, the store has no valid row for it (not made yet, or stale)"
-        for r in checks.loc[~checks["checked"], "run_id"]
+        f"  {r}: NOT CHECKED, {w if isinstance(w, str) else stale}"
+        for r, w in zip(unchecked["run_id"], why, strict=True)
     ]
     checks = checks[checks["checked"]]
     if checks.empty:

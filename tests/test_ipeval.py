@@ -1,0 +1,116 @@
+"""Table 1, the ground-truth tables, the trainable-vs-frozen verdict and the re-scoring spot checks."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from peakmixer.ipeval import ground_truth_table, ip_verdict, rescore_check, rescore_text, table1
+from peakmixer.results import load_study, read_store
+from peakmixer.sweep import read_results, run_sweep
+from peakmixer.train import export_model
+
+SCORES = {"n_spectra": 5, "score": {"n_perturb_samples": 2, "sensitivity_samples": 2}}
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """A tiny IP study, trained and scored into its own store."""
+    root = tmp_path_factory.mktemp("ipeval")
+    study = {
+        "datasets": [{"name": "synth-ir17", "kind": "synth-ir17", "n": 200}],
+        "widths": [8],
+        "blocks": 6,
+        "mixers": ["mlpmixer"],
+        "mixer_layers": [1],
+        "ip_modes": ["trainable", "frozen"],
+        "seeds": [0, 1],
+        "train": {
+            "model": {"hidden": 16, "ip": {"channels": 34}},
+            "optim": {"epochs": 1, "batch_size": 32},
+            "precision": "fp32",
+        },
+        "scores": SCORES,
+        "out_dir": str(root / "runs"),
+        "results": str(root / "store" / "tiny.csv"),
+        "data_dir": str(root / "data"),
+    }
+    (root / "studies").mkdir()
+    (root / "studies" / "tiny.yaml").write_text(json.dumps(study))
+    cfg = load_study("tiny", studies_dir=root / "studies")
+    run_sweep(cfg, progress=False)
+    return root, cfg
+
+
+RUN = "synth-ir17/w8x6-mlpmixer1-iptrainable/seed0"
+
+
+def test_a_stored_run_is_rescored_exactly_from_its_own_model_or_a_shipped_copy(stored):
+    root, cfg = stored
+    rows = read_store({"tiny": cfg}).rows
+    checks = rescore_check({"tiny": cfg}, rows, [RUN], tolerance=0.0, models_dir=root / "models")
+    assert checks.iloc[0]["agrees"] and checks.iloc[0]["model_from"] == "run directory"
+    assert checks.iloc[0]["scores_compared"] >= 10
+
+    # a fresh clone has no run directory: the shipped copy with the row's run identity is found by it
+    run_dir = root / "runs" / "runs" / RUN
+    export_model(run_dir / "best.pt", root / "models" / "whatever_name.pt")
+    shutil.move(run_dir, root / "away")
+    try:
+        checks = rescore_check({"tiny": cfg}, rows, [RUN], tolerance=0.0, models_dir=root / "models")
+        assert checks.iloc[0]["agrees"] and checks.iloc[0]["model_from"] == "models/whatever_name.pt"
+        # neither: said, not a crash
+        checks = rescore_check({"tiny": cfg}, rows, [RUN], tolerance=0.0, models_dir=root / "nothing")
+        assert not checks.iloc[0]["checked"] and "its model is not here" in rescore_text(checks)
+    finally:
+        shutil.move(root / "away", run_dir)
+
+
+def test_a_stored_score_the_model_does_not_give_is_a_disagreement(stored, tmp_path):
+    root, cfg = stored
+    rows = read_store({"tiny": cfg}).rows.copy()
+    rows.loc[rows["run_id"] == RUN, "sensitivity_mean"] += 0.01
+    checks = rescore_check({"tiny": cfg}, rows, [RUN], tolerance=1e-6, models_dir=tmp_path)
+    assert not checks.iloc[0]["agrees"] and checks.iloc[0]["worst_score"] == "sensitivity_mean"
+    assert "DISAGREE" in rescore_text(checks)
+    rows.loc[rows["run_id"] == RUN, "sensitivity_mean"] = np.nan  # stored missing, live a number
+    checks = rescore_check({"tiny": cfg}, rows, [RUN], tolerance=1e-6, models_dir=tmp_path)
+    assert not checks.iloc[0]["agrees"] and np.isinf(checks.iloc[0]["max_abs_delta"])
+
+
+def test_table1_and_the_ground_truth_table_summarise_the_rows(stored):
+    root, cfg = stored
+    rows = read_results(cfg.results_path)
+    t = table1(rows)
+    assert set(t["score"]) == {"infidelity", "sensitivity"} and set(t["correlation"]) == {
+        "trainable",
+        "frozen",
+    }
+    assert (t["seeds"] == 2).all()
+    trainable = rows[rows["ip_mode"] == "trainable"]["infidelity_mean"]
+    got = t[(t["score"] == "infidelity") & (t["correlation"] == "trainable")].iloc[0]
+    assert got["mean"] == pytest.approx(trainable.mean()) and got["sd_over_seeds"] == pytest.approx(
+        trainable.std()
+    )
+    gt = ground_truth_table(rows)
+    assert set(gt["channels"]) == {"all", "specific", "complement"} and gt["mean"].between(0, 1).all()
+
+
+def test_the_verdict_counts_lower_as_better_for_table1_and_higher_for_the_truth():
+    def rows(score, trainable, frozen):
+        return pd.DataFrame(
+            [
+                {"dataset": "d", "ip_mode": m, score: v}
+                for m, vs in (("trainable", trainable), ("frozen", frozen))
+                for v in vs
+            ]
+        )
+
+    lower = ip_verdict(rows("infidelity_mean", [0.10, 0.11, 0.12], [0.50, 0.52, 0.51]))
+    assert lower.iloc[0]["outcome"] == "supported" and lower.iloc[0]["better"] == "lower"
+    higher = ip_verdict(rows("mass_accuracy_specific", [0.10, 0.11, 0.12], [0.50, 0.52, 0.51]))
+    assert higher.iloc[0]["outcome"] == "contradicted"
+    unclear = ip_verdict(rows("mass_accuracy_specific", [0.1, 0.5, 0.3], [0.2, 0.4, 0.3]))
+    assert unclear.iloc[0]["outcome"] == "not resolved at this sample size"
