@@ -212,7 +212,7 @@ def infidelity_scores(
         noise = torch.randn_like(inputs) * score.noise_sd
         return noise, inputs - noise
 
-    with _eval(model), torch.random.fork_rng(devices=[]):
+    with _eval(model), torch.random.fork_rng(devices=range(torch.cuda.device_count())):
         torch.manual_seed(score.seed)
         for k in sorted(set(targets)):
             rows = torch.tensor([i for i, t in enumerate(targets) if t == k])
@@ -244,7 +244,7 @@ def sensitivity_scores(
     the (normalised) map under uniform perturbations within ``sensitivity_radius``."""
     targets = torch.as_tensor(classes, device=x.device).reshape(-1).expand(len(x)).tolist()
     out = torch.zeros(len(x))
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
         torch.manual_seed(score.seed)
         for k in sorted(set(targets)):
             rows = torch.tensor([i for i, t in enumerate(targets) if t == k])

@@ -7,6 +7,7 @@ written byte-for-byte deterministically and atomically.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -338,7 +339,14 @@ def axis_coverage(x: np.ndarray, target: np.ndarray) -> float:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (the 'data hash' in figure sidecars)."""
+    """sha256 of a file's bytes (the 'data hash' in figure sidecars); computed once per file version
+    (path, size, modification time), as datasets of gigabytes are hashed by several steps of a run."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -220,7 +220,7 @@ def rescore_check(
         dataset = load(path)
         test = prepare_split(dataset, train_cfg.data.test_split, train_cfg)
         part = dataset.split(train_cfg.data.test_split).to_length(train_cfg.model.input_length)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
             live = score_run(model, test.X, test.y, part.masks, test.task, from_dict(RunScoring, cfg.scores))
         # every stored score is compared; a number on one side and NaN on the other is a disagreement
         deltas = {}

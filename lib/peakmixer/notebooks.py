@@ -177,8 +177,13 @@ def run_notebooks(
                 )
             except pm.PapermillExecutionError as e:
                 raise NotebookFailed(
-                    f"{name} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); the outputs of earlier "
-                    f"runs in {final} are untouched"
+                    f"{name} failed in cell {e.cell_index + 1} ({e.ename}: {e.evalue}); the outputs of "
+                    f"earlier runs in {final} are untouched"
+                ) from None
+            except Exception as e:  # a cell timeout, a dead kernel: the same promise holds
+                raise NotebookFailed(
+                    f"{name} stopped ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); the "
+                    f"outputs of earlier runs in {final} are untouched"
                 ) from None
             _export_html(target)
             files = _promote(staging, final)

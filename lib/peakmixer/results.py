@@ -314,7 +314,8 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         for m in (*METRIC_COLUMNS, "all_negative_hamming_accuracy", "best_val")
         if m in table and table[m].notna().any()
     ]
-    g = table.groupby(SUMMARY_KEYS, sort=False)
+    keys = SUMMARY_KEYS + (["ip_mode"] if "ip_mode" in table and table["ip_mode"].nunique() > 1 else [])
+    g = table.groupby(keys, sort=False)
     out = g.agg(params=("params", "first"), macs=("macs", "first"), n_seeds=("seed", "nunique")).reset_index()
     if "synthetic" in table:
         out["synthetic"] = g["synthetic"].first().astype(bool).values
@@ -377,6 +378,8 @@ def claims(table: pd.DataFrame, classes: Mapping[str, int], *, mixer_layers: int
     heads see at least 2K features (width >= 2 x classes); below that the comparison is confounded.
     """
     rows = []
+    if "ip_mode" in table:  # the mixer claims are about models without the interpretable path
+        table = table[table["ip_mode"].fillna("off").isin(["off", ""])]
     for (dataset, task, width), at in table.groupby(["dataset", "task", "width"], sort=True):
         metric = main_metric(task)
         pick = at[(at["mixer"].isin(["none", "mlp"])) | (at["mixer_layers"] == mixer_layers)]
@@ -443,7 +446,7 @@ def verdict_text(claim_table: pd.DataFrame, *, synthetic: Iterable[str] = ()) ->
             )
     fair = claim_table[claim_table["fair"]]
     if not fair.empty:
-        tally = fair["outcome"].str.split(" ").str[0].value_counts()
+        tally = fair["outcome"].str.split(":").str[0].value_counts()
         lines.append(
             "Tally at fair widths: "
             + ", ".join(f"{k} {v}" for k, v in tally.items())

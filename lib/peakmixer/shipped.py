@@ -32,7 +32,7 @@ from .models import profile_model
 from .provenance import REPO_ROOT
 from .results import find_run, load_study, read_store
 from .sweep import dataset_path, stage_configs
-from .train import export_model
+from .train import export_model, load_checkpoint
 
 MODELS_DIR = REPO_ROOT / "models"
 
@@ -113,9 +113,13 @@ def ship(
     row = row.iloc[0]
     _, run = find_run({study: cfg}, run_id)
     _, tc = stage_configs(cfg, run, dataset_path(cfg, run.dataset))
-    out = export_model(Path(tc.out_dir) / "best.pt", Path(models_dir) / f"{name}.pt")
+    best = Path(tc.out_dir) / "best.pt"
+    if load_checkpoint(best).get("config_id") != row["config_id"]:
+        raise ConfigError(f"{best} is not the stored run {run_id} (another config id): retrain it first")
+    out = export_model(best, Path(models_dir) / f"{name}.pt")
     ex = Explainer.load(out)
-    seeds = rows[(rows["dataset"] == row["dataset"]) & (rows["ip_mode"] == row["ip_mode"])]
+    model_id = run_id.rsplit("/", 1)[0]
+    seeds = rows[rows["run_id"].str.rsplit("/", n=1).str[0] == model_id]  # this model, every seed
     metric = "micro_f1" if row["task"] == "multilabel" else "accuracy"
     cost = profile_model(ex.model)
     card = {
@@ -189,8 +193,9 @@ def card_text(card: dict[str, Any]) -> str:
         "",
         "## How it scores",
         "",
-        f"- Synthetic test split, {t['metric']}: this run {t['this_run']:.4f}; the study's seeds "
-        f"{t['seeds']}: {t['mean']:.4f} ± {t['sd']:.4f}.",
+        f"- {'Synthetic test' if card['data']['synthetic'] else 'Test'} split, {t['metric']}: this run "
+        f"{t['this_run']:.4f}; the study's seeds {t['seeds']}: {t['mean']:.4f}"
+        + (f" ± {t['sd']:.4f}." if t["sd"] is not None else " (one seed so far)."),
     ]
     if card["attribution"]:
         lines.append(
@@ -229,8 +234,13 @@ def card_text(card: dict[str, Any]) -> str:
         "",
         "## Limits",
         "",
-        "Trained on synthetic spectra only: read its explanations of real spectra as those of a model that "
-        "has never seen one. It expects spectra on (or resampled onto) its input axis, min-max normalised.",
+        (
+            "Trained on synthetic spectra only: read its explanations of real spectra as those of a model "
+            "that has never seen one. "
+            if card["data"]["synthetic"]
+            else ""
+        )
+        + "It expects spectra on (or resampled onto) its input axis, min-max normalised.",
         "",
     ]
     return "\n".join(lines)

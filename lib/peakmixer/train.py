@@ -404,11 +404,10 @@ def export_model(checkpoint: str | Path, out: str | Path) -> Path:
     loads like a checkpoint (`model_from_checkpoint`)."""
     ckpt = load_checkpoint(checkpoint)
     ckpt.setdefault("input_axis", torch.from_numpy(checkpoint_axis(ckpt)))
-    if "synthetic_data" not in ckpt:  # made before checkpoints said so: ask the training data
+    if "synthetic_data" not in ckpt:  # made before checkpoints said so: ask the training data, if here
         path = from_dict(TrainConfig, ckpt["config"]).data.path
-        ckpt["synthetic_data"] = (
-            bool(load(path).provenance.get("synthetic")) if Path(path).exists() else False
-        )
+        known = bool(path) and Path(path).exists()
+        ckpt["synthetic_data"] = bool(load(path).provenance.get("synthetic")) if known else None
     missing = [k for k in EXPORT_KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(f"{checkpoint}: not a peakmixer checkpoint (missing {missing})")
