@@ -56,3 +56,16 @@ def test_dispatch_and_shape_errors():
         compute_metrics("multilabel", np.zeros((3, 2)), np.zeros((3, 4)))
     with pytest.raises(ValueError, match="unknown task"):
         compute_metrics("regression", np.zeros(3), np.zeros((3, 2)))
+
+
+def test_macro_f1_has_one_rule_for_both_tasks_labels_absent_from_truth_and_predictions_do_not_count():
+    # three labels / classes, the third never occurs and is never predicted
+    y_ml = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0]])
+    logits = np.where(np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 0]]) > 0, 5.0, -5.0)
+    ml = multilabel_metrics(y_ml, logits)
+    assert ml["macro_f1"] == pytest.approx((1.0 + 2 / 3) / 2)  # labels 0 and 1 only
+    y_mc = np.array([0, 1, 1, 0])
+    scores = np.eye(3)[[0, 1, 0, 0]]
+    mc = multiclass_metrics(y_mc, scores)
+    f1_0, f1_1 = 2 * 2 / (2 * 2 + 1), 2 * 1 / (2 * 1 + 1)
+    assert mc["macro_f1"] == pytest.approx((f1_0 + f1_1) / 2)  # class 2 does not count

@@ -3,6 +3,11 @@
 Multilabel (the paper's Fig. 1): micro / macro / samples F1, Hamming accuracy ("Accuracy"), exact-match
 ratio (EMR), a per-label report, and the all-negative baseline that puts Hamming accuracy in context.
 Multiclass (bacteria): accuracy, macro F1 and the confusion matrix.
+
+Macro-F1, one rule for both tasks: the mean F1 over the labels (classes) that occur in the truth or in the
+predictions of the split; a label absent from both says nothing about the model and is not counted (it
+would count as F1 = 0 otherwise). This is scikit-learn's rule for multiclass and, for multilabel, its rule
+restricted to the labels present.
 """
 
 from __future__ import annotations
@@ -14,6 +19,11 @@ def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
     """F1 = 2TP / (2TP + FP + FN), 0 where the denominator is 0 (sklearn's zero_division=0)."""
     denom = 2 * tp + fp + fn
     return np.divide(2 * tp, denom, out=np.zeros(np.shape(tp), dtype=float), where=denom > 0)
+
+
+def _macro(f1: np.ndarray, present: np.ndarray) -> float:
+    """Macro-F1 over the labels present in the truth or the predictions (the module's one rule)."""
+    return float(f1[present].mean()) if present.any() else 0.0
 
 
 def multilabel_metrics(
@@ -47,7 +57,7 @@ def multilabel_metrics(
     return {
         "n": int(y.shape[0]),
         "micro_f1": float(_f1(tp.sum(), fp.sum(), fn.sum())),
-        "macro_f1": float(_f1(tp, fp, fn).mean()),
+        "macro_f1": _macro(_f1(tp, fp, fn), (tp + fp + fn) > 0),
         "samples_f1": float(sample_f1.mean()),
         "hamming_accuracy": float((pred == y).mean()),
         "emr": float((pred == y).all(1).mean()),
@@ -73,11 +83,11 @@ def multiclass_metrics(
     cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
     tp = np.diag(cm).astype(float)
     f1 = _f1(tp, cm.sum(0) - tp, cm.sum(1) - tp)
-    present = cm.sum(1) + cm.sum(0) > 0  # sklearn averages over labels that occur in truth or prediction
+    present = cm.sum(1) + cm.sum(0) > 0
     return {
         "n": int(y.shape[0]),
         "accuracy": float((pred == y).mean()),
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "macro_f1": _macro(f1, present),
         "confusion": cm.tolist(),
         "label_names": label_names or [str(i) for i in range(k)],
     }
