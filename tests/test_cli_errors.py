@@ -26,6 +26,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     cfg = {**TINY, "data": {"path": str(data)}, "out_dir": str(root / "run")}
     (root / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     train(load_config(root / "cfg.yaml"))
+    cfg["out_dir"] = str(root / "other")  # the bad configs below would otherwise meet the finished run
     best = root / "run" / "best.pt"
     truncated = root / "truncated.pt"
     truncated.write_bytes(best.read_bytes()[:1000])
@@ -49,6 +50,11 @@ CASES = {
     "train: unknown key": (["train", "--config", "{typo}"], "unknown config key 'optim.lerning_rate'"),
     "train: unknown split": (["train", "--config", "{bad_split}"], "toy.npz: no split 'tset'"),
     "train: missing data": (["train", "--config", "{nodata}"], "missing.npz: no such dataset file"),
+    "train: resume without last.pt": (
+        ["train", "--config", "{cuda}", "--resume"],
+        "nothing to resume (no last.pt)",
+    ),
+    "train: over a finished run": (["train", "--config", "{root}/cfg.yaml"], "run holds a run already"),
     "train: damaged data": (
         ["train", "--config", "{typo}", "--set", "optim={{}}", "--set", "data.path={damaged}"],
         "damaged.npz: ",

@@ -250,7 +250,7 @@ def test_history_records_the_rate_each_epoch_trained_with(tmp_path):
 
 def test_class_count_of_an_extra_target_comes_from_the_whole_dataset(tmp_path):
     ds = toy_dataset(n=96, length=128, n_classes=4, task="multiclass", seed=0)
-    group = np.zeros(96, dtype=np.int64)
+    group = np.arange(96, dtype=np.int64) % 2  # groups 0 and 1 everywhere
     group[ds.splits["test"][:3]] = 2  # the highest group occurs only in the test split
     ds.extras["y_group"] = group
     path = write_setup(tmp_path)

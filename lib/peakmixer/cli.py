@@ -55,9 +55,22 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .config import ConfigError
     from .train import load_config, train
 
     cfg = load_config(args.config, args.set)
+    out = Path(cfg.out_dir)
+    made = [f for f in ("last.pt", "best.pt", "metrics.json") if (out / f).exists()]
+    if args.resume and "last.pt" not in made:
+        raise ConfigError(f"{out}: nothing to resume (no last.pt); leave out --resume to start the run")
+    if made and not args.resume:
+        if not args.overwrite:
+            raise ConfigError(
+                f"{out} holds a run already ({', '.join(made)}): --resume continues it, --overwrite starts "
+                "it again, or choose another out_dir"
+            )
+        for f in made:
+            (out / f).unlink()
     summary = train(cfg, resume=args.resume)
     keys = ("model", "best_epoch", "best_val", "train_seconds", "stopped")
     print(
@@ -175,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-3"
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
+    p.add_argument("--overwrite", action="store_true", help="start again in an OUT_DIR that holds a run")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="metrics JSON of a checkpoint on a split")

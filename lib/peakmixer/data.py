@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -36,12 +37,21 @@ def named_axis(name: str) -> np.ndarray:
 
     - ``ir``: 1024 points, uniform on 400-4000 cm-1 (the model input of the substructure tasks).
     - ``ho``: the 1000-point Ho et al. 2019 bacteria axis, 381.98-1792.4 cm-1, non-uniform.
+    - ``START:END:POINTS``: your own, evenly spaced (``600:1800:1000`` for a Raman fingerprint region).
     """
     if name == "ir":
         return np.linspace(400.0, 4000.0, 1024)
     if name == "ho":
         return np.polyval(_HO_CUBIC, np.arange(1000.0))
-    raise DatasetError(f"unknown axis {name!r}: expected one of 'ir', 'ho'")
+    parts = name.split(":")
+    if len(parts) == 3:
+        try:
+            start, end, points = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            points = 0
+        if points >= 2 and end > start:
+            return np.linspace(start, end, points)
+    raise DatasetError(f"unknown axis {name!r}: expected 'ir', 'ho' or START:END:POINTS (e.g. 600:1800:1000)")
 
 
 class DatasetError(BadInput, ValueError):
@@ -159,7 +169,10 @@ class SpectraDataset:
     def split(self, name: str) -> SpectraDataset:
         """The rows of split `name`."""
         if name not in self.splits:
-            raise DatasetError(f"{self.source or 'dataset'}: no split {name!r}; it has {sorted(self.splits)}")
+            hint = "" if self.splits else " (make them with `python -m peakmixer data split`)"
+            raise DatasetError(
+                f"{self.source or 'dataset'}: no split {name!r}; it has {sorted(self.splits)}{hint}"
+            )
         return self.subset(self.splits[name])
 
     def label_matrix(self) -> np.ndarray:
@@ -431,6 +444,119 @@ def random_splits(
         for k, part in zip(names, np.split(rows, cuts[:-1]), strict=True):
             out[k].append(part)
     return {k: np.sort(np.concatenate(v)) for k, v in out.items()}
+
+
+def group_splits(
+    groups: np.ndarray, fractions: dict[str, float], seed: int, stratify: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Splits that keep every group (replicate, patient, measurement day) on one side: the groups are
+    shuffled and dealt to the splits in proportion to their spectra; with `stratify`, the groups of each
+    (majority) class are dealt separately, so every class reaches every split it can."""
+    rng = np.random.default_rng(seed)
+    names = list(fractions)
+    total = sum(fractions.values())
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    sizes = np.bincount(inverse, minlength=len(uniq))
+    if stratify is None:
+        strata = np.zeros(len(uniq), dtype=int)
+    else:
+        strata = np.array([np.bincount(stratify[inverse == g]).argmax() for g in range(len(uniq))])
+    out: dict[str, list[int]] = {k: [] for k in names}
+    for c in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata == c))
+        done = 0.0
+        share = sizes[members].sum()
+        cuts = np.cumsum([fractions[k] / total for k in names])
+        for g in members:  # each group to the split its cumulative share falls in
+            where = min(int(np.searchsorted(cuts, (done + sizes[g] / 2) / share)), len(names) - 1)
+            out[names[where]].append(g)
+            done += sizes[g]
+    return {k: np.sort(np.flatnonzero(np.isin(inverse, v))) for k, v in out.items()}
+
+
+def split_dataset(
+    ds: SpectraDataset,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    *,
+    seed: int = 0,
+    stratify: bool = False,
+    group: str | None = None,
+) -> SpectraDataset:
+    r"""`ds` with named ``train`` / ``val`` / ``test`` splits (replacing those), random with `seed`.
+
+    `stratify` keeps the class proportions (multiclass); `group` keeps groups on one side: the name of an
+    extra (a per-spectrum array, e.g. ``patient``) or a regex whose first capture group, found in each
+    spectrum's id, names its group (``_(rep\d)_`` for replicates).
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0):
+        raise DatasetError(
+            f"fractions must be three shares (train, val, test) adding to 1, got {list(fractions)}"
+        )
+    shares = dict(zip(("train", "val", "test"), fractions, strict=True))
+    strata = None
+    if stratify:
+        if ds.task != "multiclass":
+            raise DatasetError("--stratify needs class labels (a multiclass dataset)")
+        strata = np.asarray(ds.y)
+    if group is None:
+        splits = random_splits(len(ds), shares, seed, strata)
+    else:
+        splits = group_splits(_groups(ds, group), shares, seed, strata)
+    empty = [k for k, v in splits.items() if len(v) == 0 and shares[k] > 0]
+    if empty:
+        raise DatasetError(
+            f"{ds.source or 'dataset'}: the {empty} split would be empty; give more spectra or groups"
+        )
+    return replace(
+        ds,
+        splits=splits,
+        provenance={
+            **ds.provenance,
+            "splits": {"fractions": list(fractions), "seed": seed, "stratify": stratify, "group": group},
+        },
+    )
+
+
+def _groups(ds: SpectraDataset, group: str) -> np.ndarray:
+    if group in ds.extras:
+        return np.asarray(ds.extras[group])
+    try:
+        pattern = re.compile(group)
+    except re.error as e:
+        raise DatasetError(f"--group {group!r}: neither an extra of the dataset nor a regex ({e})") from None
+    found = [pattern.search(i) for i in ds.ids]
+    missing = [i for i, m in zip(ds.ids, found, strict=True) if m is None]
+    if missing:
+        raise DatasetError(f"--group {group!r} does not match {len(missing)} ids, e.g. {missing[:3]}")
+    return np.array([m.group(1) if m.groups() else m.group(0) for m in found])
+
+
+def describe_dataset(ds: SpectraDataset, name: str = "") -> str:
+    """What a dataset is, in a few lines: kind, task, size, axis, labels per split, provenance, padding."""
+    step = np.diff(ds.axis)
+    kind = "synthetic" if ds.provenance.get("synthetic") else "real"
+    lines = [
+        f"{name or ds.source or 'dataset'}: {kind}, {ds.task}, {len(ds)} spectra x {ds.length} points",
+        f"axis: {ds.axis[0]:.1f}-{ds.axis[-1]:.1f} cm-1, spacing {step.min():.3g}-{step.max():.3g} cm-1",
+    ]
+    counts = {"all": np.arange(len(ds)), **ds.splits}
+    header = f"{'label':>28} " + " ".join(f"{k:>9}" for k in counts)
+    lines += [f"{len(ds.label_names)} labels; spectra per label and split:", header]
+    Y = ds.label_matrix() if ds.n_classes else np.zeros((len(ds), 0))
+    for k, label in enumerate(ds.label_names):
+        lines.append(
+            f"{label[:28]:>28} " + " ".join(f"{int(Y[rows, k].sum()):>9}" for rows in counts.values())
+        )
+    if not ds.splits:
+        lines.append("no splits: make them with `python -m peakmixer data split DATASET`")
+    if "coverage" in ds.extras:
+        cov = np.asarray(ds.extras["coverage"])
+        lines.append(
+            f"import coverage: {int((cov < 1).sum())} of {len(cov)} spectra padded (least {cov.min():.0%})"
+        )
+    prov = {k: v for k, v in ds.provenance.items() if k not in ("knobs",)}
+    lines.append("provenance: " + ", ".join(f"{k}={v}" for k, v in prov.items()))
+    return "\n".join(lines)
 
 
 def toy_dataset(

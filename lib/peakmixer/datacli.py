@@ -1,4 +1,5 @@
-"""`python -m peakmixer data synth | import | download`: the data commands, each thin over its module."""
+"""`python -m peakmixer data synth | import | split | info | download`: the data commands, thin over their
+modules."""
 
 from __future__ import annotations
 
@@ -16,6 +17,41 @@ def _import(args: argparse.Namespace) -> int:
     from .io import run_import
 
     return run_import(args)
+
+
+def _split(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .data import describe_dataset, load, split_dataset
+
+    try:
+        fractions = [float(f) for f in args.fractions.split(",")]
+    except ValueError:
+        raise ConfigError(f"--fractions {args.fractions!r}: three numbers, e.g. 0.7,0.15,0.15") from None
+    ds = split_dataset(
+        load(args.dataset), fractions, seed=args.seed, stratify=args.stratify, group=args.group
+    )
+    out = ds.save(args.out or args.dataset)
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in ds.splits.items())
+    print(f"{out}: splits {sizes}")
+    if args.verbose:
+        print(describe_dataset(ds))
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .data import describe_dataset, load
+
+    ds = load(args.dataset)
+    print(describe_dataset(ds))
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("agg")
+        from .viz import plot_class_means
+
+        plot_class_means(ds, str(args.dataset)).savefig(args.plot, dpi=120, bbox_inches="tight")
+        print(f"mean ± sd per class: {args.plot}")
+    return 0
 
 
 def _download(args: argparse.Namespace) -> int:
@@ -39,6 +75,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_import_arguments(p)
     p.set_defaults(func=_import)
+    p = data_sub.add_parser("split", help="named train / val / test splits (random, stratified, by group)")
+    p.add_argument("dataset", help="a dataset file (written in place unless --out)")
+    p.add_argument(
+        "--fractions", default="0.7,0.15,0.15", help="train,val,test shares (default 0.7,0.15,0.15)"
+    )
+    p.add_argument("--stratify", action="store_true", help="the same class shares in every split")
+    p.add_argument("--group", help="keep groups on one side: an extra's name, or a regex on the ids")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write here instead of in place")
+    p.add_argument("--verbose", action="store_true", help="print the dataset summary after")
+    p.set_defaults(func=_split)
+    p = data_sub.add_parser("info", help="what a dataset holds: task, size, axis, labels per split")
+    p.add_argument("dataset")
+    p.add_argument("--plot", help="also draw the mean ± sd spectrum per class into this file")
+    p.set_defaults(func=_info)
     p = data_sub.add_parser("download", help="download / prepare a real dataset (network; never in CI)")
     add_download_arguments(p)
     p.set_defaults(func=_download)

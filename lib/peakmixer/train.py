@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -303,6 +304,35 @@ def train_val_rows(ds: SpectraDataset, cfg: TrainConfig) -> tuple[str | np.ndarr
     strata = target[rows] if target is not None and np.ndim(target) == 1 else None
     parts = random_splits(len(rows), {"train": 1 - d.val_fraction, "val": d.val_fraction}, cfg.seed, strata)
     return rows[parts["train"]], rows[parts["val"]]
+
+
+def check_trainable(ds: SpectraDataset, train_data: Prepared, val_data: Prepared, cfg: TrainConfig) -> None:
+    """Refuse what would train into nonsense — no labels, one class, an empty split — and warn when a
+    class is missing from the validation or test split (its scores there mean nothing)."""
+    where = ds.source or cfg.data.path or "dataset"
+    names = train_data.label_names
+    if not names:
+        raise ConfigError(
+            f"{where}: no labels to learn; import with --labels (SMILES), --labels-csv or --label-from-name"
+        )
+    for what, data in (("training", train_data), ("validation", val_data)):
+        if len(data.X) == 0:
+            raise ConfigError(f"{where}: the {what} split is empty; make splits with `peakmixer data split`")
+    if train_data.task != "multiclass":
+        if float(train_data.y.sum()) == 0:
+            raise ConfigError(f"{where}: no spectrum in the training split carries any label")
+        return
+    seen = np.unique(train_data.y.numpy())
+    if len(names) < 2 or len(seen) < 2:
+        raise ConfigError(f"{where}: one class only ({[names[int(k)] for k in seen]}): nothing to tell apart")
+    target = ds.y if cfg.data.target == "y" else ds.extras[cfg.data.target]
+    present = {"validation": set(np.unique(val_data.y.numpy()).tolist())}
+    if cfg.data.test_split in ds.splits:
+        present["test"] = set(np.unique(target[ds.splits[cfg.data.test_split]]).tolist())
+    for split, got in present.items():
+        lacking = [names[k] for k in range(len(names)) if k not in got]
+        if lacking:
+            warnings.warn(f"{where}: the {split} split has no spectrum of {lacking}", stacklevel=2)
 
 
 def loss_fn(task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -707,6 +737,7 @@ def _start(cfg: TrainConfig, dataset: SpectraDataset | None) -> _Session:
     train_rows, val_rows = train_val_rows(dataset, cfg)
     train_data = prepare_split(dataset, train_rows, cfg)
     val_data = prepare_split(dataset, val_rows, cfg)
+    check_trainable(dataset, train_data, val_data, cfg)
     n_classes = len(train_data.label_names)
 
     model = build_from_config(cfg, n_classes, train_data.task)
@@ -888,6 +919,12 @@ def _end_epoch(s: _Session) -> None:
             f"lr {row['lr']:.2e}{extra}",
             flush=True,
         )
+        if state["bad_epochs"] >= cfg.optim.patience:
+            print(
+                f"early stop after epoch {epoch}: no validation improvement for {cfg.optim.patience} epochs; "
+                f"the best model is epoch {state['best_epoch']} ({s.metric} {state['best']:.4f})",
+                flush=True,
+            )
 
 
 def _summary(s: _Session, stopped: bool) -> dict[str, Any]:

@@ -180,6 +180,28 @@ def plot_spectrum_with_bands(
     style_axes(ax)
 
 
+def plot_class_means(ds: SpectraDataset, name: str = "", max_classes: int = 12) -> plt.Figure:
+    """The mean ± sd spectrum of each class (multiclass) or label (multilabel), up to `max_classes`."""
+    Y = ds.label_matrix() if ds.n_classes else np.ones((len(ds), 1), dtype=np.uint8)
+    names = ds.label_names or ["all spectra"]
+    shown = list(range(min(len(names), max_classes)))
+    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 1.6 * len(shown) + 0.6), squeeze=False, sharex=True)
+    for ax, k in zip(axes[:, 0], shown, strict=True):
+        X = ds.X[Y[:, k] > 0]
+        if len(X):
+            mean, sd = X.mean(0), X.std(0)
+            ax.fill_between(ds.axis, mean - sd, mean + sd, color="0.82", lw=0)
+            ax.plot(ds.axis, mean, color="black", lw=0.8)
+        ax.set_title(f"{names[k]} ({len(X)} spectra)", fontsize=8, loc="left")
+        ax.set_yticks([])
+        style_axes(ax)
+    axes[-1, 0].set_xlabel("wavenumber (cm$^{-1}$)")
+    more = f" (first {len(shown)} of {len(names)})" if len(names) > len(shown) else ""
+    fig.suptitle(f"{dataset_title(name or ds.source, ds)}: mean ± sd per class{more}", fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
 def dataset_title(name: str, ds: SpectraDataset) -> str:
     return f"{name} (synthetic)" if ds.provenance.get("synthetic") else name
 

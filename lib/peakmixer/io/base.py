@@ -35,6 +35,14 @@ class ReadError(BadInput, ValueError):
 
 
 @dataclass
+class Rejection:
+    """One refused file or spectrum: ``source`` is the file name (``file#k`` for one of several)."""
+
+    source: str
+    reason: str
+
+
+@dataclass
 class Spectra:
     """One or more spectra sharing an axis, as read from one file (or one block of it).
 
@@ -43,13 +51,15 @@ class Spectra:
         Y: (n, L) float ordinates (absorbance-like for IR, intensity for Raman).
         ids: n identifiers: the file name, or ``file#k`` for spectrum k of a multi-spectrum file.
         smiles: n SMILES strings when the file carries them (parquet), else None.
-        meta: JSON-able facts from the header (original units, conversions applied).
+        labels: n class labels when the file carries them (a csv label column), else None.
+        meta: JSON-able facts from the header (original units, conversions applied, ignored columns).
     """
 
     x: np.ndarray
     Y: np.ndarray
     ids: list[str]
     smiles: list[str | None] | None = None
+    labels: list[str | None] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
 

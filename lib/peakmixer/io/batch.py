@@ -39,9 +39,10 @@ from peakmixer.cache import smarts_957_path
 from peakmixer.data import DatasetError, SpectraDataset, minmax, named_axis, resample_spectra
 from peakmixer.data import axis_coverage as coverage
 from peakmixer.files import write_text
-from peakmixer.io.base import Item, ReadError, Spectra, file_kind_error
-from peakmixer.io.csv import read_csv
+from peakmixer.io.base import Item, ReadError, Rejection, Spectra, file_kind_error
+from peakmixer.io.csv import CsvOptions, read_csv
 from peakmixer.io.jcamp import read_jcamp
+from peakmixer.io.labelsource import LabelSource, resolve_labels
 from peakmixer.io.npy import AXIS_FILE, read_npy
 from peakmixer.io.npy import MAGIC as NPY_MAGIC
 from peakmixer.io.parquet import MAGIC as PARQUET_MAGIC
@@ -54,14 +55,6 @@ TEXT_SUFFIXES = {".csv", ".tsv", ".txt"}
 
 
 @dataclass
-class Rejection:
-    """One refused file or spectrum: ``source`` is the file name (``file#k`` for one of several)."""
-
-    source: str
-    reason: str
-
-
-@dataclass
 class ImportReport:
     """What `import_files` did: the dataset written (None if nothing was kept) and every refusal."""
 
@@ -70,12 +63,31 @@ class ImportReport:
     n_files: int
     kept: list[str] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    padded: list[tuple[str, float]] = field(default_factory=list)  # (id, coverage < 1): edge-held ends
+    notes: list[str] = field(default_factory=list)
+    task: str = ""
+    classes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        """A few lines for a terminal: counts, then each rejection with its reason."""
+        """A few lines for a terminal: counts, labels, padding, notes, then each rejection with its reason."""
         head = f"kept {len(self.kept)} spectra from {self.n_files} files"
         head += f" -> {self.out}" if self.out else " (nothing written)"
-        lines = [head, f"rejected {len(self.rejected)}:" if self.rejected else "rejected none"]
+        lines = [head]
+        if self.classes:
+            more = ", ..." if len(self.classes) > 8 else ""
+            lines.append(f"{self.task}: {len(self.classes)} labels ({', '.join(self.classes[:8])}{more})")
+        elif self.kept:
+            lines.append(
+                "no labels (an unlabelled dataset: give --labels, --labels-csv or --label-from-name)"
+            )
+        if self.padded:
+            least = min(c for _, c in self.padded)
+            lines.append(
+                f"padded {len(self.padded)} spectra that cover only part of the axis (least {least:.0%}; "
+                "their ends hold the nearest value)"
+            )
+        lines += [f"note: {n}" for n in self.notes]
+        lines.append(f"rejected {len(self.rejected)}:" if self.rejected else "rejected none")
         lines += [f"  {r.source}: {r.reason}" for r in self.rejected]
         lines.append(f"report: {self.report_path}")
         return "\n".join(lines)
@@ -85,11 +97,17 @@ class ImportReport:
             "out": str(self.out) if self.out else None,
             "n_files": self.n_files,
             "kept": self.kept,
+            "task": self.task,
+            "classes": self.classes,
+            "padded": [{"id": i, "coverage": c} for i, c in self.padded],
+            "notes": self.notes,
             "rejected": [{"source": r.source, "reason": r.reason} for r in self.rejected],
         }
 
 
-def read_file(path: str | os.PathLike, *, npy_axis: str | os.PathLike | None = None) -> list[Item]:
+def read_file(
+    path: str | os.PathLike, *, npy_axis: str | os.PathLike | None = None, csv: CsvOptions | None = None
+) -> list[Item]:
     """Read any supported file: format by content (JCAMP ``##``, npy and parquet magic), else extension.
 
     Returns the file's items (`Spectra` or per-spectrum `ReadError`); raises `ReadError` when the whole
@@ -111,7 +129,7 @@ def read_file(path: str | os.PathLike, *, npy_axis: str | os.PathLike | None = N
     if suffix == ".spc":
         return read_spc(path)
     if suffix in TEXT_SUFFIXES:
-        return read_csv(path)
+        return read_csv(path, csv)
     raise file_kind_error(path, head)
 
 
@@ -188,6 +206,8 @@ def import_files(
     min_coverage: float = 0.8,
     npy_axis: str | os.PathLike | None = None,
     progress: bool = False,
+    label_source: LabelSource | None = None,
+    csv: CsvOptions | None = None,
 ) -> ImportReport:
     """Import spectrum files into one `SpectraDataset` at `out`, with a JSON report beside it.
 
@@ -199,11 +219,15 @@ def import_files(
             looked up by its id, then by its file name. Parquet files may carry their own ``smiles``.
         labels: ``nist17``, ``qm9s957`` or a SMARTS list file; needs SMILES for every kept spectrum
             (spectra without a usable SMILES are refused). None: an unlabelled dataset (K = 0).
-        axis: the `named_axis` to resample onto (``ir``: 1024 points 400-4000 cm-1; ``ho``: Ho et al.).
+        axis: the `named_axis` to resample onto (``ir``: 1024 points 400-4000 cm-1; ``ho``: Ho et al.;
+            ``START:END:POINTS`` an evenly spaced axis of your own, e.g. ``600:1800:1000`` for Raman).
         normalize: ``minmax`` per spectrum after resampling, or None to keep absorbance/intensity.
         min_coverage: the least fraction of the target axis range a spectrum must cover (module doc).
         npy_axis: an explicit axis file for ``.npy`` matrices.
         progress: show a progress bar over files.
+        label_source: class labels from a table, the file names, or the files' own label column
+            (`peakmixer.io.labelsource`); the task follows from them. Not with `labels`.
+        csv: how to read delimited text files (`CsvOptions`: axis, delimiter, decimal, layout, columns).
 
     Returns:
         An `ImportReport`. The dataset holds X (N, L) float32 on the target axis, ids naming the source
@@ -222,6 +246,9 @@ def import_files(
         raise DatasetError(str(e)) from None
     if normalize not in ("minmax", None):
         raise DatasetError(f"normalize must be 'minmax' or None, not {normalize!r}")
+    label_source = label_source or LabelSource()
+    if labels and label_source.given:
+        raise DatasetError("give SMILES labels (--labels) or class labels (--labels-csv, --label-from-name)")
     label_names, smarts = _label_set(labels) if labels else ([], [])
     patterns = labelsets.compile_smarts(smarts)
     lookup = _smiles_table(Path(smiles_csv)) if smiles_csv else {}
@@ -235,11 +262,18 @@ def import_files(
         npy_axis=npy_axis,
         progress=progress,
         smiles=lookup,
+        csv=csv,
     )
     rows, ids, smiles, covered, rejected = read.rows, read.ids, read.smiles, read.coverage, read.rejected
-
-    y, keep = _labels(ids, smiles, patterns, rejected) if labels else (None, list(range(len(ids))))
+    task = "multilabel"
+    if labels:
+        y, keep = _labels(ids, smiles, patterns, rejected)
+    elif found := resolve_labels(ids, read.labels, label_source, rejected):
+        y, keep, label_names, task = found.y, found.keep, found.names, found.task
+    else:
+        y, keep = None, list(range(len(ids)))
     kept = [ids[i] for i in keep]
+    padded = [(ids[i], covered[i]) for i in keep if covered[i] < 1.0]
     written = None
     if kept:
         extras = {"coverage": np.asarray([covered[i] for i in keep], dtype=np.float32)}
@@ -249,7 +283,7 @@ def import_files(
             X=np.stack([rows[i] for i in keep]),
             axis=target,
             y=y if y is not None else np.zeros((len(keep), 0), dtype=np.uint8),
-            task="multilabel",
+            task=task,
             label_names=label_names,
             ids=kept,
             provenance={
@@ -260,7 +294,7 @@ def import_files(
                 "normalize": normalize,
                 "resample": "bin mean if the source is >= 2x denser, else linear; ends edge-held",
                 "min_coverage": min_coverage,
-                "labels": labels,
+                "labels": labels or _describe(label_source),
                 "n_files": len(files),
                 "n_rejected": len(rejected),
             },
@@ -268,7 +302,15 @@ def import_files(
         )
         written = dataset.save(out)
     report = ImportReport(
-        out=written, report_path=report_path, n_files=len(files), kept=kept, rejected=rejected
+        out=written,
+        report_path=report_path,
+        n_files=len(files),
+        kept=kept,
+        rejected=rejected,
+        padded=padded,
+        notes=read.notes,
+        task=task if kept else "",
+        classes=label_names if kept else [],
     )
     report_path.parent.mkdir(parents=True, exist_ok=True)
     write_text(report_path, json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n")
@@ -285,6 +327,8 @@ class ReadSpectra:
     smiles: list[str | None] = field(default_factory=list)
     coverage: list[float] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    labels: list[str | None] = field(default_factory=list)  # a file's own label column, where it has one
+    notes: list[str] = field(default_factory=list)
 
 
 def read_spectra(
@@ -296,6 +340,7 @@ def read_spectra(
     npy_axis: str | os.PathLike | None = None,
     progress: bool = False,
     smiles: dict[str, str] | None = None,
+    csv: CsvOptions | None = None,
 ) -> ReadSpectra:
     """Read every file onto `target` (resampled, checked for coverage, normalised); a broken file or
     spectrum is recorded with its reason and the others are kept. `smiles` maps ids or file names to
@@ -304,7 +349,7 @@ def read_spectra(
     lookup = smiles or {}
     for path, name in tqdm(list(zip(files, _display_names(list(files)), strict=True)), disable=not progress):
         try:
-            items = [_renamed(it, path.name, name) for it in read_file(path, npy_axis=npy_axis)]
+            items = [_renamed(it, path.name, name) for it in read_file(path, npy_axis=npy_axis, csv=csv)]
         except ReadError as e:
             items = [_renamed(e, path.name, name)]
         except Exception as e:  # a broken file must not end the batch: report what happened and go on
@@ -313,6 +358,9 @@ def read_spectra(
             if isinstance(item, ReadError):
                 out.rejected.append(Rejection(item.source, item.reason))
                 continue
+            if item.meta.get("ignored_columns"):
+                out.notes.append(f"{name}: ignored non-numeric columns {item.meta['ignored_columns']}")
+            own = dict(zip(item.ids, item.labels, strict=True)) if item.labels else {}
             block = _conform(item, target, normalize, min_coverage, out.rejected)
             if block is None:
                 continue
@@ -320,11 +368,20 @@ def read_spectra(
             for k, (sid, row) in enumerate(zip(block.ids, block.Y, strict=True)):
                 out.rows.append(row)
                 out.ids.append(sid)
-                out.smiles.append(
-                    lookup.get(sid) or lookup.get(name) or (block.smiles[k] if block.smiles else None)
-                )
+                own_smiles = block.smiles[k] if block.smiles else None
+                out.smiles.append(lookup.get(sid) or lookup.get(name) or own_smiles)
                 out.coverage.append(frac)
+                out.labels.append(own.get(sid))
     return out
+
+
+def _describe(source: LabelSource) -> str | None:
+    if source.table is not None:
+        column = f" (column {source.column})" if source.column else ""
+        return f"labels table {Path(source.table).name}{column}"
+    if source.from_name is not None:
+        return f"labels from file names: {source.from_name}"
+    return None
 
 
 def _conform(
@@ -388,7 +445,9 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         "--labels", help="label set: nist17, qm9s957 (after 'data download qm9s'), or a SMARTS list file"
     )
     parser.add_argument(
-        "--axis", default="ir", choices=["ir", "ho"], help="target axis (default: ir, 400-4000 cm-1)"
+        "--axis",
+        default="ir",
+        help="target axis: ir (1024 points, 400-4000 cm-1; the default), ho (Ho et al.), or START:END:POINTS",
     )
     parser.add_argument(
         "--normalize",
@@ -406,6 +465,21 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         "--npy-axis", type=Path, help="axis file for .npy matrices (default: wavenumbers.npy beside them)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    labels = parser.add_argument_group("class labels (instead of --labels from SMILES)")
+    labels.add_argument(
+        "--labels-csv", type=Path, help="a table keyed by 'file' or 'id' (or in spectrum order)"
+    )
+    labels.add_argument("--label-column", help="the label column of that table (or of a csv's own)")
+    labels.add_argument("--label-from-name", metavar="REGEX", help="the class is the regex's first group")
+    labels.add_argument("--task", choices=["multiclass", "multilabel"], help="what the labels must give")
+    text = parser.add_argument_group("delimited text files (csv)")
+    text.add_argument("--x-start", type=float, help="with --x-end: the axis of a header of column indices")
+    text.add_argument("--x-end", type=float)
+    text.add_argument("--csv-axis", type=Path, help="or: the axis in a file, one value per line")
+    text.add_argument("--delimiter", help="column separator (default: sniffed from , ; tab)")
+    text.add_argument("--decimal", default=".", help="decimal mark, e.g. ',' (default '.')")
+    text.add_argument("--layout", default="auto", choices=["auto", "rows", "columns"], help="spectra in")
+    text.add_argument("--id-column", help="the column of spectrum ids (default: one named id/sample/name)")
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -421,6 +495,18 @@ def run_import(args: argparse.Namespace) -> int:
             min_coverage=args.min_coverage,
             npy_axis=args.npy_axis,
             progress=not args.no_progress,
+            label_source=LabelSource(args.labels_csv, args.label_column, args.label_from_name, args.task),
+            csv=CsvOptions(
+                delimiter=args.delimiter,
+                decimal=args.decimal,
+                layout=args.layout,
+                x_start=args.x_start,
+                x_end=args.x_end,
+                axis_file=str(args.csv_axis) if args.csv_axis else None,
+                id_column=args.id_column,
+                # --label-column names the table's column when there is a table, else the csv's own
+                label_column=None if args.labels_csv else args.label_column,
+            ),
         )
     except (DatasetError, labelsets.LabelError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
