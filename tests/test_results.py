@@ -16,6 +16,7 @@ from peakmixer.results import (
     run_studies,
     spot_check,
     spot_check_text,
+    store_report,
     verdict_text,
     welch_interval,
 )
@@ -84,6 +85,10 @@ def test_a_missing_table_says_how_to_make_it(tmp_path):
     write_study(tmp_path)
     with pytest.raises(FileNotFoundError, match="python -m peakmixer sweep --config params/sweeps/toy.yaml"):
         read_store({"toy": study(tmp_path)})
+    # a notebook drawing what exists: no rows, every planned run missing, and the report says why
+    view = read_store({"toy": study(tmp_path)}, allow_missing=True)
+    assert view.rows.empty and len(view.missing) == 4
+    assert "NOTE:" in store_report(view) and "params/sweeps/toy.yaml" in store_report(view)
 
 
 def test_spot_check_agrees_exactly_and_reports_a_disagreement(tmp_path, stored):

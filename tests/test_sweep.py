@@ -116,6 +116,13 @@ def test_ids_are_read_as_text(tmp_path):
     assert table["run_id"].tolist() == ["0123"] and table["config_id"].tolist() == ["1234e5678901"]
 
 
+def test_rows_from_before_the_ip_column_read_as_ip_off(tmp_path):
+    # a row written before ip_mode existed must summarise with the IP-off rows, not as a group of its own
+    path = tmp_path / "results.csv"
+    pd.DataFrame({"run_id": ["a", "b"], "seed": [0, 1], "ip_mode": [None, "off"]}).to_csv(path, index=False)
+    assert read_results(path)["ip_mode"].tolist() == ["off", "off"]
+
+
 def test_pretrain_finetune_protocol(tmp_path):
     mc = toy_dataset(n=120, length=128, n_classes=3, task="multiclass", seed=0)
     mc.splits = {

@@ -145,20 +145,24 @@ class StoreView:
     missing: list[str] = field(default_factory=list)  # planned runs with no valid row
     wall_seconds: dict[str, float] = field(default_factory=dict)
     machines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # studies without a table yet
 
 
 def read_store(studies: Mapping[str, SweepConfig], *, allow_missing: bool = False) -> StoreView:
     """The rows of `studies` (each study's own table), validated; duplicates across tables once. A study
     without a table is an error naming the command that makes it, or with `allow_missing` no rows."""
-    valid, stale, missing = [], [], []
+    valid, stale, missing, notes = [], [], [], []
     wall, machines = {}, {}
     for name, cfg in studies.items():
         path = cfg.results_path
-        if not path.exists() and not allow_missing:
-            raise FileNotFoundError(
+        if not path.exists():
+            how = (
                 f"{path}: no results for study {name!r}; make them with `python -m peakmixer sweep --config "
                 f"params/sweeps/{name}.yaml` (or ./run_all.sh --profile full), or set recompute: true"
             )
+            if not allow_missing:
+                raise FileNotFoundError(how)
+            notes.append(how)
         checked = validate(cfg, read_results(path)).assign(study=name)
         valid.append(checked[checked["valid"]])
         stale.append(checked[~checked["valid"]])
@@ -170,12 +174,12 @@ def read_store(studies: Mapping[str, SweepConfig], *, allow_missing: bool = Fals
             wall[name] = float(info.get("wall_seconds", math.nan))
             machines[name] = info.get("machine", {})
     rows = pd.concat(valid, ignore_index=True).drop_duplicates("run_id").reset_index(drop=True)
-    return StoreView(rows, pd.concat(stale, ignore_index=True), missing, wall, machines)
+    return StoreView(rows, pd.concat(stale, ignore_index=True), missing, wall, machines, notes)
 
 
 def store_report(store: StoreView) -> str:
     """What the figures stand on: valid rows, rows left out (and why), planned runs still missing."""
-    lines = [f"{len(store.rows)} valid runs."]
+    lines = [f"{len(store.rows)} valid runs."] + [f"NOTE: {n}" for n in store.notes]
     if len(store.stale):
         lines.append(f"{len(store.stale)} stored runs left out, no longer what the code computes:")
         lines += [f"  {r.run_id}: {r.why}" for r in store.stale.itertuples(index=False)]

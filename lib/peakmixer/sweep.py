@@ -397,6 +397,10 @@ def read_results(path: str | Path) -> pd.DataFrame:
     for c in TEXT_COLUMNS:
         if c in table:
             table[c] = table[c].fillna("")
+    if (
+        "ip_mode" in table
+    ):  # rows written before the column existed had the path off (their config id says so)
+        table["ip_mode"] = table["ip_mode"].replace("", "off")
     return table
 
 

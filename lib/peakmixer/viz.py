@@ -371,8 +371,10 @@ def plot_width_layers_grid(
     layers = sorted(grid["mixer_layers"].unique())
     values = grid[f"{metric}_mean"].to_numpy(float)
     lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
-    pad = max(hi - lo, 1e-6) * 0.05
-    norm = mpl.colors.TwoSlopeNorm(vcenter=(lo + hi) / 2, vmin=lo - pad, vmax=hi + pad)
+    half = max((hi - lo) / 2, 0.005) * 1.05  # one bubble or near-equal ones: a readable ±0.005 scale
+    norm = mpl.colors.TwoSlopeNorm(
+        vcenter=(lo + hi) / 2, vmin=(lo + hi) / 2 - half, vmax=(lo + hi) / 2 + half
+    )
     x = grid["mixer_layers"].map({v: i for i, v in enumerate(layers)})
     y = grid["width"].map({v: i for i, v in enumerate(widths)})
     sc = ax.scatter(
@@ -405,8 +407,9 @@ def _nice(value: float) -> float:
     return round(value / exp) * exp
 
 
-def _legends(ax: plt.Axes, largest: float, mixers: Sequence[str]) -> None:
-    """The mixer colours and the parameter-amount sizes, as the paper puts them under panel c."""
+def _legends(ax: plt.Axes, largest: float, mixers: Sequence[str], *, wide: bool = False) -> None:
+    """The mixer colours and the parameter-amount sizes, as the paper puts them under panel c (one above
+    the other), or side by side in a `wide` strip."""
     ax.set_axis_off()
     handles = [
         plt.Line2D([], [], marker="o", ls="", markersize=9, color=MIXER_STYLE[m]["color"])
@@ -419,7 +422,13 @@ def _legends(ax: plt.Axes, largest: float, mixers: Sequence[str]) -> None:
         if m in mixers
     ]
     first = ax.legend(
-        handles, names, loc="center", bbox_to_anchor=(0.5, 0.7), ncol=2, frameon=False, fontsize=11
+        handles,
+        names,
+        loc="center",
+        bbox_to_anchor=(0.3, 0.5) if wide else (0.5, 0.7),
+        ncol=2,
+        frameon=False,
+        fontsize=11,
     )
     ax.add_artist(first)
     sizes = sorted({_nice(largest * f) for f in (0.1, 0.4, 1.0)})
@@ -430,7 +439,7 @@ def _legends(ax: plt.Axes, largest: float, mixers: Sequence[str]) -> None:
         size_handles,
         [f"{p / 1e6:g}M" for p in sizes],
         loc="center",
-        bbox_to_anchor=(0.5, 0.3),
+        bbox_to_anchor=(0.75, 0.5) if wide else (0.5, 0.3),
         ncol=len(sizes),
         frameon=False,
         title="Parameter amount",
@@ -499,12 +508,14 @@ def plot_fig1(
         axes[-1].set_xlabel("GMACs per spectrum", fontweight="bold")
         axes[0].set_title(name + (" (synthetic)" if synthetic.get(name) else ""), fontweight="bold")
         axes[0].text(-0.12, 1.08, next(letters), transform=axes[0].transAxes, fontsize=18)
-    _legends(fig.add_subplot(legend_cell), largest, list(summary["mixer"].unique()))
+    _legends(fig.add_subplot(legend_cell), largest, list(summary["mixer"].unique()), wide=len(datasets) == 1)
     ax = fig.add_subplot(d_cell)
     if grid is not None and not grid.empty:
         metric = main_metric(grid["task"].iloc[0])
         sc = plot_width_layers_grid(ax, grid, metric, largest=largest)
-        fig.colorbar(sc, ax=ax, label=METRIC_LABELS[metric], fraction=0.06, pad=0.02)
+        bar = fig.colorbar(sc, ax=ax, label=METRIC_LABELS[metric], fraction=0.06, pad=0.02)
+        bar.formatter.set_useOffset(False)  # metric values, never "1e-7 + 9.11e-1"
+        bar.update_ticks()
         seeds = int(grid["n_seeds"].max())
         ax.set_title(
             grid_dataset
