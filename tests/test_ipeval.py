@@ -7,7 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from peakmixer.ipeval import ground_truth_table, ip_verdict, rescore_check, rescore_text, table1
+from peakmixer.ipeval import (
+    ground_truth_table,
+    ip_verdict,
+    readme_ip_results,
+    rescore_check,
+    rescore_text,
+    table1,
+)
 from peakmixer.results import load_study, read_store
 from peakmixer.sweep import read_results, run_sweep
 from peakmixer.train import export_model
@@ -114,3 +121,15 @@ def test_the_verdict_counts_lower_as_better_for_table1_and_higher_for_the_truth(
     assert higher.iloc[0]["outcome"] == "contradicted"
     unclear = ip_verdict(rows("mass_accuracy_specific", [0.1, 0.5, 0.3], [0.2, 0.4, 0.3]))
     assert unclear.iloc[0]["outcome"] == "not resolved at this sample size"
+
+
+def test_the_readme_section_is_made_from_the_rows(stored):
+    root, cfg = stored
+    rows = read_results(cfg.results_path)
+    text = readme_ip_results("tiny", cfg)
+    t = table1(rows)
+    got = t[(t["score"] == "infidelity") & (t["correlation"] == "trainable")].iloc[0]
+    assert f"| infidelity | trainable | {got['mean']:.4f} ± {got['sd_over_seeds']:.4f} (n = 2) |" in text
+    f1 = rows.loc[rows["ip_mode"] == "frozen", "micro_f1"]
+    assert f"{f1.mean():.4f} ± {f1.std():.4f} (2)" in text and "**synthetic**" in text
+    assert "Does the trainable correlation matrix beat the frozen" in text

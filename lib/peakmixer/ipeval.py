@@ -18,8 +18,17 @@ import torch
 from .cam import CHANNEL_SUBSETS, GROUND_TRUTH_SCORES, RunScoring, score_run
 from .config import from_dict
 from .data import load
+from .metrics import main_metric
 from .provenance import REPO_ROOT
-from .results import find_run, welch_interval
+from .results import (
+    find_run,
+    fmt_mean_sd,
+    load_study,
+    read_store,
+    study_facts,
+    welch_interval,
+    where_and_how_long,
+)
 from .sweep import SweepConfig, dataset_path, stage_configs
 from .train import (
     TrainConfig,
@@ -271,3 +280,64 @@ def rescore_text(checks: pd.DataFrame) -> str:
             f"({c.worst_score}): {state}"
         )
     return "\n".join(lines + tail)
+
+
+def readme_ip_results(study: str = "ip_table1", cfg: SweepConfig | None = None) -> str:
+    """The README's Table 1 section, made from the study's committed rows alone: the main test metric per IP
+    mode (what the path costs), Table 1, and the verdict."""
+    cfg = cfg or load_study(study)
+    store = read_store({study: cfg}, allow_missing=True)
+    rows = store.rows
+    if rows.empty:
+        return f"No finished run of `{study}` in the store yet: `./run_all.sh --profile full` makes them."
+    facts = study_facts({study: cfg})
+    synthetic = [k for k, f in facts.items() if f["synthetic"]]
+    ip = cfg.train["model"]["ip"]
+    out = [
+        f"From `{cfg.results}` (ResPeak-{cfg.widths[0]} + MLPMixer-{cfg.mixer_layers[0]}, "
+        f"interpretable path with {ip['channels']} channels; Grad-CAM of each run scored on the first "
+        f"{cfg.scores['n_spectra']} test spectra). Mean ± sd over seeds"
+        + (", on the embedded **synthetic** benchmarks." if len(synthetic) == len(facts) else "."),
+        "",
+        "| dataset | main test metric | " + " | ".join(MODE_NAMES[m] for m in cfg.ip_modes) + " |",
+        "|---|---|" + "---|" * len(cfg.ip_modes),
+    ]
+    for dataset, at in rows.groupby("dataset", sort=False):
+        metric = main_metric(at["task"].iloc[0])
+        cells = []
+        for mode in cfg.ip_modes:
+            mean, sd, n = _mean_sd(at.loc[at["ip_mode"] == mode, metric])
+            cells.append(f"{fmt_mean_sd(mean, sd, n)} ({n})" if n else "not yet")
+        out.append(f"| {dataset} | {metric} (seeds) | " + " | ".join(cells) + " |")
+    table = table1(rows)
+    if not table.empty:
+        datasets = list(dict.fromkeys(table["dataset"]))
+        out += [
+            "",
+            "**Table 1** (class-specific Grad-CAM; lower is better; n = seeds):",
+            "",
+            "| score | correlation matrix | " + " | ".join(datasets) + " |",
+            "|---|---|" + "---|" * len(datasets),
+        ]
+        for (score, mode), at in table.groupby(["score", "correlation"], sort=False):
+            cells = []
+            for d in datasets:
+                cell = at[at["dataset"] == d]
+                if cell.empty:
+                    cells.append("")
+                    continue
+                n = int(cell["seeds"].iloc[0])
+                cells.append(
+                    f"{fmt_mean_sd(cell['mean'].iloc[0], cell['sd_over_seeds'].iloc[0], n)} (n = {n})"
+                )
+            out.append(f"| {score} | {MODE_NAMES[mode]} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "**Verdict** (computed from the rows):",
+        "",
+        "```",
+        ip_verdict_text(ip_verdict(rows), synthetic=synthetic),
+        "```",
+    ]
+    out += ["", "**Where and how long:**", ""] + where_and_how_long({study: cfg}, store)
+    return "\n".join(out)
