@@ -119,6 +119,8 @@ def test_the_viewer_runs_in_jupyterlab_and_follows_its_slider(tmp_path, browser,
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"http://127.0.0.1:{port}/lab/tree/04_gradcam.ipynb?token={token}")
         page.wait_for_selector(".jp-Notebook", timeout=120_000)
+        # "Run All" before the kernel is up runs nothing: wait for the status bar's "Idle" (slow when busy)
+        page.wait_for_function("() => document.body.innerText.includes('| Idle')", timeout=300_000)
         page.keyboard.press("Escape")
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_text("Run All Cells", exact=True).click()

@@ -3,11 +3,20 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from peakmixer.cli import main
 from peakmixer.config import ConfigError
 from peakmixer.data import toy_dataset
-from peakmixer.sweep import SweepConfig, SweepDataset, load_sweep, plan, read_results, run_sweep
+from peakmixer.sweep import (
+    SweepConfig,
+    SweepDataset,
+    load_sweep,
+    plan,
+    read_results,
+    run_sweep,
+    run_workers,
+)
 from peakmixer.train import load_checkpoint
 
 TRAIN = {
@@ -246,3 +255,49 @@ def test_an_ip_sweep_scores_every_run_and_keeps_the_scores_with_their_settings(t
     cfg.scores = {**scores, "layer": "features"}
     with pytest.raises(ConfigError, match="scored otherwise .* its model is not here"):
         run_sweep(cfg, progress=False)
+
+
+def toy_pretrain_dataset(tmp_path) -> dict:
+    mc = toy_dataset(n=120, length=128, n_classes=3, task="multiclass", seed=0)
+    mc.splits = {
+        "reference": mc.splits["train"],
+        "val": mc.splits["val"],
+        "finetune": mc.splits["train"][:40],
+        "test": mc.splits["test"],
+    }
+    return {
+        "name": "toy-mc",
+        "path": str(mc.save(tmp_path / "mc.npz")),
+        "protocol": "pretrain_finetune",
+        "train": {"data": {"train_split": "reference"}},
+        "finetune": {"data": {"train_split": "finetune", "val_fraction": 0.25}, "optim": {"lr": 0.0003}},
+    }
+
+
+def test_parallel_workers_write_the_same_rows_as_one_worker(tmp_path):
+    ml = {
+        "name": "toy-ml",
+        "path": str(toy_dataset(n=64, length=128, n_classes=4, seed=0).save(tmp_path / "m")),
+    }
+    datasets = [ml, toy_pretrain_dataset(tmp_path)]  # a shared pre-training: one worker makes it, once
+    one = sweep_config(
+        tmp_path, datasets=datasets, out_dir=str(tmp_path / "one"), results=str(tmp_path / "1.csv")
+    )
+    two = sweep_config(
+        tmp_path, datasets=datasets, out_dir=str(tmp_path / "two"), results=str(tmp_path / "2.csv")
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each of the two workers gets
+    try:
+        serial = run_sweep(one, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    parallel = run_workers(two, 2, progress=False, threads=1)
+    table = read_results(two.results_path)  # every planned run once: no lost or doubled rows
+    assert sorted(table["run_id"]) == sorted(r.run_id for r in plan(two)) == sorted(serial["run_id"])
+    cols = ["run_id", "config_id", "micro_f1", "accuracy", "best_val", "best_epoch", "epochs_run", "threads"]
+    pd.testing.assert_frame_equal(
+        parallel[cols].sort_values("run_id").reset_index(drop=True),
+        serial[cols].sort_values("run_id").reset_index(drop=True),
+    )
+    assert len(list((tmp_path / "two" / "runs" / "toy-mc").glob("*/pretrain-seed0/best.pt"))) == 2

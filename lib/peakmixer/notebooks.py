@@ -226,7 +226,9 @@ def write_index(folder: Path) -> Path:
     """``index.html``: per notebook, its HTML report, figures and tables, each with its sidecar caption."""
     manifest = json.loads((folder / MANIFEST).read_text()) if (folder / MANIFEST).exists() else {}
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>PeakMixer figures</title>",
+        "<!doctype html><html><head><meta charset='utf-8'><title>PeakMixer companion: "
+        + html.escape(folder.name)
+        + " figures</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}img{max-width:420px;"
         "border:1px solid #ddd}td{vertical-align:top;padding:4px 10px}h2{margin-top:1.6em}</style>",
         "</head><body>",

@@ -41,6 +41,7 @@ from .sweep import (
     read_results,
     run_identity,
     run_sweep,
+    run_workers,
     stage_configs,
     sweep_from_dict,
 )
@@ -189,9 +190,15 @@ def store_report(store: StoreView) -> str:
     return "\n".join(lines)
 
 
-def run_studies(studies: Mapping[str, SweepConfig], *, progress: bool = True) -> StoreView:
-    """Run every study (resumable) and return its rows: what the `full` profile and `recompute` do."""
-    tables = [run_sweep(cfg, progress=progress).assign(study=name) for name, cfg in studies.items()]
+def run_studies(studies: Mapping[str, SweepConfig], *, progress: bool = True, workers: int = 1) -> StoreView:
+    """Run every study (resumable, in `workers` parallel processes) and return its rows: what the `full`
+    profile and `recompute` do."""
+    tables = [
+        (
+            run_workers(cfg, workers, progress=progress) if workers > 1 else run_sweep(cfg, progress=progress)
+        ).assign(study=name)
+        for name, cfg in studies.items()
+    ]
     rows = pd.concat(tables, ignore_index=True).drop_duplicates("run_id").reset_index(drop=True)
     return StoreView(rows.assign(valid=True, why=""), pd.DataFrame(columns=[*rows.columns]))
 

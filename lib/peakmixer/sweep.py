@@ -432,7 +432,8 @@ def _replace(path: Path, run_id: str, values: dict[str, Any]) -> None:
 
 
 def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]) -> Path:
-    """``<results>.json``: the sweep that writes the table, the machine, and the wall time spent so far."""
+    """``<results>.json``: the sweep that writes the table, the machine, and the wall time spent so far
+    (summed over runs: parallel workers' times add up)."""
     path = cfg.results_path.with_suffix(".json")
     info = json.loads(path.read_text()) if path.exists() else {}
     total = float(info.get("wall_seconds", 0.0)) + wall_seconds
@@ -462,13 +463,51 @@ def _locked(lock: Path):
 
 
 @contextmanager
-def _claim(run_dir: str | Path):
-    """Hold a run directory while training it: another sweep process (a worker, or another study sharing
-    the folder) that reaches the same run waits, then finds it finished instead of training it twice."""
+def _claim(run_dir: str | Path, *, wait: bool = True):
+    """Hold a run directory while training it; yields whether it is held. Another sweep process (another
+    study sharing the folder) that reaches the same run waits, then finds it finished instead of training
+    it twice; a worker (`wait=False`) is told at once that the run is taken and moves on."""
     path = Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
-    with _locked(path / ".lock"):
-        yield
+    with open(path / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _worker(cfg: SweepConfig, threads: int, progress: bool) -> None:
+    """One sweep worker process: its share of the cores, runs no other worker holds."""
+    import torch
+
+    torch.set_num_threads(threads)
+    run_sweep(cfg, progress=progress, skip_taken=True)
+
+
+def run_workers(
+    cfg: SweepConfig, workers: int, *, progress: bool = True, threads: int | None = None
+) -> pd.DataFrame:
+    """`workers` sweep processes over one plan, each with `threads` (default ``cores // workers``) torch
+    threads; each takes the next run no other holds (run claims) and rows go into the one table under its
+    lock. A last pass in this process picks up anything left and returns the rows."""
+    import multiprocessing
+
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+    procs = [ctx.Process(target=_worker, args=(cfg, threads, progress)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    failed = [i for i, proc in enumerate(procs) if proc.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"sweep workers {failed} of {workers} failed (see their messages above)")
+    return run_sweep(cfg, progress=progress)
 
 
 def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> dict[str, float]:
@@ -482,8 +521,9 @@ def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> dic
     return score_run(model, test.X, test.y, masks, test.task, scoring)
 
 
-def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
+def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = False) -> pd.DataFrame:
     """Run every planned run that has no row in the results table yet; returns the planned runs' rows.
+    With `skip_taken` (a worker of `run_workers`) a run another process is training is left to it.
 
     A row made with other settings, code or data (its ``config_id`` differs) is never reused: that is an
     error naming the run, so a changed budget cannot silently show old results. A row whose training is
@@ -506,6 +546,12 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
         pre, tc = stage_configs(cfg, run, paths[name])
         config_id = run_identity(pre, tc, datasets[name])
         scores_id = scores_identity(scoring, config_id) if scoring else ""
+        if skip_taken:  # another worker may have finished or re-scored it since this one started
+            table = read_results(results)
+            known = dict(zip(table["run_id"], table["config_id"], strict=True))
+            scored = (
+                dict(zip(table["run_id"], table["scores_id"], strict=True)) if "scores_id" in table else {}
+            )
         if run.run_id in known:
             if known[run.run_id] != config_id:
                 raise ConfigError(
@@ -521,38 +567,56 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True) -> pd.DataFrame:
                         f"{scored.get(run.run_id)!r}, now {scores_id!r}) and its model is not here to score "
                         f"again ({tc.out_dir}); retrain it (delete that row) or use another results table"
                     )
-                if progress:
-                    print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}: scoring again", flush=True)
-                _replace(results, run.run_id, _score(tc, datasets[name], scoring) | {"scores_id": scores_id})
+                with _claim(tc.out_dir, wait=not skip_taken) as held:
+                    if not held:
+                        continue
+                    if progress:
+                        print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}: scoring again", flush=True)
+                    scores = _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
+                    _replace(results, run.run_id, scores)
                 scored[run.run_id] = scores_id
             continue
-        if progress:
-            print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}", flush=True)
         waited = 0.0  # time spent waiting for another process's run is not this sweep's work
         t0 = time.perf_counter()
         if pre is not None and run.model_id not in pretrain_seconds:
             w0 = time.perf_counter()
-            with _claim(pre.out_dir):
+            with _claim(pre.out_dir, wait=not skip_taken) as held:
                 waited += time.perf_counter() - w0
+                if not held:  # a worker leaves a model another is pre-training to it
+                    continue
+                if progress:
+                    print(f"[sweep] {i + 1}/{len(runs)} {run.model_id}: pre-training", flush=True)
                 pre_summary = train(pre, resume=True, dataset=datasets[name])
             if pre_summary.get("stopped"):
                 print(f"[sweep] {run.model_id} pre-training cut short by max_steps: no row", flush=True)
                 continue
             pretrain_seconds[run.model_id] = float(pre_summary["train_seconds"])
         w0 = time.perf_counter()
-        with _claim(tc.out_dir):
+        with _claim(tc.out_dir, wait=not skip_taken) as held:
             waited += time.perf_counter() - w0
+            # the row is written while the run is held, so no other process trains it in between
+            if not held or (skip_taken and run.run_id in set(read_results(results)["run_id"])):
+                continue
+            if progress:
+                print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}", flush=True)
             summary = train(tc, resume=True, dataset=datasets[name])
-        if summary.get("stopped"):
-            print(f"[sweep] {run.run_id} cut short by max_steps: no row; it resumes next time", flush=True)
-            continue
-        if summary["config_id"] != config_id:  # the planned identity must be the one training records
-            raise RuntimeError(f"{run.run_id}: planned config id {config_id}, trained {summary['config_id']}")
-        row = _row(run, summary, pretrain_seconds.get(run.model_id, 0.0), synthetic[name], tc.optim.epochs)
-        if scoring is not None:
-            row |= _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
-        if _append(results, row):
-            _write_sidecar(cfg, time.perf_counter() - t0 - waited, hashes)
+            if summary.get("stopped"):
+                print(
+                    f"[sweep] {run.run_id} cut short by max_steps: no row; it resumes next time", flush=True
+                )
+                continue
+            if summary["config_id"] != config_id:  # the planned identity must be the one training records
+                raise RuntimeError(
+                    f"{run.run_id}: planned config id {config_id}, trained {summary['config_id']}"
+                )
+            row = _row(
+                run, summary, pretrain_seconds.get(run.model_id, 0.0), synthetic[name], tc.optim.epochs
+            )
+            if scoring is not None:
+                row |= _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
+            if _append(results, row):
+                with _locked(results.with_name(f".{results.name}.lock")):  # workers add their times in turn
+                    _write_sidecar(cfg, time.perf_counter() - t0 - waited, hashes)
         known[run.run_id] = config_id
     table = read_results(results)
     return table[table["run_id"].isin({r.run_id for r in runs})].reset_index(drop=True)
@@ -565,7 +629,7 @@ def _cli(args: argparse.Namespace) -> int:
     cfg = load_sweep(args.config, args.set)
     from .results import claims, summarize, verdict_text
 
-    table = run_sweep(cfg)
+    table = run_workers(cfg, args.workers) if args.workers > 1 else run_sweep(cfg)
     print(f"{len(table)} runs in {cfg.results_path}")
     print(summarize(table).round(4).to_string(index=False))
     classes = {ds.name: len(load(dataset_path(cfg, ds)).label_names) for ds in cfg.datasets}
@@ -579,7 +643,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. seeds=[0,1]"
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="parallel runs, each with cores/N torch threads (BENCHMARKS.md: which pays on your machine)",
+    )
     p.set_defaults(func=_cli)
 
 
-__all__ = ["Run", "SweepConfig", "SweepDataset", "load_sweep", "plan", "read_results", "run_sweep"]
+__all__ = [
+    "Run",
+    "SweepConfig",
+    "SweepDataset",
+    "load_sweep",
+    "plan",
+    "read_results",
+    "run_sweep",
+    "run_workers",
+]
