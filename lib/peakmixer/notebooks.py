@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,6 @@ def run_notebooks(
     timeout = CELL_TIMEOUT[profile] if execution_timeout is None else (execution_timeout or None)
     final = (out_root / profile).resolve()
     final.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MPLBACKEND", "agg")
     if progress:  # stream what cells print (e.g. a sweep's progress) while they run
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("    %(message)s"))
@@ -163,18 +163,19 @@ def run_notebooks(
             staging = Path(tmp)
             target = staging / f"{name}.ipynb"
             try:
-                pm.execute_notebook(
-                    str(NOTEBOOK_DIR / f"{name}.ipynb"),
-                    str(target),
-                    parameters=notebook_parameters(profile, name, staging) | _declared(name, extra or {}),
-                    kernel_name="python3",
-                    start_timeout=120,
-                    execution_timeout=timeout,
-                    cwd=str(NOTEBOOK_DIR),
-                    progress_bar=False,
-                    log_output=progress,
-                    **({"on_cell_start": _progress(name, t0, _cells(name))} if progress else {}),
-                )
+                with _inline_figures():
+                    pm.execute_notebook(
+                        str(NOTEBOOK_DIR / f"{name}.ipynb"),
+                        str(target),
+                        parameters=notebook_parameters(profile, name, staging) | _declared(name, extra or {}),
+                        kernel_name="python3",
+                        start_timeout=120,
+                        execution_timeout=timeout,
+                        cwd=str(NOTEBOOK_DIR),
+                        progress_bar=False,
+                        log_output=progress,
+                        **({"on_cell_start": _progress(name, t0, _cells(name))} if progress else {}),
+                    )
             except pm.PapermillExecutionError as e:
                 raise NotebookFailed(
                     f"{name} failed in cell {e.cell_index + 1} ({e.ename}: {e.evalue}); the outputs of "
@@ -196,6 +197,21 @@ def run_notebooks(
     _say("summary: " + ", ".join(f"{n} {s:.0f} s" for n, s in timings.items()) + f"; total {total:.0f} s")
     _say(f"open {index}")
     return done
+
+
+@contextmanager
+def _inline_figures():
+    """Kernels inherit the environment: the inline backend, so each report shows its figures (an ``agg`` set
+    by a CI shell shows none); restored afterwards, for the caller's own matplotlib."""
+    before = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = before
 
 
 def _record(final: Path, name: str, files: list[str], seconds: float, profile: str) -> None:
