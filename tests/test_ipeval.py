@@ -15,6 +15,7 @@ from peakmixer.ipeval import (
     rescore_text,
     table1,
 )
+from peakmixer.provenance import REPO_ROOT
 from peakmixer.results import load_study, read_store
 from peakmixer.sweep import read_results, run_sweep
 from peakmixer.train import export_model
@@ -133,3 +134,10 @@ def test_the_readme_section_is_made_from_the_rows(stored):
     f1 = rows.loc[rows["ip_mode"] == "frozen", "micro_f1"]
     assert f"{f1.mean():.4f} ± {f1.std():.4f} (2)" in text and "**synthetic**" in text
     assert "Does the trainable correlation matrix beat the frozen" in text
+
+
+def test_the_readme_section_names_the_committed_table_relative_to_the_clone():
+    # An absolute path would make the README differ between clones (and CI's check fail).
+    text = readme_ip_results()
+    assert "From `results/ip_table1.csv`" in text or text.startswith("No finished run")
+    assert str(REPO_ROOT) not in text

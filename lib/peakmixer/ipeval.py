@@ -293,8 +293,10 @@ def readme_ip_results(study: str = "ip_table1", cfg: SweepConfig | None = None) 
     facts = study_facts({study: cfg})
     synthetic = [k for k, f in facts.items() if f["synthetic"]]
     ip = cfg.train["model"]["ip"]
+    table = Path(cfg.results).resolve()
+    shown = table.relative_to(REPO_ROOT) if table.is_relative_to(REPO_ROOT) else table
     out = [
-        f"From `{cfg.results}` (ResPeak-{cfg.widths[0]} + MLPMixer-{cfg.mixer_layers[0]}, "
+        f"From `{shown}` (ResPeak-{cfg.widths[0]} + MLPMixer-{cfg.mixer_layers[0]}, "
         f"interpretable path with {ip['channels']} channels; Grad-CAM of each run scored on the first "
         f"{cfg.scores['n_spectra']} test spectra). Mean ± sd over seeds"
         + (", on the embedded **synthetic** benchmarks." if len(synthetic) == len(facts) else "."),
