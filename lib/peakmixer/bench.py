@@ -1,41 +1,71 @@
 """Throughput and memory benchmarks, printed as ratios measured in one run (these machines are noisy).
 
-`python -m peakmixer bench --extractor respeak --mixer mlpmixer --width 64` trains and infers a few
-batches of random spectra in each precision and reports spectra/s, the speed-up over fp32, and peak
-memory (CUDA allocator, or process RSS on CPU).
+`python -m peakmixer bench --width 160 --n-classes 957` times training steps and inference on random spectra
+in two modes, in one process:
+
+- ``eager``: plain fp32 eager PyTorch (AdamW, ``torch.no_grad`` inference);
+- ``fast``: what the project really does by default: the training loop's precision (``auto``: bf16 autocast
+  where the device supports it), ``torch.inference_mode`` for evaluation, the loop's AdamW; with
+  ``--compile`` also ``torch.compile`` (inductor), timed after its compile time, which is reported.
+
+and prints spectra/s per mode, the fast/eager ratios, and memory: on CUDA the allocator's peak per mode; on
+CPU (no allocator statistics) what training holds per spectrum, measured, not estimated: the bytes of the
+tensors autograd saves for backward, plus weights, gradients and AdamW state, and for inference the largest
+activation a layer hands on. `--synth` times the synthetic generators instead. BENCHMARKS.md is written by
+``python -m peakmixer bench --report BENCHMARKS.md`` (`write_report`).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import resource
+import subprocess
+import sys
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .models import build_model, describe
-from .train import autocast, cpu_supports_bf16, loss_fn, resolve_device
+from .train import autocast, loss_fn, resolve_device, resolve_precision
+
+MODES = ("eager", "fast")
 
 
-def benchmark_synth(kind: str = "synth-ir17", n: int = 20_000, seed: int = 0) -> dict[str, Any]:
+def benchmark_synth(
+    kind: str = "synth-ir17", n: int = 20_000, seed: int = 0, version: str | None = None
+) -> dict[str, Any]:
     """Generation + save speed of a synthetic benchmark (target: >= 10k spectra/s on 2 cores)."""
     import tempfile
-    from pathlib import Path
 
-    from .synth import make_synth
+    from .synth import GENERATOR_VERSION, make_synth
 
+    version = version or GENERATOR_VERSION
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        make_synth(kind, n, seed).save(Path(tmp) / "bench.npz")
+        make_synth(kind, n, seed, version).save(Path(tmp) / "bench.npz")
         seconds = time.perf_counter() - t0
-    return {"kind": kind, "n": n, "seconds": seconds, "spectra_per_s": n / seconds, "target_per_s": 10_000}
+    return {
+        "kind": kind,
+        "version": version,
+        "n": n,
+        "seconds": seconds,
+        "spectra_per_s": n / seconds,
+        "target_per_s": 10_000,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _process_peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _time(fn, steps: int, device: torch.device) -> float:
+def _time(fn: Callable[[], None], steps: int, device: torch.device) -> float:
     fn()  # warm-up (allocations, oneDNN/cuDNN kernel choice)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -47,29 +77,146 @@ def _time(fn, steps: int, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
+def training_bytes(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str
+) -> dict[str, int]:
+    """What one training step holds: bytes saved for backward (activations), and weights + gradients + two
+    AdamW moments (4 x the parameter bytes)."""
+    saved = 0
+    weights_at = {p.data_ptr() for p in model.parameters()}  # saved weights are counted with the states
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        if t.data_ptr() not in weights_at:
+            saved += t.numel() * t.element_size()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast(x.device, precision):
+        loss = loss_fn("multilabel", model(x), y)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    return {"activations": saved, "states": 4 * weights}
+
+
+def inference_bytes(model: torch.nn.Module, x: torch.Tensor, precision: str) -> int:
+    """The largest input + output of one leaf module in an inference pass (what must coexist)."""
+    peak = 0
+
+    def hook(_m: torch.nn.Module, inputs: tuple, output: Any) -> None:
+        nonlocal peak
+        tensors = [t for t in (*inputs, output) if isinstance(t, torch.Tensor)]
+        peak = max(peak, sum(t.numel() * t.element_size() for t in tensors))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        model.eval()
+        with torch.inference_mode(), autocast(x.device, precision):
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return peak
+
+
+def _measure(
+    mode: str,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    dev: torch.device,
+    compile_model: bool,
+) -> dict[str, Any]:
+    precision = "fp32" if mode == "eager" else resolve_precision("auto", dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    net = model
+    compile_seconds = None
+    if compile_model:
+        net = torch.compile(model)
+        t0 = time.perf_counter()
+        _train_step(net, opt, x, y, dev, precision)  # the first call compiles (train graph)
+        _infer(net, x, dev, precision, inference=True)  # and the eval graph
+        compile_seconds = time.perf_counter() - t0
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    t_train = _time(lambda: _train_step(net, opt, x, y, dev, precision), steps, dev)
+    t_infer = _time(lambda: _infer(net, x, dev, precision, inference=mode != "eager"), steps, dev)
+    batch = len(x)
+    if dev.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
+        train_mb, infer_mb = peak_mb, None
+    else:
+        held = training_bytes(model, x, y, precision)
+        train_mb = (held["activations"] + held["states"]) / 2**20
+        infer_mb = inference_bytes(model, x, precision) / 2**20
+        peak_mb = train_mb
+    return {
+        "precision": precision,
+        "compiled": compile_model,
+        "compile_seconds": compile_seconds,
+        "train_spectra_per_s": batch * steps / t_train,
+        "infer_spectra_per_s": batch * steps / t_infer,
+        "peak_mem_mb": peak_mb,
+        "train_mb_per_spectrum": None if dev.type == "cuda" else train_mb / batch,
+        "infer_mb_per_spectrum": None if infer_mb is None else infer_mb / batch,
+    }
+
+
+def _train_step(
+    net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, dev, precision: str
+) -> None:
+    net.train()
+    with autocast(dev, precision):
+        logits = net(x)
+    loss = loss_fn("multilabel", logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def _infer(net: torch.nn.Module, x: torch.Tensor, dev, precision: str, *, inference: bool) -> None:
+    net.eval()
+    with torch.inference_mode() if inference else torch.no_grad(), autocast(dev, precision):
+        net(x)
+
+
 def benchmark(
     *,
     extractor: str = "respeak",
     mixer: str = "mlpmixer",
     width: int = 64,
+    blocks: int | None = None,
     mixer_layers: int = 4,
     n_classes: int = 17,
     input_length: int = 1024,
     batch: int = 64,
     steps: int = 10,
     device: str = "auto",
-    precisions: tuple[str, ...] | None = None,
+    compile_model: bool = False,
 ) -> dict[str, Any]:
-    """Train-step and inference throughput per precision, with ratios to fp32 from the same run."""
+    """Train-step and inference throughput of plain fp32 eager against the project's fast path, with the
+    ratios fast/eager from the same run (module docstring)."""
     dev = resolve_device(device)
-    if precisions is None:
-        bf16 = dev.type == "cuda" or (dev.type == "cpu" and cpu_supports_bf16())
-        precisions = ("fp32", "bf16") if bf16 else ("fp32",)
     torch.manual_seed(0)
     x = torch.randn(batch, 1, input_length, device=dev)
     y = torch.randint(0, 2, (batch, n_classes), device=dev).float()
-    rows = []
-    for precision in precisions:
+    config = {
+        "extractor": extractor,
+        "mixer": mixer,
+        "width": width,
+        "blocks": blocks,
+        "mixer_layers": mixer_layers,
+        "n_classes": n_classes,
+        "input_length": input_length,
+        "batch": batch,
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+    }
+    out: dict[str, Any] = {}
+    for mode in MODES:
+        kw = {"blocks": blocks} if blocks else {}
         model = build_model(
             extractor,
             mixer,
@@ -77,55 +224,306 @@ def benchmark(
             width=width,
             mixer_layers=mixer_layers,
             input_length=input_length,
+            **kw,
         ).to(dev)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-
-        def train_step(model=model, opt=opt, precision=precision) -> None:
-            model.train()
-            with autocast(dev, precision):
-                logits = model(x)
-            loss = loss_fn("multilabel", logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        def infer(model=model, precision=precision) -> None:
-            model.eval()
-            with torch.no_grad(), autocast(dev, precision):
-                model(x)
-
-        t_train = _time(train_step, steps, dev)
-        t_infer = _time(infer, steps, dev)
-        rows.append(
-            {
-                "precision": precision,
-                "train_spectra_per_s": batch * steps / t_train,
-                "infer_spectra_per_s": batch * steps / t_infer,
-                # The CUDA allocator's peak is per precision; on CPU only the process peak RSS is known.
-                "peak_memory_mb": torch.cuda.max_memory_allocated(dev) / 2**20
-                if dev.type == "cuda"
-                else None,
-            }
-        )
-    base = rows[0]
-    for r in rows:
-        r["train_speedup_vs_fp32"] = r["train_spectra_per_s"] / base["train_spectra_per_s"]
-        r["infer_speedup_vs_fp32"] = r["infer_spectra_per_s"] / base["infer_spectra_per_s"]
-    spec = build_model(
-        extractor,
-        mixer,
-        n_classes=n_classes,
-        width=width,
-        mixer_layers=mixer_layers,
-        input_length=input_length,
-    ).spec
+        out[mode] = _measure(mode, model, x, y, steps, dev, compile_model and mode == "fast")
     return {
-        "model": describe(spec),
-        "device": str(dev),
-        "batch": batch,
-        "steps": steps,
-        "results": rows,
+        **out,
+        "ratio": {
+            "train": out["fast"]["train_spectra_per_s"] / out["eager"]["train_spectra_per_s"],
+            "infer": out["fast"]["infer_spectra_per_s"] / out["eager"]["infer_spectra_per_s"],
+        },
+        "config": config,
+        "model": describe(model.spec),
+        "device": _device_name(dev),
         "process_peak_rss_mb": _process_peak_rss_mb(),
     }
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(dev)}"
+    return f"cpu: {cpu_model()} ({os.cpu_count()} cores)"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def describe_result(result: dict[str, Any]) -> str:
+    """The human-readable lines of a `benchmark` result."""
+    c = result["config"]
+    lines = [
+        f"{result['model']} on {result['device']}, batch {c['batch']}, {c['steps']} steps, "
+        f"{c['threads']} threads"
+    ]
+    for mode in MODES:
+        r = result[mode]
+        mem = (
+            f"peak CUDA memory {r['peak_mem_mb']:.0f} MB"
+            if r["train_mb_per_spectrum"] is None
+            else f"{r['train_mb_per_spectrum']:.2f} MB/spectrum training, "
+            f"{r['infer_mb_per_spectrum']:.3f} MB/spectrum inference"
+        )
+        comp = f", compiled in {r['compile_seconds']:.0f} s" if r["compiled"] else ""
+        lines.append(
+            f"  {mode:>5} ({r['precision']}{comp}): train {r['train_spectra_per_s']:8.1f} spectra/s, "
+            f"infer {r['infer_spectra_per_s']:8.1f} spectra/s; {mem}"
+        )
+    lines.append(
+        f"  fast / eager: train x{result['ratio']['train']:.2f}, infer x{result['ratio']['infer']:.2f}"
+    )
+    return "\n".join(lines)
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+# The issue's reference configurations: the paper-size model (width 160, K = 957) and the Fig. 1 width.
+REPORT_MODELS = (
+    {"width": 160, "blocks": 6, "mixer_layers": 4, "n_classes": 957},
+    {"width": 64, "blocks": 6, "mixer_layers": 4, "n_classes": 17},
+)
+
+
+def _run_json(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One `python -m peakmixer …` in its own process (threads and memory of its own), its JSON output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "peakmixer", *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def workers_throughput(runs: int = 2, epochs: int = 2, n: int = 1200) -> dict[str, Any]:
+    """Runs per hour of a short Fig. 1-like training (ResPeak-32 + MLPMixer-4, synth-ir17) as one process
+    with all threads, one run after the other, against one single-thread process per core side by side."""
+    import tempfile
+
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        from .synth import ensure_synth
+
+        data = ensure_synth("synth-ir17", n, 0, tmp)
+        base = [
+            "--config",
+            str(Path(__file__).resolve().parents[2] / "params" / "train" / "synth_ir17.yaml"),
+            "--set",
+            f"data.path={data}",
+            "--set",
+            "model.width=32",
+            "--set",
+            "model.mixer_layers=4",
+            "--set",
+            f"optim.epochs={epochs}",
+            "--set",
+            "optim.patience=100",
+            "--set",
+            "progress=false",
+        ]
+
+        def command(i: int, tag: str) -> list[str]:
+            return [
+                sys.executable,
+                "-m",
+                "peakmixer",
+                "train",
+                *base,
+                "--set",
+                f"out_dir={tmp}/{tag}{i}",
+                "--set",
+                f"seed={i}",
+            ]
+
+        t0 = time.perf_counter()
+        for i in range(runs):
+            subprocess.run(
+                command(i, "serial"),
+                check=True,
+                capture_output=True,
+                env={**os.environ, "OMP_NUM_THREADS": str(cores)},
+            )
+        serial = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        procs = [
+            subprocess.Popen(
+                command(i, "parallel"),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
+            for i in range(runs)
+        ]
+        for p in procs:
+            if p.wait() != 0:
+                raise RuntimeError(p.stderr.read().decode() if p.stderr else "a parallel run failed")
+        parallel = time.perf_counter() - t0
+    return {
+        "runs": runs,
+        "epochs": epochs,
+        "n": n,
+        "cores": cores,
+        f"1x{cores}_threads_runs_per_hour": runs * 3600 / serial,
+        f"{runs}x1_thread_runs_per_hour": runs * 3600 / parallel,
+        "ratio": serial / parallel,
+    }
+
+
+def write_report(path: Path, *, quick: bool = False) -> Path:
+    """BENCHMARKS.md: machine, commands, numbers and date, measured now (`quick`: tiny sizes, for tests)."""
+    steps = 2 if quick else 10
+    models = [dict(m, width=8, n_classes=17) for m in REPORT_MODELS[:1]] if quick else REPORT_MODELS
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on "
+        f"{_device_name(torch.device('cpu'))}, torch {torch.__version__}, "
+        f"Python {platform.python_version()}, "
+        "by `python -m peakmixer bench --report BENCHMARKS.md` (every number below comes from that one run; "
+        "ratios are measured within one process, so they survive a noisy machine better than speeds do).",
+        "",
+        "## Training and inference step: plain fp32 eager against the project's fast path",
+        "",
+        "| model | K | threads | mode | precision | train spectra/s | infer spectra/s | train MB/spectrum | "
+        "infer MB/spectrum |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    ratios = []
+    for m in models:
+        args = [
+            "bench",
+            "--width",
+            str(m["width"]),
+            "--blocks",
+            str(m["blocks"]),
+            "--mixer-layers",
+            str(m["mixer_layers"]),
+            "--n-classes",
+            str(m["n_classes"]),
+            "--steps",
+            str(steps),
+        ]
+        r = _run_json(args)
+        for mode in MODES:
+            x = r[mode]
+            lines.append(
+                f"| {r['model']} | {m['n_classes']} | {r['config']['threads']} | {mode} | {x['precision']} | "
+                f"{x['train_spectra_per_s']:.0f} | {x['infer_spectra_per_s']:.0f} | "
+                f"{_mb(x['train_mb_per_spectrum'])} | {_mb(x['infer_mb_per_spectrum'])} |"
+            )
+        ratios.append(
+            f"- {r['model']}: fast / eager = **x{r['ratio']['train']:.2f}** training, "
+            f"**x{r['ratio']['infer']:.2f}** inference (`{' '.join(args)}`)"
+        )
+    lines += ["", *ratios, ""]
+    lines += [
+        "## Synthetic generators",
+        "",
+        "| generator | spectra | threads | spectra/s |",
+        "|---|---|---|---|",
+    ]
+    for kind, version in (("synth-ir17", "2"), ("synth-ir17", "3"), ("synth-bac30", "2")):
+        s = _run_json(["bench", "--synth", kind, "--version", version, "--n", "2000" if quick else "20000"])
+        lines.append(f"| {kind} v{version} | {s['n']} | {s['threads']} | {s['spectra_per_s']:.0f} |")
+    if not quick:
+        w = workers_throughput()
+        serial = w[f"1x{w['cores']}_threads_runs_per_hour"]
+        parallel = w[f"{w['runs']}x1_thread_runs_per_hour"]
+        lines += [
+            "",
+            "## Sweep workers: one process with every thread, or one single-thread process per core",
+            "",
+            f"{w['runs']} short training runs (ResPeak-32 + MLPMixer-4, synth-ir17 n = {w['n']}, "
+            f"{w['epochs']} epochs each): 1 x {w['cores']} threads one after the other **{serial:.0f}** "
+            "runs/h; "
+            f"{w['runs']} x 1 thread side by side **{parallel:.0f}** runs/h (x{w['ratio']:.2f}). "
+            "`sweep --workers N` runs N at once with cores/N threads each.",
+        ]
+        a = accuracy_check()
+        lines += [
+            "",
+            "## Accuracy of the fast path",
+            "",
+            "The default budget (`params/train/synth_ir17.yaml`, synth-ir17 n = 4000) in fp32 and in the "
+            f"fast path's precision ({a['fast_precision']}), seeds {a['seeds']}: test micro-F1 "
+            + ", ".join(f"{e:.4f} / {f:.4f}" for e, f in zip(a["eager"], a["fast"], strict=True))
+            + f"; mean change {a['mean_change']:+.4f} (largest |change| {a['max_abs_change']:.4f}).",
+        ]
+    lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def accuracy_check(seeds: tuple[int, ...] = (0, 1, 2), n: int = 4000) -> dict[str, Any]:
+    """Test micro-F1 of the default budget trained in fp32 and in the fast path's precision, per seed."""
+    import tempfile
+
+    from .synth import ensure_synth
+    from .train import load_config, train
+
+    config = Path(__file__).resolve().parents[2] / "params" / "train" / "synth_ir17.yaml"
+    fast_precision = resolve_precision("auto", torch.device("cpu"))
+    scores: dict[str, list[float]] = {"eager": [], "fast": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = ensure_synth("synth-ir17", n, 0, tmp)
+        for seed in seeds:
+            for mode, precision in (("eager", "fp32"), ("fast", "auto")):
+                sets = [
+                    f"data.path={data}",
+                    f"seed={seed}",
+                    f"precision={precision}",
+                    f"out_dir={tmp}/{mode}{seed}",
+                    "progress=false",
+                    "device=cpu",
+                ]
+                scores[mode].append(train(load_config(config, sets))["test"]["micro_f1"])
+    change = [f - e for e, f in zip(scores["eager"], scores["fast"], strict=True)]
+    return {
+        "seeds": list(seeds),
+        "fast_precision": fast_precision,
+        **scores,
+        "mean_change": sum(change) / len(change),
+        "max_abs_change": max(abs(c) for c in change),
+    }
+
+
+def _mb(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def gpu_markdown(folder: Path, command: str) -> str:
+    """The GPU section of BENCHMARKS.md from the JSON files `tools/gpu_check.sh` wrote into `folder`."""
+    results = [json.loads(p.read_text()) for p in folder.glob("bench_w*.json")]
+    results.sort(key=lambda r: (r["config"]["width"], r["fast"]["compiled"]))
+    if not results:
+        raise FileNotFoundError(f"{folder}: no bench_w*.json (run tools/gpu_check.sh first)")
+    evaluation = folder / "evaluate.json"
+    micro = json.loads(evaluation.read_text()).get("micro_f1") if evaluation.exists() else None
+    lines = [
+        f"## GPU: {results[0]['device']}",
+        "",
+        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by `{command}`; target >= 20 000 "
+        "training spectra/s at width 160 (fast path)."
+        + (f" Smoke run (train + evaluate there): test micro-F1 {micro:.3f}." if micro is not None else ""),
+        "",
+        "| model | K | batch | mode | precision | compiled | train spectra/s | infer spectra/s | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for mode in MODES:
+            x = r[mode]
+            comp = f"yes ({x['compile_seconds']:.0f} s)" if x["compiled"] else "no"
+            lines.append(
+                f"| {r['model']} | {r['config']['n_classes']} | {r['config']['batch']} | {mode} | "
+                f"{x['precision']} | {comp} | {x['train_spectra_per_s']:.0f} | "
+                f"{x['infer_spectra_per_s']:.0f} | {x['peak_mem_mb']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -117,42 +117,35 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import benchmark, benchmark_synth
+    from .bench import benchmark, benchmark_synth, describe_result, write_report
 
+    if args.report:
+        print(write_report(Path(args.report), quick=args.quick))
+        return 0
     if args.synth:
-        r = benchmark_synth(args.synth, args.n)
+        r = benchmark_synth(args.synth, args.n, version=args.version)
         ratio = r["spectra_per_s"] / r["target_per_s"]
-        text = f"{r['kind']}: {r['n']} spectra generated and saved in {r['seconds']:.2f} s"
+        text = f"{r['kind']} v{r['version']}: {r['n']} spectra generated and saved in {r['seconds']:.2f} s"
         print(
             json.dumps(r)
             if args.json
             else f"{text} = {r['spectra_per_s']:.0f} spectra/s ({ratio:.2f} x target)"
         )
         return 0
-
     result = benchmark(
         extractor=args.extractor,
         mixer=args.mixer,
         width=args.width,
+        blocks=args.blocks,
         mixer_layers=args.mixer_layers,
         n_classes=args.n_classes,
         input_length=args.input_length,
         batch=args.batch,
         steps=args.steps,
         device=args.device,
+        compile_model=args.compile,
     )
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(f"{result['model']} on {result['device']}, batch {result['batch']}, {result['steps']} steps")
-    for r in result["results"]:
-        print(
-            f"  {r['precision']:>5}: train {r['train_spectra_per_s']:9.1f} spectra/s "
-            f"(x{r['train_speedup_vs_fp32']:.2f} vs fp32), infer {r['infer_spectra_per_s']:9.1f} spectra/s "
-            f"(x{r['infer_speedup_vs_fp32']:.2f})"
-            + (f", peak CUDA memory {r['peak_memory_mb']:.0f} MB" if r["peak_memory_mb"] is not None else "")
-        )
-    print(f"  process peak RSS {result['process_peak_rss_mb']:.0f} MB")
+    print(json.dumps(result) if args.json else describe_result(result))
     return 0
 
 
@@ -222,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_notebooks)
 
-    p = sub.add_parser("bench", help="throughput and memory per precision (ratios from one run)")
+    p = sub.add_parser("bench", help="fp32 eager vs the fast path: throughput, memory (ratios from one run)")
     _model_arguments(p)
     p.set_defaults(width=64, n_classes=17)
     p.add_argument(
@@ -231,7 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="benchmark the synthetic generator instead of a model",
     )
+    p.add_argument("--version", default=None, help="generator version with --synth (default: the default)")
     p.add_argument("--n", type=int, default=20_000, help="spectra to generate with --synth")
+    p.add_argument(
+        "--compile", action="store_true", help="also torch.compile the fast path (reports its time)"
+    )
+    p.add_argument(
+        "--report", default=None, metavar="FILE", help="measure everything into FILE (BENCHMARKS.md)"
+    )
+    p.add_argument("--quick", action="store_true", help="with --report: tiny sizes (tests)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--device", default="auto")
@@ -244,9 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands that live with their module (data, sweep)."""
-    from . import datacli, explain, results, shipped, sweep
+    from . import datacli, explain, results, shipped, sim2real, sweep
 
-    return [datacli.register, sweep.register, results.register, explain.register, shipped.register]
+    return [
+        datacli.register,
+        sweep.register,
+        results.register,
+        explain.register,
+        shipped.register,
+        sim2real.register,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

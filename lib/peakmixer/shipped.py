@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,52 +23,23 @@ import torch
 import yaml
 
 from .config import ConfigError
-from .data import DatasetError, load
+from .data import DatasetError
 from .explain import Explainer
 from .metrics import compute_metrics
 from .models import profile_model
 from .provenance import REPO_ROOT
 from .results import find_run, load_study, read_store
+from .sim2real import RealSet, import_real
 from .sweep import dataset_path, stage_configs
 from .train import export_model, load_checkpoint
 
 MODELS_DIR = REPO_ROOT / "models"
 
 
-@dataclass
-class RealSet:
-    """Real spectra to score a model on: a name, and files (a folder with ``molecules.csv``, or a parquet
-    file that carries SMILES)."""
-
-    name: str
-    path: Path
-
-    @classmethod
-    def parse(cls, text: str) -> RealSet:
-        name, sep, path = text.partition("=")
-        if not sep:
-            raise ConfigError(f"--real {text!r}: expected NAME=PATH")
-        return cls(name, Path(path))
-
-
 def score_real(ex: Explainer, real: RealSet, labels: str) -> dict[str, Any]:
     """Metrics of the model on real spectra labelled from SMILES, beside the prevalence baseline (every
     label present in at least half of these spectra is predicted for all of them)."""
-    from .io import import_files
-
-    files = sorted(real.path.glob("*")) if real.path.is_dir() else [real.path]
-    table = real.path / "molecules.csv" if real.path.is_dir() else None
-    with tempfile.TemporaryDirectory() as tmp:
-        report = import_files(
-            [f for f in files if f.name != "molecules.csv"],
-            out=Path(tmp) / "real.npz",
-            smiles_csv=table,
-            labels=labels,
-            axis="ir",
-        )
-        if report.out is None:
-            raise DatasetError(f"{real.path}: no spectrum could be imported")
-        ds = load(report.out)
+    ds, refused = import_real(real, labels)
     ds, X = ex.inputs(ds, name=real.name)
     if list(ds.label_names) != ex.names:
         raise DatasetError(f"{real.name}: labels {ds.label_names[:3]}... are not the model's")
@@ -85,7 +54,7 @@ def score_real(ex: Explainer, real: RealSet, labels: str) -> dict[str, Any]:
     return {
         "name": real.name,
         "spectra": len(ds),
-        "refused": len(report.rejected),
+        "refused": refused,
         "model": {k: model[k] for k in keys},
         "prevalence_baseline": {k: base[k] for k in keys},
         "per_label_f1": {n: model["per_label"][n]["f1"] for n in support},

@@ -61,8 +61,10 @@ from peakmixer.config import ConfigError
 from peakmixer.data import SpectraDataset, named_axis, random_splits
 from peakmixer.labels import BAC30_CLASS_TO_GROUP, BAC30_CLASSES, BAC30_GROUPS, BAC30_LABELS, NIST17_NAMES
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "2"  # the default version of every kind (what the results store was made with)
 KINDS = ("synth-ir17", "synth-bac30")
+# Versions that can still be made, per kind: synth-ir17 v3 is the realistic generator of `peakmixer.synthir`.
+VERSIONS = {"synth-ir17": ("2", "3"), "synth-bac30": ("2",)}
 
 # A Gaussian of FWHM w is exp(-4 ln2 (x - c)^2 / w^2); it is evaluated on +-2.5 FWHM (tail below 1e-7).
 _FOUR_LN2 = np.float32(4.0 * np.log(2.0))
@@ -318,11 +320,16 @@ class SynthParts(NamedTuple):
     components: np.ndarray  # (N, K, L) float32: each class's noise-free contribution, in X's units
 
 
-def make_synth_ir17(n: int, seed: int, **knobs: Any) -> SpectraDataset:
-    """synth-ir17: (n, 1024) multilabel IR spectra over the 17 NIST-IR groups; see the module docstring.
+def make_synth_ir17(n: int, seed: int, version: str = GENERATOR_VERSION, **knobs: Any) -> SpectraDataset:
+    """synth-ir17: (n, 1024) multilabel IR spectra over the 17 NIST-IR groups; see the module docstring
+    (version 2) or `peakmixer.synthir` (version 3, realistic).
 
-    Knobs are the fields of `IR17Knobs`. Splits train/val/test 80/10/10 (seeded); masks (17, 1024).
+    Knobs are the fields of `IR17Knobs` (v2) or `synthir.IR17V3Knobs` (v3). Splits train/val/test 80/10/10
+    (seeded); masks (17, 1024).
     """
+    _check_version("synth-ir17", version)
+    if version == "3":
+        return _make_ir17_v3(n, seed, **knobs)
     k = IR17Knobs(**knobs)
     y, X, _ = _simulate_ir17(n, seed, k, with_components=False)
     axis = named_axis("ir")
@@ -380,21 +387,63 @@ def make_synth_bac30(n: int, seed: int, **knobs: Any) -> SpectraDataset:
     )
 
 
-def make_synth(kind: str, n: int, seed: int, **knobs: Any) -> SpectraDataset:
-    """`make_synth_ir17` or `make_synth_bac30` by name (one of `KINDS`)."""
+def make_synth(
+    kind: str, n: int, seed: int, version: str = GENERATOR_VERSION, **knobs: Any
+) -> SpectraDataset:
+    """`make_synth_ir17` or `make_synth_bac30` by name (one of `KINDS`) and generator version."""
+    _check_version(kind, version)
     if kind == "synth-ir17":
-        return make_synth_ir17(n, seed, **knobs)
-    if kind == "synth-bac30":
-        return make_synth_bac30(n, seed, **knobs)
-    raise ConfigError(f"unknown synthetic kind {kind!r}: expected one of {KINDS}")
+        return make_synth_ir17(n, seed, version, **knobs)
+    return make_synth_bac30(n, seed, **knobs)
 
 
-def render_components(kind: str, n: int, seed: int, **knobs: Any) -> SynthParts:
-    """The spectra of ``make_synth(kind, n, seed, **knobs)`` with each class's noise-free part.
+def _check_version(kind: str, version: str) -> None:
+    if kind not in VERSIONS:
+        raise ConfigError(f"unknown synthetic kind {kind!r}: expected one of {KINDS}")
+    if version not in VERSIONS[kind]:
+        raise ConfigError(f"{kind} has no generator version {version!r}: choose one of {VERSIONS[kind]}")
+
+
+def _make_ir17_v3(n: int, seed: int, **knobs: Any) -> SpectraDataset:
+    from .synthir import VERSION, IR17V3Knobs, ir17_v3_masks, molecule_pool, render_ir17_v3
+
+    k = IR17V3Knobs(**knobs)
+    y, X, _, mol = render_ir17_v3(n, seed, k)
+    axis = named_axis("ir")
+    prov = _provenance("synth-ir17", n, seed, k, "each band's centre range x frequency scale +- reach")
+    return SpectraDataset(
+        X=X,
+        axis=axis,
+        y=y,
+        task="multilabel",
+        label_names=list(IR17_LABELS),
+        ids=[f"synth-ir17-v3-s{seed}-{i:07d}" for i in range(n)],
+        splits=random_splits(n, {"train": 0.8, "val": 0.1, "test": 0.1}, _child_seed(seed, 1)),
+        provenance=prov
+        | {
+            "generator_version": VERSION,
+            "bands": "IR correlation tables: Silverstein, Webster & Kiemle 2005 ch. 2; Socrates 2001",
+            "labels": "NCI structures shipped with RDKit (first_5K.smi), NIST-17 SMARTS of Fine et al. 2020",
+        },
+        masks=ir17_v3_masks(axis, k),
+        extras={"smiles": np.array([molecule_pool().smiles[i] for i in mol], dtype=str)},
+    )
+
+
+def render_components(
+    kind: str, n: int, seed: int, version: str = GENERATOR_VERSION, **knobs: Any
+) -> SynthParts:
+    """The spectra of ``make_synth(kind, n, seed, version, **knobs)`` with each class's noise-free part.
 
     Returns labels, X (N, L) and components (N, K, L); a class absent from a spectrum has exactly zero there.
     Memory is N * K * L * 4 bytes: meant for a few hundred spectra (tests, the data notebook).
     """
+    _check_version(kind, version)
+    if kind == "synth-ir17" and version == "3":
+        from .synthir import IR17V3Knobs, render_ir17_v3
+
+        y, X, comp, _ = render_ir17_v3(n, seed, IR17V3Knobs(**knobs), with_components=True)
+        return SynthParts(y, X, comp)
     if kind == "synth-ir17":
         y, X, comp = _simulate_ir17(n, seed, IR17Knobs(**knobs), with_components=True)
         return SynthParts(y, X, comp)
@@ -491,12 +540,15 @@ def bac30_masks(axis: np.ndarray, knobs: Bac30Knobs | None = None) -> np.ndarray
     return masks
 
 
-def ensure_synth(kind: str, n: int, seed: int, data_dir: str | os.PathLike) -> Path:
-    """The file of (kind, n, seed) under `data_dir`, generated on first use; generation is deterministic,
-    so a file with this name (which carries the generator version) always holds the same data."""
-    path = Path(data_dir) / f"{kind}_v{GENERATOR_VERSION}_n{n}_s{seed}.npz"
+def ensure_synth(
+    kind: str, n: int, seed: int, data_dir: str | os.PathLike, version: str = GENERATOR_VERSION
+) -> Path:
+    """The file of (kind, n, seed, version) under `data_dir`, generated on first use; generation is
+    deterministic, so a file with this name (which carries the version) always holds the same data."""
+    _check_version(kind, version)
+    path = Path(data_dir) / f"{kind}_v{version}_n{n}_s{seed}.npz"
     if not path.exists():
-        make_synth(kind, n, seed).save(path)
+        make_synth(kind, n, seed, version).save(path)
     return path
 
 
@@ -510,27 +562,36 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="RNG seed (same arguments -> identical file)")
     parser.add_argument("--out", type=Path, required=True, help="output dataset file")
     parser.add_argument(
+        "--version",
+        default=GENERATOR_VERSION,
+        help=f"generator version (default {GENERATOR_VERSION}; synth-ir17 3: realistic, peakmixer.synthir)",
+    )
+    parser.add_argument(
         "--knob",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override a difficulty knob (fields of IR17Knobs / Bac30Knobs), e.g. --knob noise=0.05",
+        help="override a knob (fields of IR17Knobs / IR17V3Knobs / Bac30Knobs), e.g. --knob noise=0.05",
     )
 
 
 def run_synth(args: argparse.Namespace) -> Path:
     """Generate and save the dataset described by `args` (from `add_synth_arguments`); returns its path."""
-    knobs = parse_knobs(args.kind, args.knob)
-    ds = make_synth(args.kind, args.n, args.seed, **knobs)
+    knobs = parse_knobs(args.kind, args.knob, args.version)
+    ds = make_synth(args.kind, args.n, args.seed, args.version, **knobs)
     path = ds.save(args.out)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in ds.splits.items())
     print(f"{path}: {args.kind}, {len(ds)} spectra x {ds.length} points, seed {args.seed} ({sizes})")
     return path
 
 
-def parse_knobs(kind: str, items: list[str]) -> dict[str, Any]:
+def parse_knobs(kind: str, items: list[str], version: str = GENERATOR_VERSION) -> dict[str, Any]:
     """``["noise=0.05", "normalize=false"]`` -> typed knob values for `kind`; unknown names raise."""
-    cls = {"synth-ir17": IR17Knobs, "synth-bac30": Bac30Knobs}[kind]
+    _check_version(kind, version)
+    if kind == "synth-ir17" and version == "3":
+        from .synthir import IR17V3Knobs as cls
+    else:
+        cls = {"synth-ir17": IR17Knobs, "synth-bac30": Bac30Knobs}[kind]
     types = {f.name: f.type for f in fields(cls)}
     out: dict[str, Any] = {}
     for item in items:

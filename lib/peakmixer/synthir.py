@@ -1,0 +1,338 @@
+"""``synth-ir17`` version 3: synthetic IR spectra meant to look like real ones to a model trained on them.
+
+Version 2 (`peakmixer.synth`) draws isolated Gaussians on a flat, noisy baseline with label sets from
+independent (copula) coin flips. A model trained on it finds few functional groups in real spectra. Version 3
+keeps its band table (`synth.IR17_BANDS`: Silverstein, Webster & Kiemle 2005 ch. 2; Socrates 2001) and adds
+what real spectra have, each drawn per spectrum (domain randomisation, not a fit to any real set):
+
+- **Label sets of real molecules.** Each spectrum is one of the 5 000 NCI structures that the RDKit wheel
+  ships (``rdkit/Data/NCI/first_5K.smi``, NCI open database), labelled with the NIST-IR SMARTS (Fine et al.
+  2020, `labels.NIST17_SMARTS`). Group intensities grow with the number of matches (sublinearly): ten CH2
+  give a stronger C-H stretch than one. "alkane" carried only by C without H (a quaternary C) has weak bands.
+- **Band shapes and widths.** Pseudo-Voigt lines (Gaussian-Lorentzian mix, Lorentzian tails as in condensed
+  phase); one width scale per spectrum from sharp computed spectra (~0.25 x the table's FWHM) to broad
+  solution spectra (1.6 x).
+- **Phase.** Gas-phase spectra (``p_gas``) show rotational P/R branch contours (two lobes 12-35 cm-1 apart,
+  sometimes a sharp Q branch), free O-H near 3650 and monomer acid C=O; condensed-phase spectra show the broad
+  H-bonded O-H (and the broad acid dimer O-H) instead (Silverstein ch. 2.6).
+- **Frequency scale.** All band centres times one factor in [0.975, 1.06] per spectrum: gas-condensed shifts
+  below 1, and above it unscaled computed harmonic frequencies, which overestimate observed ones by about 4%
+  (B3LYP) to 6% (MP2) (Scott & Radom, J. Phys. Chem. 1996, 100, 16502: scale factors 0.9614 and 0.9427).
+- **Skeleton.** Label-free bands, their number growing with the molecule's heavy atoms (about 3N - 6 modes,
+  most IR-weak): mostly in the fingerprint region 400-1500 cm-1.
+- **Instrument and atmosphere.** A baseline (tilt + broad hump) and white or smoothed noise, each over two
+  decades of level; residual water-vapour lines (1350-1950, 3550-3950) and the CO2 doublet near 2350 and its
+  667 band, of either sign (an imperfect background subtraction); a low-wavenumber cut-off (the detector's
+  range) filled with the edge value as the importer does.
+
+Masks: each of a group's bands, centre range times the frequency-scale range, widened by ``MASK_REACH`` x its
+nominal FWHM x the largest width scale (>= 95% of each present group's energy, tested). They are wider than
+version 2's: a scientist scoring an explanation against them should know the truth is blurrier here.
+
+Deterministic: the same (n, seed, knobs) give the same spectra; ``render_ir17_v3`` also returns each group's
+noise-free contribution (N, K, L).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+
+from .config import ConfigError
+from .data import named_axis
+from .labels import NIST17_NAMES, NIST17_SMARTS, compile_smarts, parse_smiles
+from .synth import IR17_BANDS, _child_seed, _standard_normal
+
+VERSION = "3"
+MASK_REACH = 2.0  # mask half-widening, in nominal FWHM x the largest width scale
+_REACH = 4.0  # lines are drawn on +-4 FWHM (a Lorentzian is 1.5% of its peak there)
+_MAX_SKELETON = 40
+# Phase of each band of IR17_BANDS: free O-H and monomer acid bands in the gas phase, H-bonded ones condensed.
+_GAS_ONLY = {"O-H stretch, free", "O-H stretch, monomer"}
+_CONDENSED_ONLY = {"O-H stretch, H-bonded", "O-H stretch, dimer (broad)"}
+# Count patterns for intensity: C-H bearing sp3 carbons for "alkane" (the label also fires on a bare C).
+_COUNT_OVERRIDE = {"alkane": "[CX4;H1,H2]"}
+_WATER = ((1350.0, 1950.0), (3550.0, 3950.0))
+_CO2 = ((2337.0, 12.0, 1.0), (2361.0, 12.0, 0.9), (667.0, 6.0, 0.5))  # centre, FWHM, relative amplitude
+
+
+@dataclass(frozen=True)
+class IR17V3Knobs:
+    """Ranges of the per-spectrum draws of synth-ir17 v3 (intensities relative to a strong band = 1)."""
+
+    p_gas: float = 0.4  # share of gas-phase spectra (P/R contours, free O-H)
+    width_min: float = 0.25  # width scale per spectrum, log-uniform in [width_min, width_max]
+    width_max: float = 1.6
+    eta_max: float = 0.8  # Lorentzian share of the line shape, uniform in [0, eta_max]
+    shift_min: float = 0.975  # frequency scale, uniform in [shift_min, shift_max]
+    shift_max: float = 1.06
+    intensity_spread: float = 0.35  # sd of log intensity per molecule and group
+    band_spread: float = 0.3  # sd of log intensity per band
+    count_power: float = 0.6  # intensity grows as (number of matches) ** count_power
+    skeleton_per_atom: float = 0.8  # mean skeleton bands per heavy atom (Poisson, at most 40)
+    noise_min: float = 3e-4  # white-noise sd, log-uniform in [noise_min, noise_max]
+    noise_max: float = 0.015
+    baseline_max: float = 0.08  # baseline amplitude, log-uniform in [baseline_max / 100, baseline_max]
+    p_atmosphere: float = 0.3  # share of spectra with residual water and CO2 lines
+    p_cutoff: float = 0.3  # share of spectra cut below a detector limit in [400, 650] cm-1
+
+
+class MoleculePool(NamedTuple):
+    """Real molecules' label sets: labels (M, 17) uint8, counts (M, 17) float32, heavy atoms (M,)."""
+
+    smiles: tuple[str, ...]
+    labels: np.ndarray
+    counts: np.ndarray
+    heavy_atoms: np.ndarray
+
+
+def nci_smiles() -> list[str]:
+    """The NCI structures shipped with RDKit (one SMILES per line, an id after a tab)."""
+    from rdkit import RDConfig
+
+    path = os.path.join(RDConfig.RDDataDir, "NCI", "first_5K.smi")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: the RDKit wheel's NCI structures are missing (reinstall rdkit)")
+    with open(path) as f:
+        return [line.split()[0] for line in f if line.strip()]
+
+
+@lru_cache(maxsize=1)
+def molecule_pool() -> MoleculePool:
+    """The NCI molecules that RDKit parses, with their NIST-17 labels and match counts (cached)."""
+    from rdkit import RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    patterns = compile_smarts(NIST17_SMARTS)
+    counters = [
+        compile_smarts([_COUNT_OVERRIDE[name]])[0] if name in _COUNT_OVERRIDE else patterns[k]
+        for k, name in enumerate(NIST17_NAMES)
+    ]
+    kept, labels, counts, heavy = [], [], [], []
+    for smi in nci_smiles():
+        try:
+            mol = parse_smiles(smi)
+        except ValueError:
+            continue
+        kept.append(smi)
+        labels.append([mol.HasSubstructMatch(p) for p in patterns])
+        counts.append([len(mol.GetSubstructMatches(p, maxMatches=50)) for p in counters])
+        heavy.append(mol.GetNumHeavyAtoms())
+    return MoleculePool(
+        tuple(kept),
+        np.array(labels, dtype=np.uint8),
+        np.array(counts, dtype=np.float32),
+        np.array(heavy, dtype=np.float32),
+    )
+
+
+def ir17_v3_masks(axis: np.ndarray, knobs: IR17V3Knobs | None = None) -> np.ndarray:
+    """(17, L) bool: where each group's bands can lie in version 3 (module docstring)."""
+    k = knobs or IR17V3Knobs()
+    masks = np.zeros((len(NIST17_NAMES), len(axis)), dtype=bool)
+    for b in IR17_BANDS:
+        pad = MASK_REACH * b.fwhm * k.width_max
+        masks[b.label] |= (axis >= b.lo * k.shift_min - pad) & (axis <= b.hi * k.shift_max + pad)
+    return masks
+
+
+def render_ir17_v3(
+    n: int, seed: int, knobs: IR17V3Knobs | None = None, *, with_components: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """Labels (n, 17) uint8, X (n, 1024) float32 min-max scaled, components (n, 17, 1024) or None, and the
+    pool index of each spectrum's molecule (n,). The random stream does not depend on `with_components`."""
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    k = knobs or IR17V3Knobs()
+    pool = molecule_pool()
+    rng = np.random.default_rng(_child_seed(seed, 10))
+    axis = named_axis("ir")
+    ax32 = axis.astype(np.float32)
+    n_groups = len(NIST17_NAMES)
+    mol = rng.integers(0, len(pool.smiles), n)
+    y = pool.labels[mol]
+    count = pool.counts[mol]
+
+    # Per-spectrum draws.
+    width = np.exp(rng.uniform(np.log(k.width_min), np.log(k.width_max), n))
+    eta = rng.uniform(0.0, k.eta_max, n)
+    scale = rng.uniform(k.shift_min, k.shift_max, n)
+    gas = rng.random(n) < k.p_gas
+    branch_gap = rng.uniform(12.0, 35.0, n)
+    q_branch = rng.random(n) < 0.5
+    group_level = np.exp(k.intensity_spread * rng.standard_normal((n, n_groups)))
+    group_level *= np.maximum(count, 0.25) ** k.count_power  # a bare quaternary C: weak "alkane" bands
+    u = rng.random((len(IR17_BANDS), 2, n))
+    g = rng.standard_normal((len(IR17_BANDS), 2, n))
+
+    X = np.zeros((n, len(axis)), dtype=np.float32)
+    comp = np.zeros((n, n_groups, len(axis)), dtype=np.float32) if with_components else None
+    present = np.zeros((len(IR17_BANDS), n), dtype=bool)
+    for j, b in enumerate(IR17_BANDS):
+        phase_ok = ~gas if b.mode in _CONDENSED_ONLY else gas if b.mode in _GAS_ONLY else True
+        present[j] = (y[:, b.label] == 1) & (u[j, 1] < b.p) & phase_ok
+    for label in range(n_groups):  # a present group shows at least one band
+        own = [j for j, b in enumerate(IR17_BANDS) if b.label == label]
+        none = (y[:, label] == 1) & ~present[own].any(axis=0)
+        first = next(j for j in own if IR17_BANDS[j].mode not in _GAS_ONLY | _CONDENSED_ONLY)
+        present[first, none] = True
+    for j, b in enumerate(IR17_BANDS):
+        rows = np.flatnonzero(present[j])
+        if rows.size == 0:
+            continue
+        centre = (b.lo + (b.hi - b.lo) * u[j, 0, rows]) * scale[rows]
+        fwhm = np.maximum(b.fwhm * width[rows] * np.clip(np.exp(0.15 * g[j, 0, rows]), 0.8, 1.25), 4.0)
+        amp = b.rel * group_level[rows, b.label] * np.exp(k.band_spread * g[j, 1, rows])
+        for line in _contour(rows, centre, fwhm, amp, eta[rows], gas[rows], branch_gap[rows], q_branch[rows]):
+            _add_lines(X, ax32, *line)
+            if comp is not None:
+                _add_lines(comp.reshape(-1, len(axis)), ax32, line[0] * n_groups + b.label, *line[1:])
+
+    # Skeleton: label-free bands, more for bigger molecules, mostly in the fingerprint region.
+    n_skel = np.minimum(rng.poisson(k.skeleton_per_atom * pool.heavy_atoms[mol] + 2.0), _MAX_SKELETON)
+    s = rng.random((4, _MAX_SKELETON, n))
+    for slot in range(_MAX_SKELETON):
+        rows = np.flatnonzero(n_skel > slot)
+        if rows.size == 0:
+            break
+        fp = s[0, slot, rows] < 0.8
+        centre = np.where(fp, 400.0 + 1100.0 * s[1, slot, rows], 400.0 + 1600.0 * s[1, slot, rows])
+        fwhm = np.maximum((8.0 + 20.0 * s[2, slot, rows]) * width[rows], 4.0)
+        amp = np.exp(np.log(0.02) + (np.log(0.5) - np.log(0.02)) * s[3, slot, rows])
+        _add_lines(X, ax32, rows, centre, fwhm, amp, eta[rows])
+
+    _add_atmosphere(X, ax32, rng, k)
+    peak = X.max(axis=1)
+    peak[peak <= 0] = 1.0
+    # Baseline and noise relative to the spectrum's strongest band; float32 and in place (speed).
+    r = rng.random((5, n), dtype=np.float32)
+    t = (ax32 - ax32[0]) / (ax32[-1] - ax32[0]) * np.float32(2.0) - np.float32(1.0)
+    base = np.float32(k.baseline_max) * np.exp(np.float32(np.log(0.01)) * r[0]) * peak
+    X += (base * (2.0 * r[1] - 1.0))[:, None] * t
+    X += (base * r[2])[:, None]
+    buf = ax32 - (np.float32(400.0) + np.float32(3600.0) * r[3])[:, None]  # a broad hump, 800 cm-1 sd
+    buf *= np.float32(1.0 / 800.0)
+    buf *= buf
+    buf *= np.float32(-0.5)
+    np.exp(buf, out=buf)
+    buf *= (base * r[4])[:, None]
+    X += buf
+    noise = _standard_normal(seed + 7919, X.shape)
+    smooth = np.flatnonzero(rng.random(n) < 0.5)  # coloured noise: a 3-point running sum, unit variance
+    part = noise[smooth]
+    part[:, 1:-1] += noise[smooth, :-2]
+    part[:, 1:-1] += noise[smooth, 2:]
+    part[:, 1:-1] *= np.float32(1.0 / np.sqrt(3.0))
+    noise[smooth] = part
+    sd = np.exp(rng.uniform(np.log(k.noise_min), np.log(k.noise_max), n)).astype(np.float32)
+    noise *= (sd * peak)[:, None]
+    X += noise
+    # A detector cut-off: below it the importer's edge fill (the first measured value).
+    edge = np.where(rng.random(n) < k.p_cutoff, np.searchsorted(axis, rng.uniform(400.0, 650.0, n)), 0)
+    below = np.arange(len(axis)) < edge[:, None]
+    X[below] = np.broadcast_to(X[np.arange(n), edge][:, None], X.shape)[below]
+    if comp is not None:
+        comp[np.broadcast_to(below[:, None, :], comp.shape)] = 0.0
+    lo = X.min(axis=1, keepdims=True)
+    inv = 1.0 / np.maximum(X.max(axis=1, keepdims=True) - lo, np.float32(1e-12))
+    X -= lo
+    X *= inv
+    if comp is not None:
+        comp *= inv[:, :, None]
+    return y, X, comp, mol
+
+
+def _contour(
+    rows: np.ndarray,
+    centre: np.ndarray,
+    fwhm: np.ndarray,
+    amp: np.ndarray,
+    eta: np.ndarray,
+    gas: np.ndarray,
+    gap: np.ndarray,
+    q: np.ndarray,
+) -> list[tuple[np.ndarray, ...]]:
+    """The lines of one band, as parts each with distinct rows: one line per row, or in the gas phase P and R
+    lobes (and a sharp Q)."""
+    g = gas & (fwhm < 100.0)  # broad bands have no resolved contour
+    parts = [(rows[~g], centre[~g], fwhm[~g], amp[~g], eta[~g])]
+    lobe = np.maximum(0.6 * fwhm[g], 4.0)
+    for side in (-0.5, 0.5):
+        parts.append((rows[g], centre[g] + side * gap[g], lobe, 0.6 * amp[g], eta[g]))
+    qq = g & q
+    parts.append((rows[qq], centre[qq], np.maximum(0.25 * fwhm[qq], 4.0), 0.8 * amp[qq], eta[qq]))
+    return [p for p in parts if p[0].size]
+
+
+def _add_lines(
+    out: np.ndarray,
+    ax32: np.ndarray,
+    rows: np.ndarray,
+    centre: np.ndarray,
+    fwhm: np.ndarray,
+    amp: np.ndarray,
+    eta: np.ndarray,
+) -> None:
+    """``out[rows[i]] += amp[i] * pseudo-Voigt(centre[i], fwhm[i], eta[i])`` on +-4 FWHM windows; `rows` are
+    distinct (a fancy-index += adds a repeated row once)."""
+    if rows.size == 0:
+        return
+    length = len(ax32)
+    dx = float(ax32[1] - ax32[0])
+    # Lines are grouped by window size (a broad O-H band must not widen every sharp line's window).
+    need = np.ceil(_REACH * fwhm / dx)
+    bucket = np.minimum(2 ** np.ceil(np.log2(np.maximum(need, 1))), length // 2).astype(int)
+    for half in np.unique(bucket):
+        sel = np.flatnonzero(bucket == half)
+        half = int(half)
+        width = min(2 * half + 1, length)
+        start = np.clip(np.searchsorted(ax32, centre[sel]) - half, 0, length - width)
+        cols = start[:, None] + np.arange(width)
+        d = (ax32[cols] - centre[sel, None].astype(np.float32)) / fwhm[sel, None].astype(np.float32)
+        d *= d
+        gauss = np.exp(np.float32(-4.0 * np.log(2.0)) * d)
+        lorentz = 1.0 / (1.0 + 4.0 * d)
+        e = eta[sel, None].astype(np.float32)
+        v = (1.0 - e) * gauss + e * lorentz
+        v *= amp[sel, None].astype(np.float32)
+        out[rows[sel, None], cols] += v
+
+
+def _add_atmosphere(X: np.ndarray, ax32: np.ndarray, rng: np.random.Generator, k: IR17V3Knobs) -> None:
+    """Residual water-vapour lines and the CO2 bands, of either sign, on a share of the spectra."""
+    n = len(X)
+    which = rng.random(n) < k.p_atmosphere
+    level = rng.uniform(0.005, 0.06, n) * rng.choice([-1.0, 1.0], n)
+    n_water = 30
+    spans = np.array(_WATER)
+    pick = rng.integers(0, len(spans), (n, n_water))
+    pos = spans[pick, 0] + (spans[pick, 1] - spans[pick, 0]) * rng.random((n, n_water))
+    strength = rng.exponential(1.0, (n, n_water))
+    rows = np.flatnonzero(which)
+    if rows.size == 0:
+        return
+    for line in range(n_water):
+        _add_lines(
+            X,
+            ax32,
+            rows,
+            pos[rows, line],
+            np.full(rows.size, 4.0),
+            level[rows] * 0.4 * strength[rows, line],
+            np.full(rows.size, 0.5),
+        )
+    co2 = rng.uniform(0.0, 1.0, n)
+    for centre, fwhm, rel in _CO2:
+        _add_lines(
+            X,
+            ax32,
+            rows,
+            np.full(rows.size, centre),
+            np.full(rows.size, fwhm),
+            level[rows] * co2[rows] * rel,
+            np.zeros(rows.size),
+        )

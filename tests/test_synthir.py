@@ -1,0 +1,164 @@
+"""synth-ir17 version 3 (the realistic generator) and the sim-to-real report."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from peakmixer import synth
+from peakmixer.config import ConfigError
+from peakmixer.labels import NIST17_NAMES, functional_groups
+from peakmixer.sim2real import (
+    RealSet,
+    Sim2RealConfig,
+    baselines,
+    fit_thresholds,
+    import_real,
+    readme_sim2real,
+    run_sim2real,
+    write_outputs,
+)
+from peakmixer.synthir import molecule_pool, render_ir17_v3
+
+IR = {name: k for k, name in enumerate(NIST17_NAMES)}
+
+
+@pytest.fixture(scope="module")
+def v3_parts():
+    return synth.render_components("synth-ir17", 200, 5, "3")
+
+
+def test_each_version_is_reproducible_and_version_2_is_unchanged(tmp_path):
+    a = synth.make_synth("synth-ir17", 150, 3, "3")
+    b = synth.make_synth("synth-ir17", 150, 3, "3")
+    assert np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y)
+    assert not np.array_equal(a.X, synth.make_synth("synth-ir17", 150, 4, "3").X)
+    v2 = synth.make_synth("synth-ir17", 150, 3)
+    assert np.array_equal(v2.X, synth.make_synth_ir17(150, 3).X) and not np.array_equal(v2.X, a.X)
+    assert a.provenance["generator_version"] == "3" and v2.provenance["generator_version"] == "2"
+    path = synth.ensure_synth("synth-ir17", 150, 3, tmp_path, "3")
+    assert path.name == "synth-ir17_v3_n150_s3.npz"
+    with pytest.raises(ConfigError, match="no generator version '9'"):
+        synth.make_synth("synth-ir17", 10, 0, "9")
+    with pytest.raises(ConfigError, match="synth-bac30 has no generator version '3'"):
+        synth.ensure_synth("synth-bac30", 10, 0, tmp_path, "3")
+
+
+def test_label_sets_are_those_of_real_molecules(v3_parts):
+    pool = molecule_pool()
+    # Every spectrum's labels are its molecule's SMARTS matches: recomputed here from the SMILES it carries.
+    ds = synth.make_synth("synth-ir17", 200, 5, "3")
+    assert np.array_equal(functional_groups(list(ds.extras["smiles"])), ds.y)
+    assert np.array_equal(ds.y, v3_parts.labels)
+    # Co-occurrence is chemistry, not independent coin flips: an ester is always an ether by the SMARTS;
+    # methyl esters make methyl and esters go together, and amines rarely sit beside esters.
+    y = pool.labels.astype(bool)
+    assert y[y[:, IR["esters"]], IR["ether"]].all()
+
+    def lift(a: str, b: str) -> float:
+        return (y[:, IR[a]] & y[:, IR[b]]).mean() / (y[:, IR[a]].mean() * y[:, IR[b]].mean())
+
+    assert lift("methyl", "esters") > 1.3 and lift("amines", "esters") < 0.5
+    big = synth.make_synth("synth-ir17", 3000, 0, "3").y.mean(0)
+    assert np.allclose(big, pool.labels.mean(0), atol=0.03)
+
+
+def test_masks_hold_each_present_group_and_absent_groups_are_zero(v3_parts):
+    masks = synth.make_synth("synth-ir17", 10, 5, "3").masks
+    present = v3_parts.labels.astype(bool)
+    comp = v3_parts.components.astype(np.float64)
+    energy = (comp**2).sum(-1)
+    inside = (comp**2 * masks[None]).sum(-1)
+    assert np.all(energy[present] > 0) and np.all(v3_parts.components[~present] == 0)
+    assert (inside[present] / energy[present]).min() >= 0.95
+
+
+def test_spectra_look_like_measurements_not_a_flat_noisy_line():
+    y, X, comp, mol = render_ir17_v3(300, 1)
+    assert X.shape == (300, 1024) and X.dtype == np.float32 and comp is None and len(mol) == 300
+    assert np.allclose(X.min(1), 0) and np.allclose(X.max(1), 1)
+    # Most of a real spectrum is near its baseline: the median point of most spectra is low.
+    assert np.median(np.median(X, axis=1)) < 0.2
+    # Widths span sharp computed lines to broad condensed-phase bands: the count of points above half the
+    # maximum differs by far between spectra.
+    wide = (X > 0.5).sum(1)
+    assert wide.max() >= 4 * max(wide.min(), 1)
+
+
+def test_thresholds_are_the_f1_best_on_the_data_given():
+    y = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
+    probs = np.array([[0.3, 0.9], [0.35, 0.8], [0.1, 0.7], [0.2, 0.6]])
+    t = fit_thresholds(y, probs)
+    assert 0.2 < t[0] <= 0.3  # separates 0.3/0.35 from 0.1/0.2
+    assert t[1] == 0.5  # no positive: the default
+
+
+def test_baselines_use_the_label_shares_of_the_set():
+    y = np.array([[1, 0, 1], [1, 0, 0], [1, 1, 0], [0, 0, 0]])
+    b = baselines(y, ["a", "b", "c"], draws=400)
+    assert (
+        b["majority"]["per_label"]["a"]["recall"] == 1.0 and b["majority"]["per_label"]["b"]["recall"] == 0.0
+    )
+    # Random guessing at each label's share: recall of a label is about its share.
+    assert abs(b["prevalence"]["per_label"]["a"]["recall"] - 0.75) < 0.06
+
+
+def test_real_sets_name_what_is_wrong(tmp_path):
+    with pytest.raises(ConfigError, match="expected NAME=PATH"):
+        RealSet.parse("no-equals-sign")
+    with pytest.raises(FileNotFoundError, match="nist: .*missing"):
+        import_real(RealSet("nist", tmp_path / "missing"))
+
+
+def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tmp_path, shared_data):
+    cfg = Sim2RealConfig(
+        real=[
+            RealSet("nist-gas", shared_data / "nist_ir_jcamp"),
+            RealSet("multimodal", shared_data / "ibm_ir_example" / "example_data_1.parquet"),
+        ],
+        versions=["2", "3"],
+        seeds=[0],
+        n=300,
+        overrides=["optim.epochs=1", "model.width=8"],
+        data_dir=tmp_path / "data",
+        runs_dir=tmp_path / "runs",
+    )
+    result = run_sim2real(cfg, progress=False)
+    t = result.table
+    assert set(t["scorer"]) == {"model", "majority", "prevalence"} and set(t["version"]) == {"2", "3"}
+    assert t[["micro_f1", "macro_f1", "emr"]].apply(lambda c: c.between(0, 1).all()).all()
+    assert set(t["spectra"]) == {50, 100}
+    # The majority baseline predicts the labels shared by half the set: on the drug-like set that includes
+    # alkane, methyl and aromatics, so its recall there is 1.
+    maj = result.labels[(result.labels["scorer"] == "majority") & (result.labels["real_set"] == "multimodal")]
+    assert (maj.set_index("label").loc[["alkane", "aromatics"], "recall"] == 1.0).all()
+    paths = write_outputs(result, tmp_path / "out")
+    names = {p.name for p in paths}
+    assert {"sim2real.csv", "sim2real.json", "sim2real_figure.png", "sim2real_labels.csv"} <= names
+    side = json.loads((tmp_path / "out" / "sim2real.json").read_text())
+    assert side["synthetic_data"] and "synth-ir17-v3" in side["data_sha256"]
+    # A second call reuses the finished runs (same identity) instead of training again.
+    (best,) = (tmp_path / "runs" / "v3_n300").glob("seed0-*/best.pt")
+    before = best.stat().st_mtime_ns
+    run_sim2real(cfg, progress=False)
+    assert best.stat().st_mtime_ns == before
+    store = tmp_path / "sim2real.csv"
+    t.to_csv(store, index=False)
+    text = readme_sim2real(store)
+    got = t[(t["real_set"] == "nist-gas") & (t["scorer"] == "model") & (t["version"] == "3")].iloc[0]
+    assert f"| nist-gas (50) | model | synth-ir17 v3 | {got['micro_f1']:.3f} |" in text
+    assert pd.read_csv(store)["scorer"].tolist() == t["scorer"].tolist()
+
+
+def test_the_cli_makes_version_3_with_its_own_knobs(tmp_path, capsys):
+    from peakmixer.cli import main
+    from peakmixer.data import load
+
+    out = tmp_path / "v3.npz"
+    args = ["data", "synth", "--kind", "synth-ir17", "--version", "3", "--n", "60", "--out", str(out)]
+    assert main([*args, "--knob", "p_gas=1.0", "--knob", "noise_max=0.001"]) == 0
+    ds = load(out)
+    assert ds.provenance["generator_version"] == "3" and ds.provenance["knobs"]["p_gas"] == 1.0
+    assert main([*args, "--knob", "separation=2"]) != 0  # a synth-bac30 knob
+    assert "'separation=2': expected NAME=VALUE with NAME one of" in capsys.readouterr().err
