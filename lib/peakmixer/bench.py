@@ -424,6 +424,32 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
             f"**x{r['ratio']['infer']:.2f}** inference (`{' '.join(args)}`)"
         )
     lines += ["", *ratios, ""]
+    if not quick:
+        m = REPORT_MODELS[1]
+        args = [
+            "bench",
+            "--width",
+            str(m["width"]),
+            "--blocks",
+            str(m["blocks"]),
+            "--mixer-layers",
+            str(m["mixer_layers"]),
+            "--n-classes",
+            str(m["n_classes"]),
+            "--steps",
+            str(steps),
+            "--compile",
+        ]
+        c = _run_json(args)["fast"]
+        lines += [
+            "## torch.compile (inductor) on this CPU",
+            "",
+            f"`{' '.join(args)}`: compiling the train and eval graphs took **{c['compile_seconds']:.0f} s**; "
+            f"then {c['train_spectra_per_s']:.0f} training and {c['infer_spectra_per_s']:.0f} inference "
+            "spectra/s (compare the fast row of the same model above). A default-budget run trains for about "
+            "a minute on this machine: compilation stays off by default unless it pays back within a run.",
+            "",
+        ]
     lines += [
         "## Synthetic generators",
         "",
