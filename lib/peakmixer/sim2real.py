@@ -242,20 +242,42 @@ def readme_sim2real(path: Path = STORE) -> str:
         "|---|---|---|---|---|---|",
     ]
     for (real_set, scorer), part in s.groupby(["real_set", "scorer"], sort=False):
-        versions = part["version"].tolist() if scorer == "model" else part["version"].tolist()[:1]
-        for v in versions:
+        versions = part["version"].tolist()
+        for v in versions if scorer == "model" else versions[:1]:  # a baseline's rows are all alike
             r = part[part["version"] == v].iloc[0]
             gen = f"synth-ir17 v{v}" if scorer == "model" else "–"
             cells = [_cell(r, m) for m in ("micro_f1", "macro_f1", "emr")]
             lines.append(
                 f"| {real_set} ({int(r['spectra'])}) | {scorer} | {gen} | " + " | ".join(cells) + " |"
             )
-    return "\n".join(lines)
+    return "\n".join(lines + ["", *verdict(s)])
+
+
+def verdict(s: pd.DataFrame) -> list[str]:
+    """Plain sentences from a `summary`: per real set, the best generator's micro-F1 against the majority
+    baseline and, where several generators were scored, the last one's change over the first."""
+    out = []
+    for real_set, part in s.groupby("real_set", sort=False):
+        model = part[part["scorer"] == "model"].set_index("version")["micro_f1_mean"]
+        majority = float(part.loc[part["scorer"] == "majority", "micro_f1_mean"].iloc[0])
+        best = str(model.idxmax())
+        change = (
+            f"; v{model.index[-1]} against v{model.index[0]}: {model.iloc[-1] - model.iloc[0]:+.3f}"
+            if len(model) > 1
+            else ""
+        )
+        side = "above" if model[best] > majority else "below"
+        out.append(
+            f"- {real_set}: best micro-F1 {model[best]:.3f} (synth-ir17 v{best}), {side} the majority "
+            f"baseline ({majority:.3f}){change}."
+        )
+    return out
 
 
 def _cell(r: pd.Series, metric: str) -> str:
     sd = r[f"{metric}_std"]
-    return f"{r[f'{metric}_mean']:.3f}" + (f" ± {sd:.3f}" if r["seeds"] > 1 and np.isfinite(sd) else "")
+    shown = r["scorer"] == "model" and r["seeds"] > 1 and np.isfinite(sd)  # baselines do not use the seed
+    return f"{r[f'{metric}_mean']:.3f}" + (f" ± {sd:.3f}" if shown else "")
 
 
 def _hash_of(path: Path) -> str:
