@@ -162,3 +162,31 @@ def test_the_cli_makes_version_3_with_its_own_knobs(tmp_path, capsys):
     assert ds.provenance["generator_version"] == "3" and ds.provenance["knobs"]["p_gas"] == 1.0
     assert main([*args, "--knob", "separation=2"]) != 0  # a synth-bac30 knob
     assert "'separation=2': expected NAME=VALUE with NAME one of" in capsys.readouterr().err
+
+
+def test_sim2real_scores_a_parquet_set_it_was_given_on_any_checkout(tmp_path):
+    # No ../shared needed: a small parquet file in the multimodal layout (1800-point spectra + SMILES), made
+    # from synthetic v3 spectra of real molecules, so the whole command path runs in CI too.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ds = synth.make_synth("synth-ir17", 40, 11, "3")
+    grid = np.linspace(400.0, 4000.0, 1800)
+    spectra = [np.interp(grid, ds.axis, x).tolist() for x in ds.X]
+    path = tmp_path / "set.parquet"
+    pq.write_table(pa.table({"smiles": list(ds.extras["smiles"]), "ir_spectra": spectra}), path)
+    cfg = Sim2RealConfig(
+        real=[RealSet("own", path)],
+        versions=["3"],
+        n=200,
+        overrides=["optim.epochs=1", "model.width=8"],
+        data_dir=tmp_path / "data",
+        runs_dir=tmp_path / "runs",
+    )
+    result = run_sim2real(cfg, progress=False)
+    model = result.table[result.table["scorer"] == "model"].iloc[0]
+    assert model["spectra"] == 40 and model["refused"] == 0 and 0 <= model["micro_f1"] <= 1
+    assert model["precision"] in {"fp32", "bf16"} and 0 <= model["synthetic_test_micro_f1"] <= 1
+    # Labels come from the SMILES: the set's label counts are those of its molecules.
+    own = result.labels[(result.labels["scorer"] == "model")].set_index("label")["support"]
+    assert own.to_dict() == dict(zip(NIST17_NAMES, ds.y.sum(0).tolist(), strict=True))

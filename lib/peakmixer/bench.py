@@ -35,6 +35,8 @@ from .models import build_model, describe
 from .train import autocast, loss_fn, resolve_device, resolve_precision
 
 MODES = ("eager", "fast")
+# On a CPU where the fast path stays fp32 (no AMX), a third row shows what bf16 autocast would do there.
+ALL_MODES = (*MODES, "bf16")
 
 
 def benchmark_synth(
@@ -121,7 +123,8 @@ def inference_bytes(model: torch.nn.Module, x: torch.Tensor, precision: str) -> 
 
 
 def _measure(
-    mode: str,
+    precision: str,
+    inference: bool,
     model: torch.nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -129,7 +132,6 @@ def _measure(
     dev: torch.device,
     compile_model: bool,
 ) -> dict[str, Any]:
-    precision = "fp32" if mode == "eager" else resolve_precision("auto", dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     net = model
     compile_seconds = None
@@ -142,7 +144,7 @@ def _measure(
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     t_train = _time(lambda: _train_step(net, opt, x, y, dev, precision), steps, dev)
-    t_infer = _time(lambda: _infer(net, x, dev, precision, inference=mode != "eager"), steps, dev)
+    t_infer = _time(lambda: _infer(net, x, dev, precision, inference=inference), steps, dev)
     batch = len(x)
     if dev.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
@@ -215,7 +217,11 @@ def benchmark(
         "threads": torch.get_num_threads(),
     }
     out: dict[str, Any] = {}
-    for mode in MODES:
+    fast = resolve_precision("auto", dev)
+    modes = {"eager": ("fp32", False), "fast": (fast, True)}
+    if dev.type == "cpu" and fast != "bf16":
+        modes["bf16"] = ("bf16", True)
+    for mode, (precision, inference) in modes.items():
         kw = {"blocks": blocks} if blocks else {}
         model = build_model(
             extractor,
@@ -226,7 +232,7 @@ def benchmark(
             input_length=input_length,
             **kw,
         ).to(dev)
-        out[mode] = _measure(mode, model, x, y, steps, dev, compile_model and mode == "fast")
+        out[mode] = _measure(precision, inference, model, x, y, steps, dev, compile_model and mode == "fast")
     return {
         **out,
         "ratio": {
@@ -263,7 +269,7 @@ def describe_result(result: dict[str, Any]) -> str:
         f"{result['model']} on {result['device']}, batch {c['batch']}, {c['steps']} steps, "
         f"{c['threads']} threads"
     ]
-    for mode in MODES:
+    for mode in (m for m in ALL_MODES if m in result):
         r = result[mode]
         mem = (
             f"peak CUDA memory {r['peak_mem_mb']:.0f} MB"
@@ -412,7 +418,7 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
             str(steps),
         ]
         r = _run_json(args)
-        for mode in MODES:
+        for mode in (m for m in ALL_MODES if m in r):
             x = r[mode]
             lines.append(
                 f"| {r['model']} | {m['n_classes']} | {r['config']['threads']} | {mode} | {x['precision']} | "
@@ -422,6 +428,12 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
         ratios.append(
             f"- {r['model']}: fast / eager = **x{r['ratio']['train']:.2f}** training, "
             f"**x{r['ratio']['infer']:.2f}** inference (`{' '.join(args)}`)"
+            + (
+                f"; bf16 autocast / eager would be x{_ratio(r, 'bf16', 'train'):.2f} training, "
+                f"x{_ratio(r, 'bf16', 'infer'):.2f} inference"
+                if "bf16" in r
+                else ""
+            )
         )
     lines += ["", *ratios, ""]
     if not quick:
@@ -521,6 +533,10 @@ def accuracy_check(seeds: tuple[int, ...] = (0, 1, 2), n: int = 4000) -> dict[st
     }
 
 
+def _ratio(result: dict[str, Any], mode: str, what: str) -> float:
+    return result[mode][f"{what}_spectra_per_s"] / result["eager"][f"{what}_spectra_per_s"]
+
+
 def _mb(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
@@ -544,7 +560,7 @@ def gpu_markdown(folder: Path, command: str) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        for mode in MODES:
+        for mode in (m for m in ALL_MODES if m in r):
             x = r[mode]
             comp = f"yes ({x['compile_seconds']:.0f} s)" if x["compiled"] else "no"
             lines.append(

@@ -135,16 +135,17 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
 
 
 def cpu_supports_bf16() -> bool:
-    """True on CPUs with native bf16 matmul (AMX or AVX512-BF16), where bf16 autocast pays off."""
+    """True on CPUs with AMX tiles, where bf16 autocast pays off. AVX512-BF16 alone does not: measured on a
+    2-core Xeon without AMX, bf16 autocast trains at 0.8x and infers at 0.7x fp32's speed (BENCHMARKS.md)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return "amx_bf16" in flags
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto``: bf16 on CUDA and bf16-capable CPUs, fp16 (+ GradScaler) on older CUDA, else fp32."""
+    """``auto``: bf16 on CUDA and on CPUs with AMX, fp16 (+ GradScaler) on older CUDA, else fp32."""
     if name != "auto":
         if name == "fp16" and device.type != "cuda":
             raise ConfigError("precision fp16 needs CUDA (use bf16 or fp32 on CPU)")
