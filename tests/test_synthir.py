@@ -190,3 +190,11 @@ def test_sim2real_scores_a_parquet_set_it_was_given_on_any_checkout(tmp_path):
     # Labels come from the SMILES: the set's label counts are those of its molecules.
     own = result.labels[(result.labels["scorer"] == "model")].set_index("label")["support"]
     assert own.to_dict() == dict(zip(NIST17_NAMES, ds.y.sum(0).tolist(), strict=True))
+
+
+def test_version_3_does_not_depend_on_the_number_of_threads(monkeypatch):
+    import peakmixer.synthir as synthir
+
+    many = render_ir17_v3(2500, 2)[1]  # three row blocks, rendered on threads
+    monkeypatch.setattr(synthir.os, "cpu_count", lambda: 1)
+    assert np.array_equal(render_ir17_v3(2500, 2)[1], many)
