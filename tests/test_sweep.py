@@ -133,22 +133,7 @@ def test_rows_from_before_the_ip_column_read_as_ip_off(tmp_path):
 
 
 def test_pretrain_finetune_protocol(tmp_path):
-    mc = toy_dataset(n=120, length=128, n_classes=3, task="multiclass", seed=0)
-    mc.splits = {
-        "reference": mc.splits["train"],
-        "val": mc.splits["val"],
-        "finetune": mc.splits["train"][:40],
-        "test": mc.splits["test"],
-    }
-    path = mc.save(tmp_path / "mc.npz")
-    ds = {
-        "name": "toy-mc",
-        "path": str(path),
-        "protocol": "pretrain_finetune",
-        "train": {"data": {"train_split": "reference"}},
-        "finetune": {"data": {"train_split": "finetune", "val_fraction": 0.25}, "optim": {"lr": 0.0003}},
-    }
-    cfg = sweep_config(tmp_path, datasets=[ds], mixers=["mlpmixer"])
+    cfg = sweep_config(tmp_path, datasets=[toy_pretrain_dataset(tmp_path)], mixers=["mlpmixer"])
     table = run_sweep(cfg, progress=False)
     assert len(table) == 2 and table["accuracy"].between(0, 1).all() and table["micro_f1"].isna().all()
     runs = tmp_path / "sweep" / "runs" / "toy-mc" / "w8-mlpmixer1"

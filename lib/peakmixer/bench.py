@@ -297,6 +297,14 @@ REPORT_MODELS = (
 )
 
 
+def _bench_args(model: dict[str, int], steps: int) -> list[str]:
+    """The `bench` command line of one of `REPORT_MODELS`."""
+    args = ["bench"]
+    for key in ("width", "blocks", "mixer_layers", "n_classes"):
+        args += [f"--{key.replace('_', '-')}", str(model[key])]
+    return [*args, "--steps", str(steps)]
+
+
 def _run_json(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """One `python -m peakmixer …` in its own process (threads and memory of its own), its JSON output."""
     done = subprocess.run(
@@ -404,19 +412,7 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
     ]
     ratios = []
     for m in models:
-        args = [
-            "bench",
-            "--width",
-            str(m["width"]),
-            "--blocks",
-            str(m["blocks"]),
-            "--mixer-layers",
-            str(m["mixer_layers"]),
-            "--n-classes",
-            str(m["n_classes"]),
-            "--steps",
-            str(steps),
-        ]
+        args = _bench_args(m, steps)
         r = _run_json(args)
         for mode in (m for m in ALL_MODES if m in r):
             x = r[mode]
@@ -437,21 +433,7 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
         )
     lines += ["", *ratios, ""]
     if not quick:
-        m = REPORT_MODELS[1]
-        args = [
-            "bench",
-            "--width",
-            str(m["width"]),
-            "--blocks",
-            str(m["blocks"]),
-            "--mixer-layers",
-            str(m["mixer_layers"]),
-            "--n-classes",
-            str(m["n_classes"]),
-            "--steps",
-            str(steps),
-            "--compile",
-        ]
+        args = [*_bench_args(REPORT_MODELS[1], steps), "--compile"]
         c = _run_json(args)["fast"]
         lines += [
             "## torch.compile (inductor) on this CPU",

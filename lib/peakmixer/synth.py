@@ -333,21 +333,38 @@ def make_synth_ir17(n: int, seed: int, version: str = GENERATOR_VERSION, **knobs
     k = IR17Knobs(**knobs)
     y, X, _ = _simulate_ir17(n, seed, k, with_components=False)
     axis = named_axis("ir")
-    split_seed = _child_seed(seed, 1)
+    provenance = _provenance("synth-ir17", n, seed, k, f"each band's centre range +- {MASK_FWHM} x FWHM") | {
+        "bands": _IR17_BAND_SOURCES,
+        "labels": "Fine et al. 2020 SMARTS semantics; NIST-IR label shares (sub_id datasets figure)",
+    }
+    return _ir17_dataset(X, y, seed, f"synth-ir17-s{seed}", provenance, ir17_masks(axis))
+
+
+_IR17_BAND_SOURCES = "IR correlation tables: Silverstein, Webster & Kiemle 2005 ch. 2; Socrates 2001"
+
+
+def _ir17_dataset(
+    X: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    id_prefix: str,
+    provenance: dict[str, Any],
+    masks: np.ndarray,
+    extras: dict[str, np.ndarray] | None = None,
+) -> SpectraDataset:
+    """A synth-ir17 dataset of either version: the ir axis, the 17 groups, seeded 80/10/10 splits."""
+    n = len(X)
     return SpectraDataset(
         X=X,
-        axis=axis,
+        axis=named_axis("ir"),
         y=y,
         task="multilabel",
         label_names=list(IR17_LABELS),
-        ids=[f"synth-ir17-s{seed}-{i:07d}" for i in range(n)],
-        splits=random_splits(n, {"train": 0.8, "val": 0.1, "test": 0.1}, split_seed),
-        provenance=_provenance("synth-ir17", n, seed, k, f"each band's centre range +- {MASK_FWHM} x FWHM")
-        | {
-            "bands": "IR correlation tables: Silverstein, Webster & Kiemle 2005 ch. 2; Socrates 2001",
-            "labels": "Fine et al. 2020 SMARTS semantics; NIST-IR label shares (sub_id datasets figure)",
-        },
-        masks=ir17_masks(axis),
+        ids=[f"{id_prefix}-{i:07d}" for i in range(n)],
+        splits=random_splits(n, {"train": 0.8, "val": 0.1, "test": 0.1}, _child_seed(seed, 1)),
+        provenance=provenance,
+        masks=masks,
+        extras=extras or {},
     )
 
 
@@ -409,25 +426,14 @@ def _make_ir17_v3(n: int, seed: int, **knobs: Any) -> SpectraDataset:
 
     k = IR17V3Knobs(**knobs)
     y, X, _, mol = render_ir17_v3(n, seed, k)
-    axis = named_axis("ir")
-    prov = _provenance("synth-ir17", n, seed, k, "each band's centre range x frequency scale +- reach")
-    return SpectraDataset(
-        X=X,
-        axis=axis,
-        y=y,
-        task="multilabel",
-        label_names=list(IR17_LABELS),
-        ids=[f"synth-ir17-v3-s{seed}-{i:07d}" for i in range(n)],
-        splits=random_splits(n, {"train": 0.8, "val": 0.1, "test": 0.1}, _child_seed(seed, 1)),
-        provenance=prov
-        | {
-            "generator_version": VERSION,
-            "bands": "IR correlation tables: Silverstein, Webster & Kiemle 2005 ch. 2; Socrates 2001",
-            "labels": "NCI structures shipped with RDKit (first_5K.smi), NIST-17 SMARTS of Fine et al. 2020",
-        },
-        masks=ir17_v3_masks(axis, k),
-        extras={"smiles": np.array([molecule_pool().smiles[i] for i in mol], dtype=str)},
-    )
+    prov = _provenance("synth-ir17", n, seed, k, "each band's centre range x frequency scale +- reach") | {
+        "generator_version": VERSION,
+        "bands": _IR17_BAND_SOURCES,
+        "labels": "NCI structures shipped with RDKit (first_5K.smi), NIST-17 SMARTS of Fine et al. 2020",
+    }
+    smiles = np.array([molecule_pool().smiles[i] for i in mol], dtype=str)
+    masks = ir17_v3_masks(named_axis("ir"), k)
+    return _ir17_dataset(X, y, seed, f"synth-ir17-v3-s{seed}", prov, masks, {"smiles": smiles})
 
 
 def render_components(

@@ -46,7 +46,7 @@ import numpy as np
 from .config import ConfigError
 from .data import named_axis
 from .labels import NIST17_NAMES, NIST17_SMARTS, compile_smarts, parse_smiles
-from .synth import IR17_BANDS, _child_seed
+from .synth import IR17_BANDS, _child_seed, _minmax
 
 VERSION = "3"
 MASK_REACH = 2.0  # mask half-widening, in nominal FWHM x the largest width scale
@@ -259,12 +259,7 @@ def _render_block(
     X[below] = np.broadcast_to(X[np.arange(n), edge][:, None], X.shape)[below]
     if comp is not None:
         comp[np.broadcast_to(below[:, None, :], comp.shape)] = 0.0
-    lo = X.min(axis=1, keepdims=True)
-    inv = 1.0 / np.maximum(X.max(axis=1, keepdims=True) - lo, np.float32(1e-12))
-    X -= lo
-    X *= inv
-    if comp is not None:
-        comp *= inv[:, :, None]
+    _minmax(X, comp)
     return y, X, comp, mol
 
 
