@@ -32,6 +32,18 @@ def test_bench_json_has_both_modes_and_their_ratios(capsys):
         r["fast"]["train_spectra_per_s"] / r["eager"]["train_spectra_per_s"]
     )
     assert r["config"]["width"] == 4 and r["device"].startswith("cpu")
+    assert set(r["roofline"]["matmul_gmacs"]) == {"fp32", "bf16", "fp16"}
+    assert min(r["roofline"]["matmul_gmacs"].values()) > 0 and r["roofline"]["ceiling"]["infer"] > 0
+
+
+def test_the_ceiling_is_the_best_matmul_over_what_eager_reaches(monkeypatch):
+    import peakmixer.bench as bench
+
+    monkeypatch.setattr(bench, "matmul_gmacs", lambda dev, p: {"fp32": 100.0, "bf16": 50.0, "fp16": 120.0}[p])
+    r = bench.roofline({"train_spectra_per_s": 10.0, "infer_spectra_per_s": 40.0}, 1e9, torch.device("cpu"))
+    assert r["eager_gmacs"] == pytest.approx({"train": 30.0, "infer": 40.0})  # training: 3 x forward MACs
+    assert r["eager_share_of_fp32_peak"] == pytest.approx({"train": 0.3, "infer": 0.4})
+    assert r["ceiling"] == pytest.approx({"train": 4.0, "infer": 3.0})  # against the best precision's peak
 
 
 def test_the_fast_path_predicts_what_fp32_eager_predicts():
@@ -62,6 +74,7 @@ def test_synth_benchmark_cli(capsys):
     assert main(["bench", "--synth", "synth-bac30", "--n", "400", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["n"] == 400 and r["spectra_per_s"] > 0 and r["target_per_s"] == 10_000
+    assert r["setup_seconds"] >= 0 and r["cores"] >= 1
     assert benchmark_synth("synth-ir17", 50, version="3")["version"] == "3"
 
 

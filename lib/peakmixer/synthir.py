@@ -35,10 +35,12 @@ noise-free contribution (N, K, L).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 import numpy as np
@@ -150,15 +152,8 @@ def render_ir17_v3(
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
     k = knobs or IR17V3Knobs()
-    pool = molecule_pool()
-
-    def block(start: int) -> tuple[np.ndarray, ...]:
-        # Each block of rows has its own stream, so the spectra do not depend on the number of threads.
-        rng = np.random.default_rng([_child_seed(seed, 10), start])
-        return _render_block(min(_BLOCK, n - start), rng, k, pool, with_components)
-
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as threads:  # numpy frees the GIL
-        parts = list(threads.map(block, range(0, n, _BLOCK)))
+    molecule_pool()  # cached before any fork, so the worker processes inherit it
+    parts = _map_blocks(partial(_seeded_block, n, seed, k, with_components), range(0, n, _BLOCK))
     comp = np.concatenate([p[2] for p in parts]) if with_components else None
     return (
         np.concatenate([p[0] for p in parts]),
@@ -166,6 +161,36 @@ def render_ir17_v3(
         comp,
         np.concatenate([p[3] for p in parts]),
     )
+
+
+def _seeded_block(
+    n: int, seed: int, k: IR17V3Knobs, with_components: bool, start: int
+) -> tuple[np.ndarray, ...]:
+    """Rows ``start .. start + _BLOCK`` of `render_ir17_v3`, from the block's own random stream (so the
+    spectra do not depend on how many processes render them)."""
+    rng = np.random.default_rng([_child_seed(seed, 10), start])
+    return _render_block(min(_BLOCK, n - start), rng, k, molecule_pool(), with_components)
+
+
+def worker_count() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _map_blocks(render: Callable[[int], tuple], starts: Sequence[int]) -> list[tuple]:
+    """`render` over the row blocks, in forked worker processes where there are several blocks and cores.
+
+    Not threads: a block is many small numpy calls that each take the GIL, and two threads rendered slower
+    than one (measured 2026-11-30: 20k spectra in 3.1 s on 2 threads, 2.4 s on one, 1.5 s on 2 processes).
+    Fork only (Linux): a spawned worker would re-import torch and rebuild the molecule pool."""
+    workers = min(len(starts), worker_count())
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [render(s) for s in starts]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(render, starts))
 
 
 def _render_block(
