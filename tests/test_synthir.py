@@ -1,4 +1,4 @@
-"""synth-ir17 version 3 (the realistic generator) and the sim-to-real report."""
+"""synth-ir17 versions 3 and 4 (the realistic generator) and the sim-to-real report."""
 
 import json
 
@@ -19,7 +19,7 @@ from peakmixer.sim2real import (
     run_sim2real,
     write_outputs,
 )
-from peakmixer.synthir import molecule_pool, render_ir17_v3
+from peakmixer.synthir import PRESETS, IR17V3Knobs, knobs_for, molecule_pool, render_ir17_v3
 
 IR = {name: k for k, name in enumerate(NIST17_NAMES)}
 
@@ -64,14 +64,38 @@ def test_label_sets_are_those_of_real_molecules(v3_parts):
     assert np.allclose(big, pool.labels.mean(0), atol=0.03)
 
 
-def test_masks_hold_each_present_group_and_absent_groups_are_zero(v3_parts):
-    masks = synth.make_synth("synth-ir17", 10, 5, "3").masks
-    present = v3_parts.labels.astype(bool)
-    comp = v3_parts.components.astype(np.float64)
+@pytest.mark.parametrize("version", ["3", "4"])
+def test_masks_hold_each_present_group_and_absent_groups_are_zero(version, v3_parts):
+    parts = v3_parts if version == "3" else synth.render_components("synth-ir17", 200, 5, version)
+    masks = synth.make_synth("synth-ir17", 10, 5, version).masks
+    present = parts.labels.astype(bool)
+    comp = parts.components.astype(np.float64)
     energy = (comp**2).sum(-1)
     inside = (comp**2 * masks[None]).sum(-1)
-    assert np.all(energy[present] > 0) and np.all(v3_parts.components[~present] == 0)
+    assert np.all(energy[present] > 0) and np.all(parts.components[~present] == 0)
     assert (inside[present] / energy[present]).min() >= 0.95
+
+
+def test_version_4_is_version_3_with_its_wider_preset():
+    assert knobs_for("3") == IR17V3Knobs() and knobs_for("4") == IR17V3Knobs(**PRESETS["4"])
+    assert knobs_for("4", p_gas=1.0).band_jitter == PRESETS["4"]["band_jitter"]
+    v4 = synth.make_synth("synth-ir17", 120, 2, "4")
+    same = synth.make_synth("synth-ir17", 120, 2, "3", **PRESETS["4"])
+    assert np.array_equal(v4.X, same.X) and np.array_equal(v4.masks, same.masks)
+    v3 = synth.make_synth("synth-ir17", 120, 2, "3")
+    assert np.array_equal(v3.y, v4.y) and not np.array_equal(v3.X, v4.X)  # same molecules, other spectra
+    assert v4.provenance["generator_version"] == "4" and v4.provenance["knobs"]["band_jitter"] > 0
+    assert v4.masks.sum() > v3.masks.sum()  # the per-band frequency error widens every band's window
+    # Wider: the strongest band's share of a spectrum's energy varies more across spectra.
+    parts3 = synth.render_components("synth-ir17", 300, 3, "3")
+    parts4 = synth.render_components("synth-ir17", 300, 3, "4")
+
+    def spread(parts) -> float:
+        peak = parts.components.max(-1)  # (N, K): each group's strongest point
+        ratio = peak[parts.labels == 1]
+        return float(np.std(np.log(ratio[ratio > 0])))
+
+    assert spread(parts4) > spread(parts3)
 
 
 def test_spectra_look_like_measurements_not_a_flat_noisy_line():

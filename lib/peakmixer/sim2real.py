@@ -65,7 +65,7 @@ class RealSet:
 @dataclass
 class Sim2RealConfig:
     real: list[RealSet] = field(default_factory=list)
-    versions: list[str] = field(default_factory=lambda: ["2", "3"])
+    versions: list[str] = field(default_factory=lambda: ["2", "3", "4"])
     seeds: list[int] = field(default_factory=lambda: [0])
     n: int = 4000  # synthetic spectra (the default budget's size)
     data_seed: int = 0
@@ -386,7 +386,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=PATH",
         help="real spectra: a JCAMP folder with molecules.csv, or a parquet file with SMILES",
     )
-    p.add_argument("--versions", nargs="+", default=["2", "3"], help="synth-ir17 generator versions")
+    p.add_argument("--versions", nargs="+", default=["2", "3", "4"], help="synth-ir17 generator versions")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds")
     p.add_argument("--n", type=int, default=4000, help="synthetic spectra")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")

@@ -63,8 +63,10 @@ from peakmixer.labels import BAC30_CLASS_TO_GROUP, BAC30_CLASSES, BAC30_GROUPS, 
 
 GENERATOR_VERSION = "2"  # the default version of every kind (what the results store was made with)
 KINDS = ("synth-ir17", "synth-bac30")
-# Versions that can still be made, per kind: synth-ir17 v3 is the realistic generator of `peakmixer.synthir`.
-VERSIONS = {"synth-ir17": ("2", "3"), "synth-bac30": ("2",)}
+# Versions that can still be made, per kind: synth-ir17 v3 and v4 are the realistic generator of
+# `peakmixer.synthir` (v4: wider randomisation).
+REALISTIC_IR17 = ("3", "4")
+VERSIONS = {"synth-ir17": ("2", *REALISTIC_IR17), "synth-bac30": ("2",)}
 
 # A Gaussian of FWHM w is exp(-4 ln2 (x - c)^2 / w^2); it is evaluated on +-2.5 FWHM (tail below 1e-7).
 _FOUR_LN2 = np.float32(4.0 * np.log(2.0))
@@ -324,12 +326,12 @@ def make_synth_ir17(n: int, seed: int, version: str = GENERATOR_VERSION, **knobs
     """synth-ir17: (n, 1024) multilabel IR spectra over the 17 NIST-IR groups; see the module docstring
     (version 2) or `peakmixer.synthir` (version 3, realistic).
 
-    Knobs are the fields of `IR17Knobs` (v2) or `synthir.IR17V3Knobs` (v3). Splits train/val/test 80/10/10
-    (seeded); masks (17, 1024).
+    Knobs are the fields of `IR17Knobs` (v2) or `synthir.IR17V3Knobs` (v3, v4: overrides of the version's
+    preset). Splits train/val/test 80/10/10 (seeded); masks (17, 1024).
     """
     _check_version("synth-ir17", version)
-    if version == "3":
-        return _make_ir17_v3(n, seed, **knobs)
+    if version in REALISTIC_IR17:
+        return _make_ir17_realistic(n, seed, version, **knobs)
     k = IR17Knobs(**knobs)
     y, X, _ = _simulate_ir17(n, seed, k, with_components=False)
     axis = named_axis("ir")
@@ -421,19 +423,19 @@ def _check_version(kind: str, version: str) -> None:
         raise ConfigError(f"{kind} has no generator version {version!r}: choose one of {VERSIONS[kind]}")
 
 
-def _make_ir17_v3(n: int, seed: int, **knobs: Any) -> SpectraDataset:
-    from .synthir import VERSION, IR17V3Knobs, ir17_v3_masks, molecule_pool, render_ir17_v3
+def _make_ir17_realistic(n: int, seed: int, version: str, **knobs: Any) -> SpectraDataset:
+    from .synthir import ir17_v3_masks, knobs_for, molecule_pool, render_ir17_v3
 
-    k = IR17V3Knobs(**knobs)
+    k = knobs_for(version, **knobs)
     y, X, _, mol = render_ir17_v3(n, seed, k)
     prov = _provenance("synth-ir17", n, seed, k, "each band's centre range x frequency scale +- reach") | {
-        "generator_version": VERSION,
+        "generator_version": version,
         "bands": _IR17_BAND_SOURCES,
         "labels": "NCI structures shipped with RDKit (first_5K.smi), NIST-17 SMARTS of Fine et al. 2020",
     }
     smiles = np.array([molecule_pool().smiles[i] for i in mol], dtype=str)
     masks = ir17_v3_masks(named_axis("ir"), k)
-    return _ir17_dataset(X, y, seed, f"synth-ir17-v3-s{seed}", prov, masks, {"smiles": smiles})
+    return _ir17_dataset(X, y, seed, f"synth-ir17-v{version}-s{seed}", prov, masks, {"smiles": smiles})
 
 
 def render_components(
@@ -445,10 +447,10 @@ def render_components(
     Memory is N * K * L * 4 bytes: meant for a few hundred spectra (tests, the data notebook).
     """
     _check_version(kind, version)
-    if kind == "synth-ir17" and version == "3":
-        from .synthir import IR17V3Knobs, render_ir17_v3
+    if kind == "synth-ir17" and version in REALISTIC_IR17:
+        from .synthir import knobs_for, render_ir17_v3
 
-        y, X, comp, _ = render_ir17_v3(n, seed, IR17V3Knobs(**knobs), with_components=True)
+        y, X, comp, _ = render_ir17_v3(n, seed, knobs_for(version, **knobs), with_components=True)
         return SynthParts(y, X, comp)
     if kind == "synth-ir17":
         y, X, comp = _simulate_ir17(n, seed, IR17Knobs(**knobs), with_components=True)
@@ -570,7 +572,7 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--version",
         default=GENERATOR_VERSION,
-        help=f"generator version (default {GENERATOR_VERSION}; synth-ir17 3: realistic, peakmixer.synthir)",
+        help=f"generator version (default {GENERATOR_VERSION}; synth-ir17 3, 4: realistic, see synthir)",
     )
     parser.add_argument(
         "--knob",
@@ -594,7 +596,7 @@ def run_synth(args: argparse.Namespace) -> Path:
 def parse_knobs(kind: str, items: list[str], version: str = GENERATOR_VERSION) -> dict[str, Any]:
     """``["noise=0.05", "normalize=false"]`` -> typed knob values for `kind`; unknown names raise."""
     _check_version(kind, version)
-    if kind == "synth-ir17" and version == "3":
+    if kind == "synth-ir17" and version in REALISTIC_IR17:
         from .synthir import IR17V3Knobs as cls
     else:
         cls = {"synth-ir17": IR17Knobs, "synth-bac30": Bac30Knobs}[kind]
