@@ -1,6 +1,7 @@
 """synth-ir17 versions 3 and 4 (the realistic generator) and the sim-to-real report."""
 
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -86,14 +87,14 @@ def test_version_4_is_version_3_with_its_wider_preset():
     assert np.array_equal(v3.y, v4.y) and not np.array_equal(v3.X, v4.X)  # same molecules, other spectra
     assert v4.provenance["generator_version"] == "4" and v4.provenance["knobs"]["band_jitter"] > 0
     assert v4.masks.sum() > v3.masks.sum()  # the per-band frequency error widens every band's window
-    # Wider: the strongest band's share of a spectrum's energy varies more across spectra.
+    # Wider: the heights of the present groups' strongest points vary more across spectra and groups.
     parts3 = synth.render_components("synth-ir17", 300, 3, "3")
     parts4 = synth.render_components("synth-ir17", 300, 3, "4")
 
     def spread(parts) -> float:
         peak = parts.components.max(-1)  # (N, K): each group's strongest point
-        ratio = peak[parts.labels == 1]
-        return float(np.std(np.log(ratio[ratio > 0])))
+        heights = peak[parts.labels == 1]
+        return float(np.std(np.log(heights[heights > 0])))
 
     assert spread(parts4) > spread(parts3)
 
@@ -217,11 +218,34 @@ def test_sim2real_scores_a_parquet_set_it_was_given_on_any_checkout(tmp_path):
 
 
 def test_version_3_does_not_depend_on_the_number_of_worker_processes(monkeypatch):
+    import concurrent.futures
+
     import peakmixer.synthir as synthir
 
+    pools = []
+
+    class CountedPool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(args[0] if args else kwargs.get("max_workers"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(synthir, "ProcessPoolExecutor", CountedPool)
     monkeypatch.setattr(synthir, "worker_count", lambda: 2)
     many = render_ir17_v3(2500, 2)  # three row blocks, rendered in two forked processes
+    assert pools == [2] or not sys.platform.startswith("linux")  # the pool really ran (fork: Linux only)
     monkeypatch.setattr(synthir, "worker_count", lambda: 1)
     one = render_ir17_v3(2500, 2)
+    assert len(pools) <= 1  # one worker: no pool
     for a, b in zip(many, one, strict=True):
         assert (a is None and b is None) or np.array_equal(a, b)
+
+
+def test_a_stale_cached_file_is_made_again(tmp_path):
+    path = synth.ensure_synth("synth-ir17", 60, 1, tmp_path, "4")
+    made = path.read_bytes()
+    # A file of the same name from another recipe (here: other knobs) would name its runs' data wrongly.
+    synth.make_synth("synth-ir17", 60, 1, "3").save(path)
+    assert synth.ensure_synth("synth-ir17", 60, 1, tmp_path, "4") == path and path.read_bytes() == made
+    mtime = path.stat().st_mtime_ns
+    synth.ensure_synth("synth-ir17", 60, 1, tmp_path, "4")  # the current recipe: kept as it is
+    assert path.stat().st_mtime_ns == mtime

@@ -195,22 +195,28 @@ def _infer(net: torch.nn.Module, x: torch.Tensor, dev, precision: str, *, infere
 _PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def matmul_gmacs(dev: torch.device, precision: str, reps: int = 5) -> float:
+def matmul_gmacs(dev: torch.device, precision: str, seconds: float = 0.3) -> float:
     """Multiply-accumulates per second (1e9) of one large square matmul in `precision`: what this device's
-    best-tuned kernel reaches, the practical ceiling for a model's convolutions and linear layers."""
-    n = 8192 if dev.type == "cuda" else 2048
+    best-tuned kernel reaches, the practical ceiling for a model's convolutions and linear layers. Repeated
+    for about `seconds` (a CPU without native fp16 or bf16 arithmetic is slow at it: a fixed count could take
+    minutes there)."""
+    n = 8192 if dev.type == "cuda" else 1024
     a = torch.randn(n, n, device=dev).to(_PEAK_DTYPES[precision])
     b = torch.randn(n, n, device=dev).to(_PEAK_DTYPES[precision])
+    once = _time(lambda: torch.mm(a, b), 1, dev)
+    reps = max(1, int(seconds / max(once, 1e-6)))
     return n**3 * reps / _time(lambda: torch.mm(a, b), reps, dev) / 1e9
 
 
 def roofline(eager: dict[str, Any], macs: float, dev: torch.device) -> dict[str, Any]:
-    """How far plain fp32 eager is from this device's matmul ceiling, and so the largest fast/eager ratio
-    that any precision could give: ``ceiling = best matmul GMAC/s / eager's GMAC/s``.
+    """How far plain fp32 eager is from this device's matmul ceiling, and so about the largest fast/eager
+    ratio that fp32, bf16 or fp16 could give: ``ceiling = best matmul GMAC/s / eager's GMAC/s``.
 
     `macs` is the model's forward multiply-accumulates per spectrum; a training step counts 3 x that (the
-    backward pass computes input and weight gradients, one forward's worth each). An upper bound: a model's
-    small convolutions never run as fast as one large matmul."""
+    backward pass computes input and weight gradients, one forward's worth each). An estimate, not a proof:
+    the matmul rate is measured briefly (1024 x 1024 on a CPU) on a machine that may be busy, and a model's
+    small convolutions seldom run as fast as one large matmul; a measured ratio above it says the estimate
+    was low."""
     peaks = {p: matmul_gmacs(dev, p) for p in _PEAK_DTYPES}
     achieved = {
         "train": 3 * macs * eager["train_spectra_per_s"] / 1e9,
@@ -263,6 +269,7 @@ def benchmark(
     modes = {"eager": ("fp32", False), "fast": (fast, True)}
     if dev.type == "cpu" and fast != "bf16":
         modes["bf16"] = ("bf16", True)
+    macs = 0.0
     for mode, (precision, inference) in modes.items():
         kw = {"blocks": blocks} if blocks else {}
         model = build_model(
@@ -274,6 +281,7 @@ def benchmark(
             input_length=input_length,
             **kw,
         ).to(dev)
+        macs = macs or profile_model(model)["macs"]  # every mode's model is the same architecture
         out[mode] = _measure(precision, inference, model, x, y, steps, dev, compile_model and mode == "fast")
     return {
         **out,
@@ -281,7 +289,7 @@ def benchmark(
             "train": out["fast"]["train_spectra_per_s"] / out["eager"]["train_spectra_per_s"],
             "infer": out["fast"]["infer_spectra_per_s"] / out["eager"]["infer_spectra_per_s"],
         },
-        "roofline": roofline(out["eager"], profile_model(model)["macs"], dev),
+        "roofline": roofline(out["eager"], macs, dev),
         "config": config,
         "model": describe(model.spec),
         "device": _device_name(dev),
@@ -333,8 +341,9 @@ def describe_result(result: dict[str, Any]) -> str:
     share = roof["eager_share_of_fp32_peak"]
     lines.append(
         f"  matmul ceiling (GMAC/s): {peaks}; fp32 eager runs at "
-        f"{share['train']:.0%} (train) / {share['infer']:.0%} (infer) of the fp32 one, so no fast path "
-        f"can beat it by more than x{roof['ceiling']['train']:.2f} / x{roof['ceiling']['infer']:.2f}"
+        f"{share['train']:.0%} (train) / {share['infer']:.0%} (infer) of the fp32 one: a fast path that ran "
+        f"at the best matmul rate would gain about x{roof['ceiling']['train']:.2f} / "
+        f"x{roof['ceiling']['infer']:.2f}"
     )
     return "\n".join(lines)
 
@@ -459,12 +468,12 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
         "infer MB/spectrum |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    ratios, roofs, fast_rows = [], [], []
+    ratios, roofs, fast_rows = [], [], {}
     for m in models:
         args = _bench_args(m, steps)
         r = _run_json(args)
         roofs.append(_roofline_row(r))
-        fast_rows.append(r["fast"])
+        fast_rows[m["width"]] = r["fast"]
         for mode in (m for m in ALL_MODES if m in r):
             x = r[mode]
             lines.append(
@@ -490,21 +499,23 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
         "",
         "A large square matmul is the fastest thing this device does per multiply-accumulate. The model's "
         "forward MACs per spectrum (training: 3 x, for the two gradients) times eager's spectra/s says how "
-        "much of that ceiling fp32 eager already uses, and so the largest fast/eager ratio that any "
-        "precision could give (best matmul GMAC/s over eager's GMAC/s; an upper bound, since small "
-        "convolutions never run as fast as one large matmul).",
+        "much of that ceiling fp32 eager already uses, and so about the largest fast/eager ratio that fp32, "
+        "bf16 or fp16 could give (best matmul GMAC/s over eager's GMAC/s). An estimate: the matmul is timed "
+        "briefly, and a model's small convolutions seldom run as fast as one large matmul.",
         "",
         "| model | matmul GMAC/s fp32 / bf16 / fp16 | eager GMAC/s train / infer | share of the fp32 "
-        "ceiling train / infer | largest possible fast/eager train / infer |",
+        "ceiling train / infer | about the largest fast/eager train / infer |",
         "|---|---|---|---|---|",
         *roofs,
         "",
     ]
     if not quick:
-        args = [*_bench_args(REPORT_MODELS[1], steps), "--compile"]
+        compiled = REPORT_MODELS[1]
+        args = [*_bench_args(compiled, steps), "--compile"]
         with tempfile.TemporaryDirectory() as cache:  # an empty inductor cache: what a user's first run pays
             c = _run_json(args, env={"TORCHINDUCTOR_CACHE_DIR": cache})["fast"]
-        plain = fast_rows[1]["train_spectra_per_s"]
+        uncompiled = fast_rows[compiled["width"]]
+        plain = uncompiled["train_spectra_per_s"]
         saved = 1 / plain - 1 / c["train_spectra_per_s"]  # seconds saved per training spectrum
         payback = (
             f"it pays back after {c['compile_seconds'] / saved:,.0f} training spectra "
@@ -515,17 +526,18 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
         lines += [
             "## torch.compile (inductor) on this CPU",
             "",
-            f"`{' '.join(args)}`, with an empty inductor cache: compiling the train and eval graphs took "
-            f"**{c['compile_seconds']:.0f} s**; then {c['train_spectra_per_s']:.0f} training and "
+            f"`{' '.join(args)}`, with an empty inductor cache: the first training step and inference call, "
+            f"which compile the two graphs, took **{c['compile_seconds']:.0f} s**; then "
+            f"{c['train_spectra_per_s']:.0f} training and "
             f"{c['infer_spectra_per_s']:.0f} inference spectra/s, against {plain:.0f} and "
-            f"{fast_rows[1]['infer_spectra_per_s']:.0f} uncompiled (the fast row above): {payback}. "
+            f"{uncompiled['infer_spectra_per_s']:.0f} uncompiled (the fast row above): {payback}. "
             "The training loop does not compile: a run must be longer than that pay-back to gain from it.",
             "",
         ]
     lines += [
         "## Synthetic generators",
         "",
-        "| generator | spectra | cores | spectra/s (generate + save) | once per process (s) |",
+        "| generator | spectra | cores it may use | spectra/s (generate + save) | once per process (s) |",
         "|---|---|---|---|---|",
     ]
     for kind, version in (

@@ -58,14 +58,14 @@ import numpy as np
 from scipy.special import ndtri
 
 from peakmixer.config import ConfigError
-from peakmixer.data import SpectraDataset, named_axis, random_splits
+from peakmixer.data import SpectraDataset, load, named_axis, random_splits
 from peakmixer.labels import BAC30_CLASS_TO_GROUP, BAC30_CLASSES, BAC30_GROUPS, BAC30_LABELS, NIST17_NAMES
 
 GENERATOR_VERSION = "2"  # the default version of every kind (what the results store was made with)
 KINDS = ("synth-ir17", "synth-bac30")
 # Versions that can still be made, per kind: synth-ir17 v3 and v4 are the realistic generator of
 # `peakmixer.synthir` (v4: wider randomisation).
-REALISTIC_IR17 = ("3", "4")
+REALISTIC_IR17 = ("3", "4")  # the keys of `synthir.PRESETS`
 VERSIONS = {"synth-ir17": ("2", *REALISTIC_IR17), "synth-bac30": ("2",)}
 
 # A Gaussian of FWHM w is exp(-4 ln2 (x - c)^2 / w^2); it is evaluated on +-2.5 FWHM (tail below 1e-7).
@@ -428,7 +428,8 @@ def _make_ir17_realistic(n: int, seed: int, version: str, **knobs: Any) -> Spect
 
     k = knobs_for(version, **knobs)
     y, X, _, mol = render_ir17_v3(n, seed, k)
-    prov = _provenance("synth-ir17", n, seed, k, "each band's centre range x frequency scale +- reach") | {
+    rule = "each band's centre range x frequency scale x (1 +- 2 band_jitter) +- reach"
+    prov = _provenance("synth-ir17", n, seed, k, rule) | {
         "generator_version": version,
         "bands": _IR17_BAND_SOURCES,
         "labels": "NCI structures shipped with RDKit (first_5K.smi), NIST-17 SMARTS of Fine et al. 2020",
@@ -552,12 +553,30 @@ def ensure_synth(
     kind: str, n: int, seed: int, data_dir: str | os.PathLike, version: str = GENERATOR_VERSION
 ) -> Path:
     """The file of (kind, n, seed, version) under `data_dir`, generated on first use; generation is
-    deterministic, so a file with this name (which carries the version) always holds the same data."""
+    deterministic, so a file with this name (which carries the version) holds the same data. A cached file
+    whose recorded recipe (`recipe`: the knobs included) is not the current one is made again: runs name
+    their data by that recipe (`data.data_identity`)."""
     _check_version(kind, version)
     path = Path(data_dir) / f"{kind}_v{version}_n{n}_s{seed}.npz"
-    if not path.exists():
+    if not path.exists() or _recorded_recipe(path) != recipe(kind, n, seed, version):
         make_synth(kind, n, seed, version).save(path)
     return path
+
+
+def recipe(kind: str, n: int, seed: int, version: str = GENERATOR_VERSION) -> dict[str, Any]:
+    """What `data.data_identity` names a default-knob synthetic set by, without generating it."""
+    if kind == "synth-ir17" and version in REALISTIC_IR17:
+        from .synthir import knobs_for
+
+        knobs: Any = knobs_for(version)
+    else:
+        knobs = {"synth-ir17": IR17Knobs, "synth-bac30": Bac30Knobs}[kind]()
+    return {"kind": kind, "n": n, "seed": seed, "generator_version": version, "knobs": asdict(knobs)}
+
+
+def _recorded_recipe(path: Path) -> dict[str, Any]:
+    prov = load(path).provenance
+    return {k: prov.get(k) for k in ("kind", "n", "seed", "generator_version", "knobs")}
 
 
 # ================================================================================================

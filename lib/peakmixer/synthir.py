@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -66,12 +67,10 @@ from .data import named_axis
 from .labels import NIST17_NAMES, NIST17_SMARTS, compile_smarts, parse_smiles
 from .synth import IR17_BANDS, _child_seed, _minmax
 
-# Versions of synth-ir17 this module renders: 3, and 4 = 3 with the wider randomisation of `PRESETS`.
-VERSIONS = ("3", "4")
 MASK_REACH = 2.0  # mask half-widening, in nominal FWHM x the largest width scale
 _REACH = 4.0  # lines are drawn on +-4 FWHM (a Lorentzian is 1.5% of its peak there)
 _MAX_SKELETON = 40
-_BLOCK = 1024  # rows per random stream (fixed: it defines the stream) and per thread task
+_BLOCK = 1024  # rows per random stream (fixed: it defines the stream) and per worker task
 # Phase of each band of IR17_BANDS: free O-H and monomer acid bands in the gas phase, H-bonded ones condensed.
 _GAS_ONLY = {"O-H stretch, free", "O-H stretch, monomer"}
 _CONDENSED_ONLY = {"O-H stretch, H-bonded", "O-H stretch, dimer (broad)"}
@@ -104,8 +103,9 @@ class IR17V3Knobs:
     skeleton_max: float = 0.5  # skeleton band intensity, log-uniform in [0.02, skeleton_max]
 
 
-# Version 4: the same renderer, randomised as widely as the gap between computed and measured spectra (module
-# docstring). Chosen from the literature before any real spectrum was scored.
+# The versions this module renders (`synth.REALISTIC_IR17`). Version 4: the same renderer, randomised as
+# widely as the gap between computed and measured spectra (module docstring), chosen from the literature
+# before any real spectrum was scored.
 PRESETS: dict[str, dict[str, float]] = {
     "3": {},
     "4": {"intensity_spread": 0.6, "band_spread": 0.8, "band_jitter": 0.008, "skeleton_max": 1.0},
@@ -113,9 +113,9 @@ PRESETS: dict[str, dict[str, float]] = {
 
 
 def knobs_for(version: str, **overrides: float | bool) -> IR17V3Knobs:
-    """The knobs of `version` (one of `VERSIONS`), with `overrides` (``--knob`` values) on top."""
+    """The knobs of `version` (a key of `PRESETS`), with `overrides` (``--knob`` values) on top."""
     if version not in PRESETS:
-        raise ConfigError(f"synth-ir17 version {version!r} is not rendered here: choose one of {VERSIONS}")
+        raise ConfigError(f"synth-ir17 version {version!r} is not rendered here: one of {list(PRESETS)}")
     return IR17V3Knobs(**(PRESETS[version] | overrides))
 
 
@@ -169,7 +169,7 @@ def molecule_pool() -> MoleculePool:
 
 
 def ir17_v3_masks(axis: np.ndarray, knobs: IR17V3Knobs | None = None) -> np.ndarray:
-    """(17, L) bool: where each group's bands can lie in version 3 (module docstring)."""
+    """(17, L) bool: where each group's bands can lie with knobs `k` (versions 3 and 4; module docstring)."""
     k = knobs or IR17V3Knobs()
     masks = np.zeros((len(NIST17_NAMES), len(axis)), dtype=bool)
     jitter = 2.0 * k.band_jitter  # the clip of the per-band frequency error
@@ -209,11 +209,14 @@ def _seeded_block(
 
 
 def worker_count() -> int:
-    """The cores this process may use."""
+    """Processes to render with: the cores this process may use, at most 4, and no more than
+    ``OMP_NUM_THREADS`` (a single-thread sweep worker beside others renders alone: it has one core)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    return min(4, cores, int(threads) if threads.isdigit() and int(threads) > 0 else cores)
 
 
 def _map_blocks(render: Callable[[int], tuple], starts: Sequence[int]) -> list[tuple]:
@@ -221,9 +224,10 @@ def _map_blocks(render: Callable[[int], tuple], starts: Sequence[int]) -> list[t
 
     Not threads: a block is many small numpy calls that each take the GIL, and two threads rendered slower
     than one (measured 2026-11-30: 20k spectra in 3.1 s on 2 threads, 2.4 s on one, 1.5 s on 2 processes).
-    Fork only (Linux): a spawned worker would re-import torch and rebuild the molecule pool."""
+    Forked, on Linux only (a spawned worker would re-import torch and rebuild the molecule pool; fork is
+    unsafe on macOS), never from a daemon process (a DataLoader worker may have no children): serial there."""
     workers = min(len(starts), worker_count())
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if workers < 2 or not sys.platform.startswith("linux") or multiprocessing.current_process().daemon:
         return [render(s) for s in starts]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         return list(pool.map(render, starts))
