@@ -1,10 +1,11 @@
 """Sim-to-real: train on synthetic IR spectra only, then find functional groups in real ones.
 
-For each synthetic generator version (``synth-ir17`` v2, the isolated-Gaussian benchmark; v3, the realistic
-one of `peakmixer.synthir`) and seed: train the default budget (``params/train/synth_ir17.yaml``), choose one
-decision threshold per label on the **synthetic** validation split (the F1-best of a grid; real labels are
-never used to tune anything), and score every real labelled IR set given (a folder of JCAMP-DX files with
-``molecules.csv``, or a parquet file that carries SMILES; labels from SMILES with the NIST-17 SMARTS).
+For each synthetic generator version (``synth-ir17`` v2, the isolated-Gaussian benchmark; v3 and v4, the
+realistic ones of `peakmixer.synthir`) and seed: train the default budget (``params/train/synth_ir17.yaml``),
+choose one decision threshold per label on the **synthetic** validation split (the F1-best of a grid; real
+labels are never used to tune anything), and score every real labelled IR set given (a folder of JCAMP-DX
+files with ``molecules.csv``, or a parquet file that carries SMILES; labels from SMILES with the NIST-17
+SMARTS).
 
 Beside the model, two trivial scorers that know the real set's label shares (so they are generous):
 ``majority`` predicts, for every spectrum, each label present in at least half of the set; ``prevalence``

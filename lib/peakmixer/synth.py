@@ -324,7 +324,7 @@ class SynthParts(NamedTuple):
 
 def make_synth_ir17(n: int, seed: int, version: str = GENERATOR_VERSION, **knobs: Any) -> SpectraDataset:
     """synth-ir17: (n, 1024) multilabel IR spectra over the 17 NIST-IR groups; see the module docstring
-    (version 2) or `peakmixer.synthir` (version 3, realistic).
+    (version 2) or `peakmixer.synthir` (versions 3 and 4, realistic).
 
     Knobs are the fields of `IR17Knobs` (v2) or `synthir.IR17V3Knobs` (v3, v4: overrides of the version's
     preset). Splits train/val/test 80/10/10 (seeded); masks (17, 1024).

@@ -82,7 +82,8 @@ _CO2 = ((2337.0, 12.0, 1.0), (2361.0, 12.0, 0.9), (667.0, 6.0, 0.5))  # centre, 
 
 @dataclass(frozen=True)
 class IR17V3Knobs:
-    """Ranges of the per-spectrum draws of synth-ir17 v3 (intensities relative to a strong band = 1)."""
+    """Ranges of the per-spectrum draws of synth-ir17 v3 and v4 (intensities relative to a strong band = 1;
+    v4 = `PRESETS["4"]`)."""
 
     p_gas: float = 0.4  # share of gas-phase spectra (P/R contours, free O-H)
     width_min: float = 0.25  # width scale per spectrum, log-uniform in [width_min, width_max]
