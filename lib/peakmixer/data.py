@@ -322,9 +322,13 @@ def data_identity(ds: SpectraDataset, path: str | os.PathLike | None = None) -> 
     """
     p = ds.provenance
     if p.get("synthetic") and p.get("generator") == "peakmixer.synth":
-        recipe = {k: p.get(k) for k in ("kind", "n", "seed", "generator_version", "knobs")}
-        return "synth:" + hashlib.sha256(_json_bytes(recipe)).hexdigest()[:16]
+        return "synth:" + hashlib.sha256(_json_bytes(synth_recipe(p))).hexdigest()[:16]
     return file_sha256(path) if path else "in-memory"
+
+
+def synth_recipe(provenance: dict[str, Any]) -> dict[str, Any]:
+    """The part of a `peakmixer.synth` provenance that names its data (`data_identity`)."""
+    return {k: provenance.get(k) for k in ("kind", "n", "seed", "generator_version", "knobs")}
 
 
 def minmax(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -58,7 +58,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from peakmixer.config import ConfigError
-from peakmixer.data import SpectraDataset, load, named_axis, random_splits
+from peakmixer.data import SpectraDataset, load, named_axis, random_splits, synth_recipe
 from peakmixer.labels import BAC30_CLASS_TO_GROUP, BAC30_CLASSES, BAC30_GROUPS, BAC30_LABELS, NIST17_NAMES
 
 GENERATOR_VERSION = "2"  # the default version of every kind (what the results store was made with)
@@ -332,7 +332,7 @@ def make_synth_ir17(n: int, seed: int, version: str = GENERATOR_VERSION, **knobs
     _check_version("synth-ir17", version)
     if version in REALISTIC_IR17:
         return _make_ir17_realistic(n, seed, version, **knobs)
-    k = IR17Knobs(**knobs)
+    k = _knobs("synth-ir17", version, **knobs)
     y, X, _ = _simulate_ir17(n, seed, k, with_components=False)
     axis = named_axis("ir")
     provenance = _provenance("synth-ir17", n, seed, k, f"each band's centre range +- {MASK_FWHM} x FWHM") | {
@@ -424,9 +424,9 @@ def _check_version(kind: str, version: str) -> None:
 
 
 def _make_ir17_realistic(n: int, seed: int, version: str, **knobs: Any) -> SpectraDataset:
-    from .synthir import ir17_v3_masks, knobs_for, molecule_pool, render_ir17_v3
+    from .synthir import ir17_v3_masks, molecule_pool, render_ir17_v3
 
-    k = knobs_for(version, **knobs)
+    k = _knobs("synth-ir17", version, **knobs)
     y, X, _, mol = render_ir17_v3(n, seed, k)
     rule = "each band's centre range x frequency scale x (1 +- 2 band_jitter) +- reach"
     prov = _provenance("synth-ir17", n, seed, k, rule) | {
@@ -448,16 +448,17 @@ def render_components(
     Memory is N * K * L * 4 bytes: meant for a few hundred spectra (tests, the data notebook).
     """
     _check_version(kind, version)
+    k = _knobs(kind, version, **knobs)
     if kind == "synth-ir17" and version in REALISTIC_IR17:
-        from .synthir import knobs_for, render_ir17_v3
+        from .synthir import render_ir17_v3
 
-        y, X, comp, _ = render_ir17_v3(n, seed, knobs_for(version, **knobs), with_components=True)
+        y, X, comp, _ = render_ir17_v3(n, seed, k, with_components=True)
         return SynthParts(y, X, comp)
     if kind == "synth-ir17":
-        y, X, comp = _simulate_ir17(n, seed, IR17Knobs(**knobs), with_components=True)
+        y, X, comp = _simulate_ir17(n, seed, k, with_components=True)
         return SynthParts(y, X, comp)
     if kind == "synth-bac30":
-        y, _, X, comp = _simulate_bac30(n, seed, Bac30Knobs(**knobs), with_components=True)
+        y, _, X, comp = _simulate_bac30(n, seed, k, with_components=True)
         return SynthParts(y, X, comp)
     raise ConfigError(f"unknown synthetic kind {kind!r}: expected one of {KINDS}")
 
@@ -565,18 +566,22 @@ def ensure_synth(
 
 def recipe(kind: str, n: int, seed: int, version: str = GENERATOR_VERSION) -> dict[str, Any]:
     """What `data.data_identity` names a default-knob synthetic set by, without generating it."""
-    if kind == "synth-ir17" and version in REALISTIC_IR17:
-        from .synthir import knobs_for
-
-        knobs: Any = knobs_for(version)
-    else:
-        knobs = {"synth-ir17": IR17Knobs, "synth-bac30": Bac30Knobs}[kind]()
-    return {"kind": kind, "n": n, "seed": seed, "generator_version": version, "knobs": asdict(knobs)}
+    provenance = _provenance(kind, n, seed, _knobs(kind, version), "") | {"generator_version": version}
+    return synth_recipe(provenance)
 
 
 def _recorded_recipe(path: Path) -> dict[str, Any]:
-    prov = load(path).provenance
-    return {k: prov.get(k) for k in ("kind", "n", "seed", "generator_version", "knobs")}
+    return synth_recipe(load(path).provenance)
+
+
+def _knobs(kind: str, version: str, **overrides: Any) -> Any:
+    """The knobs of (kind, version) with `overrides`: `IR17Knobs`, `Bac30Knobs` or, for the realistic
+    synth-ir17 versions, `synthir.IR17V3Knobs` from the version's preset."""
+    if kind == "synth-ir17" and version in REALISTIC_IR17:
+        from .synthir import knobs_for
+
+        return knobs_for(version, **overrides)
+    return {"synth-ir17": IR17Knobs, "synth-bac30": Bac30Knobs}[kind](**overrides)
 
 
 # ================================================================================================
@@ -615,10 +620,7 @@ def run_synth(args: argparse.Namespace) -> Path:
 def parse_knobs(kind: str, items: list[str], version: str = GENERATOR_VERSION) -> dict[str, Any]:
     """``["noise=0.05", "normalize=false"]`` -> typed knob values for `kind`; unknown names raise."""
     _check_version(kind, version)
-    if kind == "synth-ir17" and version in REALISTIC_IR17:
-        from .synthir import IR17V3Knobs as cls
-    else:
-        cls = {"synth-ir17": IR17Knobs, "synth-bac30": Bac30Knobs}[kind]
+    cls = type(_knobs(kind, version))
     types = {f.name: f.type for f in fields(cls)}
     out: dict[str, Any] = {}
     for item in items:
