@@ -1,4 +1,4 @@
-"""synth-ir17 versions 3 and 4 (the realistic generator) and the sim-to-real report."""
+"""synth-ir17 versions 3, 4 and 5 (the realistic generator) and the sim-to-real report."""
 
 import json
 import sys
@@ -65,7 +65,7 @@ def test_label_sets_are_those_of_real_molecules(v3_parts):
     assert np.allclose(big, pool.labels.mean(0), atol=0.03)
 
 
-@pytest.mark.parametrize("version", ["3", "4"])
+@pytest.mark.parametrize("version", ["3", "4", "5"])
 def test_masks_hold_each_present_group_and_absent_groups_are_zero(version, v3_parts):
     parts = v3_parts if version == "3" else synth.render_components("synth-ir17", 200, 5, version)
     masks = synth.make_synth("synth-ir17", 10, 5, version).masks
@@ -97,6 +97,25 @@ def test_version_4_is_version_3_with_its_wider_preset():
         return float(np.std(np.log(heights[heights > 0])))
 
     assert spread(parts4) > spread(parts3)
+
+
+def test_version_5_adds_label_free_small_molecules_and_volatile_gases():
+    pool = molecule_pool()
+    heavy = dict(zip(pool.smiles, pool.heavy_atoms, strict=True))
+    v5 = synth.make_synth("synth-ir17", 2000, 1, "5")
+    free = v5.extras["smiles"] == ""
+    # About one spectrum in ten is of a molecule with none of the 17 groups: no label, no molecule named.
+    assert 0.07 < free.mean() < 0.13 and not v5.y[free].any() and v5.y[~free].any(axis=1).mean() > 0.95
+    assert np.allclose(v5.X[free].max(1), 1.0)  # it still has bands: a spectrum, not a flat line
+    # Every gas-phase spectrum is of a volatile molecule: with every spectrum a gas, no molecule is large.
+    gas = synth.make_synth("synth-ir17", 300, 1, "5", p_gas=1.0, p_label_free=0.0)
+    assert max(heavy[s] for s in gas.extras["smiles"]) <= PRESETS["5"]["gas_max_atoms"]
+    assert np.median([heavy[s] for s in v5.extras["smiles"][~free]]) < np.median(pool.heavy_atoms)
+    # With its two knobs off, version 5 is version 4, and a recipe names them only where they are on.
+    off = synth.make_synth("synth-ir17", 120, 2, "5", gas_max_atoms=0, p_label_free=0.0)
+    v4 = synth.make_synth("synth-ir17", 120, 2, "4")
+    assert np.array_equal(off.X, v4.X) and off.provenance["knobs"] == v4.provenance["knobs"]
+    assert "p_label_free" not in v4.provenance["knobs"] and v5.provenance["knobs"]["p_label_free"] == 0.1
 
 
 def test_spectra_look_like_measurements_not_a_flat_noisy_line():

@@ -1,6 +1,6 @@
 """Sim-to-real: train on synthetic IR spectra only, then find functional groups in real ones.
 
-For each synthetic generator version (``synth-ir17`` v2, the isolated-Gaussian benchmark; v3 and v4, the
+For each synthetic generator version (``synth-ir17`` v2, the isolated-Gaussian benchmark; v3 to v5, the
 realistic ones of `peakmixer.synthir`) and seed: train the default budget (``params/train/synth_ir17.yaml``),
 choose one decision threshold per label on the **synthetic** validation split (the F1-best of a grid; real
 labels are never used to tune anything), and score every real labelled IR set given (a folder of JCAMP-DX
@@ -66,7 +66,7 @@ class RealSet:
 @dataclass
 class Sim2RealConfig:
     real: list[RealSet] = field(default_factory=list)
-    versions: list[str] = field(default_factory=lambda: ["2", "3", "4"])
+    versions: list[str] = field(default_factory=lambda: ["2", "3", "4", "5"])
     seeds: list[int] = field(default_factory=lambda: [0])
     n: int = 4000  # synthetic spectra (the default budget's size)
     data_seed: int = 0
@@ -387,7 +387,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=PATH",
         help="real spectra: a JCAMP folder with molecules.csv, or a parquet file with SMILES",
     )
-    p.add_argument("--versions", nargs="+", default=["2", "3", "4"], help="synth-ir17 generator versions")
+    versions = Sim2RealConfig().versions
+    p.add_argument("--versions", nargs="+", default=versions, help="synth-ir17 generator versions")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds")
     p.add_argument("--n", type=int, default=4000, help="synthetic spectra")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")

@@ -65,7 +65,7 @@ GENERATOR_VERSION = "2"  # the default version of every kind (what the results s
 KINDS = ("synth-ir17", "synth-bac30")
 # Versions that can still be made, per kind: synth-ir17 v3 and v4 are the realistic generator of
 # `peakmixer.synthir` (v4: wider randomisation).
-REALISTIC_IR17 = ("3", "4")  # the keys of `synthir.PRESETS`
+REALISTIC_IR17 = ("3", "4", "5")  # the keys of `synthir.PRESETS`
 VERSIONS = {"synth-ir17": ("2", *REALISTIC_IR17), "synth-bac30": ("2",)}
 
 # A Gaussian of FWHM w is exp(-4 ln2 (x - c)^2 / w^2); it is evaluated on +-2.5 FWHM (tail below 1e-7).
@@ -324,9 +324,9 @@ class SynthParts(NamedTuple):
 
 def make_synth_ir17(n: int, seed: int, version: str = GENERATOR_VERSION, **knobs: Any) -> SpectraDataset:
     """synth-ir17: (n, 1024) multilabel IR spectra over the 17 NIST-IR groups; see the module docstring
-    (version 2) or `peakmixer.synthir` (versions 3 and 4, realistic).
+    (version 2) or `peakmixer.synthir` (versions 3-5, realistic).
 
-    Knobs are the fields of `IR17Knobs` (v2) or `synthir.IR17V3Knobs` (v3, v4: overrides of the version's
+    Knobs are the fields of `IR17Knobs` (v2) or `synthir.IR17V3Knobs` (v3-v5: overrides of the version's
     preset). Splits train/val/test 80/10/10 (seeded); masks (17, 1024).
     """
     _check_version("synth-ir17", version)
@@ -434,7 +434,7 @@ def _make_ir17_realistic(n: int, seed: int, version: str, **knobs: Any) -> Spect
         "bands": _IR17_BAND_SOURCES,
         "labels": "NCI structures shipped with RDKit (first_5K.smi), NIST-17 SMARTS of Fine et al. 2020",
     }
-    smiles = np.array([molecule_pool().smiles[i] for i in mol], dtype=str)
+    smiles = np.array([molecule_pool().smiles[i] if i >= 0 else "" for i in mol], dtype=str)
     masks = ir17_v3_masks(named_axis("ir"), k)
     return _ir17_dataset(X, y, seed, f"synth-ir17-v{version}-s{seed}", prov, masks, {"smiles": smiles})
 
@@ -660,7 +660,7 @@ def _provenance(
         "seed": seed,
         "generator": "peakmixer.synth",
         "generator_version": GENERATOR_VERSION,
-        "knobs": asdict(knobs),
+        "knobs": knobs.record() if hasattr(knobs, "record") else asdict(knobs),
         "mask_rule": mask_rule,
     }
 
