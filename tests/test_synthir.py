@@ -192,6 +192,20 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
     text = readme_sim2real(store)
     got = t[(t["real_set"] == "nist-gas") & (t["scorer"] == "model") & (t["version"] == "3")].iloc[0]
     assert f"| nist-gas (50) | model | synth-ir17 v3 | {got['micro_f1']:.3f} |" in text
+    # Beside the table, the per-label store names every weak label (>= 5 positives, recall < 0.5) of the
+    # best generator per set, with its recall: recomputed here from the per-label rows.
+    labels = result.labels
+    labels.to_csv(tmp_path / "sim2real_labels.csv", index=False)
+    text = readme_sim2real(store)
+    model = t[(t["scorer"] == "model") & (t["real_set"] == "multimodal")]
+    best = model.set_index("version")["micro_f1"].idxmax()
+    mine = labels[
+        (labels["scorer"] == "model") & (labels["real_set"] == "multimodal") & (labels["version"] == best)
+    ]
+    weak = mine[(mine["support"] >= 5) & (mine["recall"] < 0.5)]
+    line = next(x for x in text.splitlines() if x.startswith(f"- multimodal, synth-ir17 v{best}: recall"))
+    assert all(f"{r.label} {r.recall:.2f} ({r.support})" in line for r in weak.itertuples())
+    assert line.count("(") == (len(weak) + 1 if len(weak) else 0)
     assert pd.read_csv(store)["scorer"].tolist() == t["scorer"].tolist()
 
 

@@ -16,7 +16,7 @@ Macro-F1 follows `peakmixer.metrics` (labels present in the truth or the predict
 per version, seed, real set and scorer), ``sim2real_labels.csv`` (per-label precision / recall / support)
 and the figure ``sim2real_figure.png`` (a real spectrum beside the nearest synthetic spectrum of the same
 label set, and the per-label recall on real data), each with a provenance sidecar. ``--store`` also writes
-``results/sim2real.csv``, from which the README's section is generated.
+both tables into ``results/``, from which the README's section is generated.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from .provenance import REPO_ROOT
 from .synth import ensure_synth
 
 STORE = REPO_ROOT / "results" / "sim2real.csv"
+LABELS_STORE = STORE.with_name("sim2real_labels.csv")  # per-label scores, beside the store's table
 TRAIN_CONFIG = REPO_ROOT / "params" / "train" / "synth_ir17.yaml"
 SCORERS = ("model", "majority", "prevalence")
 METRICS = ("micro_f1", "macro_f1", "emr", "hamming_accuracy")
@@ -267,7 +268,9 @@ def readme_sim2real(path: Path = STORE) -> str:
             lines.append(
                 f"| {real_set} ({int(r['spectra'])}) | {scorer} | {gen} | " + " | ".join(cells) + " |"
             )
-    return "\n".join(lines + ["", *verdict(s)])
+    labels_path = path.with_name(LABELS_STORE.name)
+    weak = weak_labels(s, pd.read_csv(labels_path, dtype={"version": str})) if labels_path.exists() else []
+    return "\n".join(lines + ["", *verdict(s), *weak])
 
 
 def verdict(s: pd.DataFrame) -> list[str]:
@@ -287,6 +290,30 @@ def verdict(s: pd.DataFrame) -> list[str]:
         out.append(
             f"- {real_set}: best micro-F1 {model[best]:.3f} (synth-ir17 v{best}), {side} the majority "
             f"baseline ({majority:.3f}){change}."
+        )
+    return out
+
+
+def weak_labels(s: pd.DataFrame, labels: pd.DataFrame, min_support: int = 5, floor: float = 0.5) -> list[str]:
+    """Per real set, the labels with at least `min_support` positives whose recall (mean over seeds) stays
+    below `floor` with the best generator of `s` (a `summary`), from the per-label table."""
+    out = []
+    for real_set, part in s[s["scorer"] == "model"].groupby("real_set", sort=False):
+        best = str(part.set_index("version")["micro_f1_mean"].idxmax())
+        rows = labels[
+            (labels["real_set"] == real_set) & (labels["scorer"] == "model") & (labels["version"] == best)
+        ]
+        per = rows.groupby("label", sort=False).agg(recall=("recall", "mean"), support=("support", "max"))
+        counted = per[per["support"] >= min_support]
+        low = counted[counted["recall"] < floor].sort_values("recall")
+        head = f"- {real_set}, synth-ir17 v{best}: recall"
+        if low.empty:
+            out.append(f"{head} >= {floor} on every label with at least {min_support} positives.")
+            continue
+        listed = ", ".join(f"{name} {r.recall:.2f} ({int(r.support)})" for name, r in low.iterrows())
+        out.append(
+            f"{head} below {floor} on {len(low)} of the {len(counted)} labels with at least {min_support} "
+            f"positives (recall, positives): {listed}."
         )
     return out
 
@@ -352,7 +379,8 @@ def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False)
     if store:
         STORE.parent.mkdir(parents=True, exist_ok=True)
         result.table.to_csv(STORE, index=False)
-        paths.append(STORE)
+        result.labels.to_csv(LABELS_STORE, index=False)
+        paths += [STORE, LABELS_STORE]
     return paths
 
 

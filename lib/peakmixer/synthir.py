@@ -127,7 +127,7 @@ class IR17V3Knobs:
     gas_max_atoms: int = 0  # gas-phase spectra draw molecules of at most this many heavy atoms (0: any)
     p_label_free: float = 0.0  # share of spectra of a small molecule that carries none of the 17 groups
 
-    def record(self) -> dict[str, float | bool]:
+    def record(self) -> dict[str, float | int | bool]:
         """The knobs as a recipe names them: version 5's only where set, so that the recipes (and the
         stored runs) of versions 3 and 4 stay as they were before version 5 existed."""
         return {k: v for k, v in asdict(self).items() if k not in _LATER or v != _LATER[k]}
