@@ -41,7 +41,7 @@ from .provenance import REPO_ROOT
 from .synth import ensure_synth
 
 STORE = REPO_ROOT / "results" / "sim2real.csv"
-LABELS_STORE = STORE.with_name("sim2real_labels.csv")  # per-label scores, beside the store's table
+LABELS_NAME = "sim2real_labels.csv"  # the per-label scores, beside the store's table
 TRAIN_CONFIG = REPO_ROOT / "params" / "train" / "synth_ir17.yaml"
 SCORERS = ("model", "majority", "prevalence")
 METRICS = ("micro_f1", "macro_f1", "emr", "hamming_accuracy")
@@ -268,7 +268,7 @@ def readme_sim2real(path: Path = STORE) -> str:
             lines.append(
                 f"| {real_set} ({int(r['spectra'])}) | {scorer} | {gen} | " + " | ".join(cells) + " |"
             )
-    labels_path = path.with_name(LABELS_STORE.name)
+    labels_path = path.with_name(LABELS_NAME)
     weak = weak_labels(s, pd.read_csv(labels_path, dtype={"version": str})) if labels_path.exists() else []
     return "\n".join(lines + ["", *verdict(s), *weak])
 
@@ -300,13 +300,16 @@ def weak_labels(s: pd.DataFrame, labels: pd.DataFrame, min_support: int = 5, flo
     out = []
     for real_set, part in s[s["scorer"] == "model"].groupby("real_set", sort=False):
         best = str(part.set_index("version")["micro_f1_mean"].idxmax())
-        rows = labels[
-            (labels["real_set"] == real_set) & (labels["scorer"] == "model") & (labels["version"] == best)
-        ]
+        version = labels["version"].astype(str)
+        rows = labels[(labels["real_set"] == real_set) & (labels["scorer"] == "model") & (version == best)]
+        head = f"- {real_set}, synth-ir17 v{best}: recall"
+        if rows.empty:  # an older per-label table: say so rather than call every label fine
+            out.append(f"{head} per label not in the per-label table.")
+            continue
+        # support: the set's positives, the same for every seed; recall: the mean over seeds
         per = rows.groupby("label", sort=False).agg(recall=("recall", "mean"), support=("support", "max"))
         counted = per[per["support"] >= min_support]
         low = counted[counted["recall"] < floor].sort_values("recall")
-        head = f"- {real_set}, synth-ir17 v{best}: recall"
         if low.empty:
             out.append(f"{head} >= {floor} on every label with at least {min_support} positives.")
             continue
@@ -379,8 +382,8 @@ def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False)
     if store:
         STORE.parent.mkdir(parents=True, exist_ok=True)
         result.table.to_csv(STORE, index=False)
-        result.labels.to_csv(LABELS_STORE, index=False)
-        paths += [STORE, LABELS_STORE]
+        result.labels.to_csv(STORE.with_name(LABELS_NAME), index=False)
+        paths += [STORE, STORE.with_name(LABELS_NAME)]
     return paths
 
 
@@ -421,7 +424,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=4000, help="synthetic spectra")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "figures" / "sim2real", help="output folder")
-    p.add_argument("--store", action="store_true", help="also write results/sim2real.csv (for the README)")
+    p.add_argument(
+        "--store",
+        action="store_true",
+        help="also write results/sim2real.csv and sim2real_labels.csv (for the README)",
+    )
     p.set_defaults(func=_cli)
 
 

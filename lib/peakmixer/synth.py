@@ -63,8 +63,8 @@ from peakmixer.labels import BAC30_CLASS_TO_GROUP, BAC30_CLASSES, BAC30_GROUPS, 
 
 GENERATOR_VERSION = "2"  # the default version of every kind (what the results store was made with)
 KINDS = ("synth-ir17", "synth-bac30")
-# Versions that can still be made, per kind: synth-ir17 v3 and v4 are the realistic generator of
-# `peakmixer.synthir` (v4: wider randomisation).
+# Versions that can still be made, per kind: synth-ir17 v3-v5 are the realistic generator of
+# `peakmixer.synthir` (v4: wider randomisation; v5: volatile gases and label-free molecules).
 REALISTIC_IR17 = ("3", "4", "5")  # the keys of `synthir.PRESETS`
 VERSIONS = {"synth-ir17": ("2", *REALISTIC_IR17), "synth-bac30": ("2",)}
 
@@ -596,7 +596,7 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--version",
         default=GENERATOR_VERSION,
-        help=f"generator version (default {GENERATOR_VERSION}; synth-ir17 3, 4: realistic, see synthir)",
+        help=f"generator version (default {GENERATOR_VERSION}; synth-ir17 3, 4, 5: realistic, see synthir)",
     )
     parser.add_argument(
         "--knob",

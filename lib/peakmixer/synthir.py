@@ -104,8 +104,8 @@ _LATER: dict[str, float] = {"gas_max_atoms": 0, "p_label_free": 0.0}
 
 @dataclass(frozen=True)
 class IR17V3Knobs:
-    """Ranges of the per-spectrum draws of synth-ir17 v3 and v4 (intensities relative to a strong band = 1;
-    v4 = `PRESETS["4"]`)."""
+    """Ranges of the per-spectrum draws of synth-ir17 v3-v5 (intensities relative to a strong band = 1;
+    v4, v5 = `PRESETS["4"]`, `PRESETS["5"]`)."""
 
     p_gas: float = 0.4  # share of gas-phase spectra (P/R contours, free O-H)
     width_min: float = 0.25  # width scale per spectrum, log-uniform in [width_min, width_max]
@@ -123,7 +123,7 @@ class IR17V3Knobs:
     p_atmosphere: float = 0.3  # share of spectra with residual water and CO2 lines
     p_cutoff: float = 0.3  # share of spectra cut below a detector limit in [400, 650] cm-1
     band_jitter: float = 0.0  # sd of each band's own relative frequency error (clipped at 2 sd)
-    skeleton_max: float = 0.5  # skeleton band intensity, log-uniform in [0.02, skeleton_max]
+    skeleton_max: float = 0.5  # skeleton band intensity, log-uniform in [0.02 (label-free: 0.1), this]
     gas_max_atoms: int = 0  # gas-phase spectra draw molecules of at most this many heavy atoms (0: any)
     p_label_free: float = 0.0  # share of spectra of a small molecule that carries none of the 17 groups
 
@@ -147,7 +147,13 @@ def knobs_for(version: str, **overrides: float | bool) -> IR17V3Knobs:
     """The knobs of `version` (a key of `PRESETS`), with `overrides` (``--knob`` values) on top."""
     if version not in PRESETS:
         raise ConfigError(f"synth-ir17 version {version!r} is not rendered here: one of {list(PRESETS)}")
-    return IR17V3Knobs(**(PRESETS[version] | overrides))
+    k = PRESETS[version] | overrides
+    atoms = k.get("gas_max_atoms", 0)
+    if atoms != int(atoms) or atoms < 0:  # an int also when it came as 10.0: it is part of the recipe
+        raise ConfigError(f"gas_max_atoms must be a whole number >= 0 (0: any molecule), got {atoms}")
+    if not 0.0 <= k.get("p_label_free", 0.0) <= 1.0:
+        raise ConfigError(f"p_label_free must be a share in [0, 1], got {k['p_label_free']}")
+    return IR17V3Knobs(**(k | ({"gas_max_atoms": int(atoms)} if "gas_max_atoms" in k else {})))
 
 
 class MoleculePool(NamedTuple):
@@ -219,7 +225,12 @@ def render_ir17_v3(
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
     k = knobs or IR17V3Knobs()
-    molecule_pool()  # cached before any fork, so the worker processes inherit it
+    pool = molecule_pool()  # cached before any fork, so the worker processes inherit it
+    if k.gas_max_atoms > 0 and not (pool.heavy_atoms <= k.gas_max_atoms).any():
+        raise ConfigError(
+            f"gas_max_atoms={k.gas_max_atoms}: no molecule of the pool is that small "
+            f"(the smallest has {int(pool.heavy_atoms.min())} heavy atoms)"
+        )
     parts = _map_blocks(partial(_seeded_block, n, seed, k, with_components), range(0, n, _BLOCK))
     comp = np.concatenate([p[2] for p in parts]) if with_components else None
     return (
