@@ -216,6 +216,12 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
     # alkane, methyl and aromatics, so its recall there is 1.
     maj = result.labels[(result.labels["scorer"] == "majority") & (result.labels["real_set"] == "multimodal")]
     assert (maj.set_index("label").loc[["alkane", "aromatics"], "recall"] == 1.0).all()
+    # Every per-label row names the run it scored, as the table's row for the same version and seed does.
+    ids = t.set_index(["version", "seed", "real_set", "scorer"])["config_id"]
+    keys = ["version", "seed", "real_set", "scorer"]
+    assert (
+        result.labels["config_id"].to_numpy() == ids.loc[pd.MultiIndex.from_frame(result.labels[keys])]
+    ).all()
     paths = write_outputs(result, tmp_path / "out")
     names = {p.name for p in paths}
     assert {"sim2real.csv", "sim2real.json", "sim2real_figure.png", "sim2real_labels.csv"} <= names

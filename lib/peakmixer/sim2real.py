@@ -215,7 +215,9 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
                         | {"spectra": len(ds), "refused": refused[name], "n_synthetic": cfg.n}
                         | made
                     )
-                    label_rows += [key | {"label": n} | v for n, v in m["per_label"].items()]
+                    # the run's identity on every row, as in the table: a label row names what it scored
+                    mark = {"config_id": made["config_id"]}
+                    label_rows += [key | mark | {"label": n} | v for n, v in m["per_label"].items()]
     return Sim2RealResult(pd.DataFrame(rows), pd.DataFrame(label_rows), real, synthetic, hashes)
 
 
