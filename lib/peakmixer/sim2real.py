@@ -300,9 +300,9 @@ def weak_labels(s: pd.DataFrame, labels: pd.DataFrame, min_support: int = 5, flo
     """Per real set, the labels with at least `min_support` positives whose recall (mean over seeds) stays
     below `floor` with the best generator of `s` (a `summary`), from the per-label table."""
     out = []
+    version = labels["version"].astype(str)
     for real_set, part in s[s["scorer"] == "model"].groupby("real_set", sort=False):
         best = str(part.set_index("version")["micro_f1_mean"].idxmax())
-        version = labels["version"].astype(str)
         rows = labels[(labels["real_set"] == real_set) & (labels["scorer"] == "model") & (version == best)]
         head = f"- {real_set}, synth-ir17 v{best}: recall"
         if rows.empty:  # an older per-label table: say so rather than call every label fine
@@ -384,8 +384,9 @@ def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False)
     if store:
         STORE.parent.mkdir(parents=True, exist_ok=True)
         result.table.to_csv(STORE, index=False)
-        result.labels.to_csv(STORE.with_name(LABELS_NAME), index=False)
-        paths += [STORE, STORE.with_name(LABELS_NAME)]
+        labels_store = STORE.with_name(LABELS_NAME)
+        result.labels.to_csv(labels_store, index=False)
+        paths += [STORE, labels_store]
     return paths
 
 

@@ -153,7 +153,7 @@ def knobs_for(version: str, **overrides: float | bool) -> IR17V3Knobs:
         raise ConfigError(f"gas_max_atoms must be a whole number >= 0 (0: any molecule), got {atoms}")
     if not 0.0 <= k.get("p_label_free", 0.0) <= 1.0:
         raise ConfigError(f"p_label_free must be a share in [0, 1], got {k['p_label_free']}")
-    return IR17V3Knobs(**(k | ({"gas_max_atoms": int(atoms)} if "gas_max_atoms" in k else {})))
+    return IR17V3Knobs(**(k | {"gas_max_atoms": int(atoms)}))
 
 
 class MoleculePool(NamedTuple):
