@@ -9,15 +9,22 @@ import pytest
 
 from peakmixer import synth
 from peakmixer.config import ConfigError
+from peakmixer.data import DatasetError
 from peakmixer.labels import NIST17_NAMES, functional_groups
 from peakmixer.sim2real import (
     RealSet,
     Sim2RealConfig,
     baselines,
+    bootstrap_micro_f1,
     fit_thresholds,
     import_real,
+    label_set,
+    read_predictions,
     readme_sim2real,
     run_sim2real,
+    score,
+    summary,
+    verdict,
     weak_labels,
     write_outputs,
 )
@@ -157,6 +164,68 @@ def test_weak_labels_average_recall_over_seeds_and_name_a_missing_table():
     ]
 
 
+def _predictions(truth: np.ndarray, runs: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
+    names = [f"g{k}" for k in range(truth.shape[1])]
+    rows = [
+        {"version": version, "seed": seed, "real_set": "r", "spectrum": i,
+         "truth": label_set(truth[i], names), "predicted": label_set(pred[i], names)}
+        for (version, seed), pred in runs.items()
+        for i in range(len(truth))
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_the_bootstrap_resamples_spectra_alike_for_every_model_and_centres_on_the_score():
+    rng = np.random.default_rng(0)
+    truth = rng.random((120, 5)) < 0.4
+    noisy = truth ^ (rng.random(truth.shape) < 0.2)
+    worse = truth ^ (rng.random(truth.shape) < 0.4)
+    table = _predictions(truth, {("2", 0): noisy, ("2", 1): noisy, ("3", 0): worse, ("4", 0): truth})
+    boot = bootstrap_micro_f1(table, "r", draws=500)
+    assert set(boot) == {"2", "3", "4", "majority"} and all(len(b) == 500 for b in boot.values())
+    assert (boot["4"] == 1.0).all()  # a perfect model is perfect on every resample
+    names = [f"g{k}" for k in range(5)]
+    for version, pred in (("2", noisy), ("3", worse)):
+        full = score(truth, pred, names)["micro_f1"]
+        lo, hi = np.percentile(boot[version], [2.5, 97.5])
+        assert lo < full < hi and hi - lo < 0.2 and abs(np.median(boot[version]) - full) < 0.02
+    # The majority baseline: the labels of at least half the set (here none: micro-F1 0).
+    majority = baselines(truth, names)["majority"]["micro_f1"]
+    assert np.median(boot["majority"]) == pytest.approx(majority, abs=0.02)
+    # Paired: the same resamples for every model, so a model against a copy of itself differs by 0 on every
+    # resample; and a better model is ahead on (nearly) every resample.
+    twice = _predictions(truth, {("2", 0): noisy, ("5", 0): noisy})
+    again = bootstrap_micro_f1(twice, "r", draws=500)
+    assert (again["2"] == again["5"]).all() and (again["2"] == boot["2"]).all()
+    assert ((boot["2"] - boot["3"]) > 0).mean() > 0.99
+    with pytest.raises(DatasetError, match="r: v3 has predictions for 119 of 120 spectra"):
+        bootstrap_micro_f1(table[~((table["version"] == "3") & (table["spectrum"] == 7))], "r")
+
+
+def test_the_verdict_gives_each_comparison_its_interval_and_says_when_it_includes_0():
+    rng = np.random.default_rng(1)
+    truth = rng.random((80, 4)) < 0.5
+    good = truth ^ (rng.random(truth.shape) < 0.1)
+    close = truth ^ (rng.random(truth.shape) < 0.11)
+    names = [f"g{k}" for k in range(4)]
+    f2, f3 = (score(truth, p, names)["micro_f1"] for p in (close, good))
+    fm = baselines(truth, names)["majority"]["micro_f1"]
+    table = pd.DataFrame({"real_set": "r", "scorer": ["model", "model", "majority"],
+                          "version": ["2", "3", "2"], "seed": 0, "spectra": 80,
+                          "micro_f1": [f2, f3, fm]})  # fmt: skip
+    lines = verdict(summary(table), _predictions(truth, {("2", 0): close, ("3", 0): good}))
+    assert lines[0].startswith(f"- r: best micro-F1 {f3:.3f} (synth-ir17 v3; 95% interval 0.")
+    assert f"above the majority baseline ({fm:.3f}) by {f3 - fm:+.3f} (95% interval +" in lines[0]
+    assert lines[0].count("95% interval") == 3 and "paired" in lines[1]
+    # v3 against v2: two nearly equal models, so the paired interval includes 0, and the line says so.
+    assert lines[0].endswith(", which includes 0).")
+    # Without the predictions: the same sentence without intervals.
+    assert verdict(summary(table)) == [
+        f"- r: best micro-F1 {f3:.3f} (synth-ir17 v3), above the majority baseline ({fm:.3f}); "
+        f"v3 against v2: {f3 - f2:+.3f}."
+    ]
+
+
 def test_spectra_look_like_measurements_not_a_flat_noisy_line():
     y, X, comp, mol = render_ir17_v3(300, 1)
     assert X.shape == (300, 1024) and X.dtype == np.float32 and comp is None and len(mol) == 300
@@ -222,9 +291,24 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
     assert (
         result.labels["config_id"].to_numpy() == ids.loc[pd.MultiIndex.from_frame(result.labels[keys])]
     ).all()
+    # The predictions table holds what was scored: every real spectrum once per model, and the scores
+    # recomputed from its label sets are the table's.
+    pr = result.predictions
+    assert len(pr) == 2 * (50 + 100) and set(pr.groupby(["version", "real_set"]).size()) == {50, 100}
+    for (version, real_set), part in pr.groupby(["version", "real_set"]):
+        y, pred = (np.array([[n in set(x.split(";")) for n in NIST17_NAMES] for x in part[c]]) for c in
+                   ("truth", "predicted"))  # fmt: skip
+        row = t[(t["version"] == version) & (t["real_set"] == real_set) & (t["scorer"] == "model")].iloc[0]
+        assert score(y, pred, NIST17_NAMES)["micro_f1"] == pytest.approx(row["micro_f1"], abs=1e-12)
+        assert (part["config_id"] == row["config_id"]).all()
     paths = write_outputs(result, tmp_path / "out")
     names = {p.name for p in paths}
     assert {"sim2real.csv", "sim2real.json", "sim2real_figure.png", "sim2real_labels.csv"} <= names
+    assert "sim2real_predictions.csv" in names
+    # Read back (a synthetic-trained model's table, marked so), a spectrum with no label (the NIST set has a
+    # few) keeps an empty set, not NaN, and the ids stay text.
+    back = read_predictions(tmp_path / "out" / "sim2real_predictions.csv")
+    assert back.pop("synthetic").all() and back.equals(pr.astype({"id": str})) and (back["truth"] == "").any()
     side = json.loads((tmp_path / "out" / "sim2real.json").read_text())
     assert side["synthetic_data"] and "synth-ir17-v3" in side["data_sha256"]
     # A second call reuses the finished runs (same identity) instead of training again.
@@ -252,6 +336,10 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
     assert all(f"{r.label} {r.recall:.2f} ({r.support})" in line for r in weak.itertuples())
     assert line.count("(") == (len(weak) + 1 if len(weak) else 0)
     assert pd.read_csv(store)["scorer"].tolist() == t["scorer"].tolist()
+    # With the predictions beside the store, the verdict gives its intervals over the real spectra.
+    assert "95% interval" not in text
+    result.predictions.to_csv(tmp_path / "sim2real_predictions.csv", index=False)
+    assert "- Intervals: 95% percentile bootstrap" in readme_sim2real(store)
 
 
 def test_the_cli_makes_version_3_with_its_own_knobs(tmp_path, capsys):

@@ -13,10 +13,16 @@ predicts each label at random with its share in the set (expected scores over 20
 Macro-F1 follows `peakmixer.metrics` (labels present in the truth or the predictions).
 
 ``python -m peakmixer sim2real --real nist=DIR --real drugs=FILE.parquet`` writes ``sim2real.csv`` (one row
-per version, seed, real set and scorer), ``sim2real_labels.csv`` (per-label precision / recall / support)
-and the figure ``sim2real_figure.png`` (a real spectrum beside the nearest synthetic spectrum of the same
-label set, and the per-label recall on real data), each with a provenance sidecar. ``--store`` also writes
-both tables into ``results/``, from which the README's section is generated.
+per version, seed, real set and scorer), ``sim2real_labels.csv`` (per-label precision / recall / support),
+``sim2real_predictions.csv`` (per model and real spectrum: its true and its predicted labels) and the figure
+``sim2real_figure.png`` (a real spectrum beside the nearest synthetic spectrum of the same label set, and the
+per-label recall on real data), each with a provenance sidecar. ``--store`` also writes the tables into
+``results/``, from which the README's section is generated.
+
+A real set holds tens of molecules, so which molecules it holds moves its score as much as the training seed
+does: `bootstrap_micro_f1` resamples the set's spectra (percentile bootstrap) from the stored predictions,
+with the same resamples for every generator, seed and the majority baseline, so that a difference between two
+of them is a paired one.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from .synth import ensure_synth
 STORE = REPO_ROOT / "results" / "sim2real.csv"
 LABELS_NAME = "sim2real_labels.csv"  # the per-label scores, beside the store's table
 TRAIN_CONFIG = REPO_ROOT / "params" / "train" / "synth_ir17.yaml"
+PREDICTIONS_NAME = "sim2real_predictions.csv"  # per model and real spectrum: true and predicted labels
 SCORERS = ("model", "majority", "prevalence")
 METRICS = ("micro_f1", "macro_f1", "emr", "hamming_accuracy")
 _GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
@@ -176,6 +183,7 @@ def probabilities(checkpoint: Path, ds: SpectraDataset) -> np.ndarray:
 class Sim2RealResult:
     table: pd.DataFrame  # version, seed, real set, scorer, metrics
     labels: pd.DataFrame  # per version, seed, real set, scorer and label: precision, recall, f1, support
+    predictions: pd.DataFrame  # per version, seed, real set and spectrum: true and predicted label sets
     real: dict[str, SpectraDataset]
     synthetic: dict[str, SpectraDataset]  # per version, the synthetic set (for the nearest-spectrum panel)
     hashes: dict[str, str]
@@ -189,7 +197,7 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
     for r in cfg.real:
         real[r.name], refused[r.name] = import_real(r)
         hashes[r.name] = _hash_of(r.path)
-    rows, label_rows, synthetic = [], [], {}
+    rows, label_rows, prediction_rows, synthetic = [], [], [], {}
     for version in cfg.versions:
         path = ensure_synth("synth-ir17", cfg.n, cfg.data_seed, cfg.data_dir, version)
         synthetic[version] = load(path)
@@ -205,7 +213,14 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
             thresholds = fit_thresholds(val.y, probabilities(ckpt, val))
             for name, ds in real.items():
                 names = list(ds.label_names)
-                scored = {"model": score(ds.y, probabilities(ckpt, ds) >= thresholds, names)}
+                pred = probabilities(ckpt, ds) >= thresholds
+                scored = {"model": score(ds.y, pred, names)}
+                prediction_rows += [
+                    {"version": version, "seed": seed, "real_set": name, "config_id": made["config_id"],
+                     "spectrum": i, "id": ds.ids[i], "truth": label_set(ds.y[i], names),
+                     "predicted": label_set(pred[i], names)}
+                    for i in range(len(ds))
+                ]  # fmt: skip
                 scored |= baselines(ds.y, names)
                 for scorer, m in scored.items():
                     key = {"version": version, "seed": seed, "real_set": name, "scorer": scorer}
@@ -218,7 +233,53 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
                     # the run's identity on every row, as in the table: a label row names what it scored
                     mark = {"config_id": made["config_id"]}
                     label_rows += [key | mark | {"label": n} | v for n, v in m["per_label"].items()]
-    return Sim2RealResult(pd.DataFrame(rows), pd.DataFrame(label_rows), real, synthetic, hashes)
+    return Sim2RealResult(
+        pd.DataFrame(rows), pd.DataFrame(label_rows), pd.DataFrame(prediction_rows), real, synthetic, hashes
+    )
+
+
+def label_set(row: np.ndarray, names: Sequence[str]) -> str:
+    """The labels on in a multi-hot row joined by ``;`` (none: empty), as the predictions table keeps them."""
+    return ";".join(n for n, on in zip(names, np.asarray(row).astype(bool), strict=True) if on)
+
+
+def read_predictions(path: Path) -> pd.DataFrame:
+    """The predictions table as written: ids, versions and label sets as text (an empty set stays ``""``)."""
+    text = ("version", "real_set", "config_id", "id", "truth", "predicted")
+    return pd.read_csv(path, dtype=dict.fromkeys(text, str), keep_default_na=False)
+
+
+def bootstrap_micro_f1(
+    predictions: pd.DataFrame, real_set: str, draws: int = 2000, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Micro-F1 on `draws` resamples (with replacement) of the spectra of `real_set`: per version the mean
+    over its seeds, and ``"majority"`` (each label in at least half of the whole set). Every version, seed
+    and the baseline see the same resamples: the difference of two arrays is a paired bootstrap."""
+    part = predictions[predictions["real_set"] == real_set].sort_values("spectrum", kind="stable")
+    n = int(part["spectrum"].max()) + 1
+    idx = np.random.default_rng(seed).integers(0, n, size=(draws, n))
+
+    def resampled_f1(truth: list[set[str]], predicted: list[set[str]]) -> np.ndarray:
+        c = np.array([[len(t & p), len(p - t), len(t - p)] for t, p in zip(truth, predicted, strict=True)])
+        tp, fp, fn = c[idx].sum(1).T  # (draws,) each
+        return 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+
+    per_seed: dict[str, list[np.ndarray]] = {}
+    for (version, _), run in part.groupby(["version", "seed"], sort=False):
+        if len(run) != n:
+            raise DatasetError(f"{real_set}: v{version} has predictions for {len(run)} of {n} spectra")
+        per_seed.setdefault(str(version), []).append(
+            resampled_f1(_sets(run["truth"]), _sets(run["predicted"]))
+        )
+    out = {version: np.mean(f1s, axis=0) for version, f1s in per_seed.items()}
+    truth = _sets(part.drop_duplicates("spectrum")["truth"])
+    shared = {lab for lab in set().union(*truth) if sum(lab in t for t in truth) >= n / 2}
+    out["majority"] = resampled_f1(truth, [shared] * n)
+    return out
+
+
+def _sets(column: pd.Series) -> list[set[str]]:
+    return [set(text.split(";")) - {""} for text in column]
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -270,30 +331,48 @@ def readme_sim2real(path: Path = STORE) -> str:
             lines.append(
                 f"| {real_set} ({int(r['spectra'])}) | {scorer} | {gen} | " + " | ".join(cells) + " |"
             )
-    labels_path = path.with_name(LABELS_NAME)
+    labels_path, predictions_path = path.with_name(LABELS_NAME), path.with_name(PREDICTIONS_NAME)
     weak = weak_labels(s, pd.read_csv(labels_path, dtype={"version": str})) if labels_path.exists() else []
-    return "\n".join(lines + ["", *verdict(s), *weak])
+    predictions = read_predictions(predictions_path) if predictions_path.exists() else None
+    return "\n".join(lines + ["", *verdict(s, predictions), *weak])
 
 
-def verdict(s: pd.DataFrame) -> list[str]:
+def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[str]:
     """Plain sentences from a `summary`: per real set, the best generator's micro-F1 against the majority
-    baseline and, where several generators were scored, the last one's change over the first."""
+    baseline and, where several generators were scored, the last one's change over the first; with the
+    `predictions` table, each with its 95% interval over the real set's spectra (`bootstrap_micro_f1`)."""
     out = []
     for real_set, part in s.groupby("real_set", sort=False):
         model = part[part["scorer"] == "model"].set_index("version")["micro_f1_mean"]
         majority = float(part.loc[part["scorer"] == "majority", "micro_f1_mean"].iloc[0])
-        best = str(model.idxmax())
-        change = (
-            f"; v{model.index[-1]} against v{model.index[0]}: {model.iloc[-1] - model.iloc[0]:+.3f}"
-            if len(model) > 1
-            else ""
-        )
+        best, first, last = str(model.idxmax()), str(model.index[0]), str(model.index[-1])
+        boot = bootstrap_micro_f1(predictions, real_set) if predictions is not None else None
         side = "above" if model[best] > majority else "below"
+        text = f"- {real_set}: best micro-F1 {model[best]:.3f} (synth-ir17 v{best}"
+        if boot is not None:
+            text += f"; {_interval(boot[best])}), {side} the majority baseline ({majority:.3f}) by "
+            text += f"{model[best] - majority:+.3f} ({_interval(boot[best] - boot['majority'], zero=True)})"
+        else:
+            text += f"), {side} the majority baseline ({majority:.3f})"
+        if len(model) > 1:
+            text += f"; v{last} against v{first}: {model[last] - model[first]:+.3f}"
+            if boot is not None:
+                text += f" ({_interval(boot[last] - boot[first], zero=True)})"
+        out.append(text + ".")
+    if predictions is not None:
         out.append(
-            f"- {real_set}: best micro-F1 {model[best]:.3f} (synth-ir17 v{best}), {side} the majority "
-            f"baseline ({majority:.3f}){change}."
+            "- Intervals: 95% percentile bootstrap over the real set's spectra (2000 resamples, seed 0), the "
+            "same resamples for every generator, seed and the baseline, so a difference is paired. They show "
+            "how much a score depends on which molecules the set holds; the ± above is the spread over seeds."
         )
     return out
+
+
+def _interval(draws: np.ndarray, zero: bool = False) -> str:
+    """``95% interval LO to HI``; for a difference (`zero`), signed, and saying when it includes 0."""
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    text = f"95% interval {lo:+.3f} to {hi:+.3f}" if zero else f"95% interval {lo:.3f} to {hi:.3f}"
+    return text + (", which includes 0" if zero and lo <= 0 <= hi else "")
 
 
 def weak_labels(s: pd.DataFrame, labels: pd.DataFrame, min_support: int = 5, floor: float = 0.5) -> list[str]:
@@ -351,7 +430,7 @@ def nearest_synthetic(real_x: np.ndarray, labels: np.ndarray, synthetic: Spectra
 
 
 def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False) -> list[Path]:
-    """Tables and the figure with sidecars into `out_dir`; with `store`, also ``results/sim2real.csv``."""
+    """Tables and the figure with sidecars into `out_dir`; with `store`, also the tables into ``results/``."""
     from .viz import plot_sim2real, save_figure, save_table
 
     params = {
@@ -374,6 +453,13 @@ def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False)
         caption="Per-label precision and recall on real spectra of models trained on synthetic IR only",
         **common,
     )
+    paths += save_table(
+        result.predictions,
+        out_dir,
+        "sim2real_predictions",
+        caption="Per model and real spectrum: its true and its predicted functional groups",
+        **common,
+    )
     paths += save_figure(
         plot_sim2real(result),
         out_dir,
@@ -384,9 +470,10 @@ def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False)
     if store:
         STORE.parent.mkdir(parents=True, exist_ok=True)
         result.table.to_csv(STORE, index=False)
-        labels_store = STORE.with_name(LABELS_NAME)
+        labels_store, predictions_store = STORE.with_name(LABELS_NAME), STORE.with_name(PREDICTIONS_NAME)
         result.labels.to_csv(labels_store, index=False)
-        paths += [STORE, labels_store]
+        result.predictions.to_csv(predictions_store, index=False)
+        paths += [STORE, labels_store, predictions_store]
     return paths
 
 
@@ -430,7 +517,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--store",
         action="store_true",
-        help="also write results/sim2real.csv and sim2real_labels.csv (for the README)",
+        help="also write sim2real.csv, sim2real_labels.csv and sim2real_predictions.csv into results/",
     )
     p.set_defaults(func=_cli)
 
