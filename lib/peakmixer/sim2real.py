@@ -50,6 +50,7 @@ STORE = REPO_ROOT / "results" / "sim2real.csv"
 LABELS_NAME = "sim2real_labels.csv"  # the per-label scores, beside the store's table
 TRAIN_CONFIG = REPO_ROOT / "params" / "train" / "synth_ir17.yaml"
 PREDICTIONS_NAME = "sim2real_predictions.csv"  # per model and real spectrum: true and predicted labels
+BOOT_DRAWS, BOOT_SEED = 2000, 0  # the README's intervals: resamples of a real set's spectra, and their seed
 SCORERS = ("model", "majority", "prevalence")
 METRICS = ("micro_f1", "macro_f1", "emr", "hamming_accuracy")
 _GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
@@ -240,6 +241,10 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
 
 def label_set(row: np.ndarray, names: Sequence[str]) -> str:
     """The labels on in a multi-hot row joined by ``;`` (none: empty), as the predictions table keeps them."""
+    if any(";" in n for n in names):
+        raise ConfigError(
+            f"label names {[n for n in names if ';' in n]} hold ';', the predictions' separator"
+        )
     return ";".join(n for n, on in zip(names, np.asarray(row).astype(bool), strict=True) if on)
 
 
@@ -250,35 +255,46 @@ def read_predictions(path: Path) -> pd.DataFrame:
 
 
 def bootstrap_micro_f1(
-    predictions: pd.DataFrame, real_set: str, draws: int = 2000, seed: int = 0
+    predictions: pd.DataFrame, real_set: str, draws: int = BOOT_DRAWS, seed: int = BOOT_SEED
 ) -> dict[str, np.ndarray]:
     """Micro-F1 on `draws` resamples (with replacement) of the spectra of `real_set`: per version the mean
     over its seeds, and ``"majority"`` (each label in at least half of the whole set). Every version, seed
     and the baseline see the same resamples: the difference of two arrays is a paired bootstrap."""
     part = predictions[predictions["real_set"] == real_set].sort_values("spectrum", kind="stable")
-    n = int(part["spectrum"].max()) + 1
-    idx = np.random.default_rng(seed).integers(0, n, size=(draws, n))
+    if part.empty:
+        raise DatasetError(f"the predictions table has no spectrum of the real set {real_set!r}")
+    n = part["spectrum"].nunique()
+    # times each spectrum is drawn, per resample: micro-F1 sums tp / fp / fn over the drawn spectra
+    drawn = np.stack(
+        [np.bincount(row, minlength=n) for row in np.random.default_rng(seed).integers(0, n, (draws, n))]
+    )
 
     def resampled_f1(truth: list[set[str]], predicted: list[set[str]]) -> np.ndarray:
         c = np.array([[len(t & p), len(p - t), len(t - p)] for t, p in zip(truth, predicted, strict=True)])
-        tp, fp, fn = c[idx].sum(1).T  # (draws,) each
+        tp, fp, fn = (drawn @ c).T
         return 2 * tp / np.maximum(2 * tp + fp + fn, 1)
 
+    truth_text = part.drop_duplicates("spectrum")["truth"].to_numpy()
     per_seed: dict[str, list[np.ndarray]] = {}
-    for (version, _), run in part.groupby(["version", "seed"], sort=False):
-        if len(run) != n:
-            raise DatasetError(f"{real_set}: v{version} has predictions for {len(run)} of {n} spectra")
-        per_seed.setdefault(str(version), []).append(
-            resampled_f1(_sets(run["truth"]), _sets(run["predicted"]))
-        )
+    for (version, seed_), run in part.groupby(["version", "seed"], sort=False):
+        # pairing needs every run to hold each spectrum once, in the same order, with the same truth
+        spectra, truths = run["spectrum"].to_numpy(), run["truth"].to_numpy()
+        if not (np.array_equal(spectra, np.arange(n)) and np.array_equal(truths, truth_text)):
+            raise DatasetError(
+                f"{real_set}: v{version} seed {seed_} does not hold spectra 0..{n - 1} once each with the "
+                "true labels of the other runs"
+            )
+        f1 = resampled_f1(_sets(run["truth"]), _sets(run["predicted"]))
+        per_seed.setdefault(str(version), []).append(f1)
     out = {version: np.mean(f1s, axis=0) for version, f1s in per_seed.items()}
-    truth = _sets(part.drop_duplicates("spectrum")["truth"])
+    truth = _sets(pd.Series(truth_text))
     shared = {lab for lab in set().union(*truth) if sum(lab in t for t in truth) >= n / 2}
     out["majority"] = resampled_f1(truth, [shared] * n)
     return out
 
 
 def _sets(column: pd.Series) -> list[set[str]]:
+    """Label sets from their text; ``""`` (no label) splits to ``{""}``, hence the removal."""
     return [set(text.split(";")) - {""} for text in column]
 
 
@@ -298,7 +314,7 @@ def readme_sim2real(path: Path = STORE) -> str:
     """The README's sim-to-real section, made from the committed ``results/sim2real.csv``."""
     if not path.exists():
         return "No sim-to-real result in the store yet: `python -m peakmixer sim2real --store` makes it."
-    table = pd.read_csv(path, dtype={"version": str})
+    table = pd.read_csv(path, dtype={"version": str, "real_set": str})
     s = summary(table)
     shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     seeds = sorted(table["seed"].unique().tolist())
@@ -348,31 +364,41 @@ def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[st
         best, first, last = str(model.idxmax()), str(model.index[0]), str(model.index[-1])
         boot = bootstrap_micro_f1(predictions, real_set) if predictions is not None else None
         side = "above" if model[best] > majority else "below"
-        text = f"- {real_set}: best micro-F1 {model[best]:.3f} (synth-ir17 v{best}"
+        text = (
+            f"- {real_set}: best micro-F1 {model[best]:.3f} (synth-ir17 v{best}{_clause(boot, best)}), "
+            f"{side} the majority baseline ({majority:.3f})"
+        )
         if boot is not None:
-            text += f"; {_interval(boot[best])}), {side} the majority baseline ({majority:.3f}) by "
-            text += f"{model[best] - majority:+.3f} ({_interval(boot[best] - boot['majority'], zero=True)})"
-        else:
-            text += f"), {side} the majority baseline ({majority:.3f})"
+            text += f" by {model[best] - majority:+.3f}{_clause(boot, best, 'majority')}"
         if len(model) > 1:
-            text += f"; v{last} against v{first}: {model[last] - model[first]:+.3f}"
-            if boot is not None:
-                text += f" ({_interval(boot[last] - boot[first], zero=True)})"
+            text += (
+                f"; v{last} against v{first}: {model[last] - model[first]:+.3f}{_clause(boot, last, first)}"
+            )
         out.append(text + ".")
     if predictions is not None:
         out.append(
-            "- Intervals: 95% percentile bootstrap over the real set's spectra (2000 resamples, seed 0), the "
-            "same resamples for every generator, seed and the baseline, so a difference is paired. They show "
-            "how much a score depends on which molecules the set holds; the ± above is the spread over seeds."
+            f"- Intervals: 95% percentile bootstrap over the real set's spectra ({BOOT_DRAWS} resamples, "
+            f"seed {BOOT_SEED}), the same resamples for every generator, seed and the baseline, so a "
+            "difference is paired. They show how much a score depends on which molecules the set holds; "
+            "the ± above is the spread over seeds. The best generator is picked on the same spectra, so its "
+            "interval and its margin are a little optimistic."
         )
     return out
 
 
-def _interval(draws: np.ndarray, zero: bool = False) -> str:
-    """``95% interval LO to HI``; for a difference (`zero`), signed, and saying when it includes 0."""
+def _clause(boot: dict[str, np.ndarray] | None, a: str, b: str | None = None) -> str:
+    """The interval of `a`'s micro-F1 (or of `a` minus `b`) for a verdict sentence; "" without a bootstrap."""
+    if boot is None:
+        return ""
+    return f"; {_interval(boot[a])}" if b is None else f" ({_interval(boot[a] - boot[b], difference=True)})"
+
+
+def _interval(draws: np.ndarray, difference: bool = False) -> str:
+    """``95% interval LO to HI``; for a `difference`, signed, and saying when it includes 0."""
     lo, hi = np.percentile(draws, [2.5, 97.5])
-    text = f"95% interval {lo:+.3f} to {hi:+.3f}" if zero else f"95% interval {lo:.3f} to {hi:.3f}"
-    return text + (", which includes 0" if zero and lo <= 0 <= hi else "")
+    if not difference:
+        return f"95% interval {lo:.3f} to {hi:.3f}"
+    return f"95% interval {lo:+.3f} to {hi:+.3f}" + (", which includes 0" if lo <= 0 <= hi else "")
 
 
 def weak_labels(s: pd.DataFrame, labels: pd.DataFrame, min_support: int = 5, floor: float = 0.5) -> list[str]:
