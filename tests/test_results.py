@@ -150,25 +150,61 @@ def test_welch_interval_matches_scipy():
 
 def test_claims_follow_the_table():
     classes = {"synth": 17}
-    outcome = {
-        gap: claims(hand_table(gap, sd), classes)["outcome"].iloc[0]
-        for gap, sd in ((0.05, 0.005), (-0.05, 0.005), (0.005, 0.02), (0.0, 0.0))
+    judged = {
+        (gap, sd): claims(hand_table(gap, sd), classes)[["outcome", "reason"]].iloc[0].tolist()
+        for gap, sd in ((0.05, 0.005), (-0.05, 0.005), (0.005, 0.02), (0.0, 0.0), (0.05, 0.0))
     }
-    assert outcome == {
-        0.05: "supported",
-        -0.05: "contradicted",
-        0.005: "not resolved at this sample size",
-        0.0: "not resolved: identical results",  # a tie names no winner
+    assert judged == {
+        (0.05, 0.005): ["supported", ""],
+        (-0.05, 0.005): ["contradicted", ""],
+        (0.005, 0.02): ["not resolved at this sample size", ""],
+        (0.0, 0.0): ["not resolved at this sample size", "every run scored the same"],  # a tie: no winner
+        # each arm's seeds agree exactly but the arms differ: a t interval is undefined, not a certainty
+        (0.05, 0.0): ["not resolved at this sample size", "no spread within either arm: no t interval"],
     }
-    # below 2K pooled features the comparison is marked confounded and reported apart
+    one = hand_table(0.05, 0.005)
+    assert claims(one[one["seed"] == 0], classes)["reason"].iloc[0] == "1 seed: no interval"
+    # below 2K pooled features the comparison is marked confounded and reported apart; the test is named
+    # whether or not the data are synthetic, and the tally counts the three outcomes only
     narrow = claims(hand_table(0.05, 0.005, width=32), classes)
     assert not narrow["fair"].iloc[0]
-    text = verdict_text(pd.concat([claims(hand_table(0.05, 0.005), classes), narrow]), synthetic=["synth"])
+    tied = claims(hand_table(0.0, 0.0), classes)
+    text = verdict_text(
+        pd.concat([claims(hand_table(0.05, 0.005), classes), narrow, tied]), synthetic=["synth"]
+    )
     assert text.index("Widths with C >= 2K") < text.index("Confounded widths") and "SYNTHETIC" in text
-    # "at lower MACs" is part of the MLP claim: a better but costlier MLPMixer does not support it
-    mlp = hand_table(0.05, 0.005, mixers=("mlp", "mlpmixer"))
-    mlp.loc[mlp["mixer"] == "mlpmixer", "macs"] = 3e7
-    assert claims(mlp, classes)["outcome"].iloc[0] == "not supported: the MLPMixer is not cheaper here"
+    assert "Welch t interval" in verdict_text(narrow) and "SYNTHETIC" not in verdict_text(narrow)
+    assert text.splitlines()[-1] == (
+        "Tally at fair widths: supported 1, not resolved at this sample size 1 (of 2 claim tests)."
+    )
+
+
+def test_claims_use_converged_runs_and_test_the_mlp_claim_at_lower_macs():
+    classes = {"synth": 17}
+    table = hand_table(0.05, 0.005, mixers=("none", "mlpmixer"))
+    table["run_id"] = [f"synth/{m}/seed{s}" for m, s in zip(table["mixer"], table["seed"], strict=True)]
+    table["ended_by"] = "early_stop"
+    table.loc[table["run_id"] == "synth/none/seed2", "ended_by"] = "epoch_cap"
+    (c,) = claims(table, classes).itertuples(index=False)
+    assert (c.n_mlpmixer, c.n_other, c.left_out) == (3, 2, "synth/none/seed2")
+    assert c.other == pytest.approx(0.80 - 0.0025)  # the mean of the two converged seeds
+    assert "left out, not converged: synth/none/seed2" in verdict_text(claims(table, classes))
+    # The MLP claim "at lower MACs" across widths: each MLPMixer against the narrowest MLP with at least its
+    # MACs. Here the MLP is cheaper at either width, so only the MLPMixer at 32 has a costlier MLP (at 64).
+    mlp = pd.concat(
+        [hand_table(0.05, 0.005, width=w, mixers=("mlp", "mlpmixer")) for w in (32, 64)], ignore_index=True
+    )
+    macs = {("mlp", 32): 1.0e7, ("mlpmixer", 32): 1.1e7, ("mlp", 64): 4.0e7, ("mlpmixer", 64): 4.2e7}
+    mlp["macs"] = [macs[m, w] for m, w in zip(mlp["mixer"], mlp["width"], strict=True)]
+    mlp["params"] = 1e6
+    got = claims(mlp, {"synth": 8})
+    pareto = got[got["claim"] == "MLPMixer beats an MLP mixer of at least its MACs"]
+    assert pareto[["width", "other_width", "gmacs_mlpmixer", "gmacs_other"]].values.tolist() == [
+        [32, 64, 0.011, 0.04]
+    ]
+    same = got[got["claim"] == "MLPMixer beats the MLP mixer at the same width"]
+    assert same["width"].tolist() == [32, 64] and (same["other_width"] == same["width"]).all()
+    assert "(the MLP at width 64)" in verdict_text(pareto)
 
 
 @pytest.mark.slow

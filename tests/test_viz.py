@@ -1,12 +1,20 @@
 import json
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
 from peakmixer.data import toy_dataset
-from peakmixer.viz import label_table, plot_dataset_overview, plot_examples, save_figure, save_table
+from peakmixer.viz import (
+    label_table,
+    plot_dataset_overview,
+    plot_examples,
+    plot_fig1,
+    save_figure,
+    save_table,
+)
 
 
 def figure():
@@ -52,3 +60,31 @@ def test_dataset_figure_helpers():
     with pytest.raises(ValueError, match="no ground-truth masks"):
         plot_examples(ds, "toy")
     plt.close("all")
+
+
+def test_fig1_puts_multilabel_panels_first_aligns_letters_and_marks_single_seeds():
+    rows = []
+    for dataset, task, metrics in (("bac", "multiclass", ["accuracy"]), ("ir", "multilabel", ["micro_f1",
+                                   "hamming_accuracy", "emr"])):  # fmt: skip
+        for width, seeds in ((32, 3), (128, 1)):
+            for mixer in ("none", "mlp", "mlpmixer"):
+                row = {"dataset": dataset, "task": task, "width": width, "mixer": mixer, "n_seeds": seeds,
+                       "mixer_layers": 4 if mixer == "mlpmixer" else 0, "gmacs": width / 1000,
+                       "params": width * 1e4}  # fmt: skip
+                row |= {f"{m}_mean": 0.8 for m in metrics} | {
+                    f"{m}_sd": 0.01 if seeds > 1 else np.nan for m in metrics
+                }
+                rows.append(row)
+    summary = pd.DataFrame(rows)  # the store lists the multiclass set first
+    grid = summary[(summary["dataset"] == "ir") & (summary["mixer"] == "mlpmixer")]
+    fig = plot_fig1(summary, grid, synthetic={"ir": True, "bac": True}, grid_dataset="ir")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[:2] == ["ir (synthetic)", "bac (synthetic)"]  # a: substructures, as in the paper
+    letters = {t.get_text(): t.get_position() for t in fig.texts if t.get_text() in "abcd"}
+    assert set(letters) == {"a", "b", "d"} and letters["a"][1] == pytest.approx(letters["b"][1])
+    # A width with one seed has no sd: its markers are hollow, and the legend says what that means.
+    faces = [c.get_facecolors() for ax in fig.axes for c in ax.collections if len(c.get_offsets())]
+    assert any(np.allclose(f[:, :3], 1.0) for f in faces if len(f))
+    legends = [leg for ax in fig.axes for leg in ax.findobj(mpl.legend.Legend)]
+    assert "one seed (no sd)" in [t.get_text() for leg in legends for t in leg.get_texts()]
+    plt.close(fig)

@@ -23,10 +23,10 @@ from .provenance import REPO_ROOT
 from .results import (
     find_run,
     fmt_mean_sd,
+    judge,
     load_study,
     read_store,
     study_facts,
-    welch_interval,
     where_and_how_long,
 )
 from .sweep import SweepConfig, dataset_path, stage_configs
@@ -131,19 +131,7 @@ def ip_verdict(rows: pd.DataFrame) -> pd.DataFrame:
             b = at.loc[at["ip_mode"] == "frozen", col].dropna().astype(float).to_numpy()
             if len(a) == 0 or len(b) == 0:
                 continue
-            diff, lo, hi = welch_interval(a, b)
-            # the trainable matrix's advantage, whichever direction is better
-            gain_lo, gain_hi = (lo, hi) if better == "higher" else (-hi, -lo)
-            if np.ptp(np.r_[a, b]) == 0:
-                outcome = "not resolved: identical results"
-            elif not np.isfinite(gain_lo):
-                outcome = "not resolved at this sample size"
-            elif gain_lo > 0:
-                outcome = "supported"
-            elif gain_hi < 0:
-                outcome = "contradicted"
-            else:
-                outcome = "not resolved at this sample size"
+            diff, lo, hi, outcome, reason = judge(a, b, better)
             out.append(
                 {
                     "dataset": dataset,
@@ -156,6 +144,7 @@ def ip_verdict(rows: pd.DataFrame) -> pd.DataFrame:
                     "ci_high": hi,
                     "n": f"{len(a)}/{len(b)}",
                     "outcome": outcome,
+                    "reason": reason,
                 }
             )
     return pd.DataFrame(out)
@@ -167,13 +156,18 @@ def ip_verdict_text(verdict: pd.DataFrame, *, synthetic: Iterable[str] = ()) -> 
     lines = []
     synthetic = sorted(set(synthetic))
     if synthetic:
-        lines.append(f"On SYNTHETIC data ({', '.join(synthetic)}); 95% Welch t intervals over seeds.")
-    lines.append("Does the trainable correlation matrix beat the frozen (untrainable) one?")
+        lines.append(f"On SYNTHETIC data ({', '.join(synthetic)}).")
+    lines.append(
+        "Does the trainable correlation matrix beat the frozen (untrainable) one? Test: per score, the "
+        "mean difference over seeds with a two-sided 95% Welch t interval (unequal variances; no correction "
+        "across the scores)."
+    )
     for v in verdict.itertuples(index=False):
         ci = "" if not np.isfinite(v.ci_low) else f", 95% CI [{v.ci_low:+.3g}, {v.ci_high:+.3g}]"
         lines.append(
             f"  {v.dataset}, {v.score} ({v.better} is better): trainable {v.trainable:.4g} vs frozen "
             f"{v.frozen:.4g}, difference {v.difference:+.3g}{ci} (n = {v.n}): {v.outcome}"
+            + (f" ({v.reason})" if v.reason else "")
         )
     tally = verdict["outcome"].value_counts()
     lines.append("Tally: " + ", ".join(f"{k} {n}" for k, n in tally.items()) + f" (of {len(verdict)}).")

@@ -322,7 +322,8 @@ def _marker_area(params: np.ndarray | pd.Series | float, largest: float) -> np.n
 def plot_metric_vs_cost(
     ax: plt.Axes, summary: pd.DataFrame, metric: str, *, largest: float, baseline: float | None = None
 ) -> None:
-    """One series per mixer: mean ± sd of `metric` over seeds against GMACs, marker area ∝ params.
+    """One series per mixer: mean ± sd of `metric` over seeds against GMACs, marker area ∝ params; a point
+    of a single seed is hollow (it has no sd).
 
     `summary` has columns mixer, gmacs, params, `metric`_mean, `metric`_sd (see `results.summarize`).
     """
@@ -339,15 +340,17 @@ def plot_metric_vs_cost(
             lw=1.2,
             zorder=2,
         )
-        ax.scatter(
-            rows["gmacs"],
-            rows[f"{metric}_mean"],
-            s=_marker_area(rows["params"], largest),
-            color=style["color"],
-            edgecolor="white",
-            linewidth=0.5,
-            zorder=3,
-        )
+        one = rows["n_seeds"].to_numpy() < 2 if "n_seeds" in rows else np.zeros(len(rows), bool)
+        for single, part in ((False, rows[~one]), (True, rows[one])):  # one seed: hollow, it has no sd
+            ax.scatter(
+                part["gmacs"],
+                part[f"{metric}_mean"],
+                s=_marker_area(part["params"], largest),
+                color="white" if single else style["color"],
+                edgecolor=style["color"] if single else "white",
+                linewidth=1.2 if single else 0.5,
+                zorder=3,
+            )
     if baseline is not None:  # as text: a line at the baseline would squash the differences that matter
         ax.text(
             0.99,
@@ -380,7 +383,7 @@ def plot_width_layers_grid(
     sc = ax.scatter(
         x,
         y,
-        s=_marker_area(grid["params"], largest) * 1.6,
+        s=_marker_area(grid["params"], largest),
         c=values,
         cmap="RdBu_r",
         norm=norm,
@@ -407,9 +410,11 @@ def _nice(value: float) -> float:
     return round(value / exp) * exp
 
 
-def _legends(ax: plt.Axes, largest: float, mixers: Sequence[str], *, wide: bool = False) -> None:
+def _legends(
+    ax: plt.Axes, largest: float, mixers: Sequence[str], *, wide: bool = False, single: bool = False
+) -> None:
     """The mixer colours and the parameter-amount sizes, as the paper puts them under panel c (one above
-    the other), or side by side in a `wide` strip."""
+    the other), or side by side in a `wide` strip; with `single`, what a hollow (one-seed) marker means."""
     ax.set_axis_off()
     handles = [
         plt.Line2D([], [], marker="o", ls="", markersize=9, color=MIXER_STYLE[m]["color"])
@@ -421,6 +426,11 @@ def _legends(ax: plt.Axes, largest: float, mixers: Sequence[str], *, wide: bool 
         for m in MIXER_STYLE
         if m in mixers
     ]
+    if single:
+        handles.append(
+            plt.Line2D([], [], marker="o", ls="", markersize=9, color="white", markeredgecolor="0.4")
+        )
+        names.append("one seed (no sd)")
     first = ax.legend(
         handles,
         names,
@@ -465,7 +475,10 @@ def plot_fig1(
     are synthetic says so in its title. Panels fill a 2 x 2 layout without empty quadrants: the legends
     take the cell a third dataset would use.
     """
-    datasets = list(datasets or summary["dataset"].unique())
+    if datasets is None:  # as the paper: the multilabel (substructure) panels first, bacteria last
+        tasks = summary.drop_duplicates("dataset").set_index("dataset")["task"]
+        datasets = sorted(tasks.index, key=lambda name: tasks[name] != "multilabel")
+    datasets = list(datasets)
     if not 1 <= len(datasets) <= 3:
         raise ValueError(f"Fig. 1 has room for one to three datasets, got {datasets}")
     parts = [summary["params"]] + ([grid["params"]] if grid is not None and not grid.empty else [])
@@ -507,8 +520,10 @@ def plot_fig1(
             ax.sharex(axes[0])
         axes[-1].set_xlabel("GMACs per spectrum", fontweight="bold")
         axes[0].set_title(name + (" (synthetic)" if synthetic.get(name) else ""), fontweight="bold")
-        axes[0].text(-0.12, 1.08, next(letters), transform=axes[0].transAxes, fontsize=18)
-    _legends(fig.add_subplot(legend_cell), largest, list(summary["mixer"].unique()), wide=len(datasets) == 1)
+        _letter(fig, cell, next(letters))
+    single = "n_seeds" in summary and bool((summary["n_seeds"] < 2).any())
+    mixers = list(summary["mixer"].unique())
+    _legends(fig.add_subplot(legend_cell), largest, mixers, wide=len(datasets) == 1, single=single)
     ax = fig.add_subplot(d_cell)
     if grid is not None and not grid.empty:
         metric = main_metric(grid["task"].iloc[0])
@@ -516,18 +531,29 @@ def plot_fig1(
         bar = fig.colorbar(sc, ax=ax, label=METRIC_LABELS[metric], fraction=0.06, pad=0.02)
         bar.formatter.set_useOffset(False)  # metric values, never "1e-7 + 9.11e-1"
         bar.update_ticks()
-        seeds = int(grid["n_seeds"].max())
+        fewest, most = int(grid["n_seeds"].min()), int(grid["n_seeds"].max())
+        seeds = (
+            "seed 0"
+            if most == 1
+            else f"mean of {fewest}-{most} seeds"
+            if fewest < most
+            else f"mean of {most} seeds"
+        )
         ax.set_title(
-            grid_dataset
-            + (" (synthetic)" if synthetic.get(grid_dataset) else "")
-            + (", seed 0" if seeds == 1 else f", mean of {seeds} seeds"),
+            grid_dataset + (" (synthetic)" if synthetic.get(grid_dataset) else "") + f", {seeds}",
             fontweight="bold",
         )
     else:
         ax.text(0.5, 0.5, "no width x layers grid in these results", ha="center", va="center")
         ax.set_axis_off()
-    ax.text(-0.12, 1.04, "d", transform=ax.transAxes, fontsize=18)  # the paper's letter for this panel
+    _letter(fig, d_cell, "d")  # the paper's letter for this panel
     return fig
+
+
+def _letter(fig: plt.Figure, cell: Any, letter: str) -> None:
+    """A panel letter at the top left of its grid cell, in figure coordinates (so all panels align)."""
+    box = cell.get_position(fig)
+    fig.text(box.x0 - 0.045, box.y1 + 0.015, letter, fontsize=18)
 
 
 # --- 03: Table 1 and the ground-truth scores ---------------------------------------------------------
@@ -796,7 +822,7 @@ METRIC_LABELS = {
     "micro_f1": "micro-F1",
     "macro_f1": "macro-F1",
     "samples_f1": "samples-F1",
-    "hamming_accuracy": "Accuracy (Hamming)",
+    "hamming_accuracy": "Hamming acc.",
     "emr": "EMR",
     "accuracy": "Accuracy",
 }
