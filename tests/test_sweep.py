@@ -286,3 +286,47 @@ def test_parallel_workers_write_the_same_rows_as_one_worker(tmp_path):
         serial[cols].sort_values("run_id").reset_index(drop=True),
     )
     assert len(list((tmp_path / "two" / "runs" / "toy-mc").glob("*/pretrain-seed0/best.pt"))) == 2
+
+
+def test_rescoring_a_row_keeps_a_row_another_worker_appends_meanwhile(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import time
+    from contextlib import contextmanager
+    from pathlib import Path
+
+    from peakmixer import sweep
+
+    path, ready = tmp_path / "table.csv", tmp_path / "ready"
+    sweep._append(path, dict.fromkeys(sweep.COLUMNS, "") | {"run_id": "run1", "config_id": "c1"})
+    other = (  # another worker process appends run2 once it is ready
+        "import pathlib, sys\nfrom peakmixer import sweep\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
+        f"sweep._append(pathlib.Path({str(path)!r}), dict.fromkeys(sweep.COLUMNS, '') | "
+        "{'run_id': 'run2', 'config_id': 'c2'})\n"
+    )
+    lib = str(Path(sweep.__file__).parents[1])
+    real = sweep.atomic
+
+    @contextmanager
+    def rewrite_late(target):  # the re-scoring worker has read the table; the other one appends now
+        proc = subprocess.Popen([sys.executable, "-c", other], env={**os.environ, "PYTHONPATH": lib})
+        for _ in range(600):
+            if ready.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)  # room for the append: without the table's lock it lands before this write
+        rewrite_late.proc = proc
+        with real(target) as tmp:
+            yield tmp
+
+    monkeypatch.setattr(sweep, "atomic", rewrite_late)
+    sweep._replace(path, "run1", {"scores_id": "new"})
+    monkeypatch.setattr(sweep, "atomic", real)
+    assert rewrite_late.proc.wait(timeout=120) == 0
+    table = sweep.read_results(path)
+    assert (
+        sorted(table["run_id"]) == ["run1", "run2"]
+        and table.set_index("run_id").loc["run1", "scores_id"] == "new"
+    )

@@ -420,15 +420,17 @@ def _append(path: Path, row: dict[str, Any]) -> bool:
 
 
 def _replace(path: Path, run_id: str, values: dict[str, Any]) -> None:
-    """Set columns of one row (a run scored again), rewriting the table atomically."""
-    table = read_results(path)
-    at = table.index[table["run_id"] == run_id]
-    for key, value in values.items():
-        if key not in table:
-            table[key] = np.nan
-        table.loc[at, key] = value
-    with atomic(path) as tmp:
-        table.to_csv(tmp, index=False)
+    """Set columns of one row (a run scored again), under the table's lock (a row another worker appends
+    meanwhile is kept), rewriting the table atomically."""
+    with _locked(path.with_name(f".{path.name}.lock")):
+        table = read_results(path)
+        at = table.index[table["run_id"] == run_id]
+        for key, value in values.items():
+            if key not in table:
+                table[key] = np.nan
+            table.loc[at, key] = value
+        with atomic(path) as tmp:
+            table.to_csv(tmp, index=False)
 
 
 def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]) -> Path:
