@@ -4,10 +4,14 @@ The id (`train.config_fingerprint`) covers the config, the data, the device type
 model's code (`models.code_fingerprint`), `TRAINING_PATH_VERSION` and the identity of a pre-trained start.
 """
 
+import ast
 import importlib.util
 import json
 import os
+import shutil
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,7 @@ from peakmixer import models
 from peakmixer.config import ConfigError, from_dict
 from peakmixer.data import data_identity, file_sha256, load, toy_dataset
 from peakmixer.models import build_model, code_fingerprint
+from peakmixer.provenance import source_digest, stable_ast_dump
 from peakmixer.train import (
     TRAINING_PATH_VERSION,
     TrainConfig,
@@ -139,6 +144,54 @@ def test_class_source_counts_code_not_comments_or_docstrings(tmp_path):
         probe = load_module(tmp_path / f"{name}.py", source).Probe
         digests[name] = models._class_digest(probe).split(":", 1)[1]
     assert digests["same"] == digests["base"] and digests["other"] != digests["base"]
+
+
+def _model_class_sources() -> dict[str, str]:
+    import inspect
+
+    classes = [c for c in vars(models).values() if isinstance(c, type) and c.__module__ == models.__name__]
+    return {c.__qualname__: inspect.getsource(c) for c in classes}
+
+
+def _other_pythons() -> list[str]:
+    """Other CPython 3.10-3.13 interpreters on this machine (pyenv's or on PATH); none in CI."""
+    found = {shutil.which(f"python3.{minor}") for minor in (10, 11, 12, 13)}
+    found |= {str(p) for p in Path.home().glob(".pyenv/versions/3.1[0-3].*/bin/python3")}
+    mine = f"{sys.version_info.major}.{sys.version_info.minor}"
+    out = {}
+    for exe in sorted(f for f in found if f):
+        done = subprocess.run([exe, "-c", "import sys; print(*sys.version_info[:2], sep='.')"],
+                              capture_output=True, text=True)  # fmt: skip
+        if done.returncode == 0 and done.stdout.strip() not in (mine, *out):
+            out[done.stdout.strip()] = exe
+    return list(out.values())
+
+
+def test_the_code_digest_is_python_3_11s_ast_dump_text():
+    # The committed store's ids were made on Python 3.11: the stable text must be 3.11's ast.dump text.
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("ast.dump's own text is 3.11's only on Python 3.11")
+    for name, source in _model_class_sources().items():
+        tree = ast.parse(textwrap.dedent(source))
+        assert stable_ast_dump(tree) == ast.dump(tree), name
+
+
+def test_the_code_digest_is_the_same_on_every_python():
+    # A user on another Python must find the same run ids, or every stored row would look stale.
+    others = _other_pythons()
+    if not others:
+        pytest.skip("no other Python 3.10-3.13 on this machine")
+    sources = _model_class_sources()
+    mine = {name: source_digest(src) for name, src in sources.items()}
+    lib = str(Path(models.__file__).parents[1])
+    script = (
+        "import json, sys\nsys.path.insert(0, sys.argv[1])\nfrom peakmixer.provenance import source_digest\n"
+        "print(json.dumps({k: source_digest(v) for k, v in json.load(sys.stdin).items()}))"
+    )
+    for exe in others:
+        done = subprocess.run([exe, "-c", script, lib], input=json.dumps(sources), capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        assert json.loads(done.stdout) == mine, exe
 
 
 def test_a_changed_mixer_changes_only_its_own_models(monkeypatch):

@@ -11,12 +11,10 @@ deliberate fixes: no dead modules, no hard-coded lengths, one LayerNorm per mixe
 
 from __future__ import annotations
 
-import ast
 import copy
 import hashlib
 import inspect
 import math
-import textwrap
 from collections.abc import Callable
 
 import torch
@@ -24,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigError
+from .provenance import source_digest
 
 EXTRACTORS = ("respeak", "cnnpeak")
 MIXERS = ("none", "mlp", "mlpmixer", "transformer")
@@ -539,18 +538,7 @@ def _class_digest(cls: type) -> str:
     name = f"{cls.__module__}.{cls.__qualname__}"
     if cls.__module__.split(".")[0] != "peakmixer":
         return name
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]
-    return name + ":" + hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+    return name + ":" + source_digest(inspect.getsource(cls))
 
 
 def describe(spec: dict) -> str:
