@@ -330,3 +330,18 @@ def test_rescoring_a_row_keeps_a_row_another_worker_appends_meanwhile(tmp_path, 
         sorted(table["run_id"]) == ["run1", "run2"]
         and table.set_index("run_id").loc["run1", "scores_id"] == "new"
     )
+
+
+def test_a_row_made_on_another_device_type_is_kept_where_the_code_computes_it(tmp_path, monkeypatch):
+    cfg = sweep_config(tmp_path, mixers=["none"], seeds=[0])
+    first = run_sweep(cfg, progress=False)
+    assert first["device"].tolist() == ["cpu"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the store travels to a GPU machine
+    # `device: auto` plans a CUDA run there (another id), but the CPU row is what the code computes on a
+    # CPU: kept, nothing trained (training would fail here, this GPU is not real)
+    assert run_sweep(cfg, progress=False).equals(first)
+    table = read_results(cfg.results_path)
+    table["config_id"] = "0" * 12  # a row that no device's plan has: still refused
+    table.to_csv(cfg.results_path, index=False)
+    with pytest.raises(ConfigError, match="already holds toy-ml/w8-none0/seed0 made with other settings"):
+        run_sweep(cfg, progress=False)

@@ -404,6 +404,18 @@ def read_results(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def _stored(table: pd.DataFrame) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[str, str]]]:
+    """Per stored run: its config id, its scores id, and the device type and precision it was made with."""
+    known = dict(zip(table["run_id"], table["config_id"], strict=True))
+    scored = dict(zip(table["run_id"], table["scores_id"], strict=True)) if "scores_id" in table else {}
+    made_on = (
+        dict(zip(table["run_id"], zip(table["device"], table["precision"], strict=True), strict=True))
+        if {"device", "precision"} <= set(table)
+        else {}
+    )
+    return known, scored, made_on
+
+
 def _append(path: Path, row: dict[str, Any]) -> bool:
     """Add one row unless the table already has that run (another process finished it meanwhile), under
     the table's lock, rewriting it atomically so a kill never leaves half a line; True when added."""
@@ -528,14 +540,13 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
     With `skip_taken` (a worker of `run_workers`) a run another process is training is left to it.
 
     A row made with other settings, code or data (its ``config_id`` differs) is never reused: that is an
-    error naming the run, so a changed budget cannot silently show old results. A row whose training is
+    error naming the run, so a changed budget cannot silently show old results; a row made on another
+    device type or precision is kept when it is what the code computes there. A row whose training is
     the same but whose attribution scores were made otherwise (``scores_id``) is scored again from the
     run's model. A run cut short by ``max_steps`` writes no row (it resumes next time).
     """
     results = cfg.results_path
-    table = read_results(results)
-    known = dict(zip(table["run_id"], table["config_id"], strict=True))
-    scored = dict(zip(table["run_id"], table["scores_id"], strict=True)) if "scores_id" in table else {}
+    known, scored, made_on = _stored(read_results(results))
     scoring = from_dict(RunScoring, cfg.scores) if cfg.scores else None
     runs = plan(cfg)
     paths = {ds.name: dataset_path(cfg, ds) for ds in cfg.datasets}
@@ -549,11 +560,15 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
         config_id = run_identity(pre, tc, datasets[name])
         scores_id = scores_identity(scoring, config_id) if scoring else ""
         if skip_taken:  # another worker may have finished or re-scored it since this one started
-            table = read_results(results)
-            known = dict(zip(table["run_id"], table["config_id"], strict=True))
-            scored = (
-                dict(zip(table["run_id"], table["scores_id"], strict=True)) if "scores_id" in table else {}
-            )
+            known, scored, made_on = _stored(read_results(results))
+        if run.run_id in known and known[run.run_id] != config_id and run.run_id in made_on:
+            # made with another device type or precision (`precision: auto`, `device: auto` on another
+            # machine): still valid when it is what the code computes there, as `results.validate` counts it
+            device, precision = made_on[run.run_id]
+            there = run_identity(pre, tc, datasets[name], device_type=device, precision=precision)
+            if there == known[run.run_id]:
+                config_id = there
+                scores_id = scores_identity(scoring, config_id) if scoring else ""
         if run.run_id in known:
             if known[run.run_id] != config_id:
                 raise ConfigError(
