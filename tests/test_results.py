@@ -13,6 +13,7 @@ from peakmixer.results import (
     claims,
     load_study,
     read_store,
+    rows_of,
     run_studies,
     spot_check,
     spot_check_text,
@@ -61,6 +62,17 @@ def stored(tmp_path):
     cfg = study(tmp_path)
     run_sweep(cfg, progress=False)
     return cfg
+
+
+def test_a_run_another_table_holds_counts_only_when_it_is_the_same_run(tmp_path, stored):
+    # "same": the study as `toy` under another name (a run two studies need is trained once); "longer":
+    # the same run names with another budget: toy's rows are not its rows
+    write_study(tmp_path, name="same")
+    write_study(tmp_path, name="longer", train={**TRAIN, "optim": {**TRAIN["optim"], "epochs": 3}})
+    studies = {name: study(tmp_path, name) for name in ("toy", "same", "longer")}
+    view = read_store(studies, allow_missing=True)
+    assert len(rows_of(view.rows, studies["same"])) == 4 and rows_of(view.rows, studies["longer"]).empty
+    assert sorted(m.split(":")[0] for m in view.missing) == ["longer"] * 4
 
 
 def test_stored_rows_are_valid_until_the_study_changes(tmp_path, stored):

@@ -12,6 +12,7 @@ deliberate fixes: no dead modules, no hard-coded lengths, one LayerNorm per mixe
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import inspect
 import math
@@ -534,6 +535,7 @@ def code_fingerprint(model: nn.Module) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
+@functools.cache  # a class's source does not change while it is loaded; reading it is slow
 def _class_digest(cls: type) -> str:
     name = f"{cls.__module__}.{cls.__qualname__}"
     if cls.__module__.split(".")[0] != "peakmixer":

@@ -167,14 +167,16 @@ def read_store(studies: Mapping[str, SweepConfig], *, allow_missing: bool = Fals
         checked = validate(cfg, read_results(path)).assign(study=name)
         valid.append(checked[checked["valid"]])
         stale.append(checked[~checked["valid"]])
-        have = set(checked.loc[checked["valid"], "run_id"])
-        missing += [f"{name}: {r.run_id}" for r in plan(cfg) if r.run_id not in have]
         side = path.with_suffix(".json")
         if side.exists():
             info = json.loads(side.read_text())
             wall[name] = float(info.get("wall_seconds", math.nan))
             machines[name] = info.get("machine", {})
-    rows = pd.concat(valid, ignore_index=True).drop_duplicates("run_id").reset_index(drop=True)
+    # the same run in two tables once; a run name with two ids (two budgets) twice, each for its study
+    rows = pd.concat(valid, ignore_index=True).drop_duplicates(["run_id", "config_id"]).reset_index(drop=True)
+    for name, cfg in studies.items():  # a run another table holds counts as made (`rows_of`)
+        have = set(rows_of(rows, cfg)["run_id"])
+        missing += [f"{name}: {r.run_id}" for r in plan(cfg) if r.run_id not in have]
     return StoreView(rows, pd.concat(stale, ignore_index=True), missing, wall, machines, notes)
 
 
@@ -550,8 +552,14 @@ def bottleneck_table(rows: pd.DataFrame, facts: Mapping[str, Mapping[str, Any]])
 
 
 def rows_of(rows: pd.DataFrame, cfg: SweepConfig) -> pd.DataFrame:
-    """The rows that are runs of study `cfg` (tables share runs, so select by plan, not by table)."""
-    return rows[rows["run_id"].isin({r.run_id for r in plan(cfg)})].reset_index(drop=True)
+    """The rows that are runs of study `cfg` as it is configured now. Tables share runs, so rows are picked
+    by plan, not by table, and each must carry the config id `cfg` plans for its run (`validate`): a row
+    of another study with the same run name but another budget does not count."""
+    mine = rows[rows["run_id"].isin({r.run_id for r in plan(cfg)})]
+    if mine.empty:
+        return mine.reset_index(drop=True)
+    checked = validate(cfg, mine)
+    return checked[checked["valid"]].drop_duplicates("run_id").reset_index(drop=True)
 
 
 def panel_rows(rows: pd.DataFrame, mixer_layers: int) -> pd.DataFrame:
