@@ -175,7 +175,7 @@ def read_store(studies: Mapping[str, SweepConfig], *, allow_missing: bool = Fals
     # the same run in two tables once; a run name with two ids (two budgets) twice, each for its study
     rows = pd.concat(valid, ignore_index=True).drop_duplicates(["run_id", "config_id"]).reset_index(drop=True)
     for name, cfg in studies.items():  # a run another table holds counts as made (`rows_of`)
-        have = set(rows_of(rows, cfg)["run_id"])
+        have = set(rows_of(rows, cfg).get("run_id", []))
         missing += [f"{name}: {r.run_id}" for r in plan(cfg) if r.run_id not in have]
     return StoreView(rows, pd.concat(stale, ignore_index=True), missing, wall, machines, notes)
 
@@ -555,6 +555,8 @@ def rows_of(rows: pd.DataFrame, cfg: SweepConfig) -> pd.DataFrame:
     """The rows that are runs of study `cfg` as it is configured now. Tables share runs, so rows are picked
     by plan, not by table, and each must carry the config id `cfg` plans for its run (`validate`): a row
     of another study with the same run name but another budget does not count."""
+    if rows.empty:
+        return rows.reset_index(drop=True)
     mine = rows[rows["run_id"].isin({r.run_id for r in plan(cfg)})]
     if mine.empty:
         return mine.reset_index(drop=True)
