@@ -108,6 +108,24 @@ def test_resume_after_max_steps_equals_uninterrupted(tmp_path):
     assert_same_weights(weights(tmp_path / "full" / "best.pt"), weights(tmp_path / "part" / "best.pt"))
 
 
+def test_a_run_resumes_on_the_thread_count_it_began_with(tmp_path, capsys):
+    # CPU sums run in another order on another thread count: a run resumed on a busier machine must not
+    # quietly become a different run than the one its row describes.
+    path = write_setup(tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        full = train(load_config(path, [f"out_dir={tmp_path / 'full'}"]))
+        assert train(load_config(path, [f"out_dir={tmp_path / 'part'}", "max_steps=13"]))["stopped"]
+        torch.set_num_threads(1)
+        resumed = train(load_config(path, [f"out_dir={tmp_path / 'part'}"]), resume=True)
+        assert torch.get_num_threads() == 1  # the process's own count again afterwards
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed["threads"] == full["threads"] == 2 and "resumed on 2 threads" in capsys.readouterr().out
+    assert_same_weights(weights(tmp_path / "full" / "last.pt"), weights(tmp_path / "part" / "last.pt"))
+
+
 def test_resume_after_a_real_kill_equals_uninterrupted(tmp_path):
     path = write_setup(tmp_path, optim__epochs=12, checkpoint_every=1)
     run = tmp_path / "killed"

@@ -692,6 +692,7 @@ class _Session:
             "spectra_seen": 0,
             "loss_sum": 0.0,  # of the current epoch, so a mid-epoch resume reports the whole epoch's loss
             "loss_steps": 0,
+            "threads": torch.get_num_threads(),  # CPU results depend on it: a resumed run keeps it
         }
     )
 
@@ -804,6 +805,13 @@ def _resume(s: _Session) -> None:
     s.scaler.load_state_dict(ckpt["scaler"])
     s.state = ckpt["state"]
     _set_rng_state(ckpt["rng"], s.device)
+    # A CPU's sums run in another order on another thread count, so a run resumed on another count would
+    # differ from one never interrupted (and from its row's `threads`): it continues on the count it began
+    # with (checkpoints from before this rule do not say it).
+    began = s.state.get("threads")
+    if s.device.type == "cpu" and began and began != torch.get_num_threads():
+        print(f"[train] {s.out}: resumed on {began} threads as it began (not {torch.get_num_threads()})")
+        torch.set_num_threads(began)
 
 
 def _checkpoint(s: _Session, name: str, metrics: dict | None = None) -> None:
@@ -992,6 +1000,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
     `max_steps` returns ``{"stopped": True, ...}`` without test metrics.
     """
     s = _start(cfg, dataset)
+    threads = torch.get_num_threads()
+    try:
+        return _train(s, resume)
+    finally:
+        torch.set_num_threads(threads)  # `_resume` may have set the run's own count
+
+
+def _train(s: _Session, resume: bool) -> dict[str, Any]:
+    cfg = s.cfg
     if resume:
         _resume(s)
     if s.ddp.main:
