@@ -345,3 +345,14 @@ def test_a_row_made_on_another_device_type_is_kept_where_the_code_computes_it(tm
     table.to_csv(cfg.results_path, index=False)
     with pytest.raises(ConfigError, match="already holds toy-ml/w8-none0/seed0 made with other settings"):
         run_sweep(cfg, progress=False)
+
+
+def test_a_run_another_study_reuses_keeps_where_and_when_it_was_trained(tmp_path):
+    import time
+
+    first = run_sweep(sweep_config(tmp_path, mixers=["none"], seeds=[0]), progress=False)
+    time.sleep(1.1)  # finished_at has whole seconds
+    other = sweep_config(tmp_path, mixers=["none"], seeds=[0], results=str(tmp_path / "other.csv"))
+    reused = run_sweep(other, progress=False)  # the same run folder: evaluated again, not trained
+    made = ["finished_at", "git_sha", "threads", "device_name", "train_seconds", "micro_f1"]
+    assert reused[made].equals(first[made])

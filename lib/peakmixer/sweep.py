@@ -374,8 +374,8 @@ def _row(run: Run, summary: dict[str, Any], pretrain_seconds: float, synthetic: 
         "threads": summary["threads"],
         "torch": summary["torch"],
         "data_sha256": summary["data_hash"],
-        "git_sha": git_sha(),
-        "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "git_sha": summary.get("git_sha") or git_sha(),  # where and when the run was trained (`train._MADE`)
+        "finished_at": summary.get("finished_at") or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "ip_mode": run.ip,
         "ip_channels": spec.get("ip", {}).get("channels", np.nan),
         **{f"pathway_{k}": v for k, v in test.get("pathways", {}).items()},

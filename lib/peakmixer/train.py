@@ -970,9 +970,19 @@ def _summary(s: _Session, stopped: bool) -> dict[str, Any]:
     }
 
 
-def _finish(s: _Session, stopped: bool) -> dict[str, Any]:
-    """The best model's metrics on validation and test (and its IP pathways), into ``metrics.json``."""
+# Where and when a run was made: a finished run that is only evaluated again (a sweep reusing it) keeps them.
+_MADE = ("git_sha", "finished_at", "cpu", "gpu", "torch", "threads")
+
+
+def _finish(s: _Session, stopped: bool, trained: bool = True) -> dict[str, Any]:
+    """The best model's metrics on validation and test (and its IP pathways), into ``metrics.json``; when
+    this call `trained` nothing, the run's own provenance (`_MADE`) is kept from its ``metrics.json``."""
     summary = _summary(s, stopped)
+    summary["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    made = s.out / "metrics.json"
+    if not trained and made.exists():
+        before = json.loads(made.read_text())
+        summary |= {k: before[k] for k in _MADE if k in before}
     if stopped:
         summary["stopped"] = True
         return summary
@@ -1023,7 +1033,7 @@ def _train(s: _Session, resume: bool) -> dict[str, Any]:
         drop_last=s.ddp.world > 1,  # no padding with repeated spectra; drops < world spectra per epoch
     )
     X, y = s.train_data.X.to(s.device), s.train_data.y.to(s.device)
-    stopped = False
+    stopped, steps = False, s.state["global_step"]
     # The patience test is part of the loop condition, so resuming an early-stopped run trains no further.
     while s.state["epoch"] < cfg.optim.epochs and s.state["bad_epochs"] < cfg.optim.patience:
         stopped = _train_epoch(s, sampler, X, y)
@@ -1033,7 +1043,7 @@ def _train(s: _Session, resume: bool) -> dict[str, Any]:
         if cfg.max_steps and s.state["global_step"] >= cfg.max_steps:
             stopped = s.state["epoch"] < cfg.optim.epochs and s.state["bad_epochs"] < cfg.optim.patience
             break
-    return _finish(s, stopped)
+    return _finish(s, stopped, trained=s.state["global_step"] > steps)
 
 
 def evaluate_checkpoint(
