@@ -201,6 +201,14 @@ def test_claims_use_converged_runs_and_test_the_mlp_claim_at_lower_macs():
     assert (c.n_mlpmixer, c.n_other, c.left_out) == (3, 2, "synth/none/seed2")
     assert c.other == pytest.approx(0.80 - 0.0025)  # the mean of the two converged seeds
     assert "left out, not converged: synth/none/seed2" in verdict_text(claims(table, classes))
+    table["ended_by"] = table["mixer"].map({"none": "epoch_cap", "mlpmixer": "early_stop"})  # none converged
+    (c,) = claims(table, classes).itertuples(index=False)
+    assert (c.outcome, c.reason, c.n_other) == (
+        "not resolved at this sample size",
+        "no converged run in the other arm",
+        0,
+    )
+    assert "nan" not in verdict_text(claims(table, classes))
     # The MLP claim "at lower MACs" across widths: each MLPMixer against the narrowest MLP with at least its
     # MACs. Here the MLP is cheaper at either width, so only the MLPMixer at 32 has a costlier MLP (at 64).
     mlp = pd.concat(
@@ -217,6 +225,12 @@ def test_claims_use_converged_runs_and_test_the_mlp_claim_at_lower_macs():
     same = got[got["claim"] == "MLPMixer beats the MLP mixer at the same width"]
     assert same["width"].tolist() == [32, 64] and (same["other_width"] == same["width"]).all()
     assert "(the MLP at width 64)" in verdict_text(pareto)
+    # An MLP that costs more at the MLPMixer's own width: the same-width test is that test, not run twice;
+    # the MLPMixer at 32 still meets the wider MLP, the one at 64 has no wider MLP.
+    mlp.loc[mlp["mixer"] == "mlp", "macs"] *= 10
+    got = claims(mlp, {"synth": 8})
+    pareto = got[got["claim"] == "MLPMixer beats an MLP mixer of at least its MACs"]
+    assert pareto[["width", "other_width"]].values.tolist() == [[32, 64]] and len(got) == 3
 
 
 @pytest.mark.slow

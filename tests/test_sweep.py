@@ -316,7 +316,10 @@ def test_rescoring_a_row_keeps_a_row_another_worker_appends_meanwhile(tmp_path, 
             if ready.exists() or proc.poll() is not None:
                 break
             time.sleep(0.1)
-        time.sleep(1.0)  # room for the append: without the table's lock it lands before this write
+        try:  # without the table's lock the append lands (and the process ends) before this write
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # with the lock it waits for this write
+            pass
         rewrite_late.proc = proc
         with real(target) as tmp:
             yield tmp

@@ -361,6 +361,10 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
     assert "95% interval" not in text
     result.predictions.to_csv(tmp_path / "sim2real_predictions.csv", index=False)
     assert "- Intervals: 95% percentile bootstrap" in readme_sim2real(store)
+    # Predictions of other models than the table's (a table rewritten alone): refused, not mixed.
+    result.predictions.assign(config_id="0" * 12).to_csv(tmp_path / "sim2real_predictions.csv", index=False)
+    with pytest.raises(DatasetError, match="sim2real_predictions.csv: its models .* are not those of"):
+        readme_sim2real(store)
 
 
 def test_the_cli_makes_version_3_with_its_own_knobs(tmp_path, capsys):

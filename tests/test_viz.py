@@ -80,7 +80,7 @@ def test_fig1_puts_multilabel_panels_first_aligns_letters_and_marks_single_seeds
     fig = plot_fig1(summary, grid, synthetic={"ir": True, "bac": True}, grid_dataset="ir")
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[:2] == ["ir (synthetic)", "bac (synthetic)"]  # a: substructures, as in the paper
-    letters = {t.get_text(): t.get_position() for t in fig.texts if t.get_text() in "abcd"}
+    letters = {t.get_text(): t.get_position() for t in fig.texts if t.get_text() in {"a", "b", "c", "d"}}
     assert set(letters) == {"a", "b", "d"} and letters["a"][1] == pytest.approx(letters["b"][1])
     # A width with one seed has no sd: its markers are hollow, and the legend says what that means.
     faces = [c.get_facecolors() for ax in fig.axes for c in ax.collections if len(c.get_offsets())]

@@ -535,7 +535,7 @@ def code_fingerprint(model: nn.Module) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
-@functools.cache  # a class's source does not change while it is loaded; reading it is slow
+@functools.cache  # reading a class's source parses its whole module: once per class and process
 def _class_digest(cls: type) -> str:
     name = f"{cls.__module__}.{cls.__qualname__}"
     if cls.__module__.split(".")[0] != "peakmixer":

@@ -426,25 +426,31 @@ def claims(table: pd.DataFrame, classes: Mapping[str, int], *, mixer_layers: int
         arm = dict(iter(at.groupby(["mixer", "width"])))
         widths = sorted(at["width"].unique())
         pairs = [(w, other, w, claim) for w in widths for other, claim in CLAIMS]
-        for w in widths:  # the MLPMixer at width w against the narrowest MLP of at least its MACs
-            if ("mlpmixer", w) in arm:
+        for w in widths:  # the MLPMixer at width w against the narrowest wider MLP of at least its MACs
+            if ("mlpmixer", w) in arm:  # (an MLP of width w that costs as much: the same-width test says it)
                 ours = arm["mlpmixer", w]["macs"].iloc[0]
-                costlier = [v for (m, v), g in arm.items() if m == "mlp" and g["macs"].iloc[0] >= ours]
+                costlier = [
+                    v for (m, v), g in arm.items() if m == "mlp" and v > w and g["macs"].iloc[0] >= ours
+                ]
                 pairs += [(w, "mlp", min(costlier), PARETO_CLAIM)] if costlier else []
         for width, other, other_width, claim in pairs:
             if ("mlpmixer", width) not in arm or (other, other_width) not in arm:
                 continue
-            (a_rows, a_out), (b_rows, b_out) = (
-                _converged(arm["mlpmixer", width]),
-                _converged(arm[other, other_width]),
-            )
+            ours, theirs = arm["mlpmixer", width], arm[other, other_width]
+            (a_rows, a_out), (b_rows, b_out) = _converged(ours), _converged(theirs)
             a, b = (r[metric].dropna().to_numpy(float) for r in (a_rows, b_rows))
-            if len(a) == 0 or len(b) == 0:
+            if len(a) and len(b):
+                diff, lo, hi, outcome, reason = judge(a, b)
+            elif a_out or b_out:  # runs exist but the epoch cap ended them: said, not dropped
+                diff, lo, hi, outcome = math.nan, math.nan, math.nan, NOT_RESOLVED
+                reason = "no converged run in " + " and ".join(
+                    side for side, n in (("the MLPMixer's arm", len(a)), ("the other arm", len(b))) if n == 0
+                )
+            else:
                 continue
-            diff, lo, hi, outcome, reason = judge(a, b)
             cost = {
                 f"{key}_{side}": float(r[col].iloc[0]) / scale if col in r else math.nan
-                for side, r in (("mlpmixer", a_rows), ("other", b_rows))
+                for side, r in (("mlpmixer", ours), ("other", theirs))
                 for key, col, scale in (("gmacs", "macs", 1e9), ("params", "params", 1.0))
             }
             rows.append(
@@ -454,8 +460,8 @@ def claims(table: pd.DataFrame, classes: Mapping[str, int], *, mixer_layers: int
                     "other_width": int(other_width),
                     "claim": claim,
                     "metric": metric,
-                    "mlpmixer": float(a.mean()),
-                    "other": float(b.mean()),
+                    "mlpmixer": float(a.mean()) if len(a) else math.nan,
+                    "other": float(b.mean()) if len(b) else math.nan,
                     "difference": diff,
                     "ci_low": lo,
                     "ci_high": hi,
@@ -500,8 +506,13 @@ def verdict_text(claim_table: pd.DataFrame, *, synthetic: Iterable[str] = ()) ->
             lines.append(
                 f"  {c.dataset}, width {c.width}: {c.claim}{other}: {c.outcome}"
                 + (f" ({c.reason})" if c.reason else "")
-                + f" ({c.metric} {c.mlpmixer:.4f} vs {c.other:.4f}, difference {c.difference:+.4f}{ci}, "
-                f"n = {c.n_mlpmixer}/{c.n_other}{cost}{left})"
+                + " ("
+                + (
+                    f"{c.metric} {c.mlpmixer:.4f} vs {c.other:.4f}, difference {c.difference:+.4f}{ci}, "
+                    if np.isfinite(c.difference)
+                    else ""
+                )
+                + f"n = {c.n_mlpmixer}/{c.n_other}{cost}{left})"
             )
     fair = claim_table[claim_table["fair"]]
     if not fair.empty:

@@ -314,7 +314,7 @@ def readme_sim2real(path: Path = STORE) -> str:
     """The README's sim-to-real section, made from the committed ``results/sim2real.csv``."""
     if not path.exists():
         return "No sim-to-real result in the store yet: `python -m peakmixer sim2real --store` makes it."
-    table = pd.read_csv(path, dtype={"version": str, "real_set": str})
+    table = pd.read_csv(path, dtype={"version": str, "real_set": str, "config_id": str})
     s = summary(table)
     shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     seeds = sorted(table["seed"].unique().tolist())
@@ -350,6 +350,15 @@ def readme_sim2real(path: Path = STORE) -> str:
     labels_path, predictions_path = path.with_name(LABELS_NAME), path.with_name(PREDICTIONS_NAME)
     weak = weak_labels(s, pd.read_csv(labels_path, dtype={"version": str})) if labels_path.exists() else []
     predictions = read_predictions(predictions_path) if predictions_path.exists() else None
+    if predictions is not None:  # intervals only from the very models the table scored
+        keys = ["version", "seed", "real_set", "config_id"]
+        scored = table.loc[table["scorer"] == "model", keys].astype(str).drop_duplicates()
+        predicted = predictions[keys].astype(str).drop_duplicates()
+        if set(map(tuple, scored.to_numpy())) != set(map(tuple, predicted.to_numpy())):
+            raise DatasetError(
+                f"{predictions_path}: its models (version, seed, real set, config id) are not those of "
+                f"{path}; write both with one `sim2real --store`"
+            )
     return "\n".join(lines + ["", *verdict(s, predictions), *weak])
 
 

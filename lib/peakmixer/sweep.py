@@ -18,7 +18,6 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -374,8 +373,8 @@ def _row(run: Run, summary: dict[str, Any], pretrain_seconds: float, synthetic: 
         "threads": summary["threads"],
         "torch": summary["torch"],
         "data_sha256": summary["data_hash"],
-        "git_sha": summary.get("git_sha") or git_sha(),  # where and when the run was trained (`train._MADE`)
-        "finished_at": summary.get("finished_at") or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "git_sha": summary["git_sha"],  # where and when the run was trained (`train._MADE`)
+        "finished_at": summary["finished_at"],
         "ip_mode": run.ip,
         "ip_channels": spec.get("ip", {}).get("channels", np.nan),
         **{f"pathway_{k}": v for k, v in test.get("pathways", {}).items()},
@@ -420,7 +419,7 @@ def _append(path: Path, row: dict[str, Any]) -> bool:
     """Add one row unless the table already has that run (another process finished it meanwhile), under
     the table's lock, rewriting it atomically so a kill never leaves half a line; True when added."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path.with_name(f".{path.name}.lock")):
+    with _locked(_lock_of(path)):
         old = read_results(path)
         if row["run_id"] in set(old["run_id"]):
             return False
@@ -434,7 +433,7 @@ def _append(path: Path, row: dict[str, Any]) -> bool:
 def _replace(path: Path, run_id: str, values: dict[str, Any]) -> None:
     """Set columns of one row (a run scored again), under the table's lock (a row another worker appends
     meanwhile is kept), rewriting the table atomically."""
-    with _locked(path.with_name(f".{path.name}.lock")):
+    with _locked(_lock_of(path)):
         table = read_results(path)
         at = table.index[table["run_id"] == run_id]
         for key, value in values.items():
@@ -463,6 +462,11 @@ def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]
     }
     write_text(path, json.dumps(info, indent=1, sort_keys=True, default=str))
     return path
+
+
+def _lock_of(table: Path) -> Path:
+    """The lock file of a results table (beside it, hidden)."""
+    return table.with_name(f".{table.name}.lock")
 
 
 @contextmanager
@@ -561,6 +565,7 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
         scores_id = scores_identity(scoring, config_id) if scoring else ""
         if skip_taken:  # another worker may have finished or re-scored it since this one started
             known, scored, made_on = _stored(read_results(results))
+        elsewhere = ""  # for the error below: the id the code plans on the row's own device and precision
         if run.run_id in known and known[run.run_id] != config_id and run.run_id in made_on:
             # made with another device type or precision (`precision: auto`, `device: auto` on another
             # machine): still valid when it is what the code computes there, as `results.validate` counts it
@@ -569,11 +574,14 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
             if there == known[run.run_id]:
                 config_id = there
                 scores_id = scores_identity(scoring, config_id) if scoring else ""
+            elif there != config_id:
+                elsewhere = f"; {there} on its {device}, {precision}"
         if run.run_id in known:
             if known[run.run_id] != config_id:
                 raise ConfigError(
                     f"{results} already holds {run.run_id} made with other settings, code or data (config id "
-                    f"{known[run.run_id]}, now {config_id}); use another results table, or delete that row "
+                    f"{known[run.run_id]}, now {config_id}{elsewhere}); use another results "
+                    "table, or delete that row "
                     "and its run directory"
                 )
             if scoring is not None and scored.get(run.run_id, "") != scores_id:
@@ -632,7 +640,7 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
             if scoring is not None:
                 row |= _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
             if _append(results, row):
-                with _locked(results.with_name(f".{results.name}.lock")):  # workers add their times in turn
+                with _locked(_lock_of(results)):  # workers add their times in turn
                     _write_sidecar(cfg, time.perf_counter() - t0 - waited, hashes)
         known[run.run_id] = config_id
     table = read_results(results)

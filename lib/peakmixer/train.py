@@ -980,8 +980,8 @@ def _finish(s: _Session, stopped: bool, trained: bool = True) -> dict[str, Any]:
     summary = _summary(s, stopped)
     summary["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     made = s.out / "metrics.json"
-    if not trained and made.exists():
-        before = json.loads(made.read_text())
+    before = json.loads(made.read_text()) if not trained and made.exists() else {}
+    if before.get("config_id") == s.config_id:  # this run's own record, not another run's in the folder
         summary |= {k: before[k] for k in _MADE if k in before}
     if stopped:
         summary["stopped"] = True
