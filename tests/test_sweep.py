@@ -242,6 +242,19 @@ def test_an_ip_sweep_scores_every_run_and_keeps_the_scores_with_their_settings(t
         run_sweep(cfg, progress=False)
 
 
+def test_a_pre_training_pinned_to_another_precision_keeps_its_rows_valid(tmp_path):
+    from peakmixer.results import validate
+
+    data = toy_pretrain_dataset(tmp_path)
+    data["train"] = {**data["train"], "precision": "bf16"}  # pre-training in bf16, fine-tuning in fp32
+    data["finetune"] = {**data["finetune"], "precision": "fp32"}
+    cfg = sweep_config(tmp_path, datasets=[data], mixers=["none"], seeds=[0])
+    table = run_sweep(cfg, progress=False)
+    assert table["precision"].tolist() == ["fp32"]  # the row records the fine-tuning's precision
+    checked = validate(cfg, table)
+    assert checked["valid"].all(), checked["why"].tolist()
+
+
 def toy_pretrain_dataset(tmp_path) -> dict:
     mc = toy_dataset(n=120, length=128, n_classes=3, task="multiclass", seed=0)
     mc.splits = {

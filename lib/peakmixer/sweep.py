@@ -333,10 +333,16 @@ def run_identity(
     precision: str | None = None,
 ) -> str:
     """The config id the run will have (see `train.config_fingerprint`), without training it: a fine-tuned
-    run's id includes its pre-training's id, so a changed pre-training changes it too."""
-    kw = {"device_type": device_type, "precision": precision}
-    init_id = planned_config_id(pre, dataset, init_id="", **kw) + ":best" if pre is not None else ""
-    return planned_config_id(tc, dataset, init_id=init_id, **kw)
+    run's id includes its pre-training's id, so a changed pre-training changes it too. `precision` (a
+    row's: the fine-tuning's, resolved) stands for the pre-training's too only where that is ``auto``; a
+    pinned pre-training precision is its own."""
+    init_id = ""
+    if pre is not None:
+        mine = precision if pre.precision == "auto" else None
+        init_id = (
+            planned_config_id(pre, dataset, init_id="", device_type=device_type, precision=mine) + ":best"
+        )
+    return planned_config_id(tc, dataset, init_id=init_id, device_type=device_type, precision=precision)
 
 
 def _row(run: Run, summary: dict[str, Any], pretrain_seconds: float, synthetic: bool, cap: int) -> dict:
