@@ -18,6 +18,7 @@ from peakmixer.sim2real import (
     bootstrap_micro_f1,
     fit_thresholds,
     import_real,
+    label_free_errors,
     label_set,
     read_predictions,
     readme_sim2real,
@@ -204,6 +205,20 @@ def test_the_bootstrap_resamples_spectra_alike_for_every_model_and_centres_on_th
     twice = _predictions(truth, {("2", 0): noisy, ("5", 0): noisy})
     again = bootstrap_micro_f1(twice, "r", draws=500)
     assert (again["2"] == again["5"]).all() and (again["2"] == seed0).all()
+
+
+def test_labels_named_on_spectra_without_any_group_are_counted_per_generator():
+    truth = np.array([[0, 0], [0, 0], [1, 0]], bool)  # two spectra carry no label
+    named = {("4", 0): np.array([[1, 1], [1, 0], [1, 0]], bool),
+             ("4", 1): np.array([[0, 1], [0, 0], [1, 1]], bool),
+             ("5", 0): np.zeros((3, 2), bool)}  # fmt: skip
+    (line,) = label_free_errors(_predictions(truth, named))
+    # v4: 3 labels on the two label-free spectra with seed 0, 1 with seed 1; the third spectrum does not count
+    assert line == (
+        "- r: labels named on its 2 spectra that carry none of the groups (every one wrong), mean over "
+        "seeds: v4 2.0, v5 0.0."
+    )
+    assert label_free_errors(_predictions(~truth, named)) == []
 
 
 def test_the_bootstrap_refuses_predictions_it_cannot_pair():

@@ -359,7 +359,8 @@ def readme_sim2real(path: Path = STORE) -> str:
                 f"{predictions_path}: its models (version, seed, real set, config id) are not those of "
                 f"{path}; write both with one `sim2real --store`"
             )
-    return "\n".join(lines + ["", *verdict(s, predictions), *weak])
+    free = label_free_errors(predictions) if predictions is not None else []
+    return "\n".join(lines + ["", *verdict(s, predictions), *weak, *free])
 
 
 def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[str]:
@@ -391,6 +392,22 @@ def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[st
             "difference is paired. They show how much a score depends on which molecules the set holds; "
             "the ± above is the spread over seeds. The best generator is picked on the same spectra, so its "
             "interval and its margin are a little optimistic."
+        )
+    return out
+
+
+def label_free_errors(predictions: pd.DataFrame) -> list[str]:
+    """Per real set with spectra of molecules that carry none of the labels: how many labels each generator's
+    models name on them (every one wrong), mean over seeds."""
+    free = predictions[predictions["truth"] == ""]
+    out = []
+    for real_set, part in free.groupby("real_set", sort=False):
+        named = part["predicted"].map(lambda text: len(_sets([text])[0]))
+        per_run = named.groupby([part["version"], part["seed"]]).sum().groupby(level=0, sort=False).mean()
+        listed = ", ".join(f"v{v} {n:.1f}" for v, n in per_run.items())
+        out.append(
+            f"- {real_set}: labels named on its {part['spectrum'].nunique()} spectra that carry none of the "
+            f"groups (every one wrong), mean over seeds: {listed}."
         )
     return out
 
