@@ -11,6 +11,7 @@ explain    predictions and Grad-CAM figures for your own spectrum files (exit 1 
 ship       export a stored run to models/ with its model card
 notebooks  run the paper notebooks with papermill (what ./run_all.sh calls)
 bench      throughput and memory, as ratios measured in one run
+calibrate  the default training budget on each synthetic benchmark (the README's calibration table)
 """
 
 from __future__ import annotations
@@ -248,9 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands that live with their module (data, sweep)."""
-    from . import datacli, explain, results, shipped, sim2real, sweep
+    from . import calibrate, datacli, explain, results, shipped, sim2real, sweep
 
     return [
+        calibrate.register,
         datacli.register,
         sweep.register,
         results.register,

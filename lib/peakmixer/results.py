@@ -711,12 +711,18 @@ def where_and_how_long(studies: Mapping[str, SweepConfig], store: StoreView) -> 
 
 
 def readme_sections() -> dict[str, str]:
-    """Every generated README section, by marker name: Fig. 1's results, the IP study's Table 1 and the
-    sim-to-real scores."""
+    """Every generated README section, by marker name: the benchmarks' calibration, Fig. 1's results, the
+    IP study's Table 1 and the sim-to-real scores."""
+    from .calibrate import readme_calibration
     from .ipeval import readme_ip_results  # ipeval builds on this module
     from .sim2real import readme_sim2real
 
-    return {"results": readme_results(), "ip-results": readme_ip_results(), "sim2real": readme_sim2real()}
+    return {
+        "calibration": readme_calibration(),
+        "results": readme_results(),
+        "ip-results": readme_ip_results(),
+        "sim2real": readme_sim2real(),
+    }
 
 
 def update_readme(text: str, path: Path = README, section: str = "results") -> bool:
