@@ -215,8 +215,8 @@ def test_labels_named_on_spectra_without_any_group_are_counted_per_generator():
     (line,) = label_free_errors(_predictions(truth, named))
     # v4: 3 labels on the two label-free spectra with seed 0, 1 with seed 1; the third spectrum does not count
     assert line == (
-        "- r: labels named on its 2 spectra that carry none of the groups (every one wrong), mean over "
-        "seeds: v4 2.0, v5 0.0."
+        "- r: labels named on its 2 spectra that carry none of the groups (every one wrong), mean (range) "
+        "over 2 seeds: v4 2.0 (1-3), v5 0.0 (0-0)."
     )
     assert label_free_errors(_predictions(~truth, named)) == []
 

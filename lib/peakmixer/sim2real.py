@@ -398,16 +398,19 @@ def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[st
 
 def label_free_errors(predictions: pd.DataFrame) -> list[str]:
     """Per real set with spectra of molecules that carry none of the labels: how many labels each generator's
-    models name on them (every one wrong), mean over seeds."""
+    models name on them (every one wrong), mean and range over seeds."""
     free = predictions[predictions["truth"] == ""]
     out = []
     for real_set, part in free.groupby("real_set", sort=False):
         named = part["predicted"].map(lambda text: len(_sets([text])[0]))
-        per_run = named.groupby([part["version"], part["seed"]]).sum().groupby(level=0, sort=False).mean()
-        listed = ", ".join(f"v{v} {n:.1f}" for v, n in per_run.items())
+        per_run = named.groupby([part["version"], part["seed"]]).sum()
+        stats = per_run.groupby(level=0, sort=False).agg(["mean", "min", "max", "size"])
+        listed = ", ".join(
+            f"v{v} {r['mean']:.1f} ({r['min']:.0f}-{r['max']:.0f})" for v, r in stats.iterrows()
+        )
         out.append(
             f"- {real_set}: labels named on its {part['spectrum'].nunique()} spectra that carry none of the "
-            f"groups (every one wrong), mean over seeds: {listed}."
+            f"groups (every one wrong), mean (range) over {int(stats['size'].max())} seeds: {listed}."
         )
     return out
 
