@@ -402,7 +402,7 @@ def label_free_errors(predictions: pd.DataFrame) -> list[str]:
     free = predictions[predictions["truth"] == ""]
     out = []
     for real_set, part in free.groupby("real_set", sort=False):
-        named = part["predicted"].map(lambda text: len(_sets([text])[0]))
+        named = pd.Series([len(labels) for labels in _sets(part["predicted"])], index=part.index)
         per_run = named.groupby([part["version"], part["seed"]]).sum()
         stats = per_run.groupby(level=0, sort=False).agg(["mean", "min", "max", "size"])
         listed = ", ".join(
