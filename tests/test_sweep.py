@@ -372,3 +372,20 @@ def test_a_run_another_study_reuses_keeps_where_and_when_it_was_trained(tmp_path
     reused = run_sweep(other, progress=False)  # the same run folder: evaluated again, not trained
     made = ["finished_at", "git_sha", "threads", "device_name", "train_seconds", "micro_f1"]
     assert reused[made].equals(first[made])
+
+
+def test_a_reused_run_whose_record_predates_finished_at_takes_the_time_its_record_was_written(tmp_path):
+    import json
+    import os
+
+    first = run_sweep(sweep_config(tmp_path, mixers=["none"], seeds=[0]), progress=False)
+    record = next(tmp_path.rglob("metrics.json"))
+    old = json.loads(record.read_text())
+    del old["finished_at"]  # as runs made before the key was kept wrote it
+    record.write_text(json.dumps(old))
+    written = 1_700_000_000  # 2023-11-14T22:13:20Z
+    os.utime(record, (written, written))
+    other = sweep_config(tmp_path, mixers=["none"], seeds=[0], results=str(tmp_path / "other.csv"))
+    reused = run_sweep(other, progress=False)
+    assert reused["finished_at"].tolist() == ["2023-11-14T22:13:20Z"]
+    assert first["finished_at"].tolist() != reused["finished_at"].tolist()

@@ -983,6 +983,8 @@ def _finish(s: _Session, stopped: bool, trained: bool = True) -> dict[str, Any]:
     before = json.loads(made.read_text()) if not trained and made.exists() else {}
     if before.get("config_id") == s.config_id:  # this run's own record, not another run's in the folder
         summary |= {k: before[k] for k in _MADE if k in before}
+        if "finished_at" not in before:  # a record older than the key: the file was written as the run ended
+            summary["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(made.stat().st_mtime))
     if stopped:
         summary["stopped"] = True
         return summary
