@@ -326,7 +326,7 @@ def test_scores_version_guards_a_reference_scoring():
 # --- the synthetic draws: a stored run counts its data by recipe, so a recipe must keep its spectra -----
 
 SYNTH_GOLDEN = Path(__file__).with_name("golden") / "synth_draws.json"
-DRAWS = [("synth-ir17", "2"), *(("synth-ir17", v) for v in ("3", "4", "5")), ("synth-bac30", "2")]
+DRAWS = [("synth-ir17", "2"), *(("synth-ir17", v) for v in ("3", "4", "5", "6")), ("synth-bac30", "2")]
 
 
 def _draw(kind: str, version: str) -> dict:

@@ -1,4 +1,4 @@
-"""synth-ir17 versions 3, 4 and 5 (the realistic generator) and the sim-to-real report."""
+"""synth-ir17 versions 3 to 6 (the realistic generator) and the sim-to-real report."""
 
 import json
 import sys
@@ -11,6 +11,7 @@ from peakmixer import synth
 from peakmixer.config import ConfigError
 from peakmixer.data import DatasetError
 from peakmixer.labels import NIST17_NAMES, functional_groups
+from peakmixer.normalmodes import molecule_modes, nci_modes, table_digest
 from peakmixer.sim2real import (
     RealSet,
     Sim2RealConfig,
@@ -138,6 +139,69 @@ def test_version_5_knobs_that_cannot_be_drawn_are_named():
         render_ir17_v3(10, 0, knobs_for("5", gas_max_atoms=1))
     # 10.0 (from YAML or Python) names the same data as 10.
     assert knobs_for("5", gas_max_atoms=10.0).record() == knobs_for("5").record()
+
+
+def test_the_shipped_normal_modes_are_what_the_force_field_gives_and_their_chemistry_holds():
+    table = nci_modes()
+    pool = molecule_pool()
+    assert set(table.smiles) == set(pool.smiles)  # every molecule the generator can draw was treated
+    treated = table.offsets[1:] > table.offsets[:-1]
+    assert treated.mean() > 0.95  # a few have no MMFF94 parameters (e.g. some metal salts)
+    # A mode belongs only to groups its molecule has (MMFF's own aromaticity must not relabel a molecule).
+    labels = dict(zip(pool.smiles, pool.labels, strict=True))
+    weights = 1 << np.arange(len(NIST17_NAMES))
+    for m in np.flatnonzero(treated):
+        has = int(labels[str(table.smiles[m])] @ weights)
+        assert not int(np.bitwise_or.reduce(table.of(int(m))[2])) & ~has, table.smiles[m]
+    for m in np.flatnonzero(treated)[[0, 1, -1]]:  # recomputed here: the resource is this code's output
+        wn, intensity, bits = molecule_modes(str(table.smiles[m]))
+        shipped_wn, shipped_intensity, shipped_bits = table.of(int(m))
+        # Each clear mode again (a minimiser's last digits may differ between CPUs: a mode at a cut-off may
+        # come and go), at its wavenumber, intensity (stored as float16) and groups.
+        for w, i, b in zip(shipped_wn, shipped_intensity, shipped_bits, strict=True):
+            if i < 0.01 or w < 400:
+                continue
+            near = np.abs(wn - w).argmin()
+            assert abs(wn[near] - w) < 1.0 and abs(intensity[near] - i) < 0.01 + 0.02 * i and bits[near] == b
+    # Textbook fundamentals (gas phase, cm-1), each the strongest mode in its window and its group's:
+    # acetone C=O 1738, ethanol O-H 3681, acetonitrile C#N 2267; MMFF94 within about 5%.
+    for smiles, group, lo, hi, measured in [
+        ("CC(C)=O", "ketones", 1600, 1900, 1738),
+        ("CCO", "alcohols", 3400, 3900, 3681),
+        ("CC#N", "nitriles", 2000, 2400, 2267),
+    ]:
+        wn, intensity, bits = molecule_modes(smiles)
+        window = (wn > lo) & (wn < hi)
+        top = np.flatnonzero(window)[intensity[window].argmax()]
+        assert abs(wn[top] / measured - 1) < 0.05 and bits[top] >> IR[group] & 1
+    assert molecule_modes("not a molecule") is None
+
+
+def test_version_6_draws_half_its_molecules_from_their_normal_modes_and_masks_hold_them():
+    v6 = synth.render_components("synth-ir17", 300, 5, "6")
+    physics = synth.render_components("synth-ir17", 300, 5, "6", p_physics=1.0)
+    masks = synth.make_synth("synth-ir17", 10, 5, "6").masks
+    # The same molecules (labels) and the same draws where the share does not decide.
+    assert np.array_equal(v6.labels, physics.labels) and not np.array_equal(v6.X, physics.X)
+    for parts in (v6, physics):
+        present = parts.labels.astype(bool)
+        comp = parts.components.astype(np.float64)
+        energy, inside = (comp**2).sum(-1), (comp**2 * masks[None]).sum(-1)
+        assert np.all(parts.components[~present] == 0)
+        shown = energy[present] > 0
+        # A normal-mode spectrum shows a group only where one of the group's modes falls in its window
+        # (a C-Cl stretch mixed into the skeleton does not), so not every present group has a component.
+        assert shown.mean() > (0.97 if parts is v6 else 0.75)
+        assert (inside[present][shown] / energy[present][shown]).min() >= 0.95
+    # With the share off, version 6 is version 5; a recipe names the knob only where it is on.
+    off = synth.make_synth("synth-ir17", 120, 2, "6", p_physics=0.0)
+    v5 = synth.make_synth("synth-ir17", 120, 2, "5")
+    assert np.array_equal(off.X, v5.X) and off.provenance["knobs"] == v5.provenance["knobs"]
+    knobs = synth.make_synth("synth-ir17", 120, 2, "6").provenance["knobs"]
+    # The mode table is part of the recipe: a rebuilt table names other data.
+    assert knobs["p_physics"] == 0.5 and knobs["mode_table"] == table_digest()
+    with pytest.raises(ConfigError, match="p_physics must be a share"):
+        knobs_for("6", p_physics=2.0)
 
 
 def test_weak_labels_average_recall_over_seeds_and_name_a_missing_table():

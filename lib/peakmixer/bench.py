@@ -553,6 +553,7 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
         ("synth-ir17", "3"),
         ("synth-ir17", "4"),
         ("synth-ir17", "5"),
+        ("synth-ir17", "6"),
         ("synth-bac30", "2"),
     ):
         s = _run_json(["bench", "--synth", kind, "--version", version, "--n", "2000" if quick else "20000"])

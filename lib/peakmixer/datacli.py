@@ -1,5 +1,5 @@
-"""`python -m peakmixer data synth | import | split | info | download`: the data commands, thin over their
-modules."""
+"""`python -m peakmixer data synth | import | split | info | download | modes`: the data commands, thin
+over their modules."""
 
 from __future__ import annotations
 
@@ -60,6 +60,19 @@ def _download(args: argparse.Namespace) -> int:
     return run_download(args)
 
 
+def _modes(args: argparse.Namespace) -> int:
+    from .normalmodes import build_table, resource_path, save_table
+    from .synthir import molecule_pool
+
+    smiles = molecule_pool().smiles[: args.first] if args.first else molecule_pool().smiles
+    table = build_table(smiles, workers=args.workers)
+    out = args.out or resource_path()
+    save_table(table, out)
+    treated = int((table.offsets[1:] > table.offsets[:-1]).sum())
+    print(f"{out}: {len(table.wavenumber)} modes of {treated} of {len(smiles)} molecules")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from .download import add_download_arguments
     from .io import add_import_arguments
@@ -93,3 +106,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = data_sub.add_parser("download", help="download / prepare a real dataset (network; never in CI)")
     add_download_arguments(p)
     p.set_defaults(func=_download)
+    p = data_sub.add_parser(
+        "modes", help="the force-field normal-mode table under synth-ir17 v6 (normalmodes)"
+    )
+    p.add_argument("--out", help="write here (default: the shipped resource of this checkout)")
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--first", type=int, default=0, help="only the first N molecules (0: all)")
+    p.set_defaults(func=_modes)

@@ -1,6 +1,6 @@
 """Sim-to-real: train on synthetic IR spectra only, then find functional groups in real ones.
 
-For each synthetic generator version (``synth-ir17`` v2, the isolated-Gaussian benchmark; v3 to v5, the
+For each synthetic generator version (``synth-ir17`` v2, the isolated-Gaussian benchmark; v3 to v6, the
 realistic ones of `peakmixer.synthir`) and seed: train the default budget (``params/train/synth_ir17.yaml``),
 choose one decision threshold per label on the **synthetic** validation split (the F1-best of a grid; real
 labels are never used to tune anything), and score every real labelled IR set given (a folder of JCAMP-DX
@@ -75,7 +75,7 @@ class RealSet:
 @dataclass
 class Sim2RealConfig:
     real: list[RealSet] = field(default_factory=list)
-    versions: list[str] = field(default_factory=lambda: ["2", "3", "4", "5"])
+    versions: list[str] = field(default_factory=lambda: ["2", "3", "4", "5", "6"])
     seeds: list[int] = field(default_factory=lambda: [0])
     n: int = 4000  # synthetic spectra (the default budget's size)
     data_seed: int = 0

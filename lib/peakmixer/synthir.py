@@ -1,4 +1,4 @@
-"""``synth-ir17`` versions 3, 4 and 5: synthetic IR spectra meant to look real to a model trained on them.
+"""``synth-ir17`` versions 3 to 6: synthetic IR spectra meant to look real to a model trained on them.
 
 Version 2 (`peakmixer.synth`) draws isolated Gaussians on a flat, noisy baseline with label sets from
 independent (copula) coin flips. A model trained on it finds few functional groups in real spectra. Version 3
@@ -58,6 +58,20 @@ blind, though: what to add came from reading version 4's false positives on the 
 groups in water, H2S and CO2), so version 5's score on that set is not an untouched yardstick; no band or
 share was taken from it.
 
+**Version 6** is version 5 with cheap physics beside the band table: half of the molecules' spectra
+(``p_physics``) are drawn from their harmonic normal modes under the MMFF94 force field with fixed-charge
+intensities (`peakmixer.normalmodes`, a shipped table of the NCI structures) instead of the table's bands and
+random skeleton. The table knows where a group's band lies in general; the modes know this molecule: its
+skeleton, its couplings, its relative intensities, a band that a substituent moves out of its window. Each
+normal-mode spectrum is randomised as the table's are (width, line shape, phase contours, per-band frequency
+error and intensity factor, a level per group, baseline, noise, atmosphere, cut-off), with its own frequency
+scale, uniform in [0.95, 1.03] (MMFF94 stretches run a few % high), and condensed-phase X-H stretches
+H-bonded: red-shifted and broadened by one H-bond level per spectrum, up to 12% and x15 for alcohol O-H, 20%
+and x25 for acid O-H, 4% and x4 for N-H (Silverstein ch. 2: free O-H near 3650, bonded 3200-3550, acid dimers
+2500-3300). A group's component holds its own modes whose line lies inside its mask; a group none of whose
+modes falls in its window (a C-Cl stretch mixed into the skeleton) has no component in that spectrum. The
+share (one half), the scale range and the H-bond limits were set before version 6 was scored on any real set.
+
 Masks: each of a group's bands, centre range times the frequency-scale range, widened by ``MASK_REACH`` x its
 nominal FWHM x the largest width scale, and by the clip of the per-band frequency error (>= 95% of each
 present group's energy, tested). They are wider than version 2's: a scientist scoring an explanation against
@@ -72,7 +86,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache, partial
@@ -83,6 +97,7 @@ import numpy as np
 from .config import ConfigError
 from .data import named_axis
 from .labels import NIST17_NAMES, NIST17_SMARTS, compile_smarts, parse_smiles
+from .normalmodes import ModeTable, nci_modes, table_digest
 from .synth import IR17_BANDS, _child_seed, _minmax
 
 MASK_REACH = 2.0  # mask half-widening, in nominal FWHM x the largest width scale
@@ -98,13 +113,30 @@ _WATER = ((1350.0, 1950.0), (3550.0, 3950.0))
 _CO2 = ((2337.0, 12.0, 1.0), (2361.0, 12.0, 0.9), (667.0, 6.0, 0.5))  # centre, FWHM, relative amplitude
 
 
-# Knobs that version 5 added, at their "off" value.
-_LATER: dict[str, float] = {"gas_max_atoms": 0, "p_label_free": 0.0}
+# Knobs that versions 5 and 6 added, at their "off" value.
+_LATER: dict[str, float] = {"gas_max_atoms": 0, "p_label_free": 0.0, "p_physics": 0.0}
+# Version 6's normal-mode spectra: MMFF94 stretches run a few % high (normalmodes), so their one frequency
+# scale per spectrum is drawn below and around 1; a line's nominal FWHM (cm-1) before the width scale.
+_PHYSICS_SCALE = (0.95, 1.03)
+_PHYSICS_FWHM = 10.0
+# MMFF94 puts O-H and N-H stretches above this and C-H stretches below it (but an alkyne's, whose carbon is
+# none of the four groups below): a mode of those groups above it is an X-H stretch.
+_XH_STRETCH = 3150.0
+# Condensed-phase H-bonding of O-H and N-H stretches (Silverstein ch. 2: free O-H 3650 -> bonded
+# 3200-3550, broad; acid dimers 2500-3300; N-H shifts ~100 cm-1): per group, the largest relative red shift
+# and the largest FWHM factor, both reached at a spectrum's full H-bond level (uniform in [0, 1]). The most
+# specific group first: an X-H stretch takes the first of its groups (an acid's O-H is also an "alcohol").
+_HBOND = {
+    "carboxylic acids": (0.20, 25.0),
+    "alcohols": (0.12, 15.0),
+    "amides": (0.04, 4.0),
+    "amines": (0.04, 4.0),
+}
 
 
 @dataclass(frozen=True)
 class IR17V3Knobs:
-    """Ranges of the per-spectrum draws of synth-ir17 v3-v5 (intensities relative to a strong band = 1;
+    """Ranges of the per-spectrum draws of synth-ir17 v3-v6 (intensities relative to a strong band = 1;
     v4, v5 = `PRESETS["4"]`, `PRESETS["5"]`)."""
 
     p_gas: float = 0.4  # share of gas-phase spectra (P/R contours, free O-H)
@@ -126,11 +158,18 @@ class IR17V3Knobs:
     skeleton_max: float = 0.5  # skeleton band intensity, log-uniform in [0.02 (label-free: 0.1), this]
     gas_max_atoms: int = 0  # gas-phase spectra draw molecules of at most this many heavy atoms (0: any)
     p_label_free: float = 0.0  # share of spectra of a small molecule that carries none of the 17 groups
+    p_physics: float = 0.0  # share of molecule spectra from its force-field normal modes (normalmodes)
 
-    def record(self) -> dict[str, float | int | bool]:
-        """The knobs as a recipe names them: version 5's only where set, so that the recipes (and the
-        stored runs) of versions 3 and 4 stay as they were before version 5 existed."""
-        return {k: v for k, v in asdict(self).items() if k not in _LATER or v != _LATER[k]}
+    def record(self) -> dict[str, float | int | bool | str]:
+        """The knobs as a recipe names them: later versions' only where set, so that the recipes (and the
+        stored runs) of earlier versions stay as they were. With normal-mode spectra, also the digest of
+        the mode table they come from: a rebuilt table draws other spectra."""
+        out: dict[str, float | int | bool | str] = {
+            k: v for k, v in asdict(self).items() if k not in _LATER or v != _LATER[k]
+        }
+        if self.p_physics > 0:
+            out["mode_table"] = table_digest()
+        return out
 
 
 # The versions this module renders (`synth.REALISTIC_IR17`). Version 4: the same renderer, randomised as
@@ -141,6 +180,7 @@ PRESETS: dict[str, dict[str, float]] = {
     "4": {"intensity_spread": 0.6, "band_spread": 0.8, "band_jitter": 0.008, "skeleton_max": 1.0},
 }
 PRESETS["5"] = PRESETS["4"] | {"gas_max_atoms": 10, "p_label_free": 0.1}
+PRESETS["6"] = PRESETS["5"] | {"p_physics": 0.5}
 
 
 def knobs_for(version: str, **overrides: float | bool) -> IR17V3Knobs:
@@ -151,8 +191,9 @@ def knobs_for(version: str, **overrides: float | bool) -> IR17V3Knobs:
     atoms = k.get("gas_max_atoms", 0)
     if atoms != int(atoms) or atoms < 0:  # an int also when it came as 10.0: it is part of the recipe
         raise ConfigError(f"gas_max_atoms must be a whole number >= 0 (0: any molecule), got {atoms}")
-    if not 0.0 <= k.get("p_label_free", 0.0) <= 1.0:
-        raise ConfigError(f"p_label_free must be a share in [0, 1], got {k['p_label_free']}")
+    for share in ("p_label_free", "p_physics"):
+        if not 0.0 <= k.get(share, 0.0) <= 1.0:
+            raise ConfigError(f"{share} must be a share in [0, 1], got {k[share]}")
     return IR17V3Knobs(**(k | {"gas_max_atoms": int(atoms)}))
 
 
@@ -206,7 +247,7 @@ def molecule_pool() -> MoleculePool:
 
 
 def ir17_v3_masks(axis: np.ndarray, knobs: IR17V3Knobs | None = None) -> np.ndarray:
-    """(17, L) bool: where each group's bands can lie with knobs `k` (versions 3-5; module docstring)."""
+    """(17, L) bool: where each group's bands can lie with knobs `k` (versions 3-6; module docstring)."""
     k = knobs or IR17V3Knobs()
     masks = np.zeros((len(NIST17_NAMES), len(axis)), dtype=bool)
     jitter = 2.0 * k.band_jitter  # the clip of the per-band frequency error
@@ -324,6 +365,12 @@ def _render_block(
         none = (y[:, label] == 1) & ~present[own].any(axis=0)
         first = next(j for j in own if IR17_BANDS[j].mode not in _GAS_ONLY | _CONDENSED_ONLY)
         present[first, none] = True
+    # Version 6: a share of the molecules' spectra are their normal modes instead of the band table's bands.
+    physics = np.zeros(n, dtype=bool)
+    if k.p_physics > 0:
+        modes, row_of = nci_modes(), _mode_rows()
+        physics = (rng.random(n) < k.p_physics) & (mol >= 0) & (row_of[mol] >= 0)
+        present[:, physics] = False
     for j, b in enumerate(IR17_BANDS):
         rows = np.flatnonzero(present[j])
         if rows.size == 0:
@@ -342,6 +389,7 @@ def _render_block(
     n_skel = np.minimum(rng.poisson(k.skeleton_per_atom * pool.heavy_atoms[mol] + 2.0), _MAX_SKELETON)
     if k.p_label_free > 0:
         n_skel[free] = 1 + extra[free]
+    n_skel[physics] = 0  # a normal-mode spectrum has its own skeleton modes
     s = rng.random((4, _MAX_SKELETON, n))
     lo_amp = np.where(free, np.log(0.1), np.log(0.02))
     for slot in range(_MAX_SKELETON):
@@ -356,6 +404,11 @@ def _render_block(
         gas_free = gas[rows] & free[rows]
         for line in _contour(rows, centre, fwhm, amp, eta[rows], gas_free, branch_gap[rows], q_branch[rows]):
             _add_lines(X, ax32, *line)
+    if k.p_physics > 0:
+        rows = np.flatnonzero(physics)
+        _add_modes(
+            X, comp, ax32, rng, k, modes, row_of[mol[rows]], rows, width, eta, gas, branch_gap, q_branch
+        )
 
     _add_atmosphere(X, ax32, rng, k)
     peak = X.max(axis=1)
@@ -393,6 +446,75 @@ def _render_block(
     return y, X, comp, mol
 
 
+@lru_cache(maxsize=1)
+def _mode_rows() -> np.ndarray:
+    """Per `molecule_pool` molecule, its row in the normal-mode table, or -1 where the table has none."""
+    table, pool = nci_modes(), molecule_pool()
+    row = {smi: m for m, smi in enumerate(table.smiles) if table.offsets[m + 1] > table.offsets[m]}
+    return np.array([row.get(smi, -1) for smi in pool.smiles], dtype=np.int64)
+
+
+def _add_modes(
+    X: np.ndarray,
+    comp: np.ndarray | None,
+    ax32: np.ndarray,
+    rng: np.random.Generator,
+    k: IR17V3Knobs,
+    table: ModeTable,
+    molecules: np.ndarray,
+    rows: np.ndarray,
+    width: np.ndarray,
+    eta: np.ndarray,
+    gas: np.ndarray,
+    gap: np.ndarray,
+    q: np.ndarray,
+) -> None:
+    """Version 6: the normal modes of each row's molecule (`table` rows `molecules`), randomised as the band
+    table's bands are (one frequency scale, per-band frequency error and intensity factors, per group a
+    level), condensed-phase X-H stretches H-bonded. A mode counts to its group's component only inside the
+    group's mask (outside it, it is a skeleton mode of the group's atoms)."""
+    n, n_groups = len(X), len(NIST17_NAMES)
+    start, stop = table.offsets[molecules], table.offsets[molecules + 1]
+    count = stop - start
+    row = np.repeat(rows, count)
+    mode = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
+    wn, amp, bits = table.wavenumber[mode], table.intensity[mode].copy(), table.groups[mode]
+    member = ((bits[:, None] >> np.arange(n_groups, dtype=np.uint32)) & 1).astype(bool)  # (modes, K)
+    scale = rng.uniform(*_PHYSICS_SCALE, n)
+    hbond = rng.random(n)
+    level = np.exp(k.intensity_spread * rng.standard_normal((n, n_groups)))
+    error = np.clip(rng.standard_normal(wn.size), -2.0, 2.0)
+    spread = rng.standard_normal(wn.size)
+    centre = wn * scale[row] * (1.0 + k.band_jitter * error)
+    fwhm = np.full(wn.size, _PHYSICS_FWHM) * width[row]
+    stretch = (wn > _XH_STRETCH) & ~gas[row]
+    done = np.zeros(wn.size, dtype=bool)
+    for name, (shift, broad) in _HBOND.items():
+        bonded = member[:, NIST17_NAMES.index(name)] & stretch & ~done
+        centre[bonded] *= 1.0 - shift * hbond[row[bonded]]
+        fwhm[bonded] *= 1.0 + (broad - 1.0) * hbond[row[bonded]]
+        done |= bonded
+    fwhm = np.maximum(fwhm, 4.0)
+    amp *= np.exp(k.band_spread * spread)
+    grouped = member.any(axis=1)
+    first = member.argmax(axis=1)
+    amp[grouped] *= level[row[grouped], first[grouped]]
+    for line in _contour(row, centre, fwhm, amp, eta[row], gas[row], gap[row], q[row]):
+        _add_lines_summed(X, ax32, *line)
+    if comp is None:
+        return
+    # A group's own modes whose line (centre, and +-1.5 FWHM beyond its gas-phase lobes) lies in its mask.
+    reach = 1.5 * fwhm + np.where(gas[row], gap[row] / 2, 0.0)
+    masks = ir17_v3_masks(named_axis("ir"), k)
+    inside = member.copy()
+    for edge in (centre - reach, centre, centre + reach):
+        inside &= masks[:, np.clip(np.searchsorted(ax32, edge), 0, len(ax32) - 1)].T
+    m, g = np.nonzero(inside)
+    key = row[m] * n_groups + g  # the rows of comp's (N * K, L) view: spectrum x group
+    for line in _contour(key, centre[m], fwhm[m], amp[m], eta[row[m]], gas[row[m]], gap[row[m]], q[row[m]]):
+        _add_lines_summed(comp.reshape(-1, len(ax32)), ax32, *line)
+
+
 def _contour(
     rows: np.ndarray,
     centre: np.ndarray,
@@ -426,7 +548,35 @@ def _add_lines(
 ) -> None:
     """``out[rows[i]] += amp[i] * pseudo-Voigt(centre[i], fwhm[i], eta[i])`` on +-4 FWHM windows; `rows` are
     distinct (a fancy-index += adds a repeated row once)."""
+    for sel, cols, v in _line_windows(ax32, centre, fwhm, amp, eta):
+        out[rows[sel, None], cols] += v
+
+
+def _add_lines_summed(
+    out: np.ndarray,
+    ax32: np.ndarray,
+    rows: np.ndarray,
+    centre: np.ndarray,
+    fwhm: np.ndarray,
+    amp: np.ndarray,
+    eta: np.ndarray,
+) -> None:
+    """`_add_lines` where `rows` repeat (a molecule's many modes): the lines of each row are summed."""
     if rows.size == 0:
+        return
+    length = len(ax32)
+    distinct, slot = np.unique(rows, return_inverse=True)
+    dense = np.zeros(distinct.size * length)
+    for sel, cols, v in _line_windows(ax32, centre, fwhm, amp, eta):
+        dense += np.bincount((slot[sel, None] * length + cols).ravel(), v.ravel(), dense.size)
+    out[distinct] += dense.reshape(distinct.size, length).astype(np.float32)
+
+
+def _line_windows(
+    ax32: np.ndarray, centre: np.ndarray, fwhm: np.ndarray, amp: np.ndarray, eta: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per group of lines with one window size: the lines (indices), their axis columns and values."""
+    if centre.size == 0:
         return
     length = len(ax32)
     dx = float(ax32[1] - ax32[0])
@@ -446,7 +596,7 @@ def _add_lines(
         e = eta[sel, None].astype(np.float32)
         v = (1.0 - e) * gauss + e * lorentz
         v *= amp[sel, None].astype(np.float32)
-        out[rows[sel, None], cols] += v
+        yield sel, cols, v
 
 
 def _add_atmosphere(X: np.ndarray, ax32: np.ndarray, rng: np.random.Generator, k: IR17V3Knobs) -> None:
