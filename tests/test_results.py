@@ -233,6 +233,19 @@ def test_claims_use_converged_runs_and_test_the_mlp_claim_at_lower_macs():
     assert pareto[["width", "other_width"]].values.tolist() == [[32, 64]] and len(got) == 3
 
 
+def test_the_readme_shows_panel_d_and_sets_its_0_layer_runs_against_the_panels_no_mixer(tmp_path, stored):
+    # the grid study holds MLPMixer runs only: its no-mixer partner comes from the panels' study
+    write_study(tmp_path, name="grid", mixers=["mlpmixer"], mixer_layers=[0, 1], seeds=[0])
+    studies = {"toy": stored, "grid": study(tmp_path, "grid")}
+    run_sweep(studies["grid"], progress=False)
+    text = results.readme_results(studies, grid_study="grid", mixer_layers=1)
+    rows = read_store(studies).rows.set_index("run_id")["micro_f1"]
+    zero, one, none = (rows[f"toy-ml/w8x2-{m}/seed0"] for m in ("mlpmixer0", "mlpmixer1", "none0"))
+    assert "| width | 0 layers | 1 layer |" in text and f"| 8 | {zero:.4f} | {one:.4f} |" in text
+    neck = next(line for line in text.splitlines() if line.startswith("| toy-ml | 8 | 4 | 8 / "))
+    assert neck.endswith(f" | {none:.4f} | {zero:.4f} | {none - zero:+.4f} |")
+
+
 @pytest.mark.slow
 def test_the_readme_results_agree_with_the_store():
     # `python -m peakmixer results --readme` writes this section; the store changes only through sweeps

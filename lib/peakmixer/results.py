@@ -665,7 +665,10 @@ def readme_results(
         "```",
     ]
     if grid_study in studies:
-        neck = bottleneck_table(rows_of(store.rows, studies[grid_study]), facts)
+        grid = rows_of(store.rows, studies[grid_study])
+        out += grid_table(grid)
+        # the 0-layer runs are the grid's; the no-mixer runs they are set against are the panels' own
+        neck = bottleneck_table(pd.concat([grid, main]).drop_duplicates("run_id"), facts)
         if not neck.empty:
             out += [
                 "",
@@ -685,6 +688,28 @@ def readme_results(
     out += ["", "**Where and how long** (from each table's sidecar and rows):", ""]
     out += where_and_how_long(studies, store)
     return "\n".join(out)
+
+
+def grid_table(grid: pd.DataFrame) -> list[str]:
+    """Panel d in the README: per dataset, width by MLPMixer layers, the main metric of each run."""
+    out: list[str] = []
+    for dataset, rows in grid[grid["mixer"] == "mlpmixer"].groupby("dataset", sort=False):
+        metric = main_metric(rows["task"].iloc[0])
+        layers = sorted(rows["mixer_layers"].astype(int).unique())
+        seeds = ", ".join(str(s) for s in sorted(rows["seed"].astype(int).unique()))
+        out += [
+            "",
+            f"**Panel d, {dataset}**: {metric} by ResPeak width and MLPMixer layers (seed {seeds}; 0 layers: "
+            "no mixing):",
+            "",
+            "| width | " + " | ".join(f"{n} layer{'' if n == 1 else 's'}" for n in layers) + " |",
+            "|---|" + "---|" * len(layers),
+        ]
+        for width, at in rows.groupby(rows["width"].astype(int)):
+            by_layers = at.groupby(at["mixer_layers"].astype(int))[metric].mean()
+            cells = [f"{by_layers[n]:.4f}" if n in by_layers else "–" for n in layers]
+            out.append(f"| {width} | " + " | ".join(cells) + " |")
+    return out
 
 
 def where_and_how_long(studies: Mapping[str, SweepConfig], store: StoreView) -> list[str]:
