@@ -500,7 +500,7 @@ def _add_modes(
     first = member.argmax(axis=1)
     amp[grouped] *= level[row[grouped], first[grouped]]
     for line in _contour(row, centre, fwhm, amp, eta[row], gas[row], gap[row], q[row]):
-        _add_lines_summed(X, ax32, *line)
+        _add_lines(X, ax32, *line, repeated=True)
     if comp is None:
         return
     # A group's own modes whose line (centre, and +-1.5 FWHM beyond its gas-phase lobes) lies in its mask.
@@ -512,7 +512,7 @@ def _add_modes(
     m, g = np.nonzero(inside)
     key = row[m] * n_groups + g  # the rows of comp's (N * K, L) view: spectrum x group
     for line in _contour(key, centre[m], fwhm[m], amp[m], eta[row[m]], gas[row[m]], gap[row[m]], q[row[m]]):
-        _add_lines_summed(comp.reshape(-1, len(ax32)), ax32, *line)
+        _add_lines(comp.reshape(-1, len(ax32)), ax32, *line, repeated=True)
 
 
 def _contour(
@@ -545,23 +545,16 @@ def _add_lines(
     fwhm: np.ndarray,
     amp: np.ndarray,
     eta: np.ndarray,
+    *,
+    repeated: bool = False,
 ) -> None:
-    """``out[rows[i]] += amp[i] * pseudo-Voigt(centre[i], fwhm[i], eta[i])`` on +-4 FWHM windows; `rows` are
-    distinct (a fancy-index += adds a repeated row once)."""
-    for sel, cols, v in _line_windows(ax32, centre, fwhm, amp, eta):
-        out[rows[sel, None], cols] += v
-
-
-def _add_lines_summed(
-    out: np.ndarray,
-    ax32: np.ndarray,
-    rows: np.ndarray,
-    centre: np.ndarray,
-    fwhm: np.ndarray,
-    amp: np.ndarray,
-    eta: np.ndarray,
-) -> None:
-    """`_add_lines` where `rows` repeat (a molecule's many modes): the lines of each row are summed."""
+    """``out[rows[i]] += amp[i] * pseudo-Voigt(centre[i], fwhm[i], eta[i])`` on +-4 FWHM windows. `rows` are
+    distinct (a fancy-index += adds a repeated row once) unless `repeated` (a molecule's many modes): then
+    the lines of each row are summed first."""
+    if not repeated:
+        for sel, cols, v in _line_windows(ax32, centre, fwhm, amp, eta):
+            out[rows[sel, None], cols] += v
+        return
     if rows.size == 0:
         return
     length = len(ax32)
