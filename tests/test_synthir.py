@@ -319,6 +319,10 @@ def test_the_verdict_gives_each_comparison_its_interval_and_says_when_it_include
     # v3 against v2: two nearly equal models, so the paired interval includes 0, and the line says so (and
     # only there: the margin over the baseline is clear).
     assert lines[0].endswith(", which includes 0).") and lines[0].count("includes 0") == 1
+    # From three versions on, the newest is also set against the one before it.
+    three = pd.concat([table, table[table["version"] == "3"].assign(version="4")])
+    lines = verdict(summary(three), _predictions(truth, {("2", 0): close, ("3", 0): good, ("4", 0): good}))
+    assert lines[0].endswith("; v4 against v3: +0.000 (95% interval +0.000 to +0.000, which includes 0).")
     # Without the predictions: the same sentence without intervals.
     assert verdict(summary(table)) == [
         f"- r: best micro-F1 {f3:.3f} (synth-ir17 v3), above the majority baseline ({fm:.3f}); "

@@ -365,7 +365,8 @@ def readme_sim2real(path: Path = STORE) -> str:
 
 def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[str]:
     """Plain sentences from a `summary`: per real set, the best generator's micro-F1 against the majority
-    baseline and, where several generators were scored, the last one's change over the first; with the
+    baseline and, where several generators were scored, the last one's change over the first (and, from
+    three on, over the one before it); with the
     `predictions` table, each with its 95% interval over the real set's spectra (`bootstrap_micro_f1`)."""
     out = []
     for real_set, part in s.groupby("real_set", sort=False):
@@ -383,6 +384,12 @@ def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[st
         if len(model) > 1:
             text += (
                 f"; v{last} against v{first}: {model[last] - model[first]:+.3f}{_clause(boot, last, first)}"
+            )
+        if len(model) > 2:  # the newest version's own step, beside the whole way from the first
+            before = str(model.index[-2])
+            text += (
+                f"; v{last} against v{before}: {model[last] - model[before]:+.3f}"
+                f"{_clause(boot, last, before)}"
             )
         out.append(text + ".")
     if predictions is not None:
