@@ -458,6 +458,8 @@ def workers_throughput(runs: int = 2, epochs: int = 2, n: int = 1200) -> dict[st
 
 def write_report(path: Path, *, quick: bool = False) -> Path:
     """BENCHMARKS.md: machine, commands, numbers and date, measured now (`quick`: tiny sizes, for tests)."""
+    from .synth import VERSIONS
+
     steps = 2 if quick else 10
     models = [dict(m, width=8, n_classes=17) for m in REPORT_MODELS[:1]] if quick else REPORT_MODELS
     lines = [
@@ -548,14 +550,7 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
         "once per process (s) |",
         "|---|---|---|---|---|---|",
     ]
-    for kind, version in (
-        ("synth-ir17", "2"),
-        ("synth-ir17", "3"),
-        ("synth-ir17", "4"),
-        ("synth-ir17", "5"),
-        ("synth-ir17", "6"),
-        ("synth-bac30", "2"),
-    ):
+    for kind, version in ((kind, v) for kind, versions in VERSIONS.items() for v in versions):
         s = _run_json(["bench", "--synth", kind, "--version", version, "--n", "2000" if quick else "20000"])
         speed, setup = f"{s['spectra_per_s']:.0f}", f"{s['setup_seconds']:.1f}"
         slowest = f"{s['n'] / max(s['seconds_each']):.0f}"

@@ -90,9 +90,8 @@ def _trained(config: str, data: Path, out: Path, extra: Sequence[str]) -> dict[s
 
     cfg = load_config(PARAMS / config, [f"data.path={data}", *extra])
     cfg.progress = False
-    cfg.out_dir = str(
-        out / f"{Path(config).stem}-{planned_config_id(cfg, load(data))}"
-    )  # the id has the seed
+    # the config id has the seed: each seed its own run folder
+    cfg.out_dir = str(out / f"{Path(config).stem}-{planned_config_id(cfg, load(data))}")
     metrics = Path(cfg.out_dir) / "metrics.json"
     done = json.loads(metrics.read_text()) if metrics.exists() else {"stopped": True}
     return (done if not done.get("stopped") else train(cfg, resume=True)) | {"out_dir": cfg.out_dir}

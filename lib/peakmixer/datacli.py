@@ -68,8 +68,7 @@ def _modes(args: argparse.Namespace) -> int:
     table = build_table(smiles, workers=args.workers)
     out = args.out or resource_path()
     save_table(table, out)
-    treated = int((table.offsets[1:] > table.offsets[:-1]).sum())
-    print(f"{out}: {len(table.wavenumber)} modes of {treated} of {len(smiles)} molecules")
+    print(f"{out}: {len(table.wavenumber)} modes of {table.treated.sum()} of {len(smiles)} molecules")
     return 0
 
 

@@ -29,13 +29,12 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from .labels import NIST17_SMARTS
+from .labels import NIST17_SMARTS, compile_smarts
 
 WAVENUMBER = 108.5913  # cm-1 per sqrt(kcal mol-1 A-2 amu-1): sqrt(4.184e26 s-2) / (2 pi c)
 MIN_WAVENUMBER = 380.0  # below the ir axis (400 cm-1) less a line's reach: not kept
@@ -56,6 +55,11 @@ class ModeTable(NamedTuple):
     wavenumber: np.ndarray
     intensity: np.ndarray
     groups: np.ndarray
+
+    @property
+    def treated(self) -> np.ndarray:
+        """Per molecule, whether it has modes (the force field could treat it)."""
+        return self.offsets[1:] > self.offsets[:-1]
 
     def of(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         part = slice(int(self.offsets[m]), int(self.offsets[m + 1]))
@@ -150,9 +154,7 @@ def _groups(mol, kinetic: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _patterns() -> list:
-    from rdkit import Chem
-
-    return [Chem.MolFromSmarts(s) for s in NIST17_SMARTS]
+    return compile_smarts(NIST17_SMARTS)
 
 
 def build_table(smiles: Sequence[str], workers: int = 1) -> ModeTable:
@@ -187,19 +189,13 @@ def save_table(table: ModeTable, path: str | os.PathLike) -> None:
 @lru_cache(maxsize=1)
 def nci_modes() -> ModeTable:
     """The shipped table of the NCI structures (`synthir.molecule_pool`)."""
-    with resources.as_file(resources.files("peakmixer").joinpath(f"resources/{_RESOURCE}")) as path:
-        if not Path(path).exists():
-            raise FileNotFoundError(
-                f"{path}: the normal-mode table is missing; `python -m peakmixer data modes`"
-            )
-        with np.load(path) as f:
-            return ModeTable(
-                f["smiles"],
-                f["offsets"],
-                f["wavenumber"],
-                f["intensity"].astype(np.float32),
-                f["groups"],
-            )
+    path = resource_path()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the normal-mode table is missing; `python -m peakmixer data modes`")
+    with np.load(path) as f:
+        return ModeTable(
+            f["smiles"], f["offsets"], f["wavenumber"], f["intensity"].astype(np.float32), f["groups"]
+        )
 
 
 @lru_cache(maxsize=1)

@@ -44,7 +44,7 @@ from .data import DatasetError, SpectraDataset, file_sha256, load, named_axis
 from .labels import NIST17_NAMES
 from .metrics import multilabel_metrics
 from .provenance import REPO_ROOT
-from .synth import ensure_synth
+from .synth import VERSIONS, ensure_synth
 
 STORE = REPO_ROOT / "results" / "sim2real.csv"
 LABELS_NAME = "sim2real_labels.csv"  # the per-label scores, beside the store's table
@@ -75,7 +75,7 @@ class RealSet:
 @dataclass
 class Sim2RealConfig:
     real: list[RealSet] = field(default_factory=list)
-    versions: list[str] = field(default_factory=lambda: ["2", "3", "4", "5", "6"])
+    versions: list[str] = field(default_factory=lambda: list(VERSIONS["synth-ir17"]))
     seeds: list[int] = field(default_factory=lambda: [0])
     n: int = 4000  # synthetic spectra (the default budget's size)
     data_seed: int = 0
@@ -366,8 +366,8 @@ def readme_sim2real(path: Path = STORE) -> str:
 def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[str]:
     """Plain sentences from a `summary`: per real set, the best generator's micro-F1 against the majority
     baseline and, where several generators were scored, the last one's change over the first (and, from
-    three on, over the one before it); with the
-    `predictions` table, each with its 95% interval over the real set's spectra (`bootstrap_micro_f1`)."""
+    three on, over the one before it); with the `predictions` table, each with its 95% interval over the
+    real set's spectra (`bootstrap_micro_f1`)."""
     out = []
     for real_set, part in s.groupby("real_set", sort=False):
         model = part[part["scorer"] == "model"].set_index("version")["micro_f1_mean"]

@@ -267,6 +267,8 @@ def render_ir17_v3(
         raise ConfigError(f"n must be >= 1, got {n}")
     k = knobs or IR17V3Knobs()
     pool = molecule_pool()  # cached before any fork, so the worker processes inherit it
+    if k.p_physics > 0:
+        _mode_rows()  # and the normal-mode table with it
     if k.gas_max_atoms > 0 and not (pool.heavy_atoms <= k.gas_max_atoms).any():
         raise ConfigError(
             f"gas_max_atoms={k.gas_max_atoms}: no molecule of the pool is that small "
@@ -450,7 +452,7 @@ def _render_block(
 def _mode_rows() -> np.ndarray:
     """Per `molecule_pool` molecule, its row in the normal-mode table, or -1 where the table has none."""
     table, pool = nci_modes(), molecule_pool()
-    row = {smi: m for m, smi in enumerate(table.smiles) if table.offsets[m + 1] > table.offsets[m]}
+    row = {smi: m for m, smi in enumerate(table.smiles) if table.treated[m]}
     return np.array([row.get(smi, -1) for smi in pool.smiles], dtype=np.int64)
 
 
@@ -477,6 +479,7 @@ def _add_modes(
     start, stop = table.offsets[molecules], table.offsets[molecules + 1]
     count = stop - start
     row = np.repeat(rows, count)
+    # each row's modes start .. stop, laid end to end: a running index shifted by each row's own offset
     mode = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
     wn, amp, bits = table.wavenumber[mode], table.intensity[mode].copy(), table.groups[mode]
     member = ((bits[:, None] >> np.arange(n_groups, dtype=np.uint32)) & 1).astype(bool)  # (modes, K)
@@ -554,8 +557,6 @@ def _add_lines(
     if not repeated:
         for sel, cols, v in _line_windows(ax32, centre, fwhm, amp, eta):
             out[rows[sel, None], cols] += v
-        return
-    if rows.size == 0:
         return
     length = len(ax32)
     distinct, slot = np.unique(rows, return_inverse=True)
