@@ -21,6 +21,7 @@ from peakmixer.sim2real import (
     import_real,
     label_free_errors,
     label_set,
+    ranking,
     read_predictions,
     readme_sim2real,
     run_sim2real,
@@ -360,6 +361,21 @@ def test_baselines_use_the_label_shares_of_the_set():
     assert abs(b["prevalence"]["per_label"]["a"]["recall"] - 0.75) < 0.06
 
 
+def test_ranking_is_the_per_label_roc_auc_where_a_set_has_enough_of_both_classes():
+    y = np.zeros((20, 3), dtype=np.uint8)
+    y[:10, 0] = 1  # 10 with, 10 without
+    y[:10, 1] = 1
+    y[:4, 2] = 1  # 4 positives: too few to rank
+    probs = np.zeros((20, 3))
+    probs[:, 0] = np.linspace(1, 0, 20)  # every positive above every negative
+    probs[:, 1] = np.linspace(0, 1, 20)  # every positive below
+    probs[:, 2] = np.linspace(1, 0, 20)
+    auc = ranking(y, probs, ["up", "down", "rare"])
+    assert auc["up"] == 1.0 and auc["down"] == 0.0 and np.isnan(auc["rare"])
+    probs[:, 0] = 0.3  # one score for all: ties count one half
+    assert ranking(y, probs, ["up", "down", "rare"])["up"] == 0.5
+
+
 def test_real_sets_name_what_is_wrong(tmp_path):
     with pytest.raises(ConfigError, match="expected NAME=PATH"):
         RealSet.parse("no-equals-sign")
@@ -385,6 +401,16 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
     assert set(t["scorer"]) == {"model", "majority", "prevalence"} and set(t["version"]) == {"2", "3"}
     assert t[["micro_f1", "macro_f1", "emr"]].apply(lambda c: c.between(0, 1).all()).all()
     assert set(t["spectra"]) == {50, 100}
+    # Ranking: the model's mean ROC-AUC is the mean of its per-label ones (defined labels only); the baselines
+    # give no scores, so none.
+    assert t.loc[t["scorer"] != "model", "mean_auc"].isna().all()
+    for row in t[t["scorer"] == "model"].itertuples():
+        mine = result.labels[
+            (result.labels["version"] == row.version) & (result.labels["real_set"] == row.real_set)
+            & (result.labels["scorer"] == "model")
+        ]  # fmt: skip
+        assert mine["auc"].notna().sum() >= 3 and mine["auc"].dropna().between(0, 1).all()
+        assert row.mean_auc == pytest.approx(mine["auc"].mean())
     # The majority baseline predicts the labels shared by half the set: on the drug-like set that includes
     # alkane, methyl and aromatics, so its recall there is 1.
     maj = result.labels[(result.labels["scorer"] == "majority") & (result.labels["real_set"] == "multimodal")]
@@ -425,8 +451,12 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
     text = readme_sim2real(store)
     got = t[(t["real_set"] == "nist-gas") & (t["scorer"] == "model") & (t["version"] == "3")].iloc[0]
     assert f"| nist-gas (50) | model | synth-ir17 v3 | {got['micro_f1']:.3f} |" in text
+    cells = [got[m] for m in ("macro_f1", "emr", "mean_auc", "synthetic_test_micro_f1")]
+    assert " | ".join(f"{c:.3f}" for c in cells) in text
+    # A baseline ranks nothing and has no synthetic score of its own: two empty cells on each of its 4 rows.
+    assert "| nist-gas (50) | majority | – | " in text and text.count("| – | – |") == 4
     # Beside the table, the per-label store names every weak label (>= 5 positives, recall < 0.5) of the
-    # best generator per set, with its recall: recomputed here from the per-label rows.
+    # best generator per set, with its recall and ROC-AUC: recomputed here from the per-label rows.
     labels = result.labels
     labels.to_csv(tmp_path / "sim2real_labels.csv", index=False)
     text = readme_sim2real(store)
@@ -437,7 +467,9 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
     ]
     weak = mine[(mine["support"] >= 5) & (mine["recall"] < 0.5)]
     line = next(x for x in text.splitlines() if x.startswith(f"- multimodal, synth-ir17 v{best}: recall"))
-    assert all(f"{r.label} {r.recall:.2f} ({r.support})" in line for r in weak.itertuples())
+    auc = [f"; ROC-AUC {r.auc:.2f})" if np.isfinite(r.auc) else ")" for r in weak.itertuples()]
+    shown = [f"{r.label} {r.recall:.2f} ({r.support}{a}" for r, a in zip(weak.itertuples(), auc, strict=True)]
+    assert all(x in line for x in shown)
     assert line.count("(") == (len(weak) + 1 if len(weak) else 0)
     assert pd.read_csv(store)["scorer"].tolist() == t["scorer"].tolist()
     # With the predictions beside the store, the verdict gives its intervals over the real spectra.

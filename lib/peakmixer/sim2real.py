@@ -12,6 +12,12 @@ Beside the model, two trivial scorers that know the real set's label shares (so 
 predicts each label at random with its share in the set (expected scores over 200 seeded draws).
 Macro-F1 follows `peakmixer.metrics` (labels present in the truth or the predictions).
 
+Thresholds aside, do the model's scores carry information on real spectra at all? Per label, the ROC-AUC of
+its sigmoid outputs on the real set (`ranking`: 0.5 is chance, 1 ranks every spectrum with the label above
+every one without it), where the set holds at least `MIN_CLASS` spectra with the label and `MIN_CLASS`
+without; the table's ``mean_auc`` is the mean over those labels. It tells a failure of the synthetic
+thresholds (scores that rank well, cut in the wrong place) from one of the features (scores near chance).
+
 ``python -m peakmixer sim2real --real nist=DIR --real drugs=FILE.parquet`` writes ``sim2real.csv`` (one row
 per version, seed, real set and scorer), ``sim2real_labels.csv`` (per-label precision / recall / support),
 ``sim2real_predictions.csv`` (per model and real spectrum: its true and its predicted labels) and the figure
@@ -53,6 +59,8 @@ PREDICTIONS_NAME = "sim2real_predictions.csv"  # per model and real spectrum: tr
 BOOT_DRAWS, BOOT_SEED = 2000, 0  # the README's intervals: resamples of a real set's spectra, and their seed
 SCORERS = ("model", "majority", "prevalence")
 METRICS = ("micro_f1", "macro_f1", "emr", "hamming_accuracy")
+_SHOWN = ("micro_f1", "macro_f1", "emr", "mean_auc")  # the README table's columns before the synthetic score
+MIN_CLASS = 5  # a label's ROC-AUC on a real set needs this many spectra with it and as many without
 _GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
 
@@ -132,6 +140,20 @@ def score(y: np.ndarray, pred: np.ndarray, names: Sequence[str]) -> dict[str, An
     """Micro- / macro-F1, EMR, Hamming accuracy and per-label precision / recall / support of 0/1 `pred`."""
     m = multilabel_metrics(y, np.asarray(pred, dtype=float), logits=False, label_names=list(names))
     return {k: m[k] for k in METRICS} | {"per_label": m["per_label"]}
+
+
+def ranking(y: np.ndarray, probs: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    """Per label, the ROC-AUC of `probs` against `y` (ties count one half), or NaN where `y` has fewer than
+    `MIN_CLASS` positives or negatives (module docstring)."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y).astype(bool)
+    out = {}
+    for k, name in enumerate(names):
+        positives = int(y[:, k].sum())
+        enough = min(positives, len(y) - positives) >= MIN_CLASS
+        out[name] = float(roc_auc_score(y[:, k], probs[:, k])) if enough else float("nan")
+    return out
 
 
 def baselines(y: np.ndarray, names: Sequence[str], draws: int = 200, seed: int = 0) -> dict[str, dict]:
@@ -214,7 +236,9 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
             thresholds = fit_thresholds(val.y, probabilities(ckpt, val))
             for name, ds in real.items():
                 names = list(ds.label_names)
-                pred = probabilities(ckpt, ds) >= thresholds
+                probs = probabilities(ckpt, ds)
+                pred = probs >= thresholds
+                auc = ranking(ds.y, probs, names)
                 scored = {"model": score(ds.y, pred, names)}
                 prediction_rows += [
                     {"version": version, "seed": seed, "real_set": name, "config_id": made["config_id"],
@@ -225,15 +249,21 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
                 scored |= baselines(ds.y, names)
                 for scorer, m in scored.items():
                     key = {"version": version, "seed": seed, "real_set": name, "scorer": scorer}
+                    ranked = scorer == "model"  # the baselines give no scores to rank by
+                    defined = [a for a in auc.values() if np.isfinite(a)]
                     rows.append(
                         key
                         | {k: m[k] for k in METRICS}
+                        | {"mean_auc": float(np.mean(defined)) if ranked and defined else float("nan")}
                         | {"spectra": len(ds), "refused": refused[name], "n_synthetic": cfg.n}
                         | made
                     )
                     # the run's identity on every row, as in the table: a label row names what it scored
                     mark = {"config_id": made["config_id"]}
-                    label_rows += [key | mark | {"label": n} | v for n, v in m["per_label"].items()]
+                    label_rows += [
+                        key | mark | {"label": n} | v | {"auc": auc[n] if ranked else float("nan")}
+                        for n, v in m["per_label"].items()
+                    ]
     return Sim2RealResult(
         pd.DataFrame(rows), pd.DataFrame(label_rows), pd.DataFrame(prediction_rows), real, synthetic, hashes
     )
@@ -302,7 +332,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and sd over seeds per real set, scorer and version (baselines do not depend on the seed)."""
     keys = ["real_set", "scorer", "version"]
     g = table.groupby(keys, sort=False)
-    metrics = [m for m in ("micro_f1", "macro_f1", "emr", "synthetic_test_micro_f1") if m in table]
+    metrics = [m for m in (*_SHOWN, "synthetic_test_micro_f1") if m in table]
     out = g[metrics].agg(["mean", "std"])
     out.columns = [f"{a}_{b}" for a, b in out.columns]
     out["seeds"] = g["seed"].nunique()
@@ -327,22 +357,24 @@ def readme_sim2real(path: Path = STORE) -> str:
         f"{precision}) trained on **synthetic** spectra only; thresholds "
         "chosen on synthetic validation spectra; real spectra never used in training or tuning. Mean ± sd "
         "over seeds; the baselines know the real set's label shares. The last column is each model's "
-        "micro-F1 on its own synthetic test split (how learnable the synthetic task is).",
+        "micro-F1 on its own synthetic test split (how learnable the synthetic task is). Mean ROC-AUC: over "
+        f"the labels with at least {MIN_CLASS} spectra with and {MIN_CLASS} without them in the real set, "
+        "how well the model's scores rank the spectra, whatever the thresholds (0.5: chance).",
         "",
-        "| real set (spectra) | scorer | generator | micro-F1 | macro-F1 | EMR | synthetic test micro-F1 |",
-        "|---|---|---|---|---|---|---|",
+        "| real set (spectra) | scorer | generator | micro-F1 | macro-F1 | EMR | mean ROC-AUC "
+        "| synthetic test micro-F1 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for (real_set, scorer), part in s.groupby(["real_set", "scorer"], sort=False):
         versions = part["version"].tolist()
         for v in versions if scorer == "model" else versions[:1]:  # a baseline's rows are all alike
             r = part[part["version"] == v].iloc[0]
             gen = f"synth-ir17 v{v}" if scorer == "model" else "–"
-            metrics = ("micro_f1", "macro_f1", "emr", "synthetic_test_micro_f1")
-            cells = [
+            cells = [  # a baseline's rows carry the synthetic score of the model they sit beside: not shown
                 _cell(r, m)
-                if f"{m}_mean" in r and (scorer == "model" or m != "synthetic_test_micro_f1")
+                if np.isfinite(r.get(f"{m}_mean", np.nan)) and (scorer == "model" or m in _SHOWN)
                 else "–"
-                for m in metrics
+                for m in (*_SHOWN, "synthetic_test_micro_f1")
             ]
             lines.append(
                 f"| {real_set} ({int(r['spectra'])}) | {scorer} | {gen} | " + " | ".join(cells) + " |"
@@ -450,16 +482,24 @@ def weak_labels(s: pd.DataFrame, labels: pd.DataFrame, min_support: int = 5, flo
             out.append(f"{head} per label not in the per-label table.")
             continue
         # support: the set's positives, the same for every seed; recall: the mean over seeds
-        per = rows.groupby("label", sort=False).agg(recall=("recall", "mean"), support=("support", "max"))
+        if "auc" not in rows:  # a per-label table from before the ROC-AUC was scored
+            rows = rows.assign(auc=np.nan)
+        per = rows.groupby("label", sort=False).agg(
+            recall=("recall", "mean"), support=("support", "max"), auc=("auc", "mean")
+        )
         counted = per[per["support"] >= min_support]
         low = counted[counted["recall"] < floor].sort_values("recall")
         if low.empty:
             out.append(f"{head} >= {floor} on every label with at least {min_support} positives.")
             continue
-        listed = ", ".join(f"{name} {r.recall:.2f} ({int(r.support)})" for name, r in low.iterrows())
+        listed = ", ".join(
+            f"{name} {r.recall:.2f} ({int(r.support)}"
+            + (f"; ROC-AUC {r.auc:.2f})" if np.isfinite(r.auc) else ")")
+            for name, r in low.iterrows()
+        )
         out.append(
             f"{head} below {floor} on {len(low)} of the {len(counted)} labels with at least {min_support} "
-            f"positives (recall, positives): {listed}."
+            f"positives (recall, positives{'; ROC-AUC' if low['auc'].notna().any() else ''}): {listed}."
         )
     return out
 
