@@ -2,6 +2,7 @@
 
 import json
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from peakmixer.sim2real import (
     readme_sim2real,
     run_sim2real,
     score,
+    store_result,
     summary,
     verdict,
     weak_labels,
@@ -207,7 +209,7 @@ def test_version_6_draws_half_its_molecules_from_their_normal_modes_and_masks_ho
 
 def test_weak_labels_average_recall_over_seeds_and_name_a_missing_table():
     s = pd.DataFrame({"real_set": ["r", "r"], "scorer": ["model"] * 2, "version": ["3", "4"],
-                      "micro_f1_mean": [0.5, 0.6]})  # fmt: skip
+                      "n_synthetic": 4000, "micro_f1_mean": [0.5, 0.6]})  # fmt: skip
     rows = [  # version 4 is the best; two seeds
         ("4", 0, "a", 0.4, 6), ("4", 1, "a", 0.7, 6),  # mean 0.55: fine
         ("4", 0, "b", 0.2, 5), ("4", 1, "b", 0.6, 5),  # mean 0.40: weak
@@ -215,7 +217,7 @@ def test_weak_labels_average_recall_over_seeds_and_name_a_missing_table():
         ("3", 0, "a", 0.0, 6),  # not the best version
     ]  # fmt: skip
     labels = pd.DataFrame(rows, columns=["version", "seed", "label", "recall", "support"])
-    labels["real_set"], labels["scorer"] = "r", "model"
+    labels["real_set"], labels["scorer"], labels["n_synthetic"] = "r", "model", 4000
     (line,) = weak_labels(s, labels)
     assert line == (
         "- r, synth-ir17 v4: recall below 0.5 on 1 of the 2 labels with at least 5 positives "
@@ -233,7 +235,7 @@ def test_weak_labels_average_recall_over_seeds_and_name_a_missing_table():
 def _predictions(truth: np.ndarray, runs: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
     names = [f"g{k}" for k in range(truth.shape[1])]
     rows = [
-        {"version": version, "seed": seed, "real_set": "r", "spectrum": i,
+        {"version": version, "n_synthetic": 4000, "seed": seed, "real_set": "r", "spectrum": i,
          "truth": label_set(truth[i], names), "predicted": label_set(pred[i], names)}
         for (version, seed), pred in runs.items()
         for i in range(len(truth))
@@ -281,7 +283,7 @@ def test_labels_named_on_spectra_without_any_group_are_counted_per_generator():
     # v4: 3 labels on the two label-free spectra with seed 0, 1 with seed 1; the third spectrum does not count
     assert line == (
         "- r: labels named on its 2 spectra that carry none of the groups (every one wrong), mean (range) "
-        "over 2 seeds: v4 2.0 (1-3), v5 0.0 (0-0)."
+        "over 2 seeds: 2.0 (1-3) with v4, 0.0 (0-0) with v5."
     )
     assert label_free_errors(_predictions(~truth, named)) == []
 
@@ -311,7 +313,7 @@ def test_the_verdict_gives_each_comparison_its_interval_and_says_when_it_include
     f2, f3 = (score(truth, p, names)["micro_f1"] for p in (close, good))
     fm = baselines(truth, names)["majority"]["micro_f1"]
     table = pd.DataFrame({"real_set": "r", "scorer": ["model", "model", "majority"],
-                          "version": ["2", "3", "2"], "seed": 0, "spectra": 80,
+                          "version": ["2", "3", "2"], "n_synthetic": 4000, "seed": 0, "spectra": 80,
                           "micro_f1": [f2, f3, fm]})  # fmt: skip
     lines = verdict(summary(table), _predictions(truth, {("2", 0): close, ("3", 0): good}))
     assert lines[0].startswith(f"- r: best micro-F1 {f3:.3f} (synth-ir17 v3; 95% interval 0.")
@@ -480,6 +482,51 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
     result.predictions.assign(config_id="0" * 12).to_csv(tmp_path / "sim2real_predictions.csv", index=False)
     with pytest.raises(DatasetError, match="sim2real_predictions.csv: its models .* are not those of"):
         readme_sim2real(store)
+
+
+def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_main_one(tmp_path, shared_data):
+    cfg = Sim2RealConfig(
+        real=[RealSet("nist-gas", shared_data / "nist_ir_jcamp")],
+        versions=["3"],
+        n=300,
+        overrides=["optim.epochs=1", "model.width=8"],
+        data_dir=tmp_path / "data",
+        runs_dir=tmp_path / "runs",
+    )
+    small = run_sim2real(cfg, progress=False)
+    # The same version on twice the spectra, here made a perfect model (what is tested is the merge and the
+    # README, not the training), under its own size and model id.
+    model = small.table["scorer"] == "model"
+    other = {"n_synthetic": 600, "config_id": "b" * 12}
+    large = replace(
+        small,
+        table=small.table.assign(**other, micro_f1=small.table["micro_f1"].where(~model, 1.0)),
+        labels=small.labels.assign(**other),
+        predictions=small.predictions.assign(**other, predicted=small.predictions["truth"]),
+    )
+    store = tmp_path / "results" / "sim2real.csv"
+    store_result(small, store)
+    store_result(large, store)
+    store_result(small, store)  # a rerun replaces its own rows and keeps the other size's
+    table = pd.read_csv(store, dtype={"version": str})
+    assert table.groupby("n_synthetic").size().to_dict() == {300: 3, 600: 3}
+    assert len(pd.read_csv(store.with_name("sim2real_predictions.csv"))) == 2 * 50
+    text = readme_sim2real(store)
+    assert (
+        "n = 300 synthetic spectra" in text
+        and "| nist-gas (50) | model | synth-ir17 v3 at n = 600 | " in text
+    )
+    # The verdict is about the main size (the smallest here, without the default's): its best is v3 at
+    # n = 300, not the perfect model; the other size is set against it, paired over the same spectra.
+    small_f1 = small.table.loc[model, "micro_f1"].iloc[0]
+    assert f"- nist-gas: best micro-F1 {small_f1:.3f} (synth-ir17 v3;" in text
+    line = next(x for x in text.splitlines() if x.startswith("- nist-gas: synth-ir17 v3 at n = 600 (2x the"))
+    assert f"micro-F1 1.000, {1 - small_f1:+.3f} against n = 300 (95% interval +" in line
+    assert "includes 0" not in line
+    # A per-label table written before the size was recorded takes it from the table's row of its model.
+    labels = pd.read_csv(store.with_name("sim2real_labels.csv"))
+    labels.drop(columns="n_synthetic").to_csv(store.with_name("sim2real_labels.csv"), index=False)
+    assert readme_sim2real(store) == text
 
 
 def test_the_cli_makes_version_3_with_its_own_knobs(tmp_path, capsys):

@@ -23,7 +23,10 @@ per version, seed, real set and scorer), ``sim2real_labels.csv`` (per-label prec
 ``sim2real_predictions.csv`` (per model and real spectrum: its true and its predicted labels) and the figure
 ``sim2real_figure.png`` (a real spectrum beside the nearest synthetic spectrum of the same label set, and the
 per-label recall on real data), each with a provenance sidecar. ``--store`` also writes the tables into
-``results/``, from which the README's section is generated.
+``results/``, from which the README's section is generated: a generator's rows (its version and synthetic set
+size, ``--n``) replace its stored ones, and other generators' rows stay. The verdict is about the default
+budget's size (`DEFAULT_N`); a generator trained on more spectra (the same model and epochs, so more steps) is
+a diagnostic, set against its own version at that size.
 
 A real set holds tens of molecules, so which molecules it holds moves its score as much as the training seed
 does: `bootstrap_micro_f1` resamples the set's spectra (percentile bootstrap) from the stored predictions,
@@ -56,6 +59,7 @@ STORE = REPO_ROOT / "results" / "sim2real.csv"
 LABELS_NAME = "sim2real_labels.csv"  # the per-label scores, beside the store's table
 TRAIN_CONFIG = REPO_ROOT / "params" / "train" / "synth_ir17.yaml"
 PREDICTIONS_NAME = "sim2real_predictions.csv"  # per model and real spectrum: true and predicted labels
+DEFAULT_N = 4000  # synthetic spectra of the default budget (the targets' budget); other sizes: a diagnostic
 BOOT_DRAWS, BOOT_SEED = 2000, 0  # the README's intervals: resamples of a real set's spectra, and their seed
 SCORERS = ("model", "majority", "prevalence")
 METRICS = ("micro_f1", "macro_f1", "emr", "hamming_accuracy")
@@ -85,7 +89,7 @@ class Sim2RealConfig:
     real: list[RealSet] = field(default_factory=list)
     versions: list[str] = field(default_factory=lambda: list(VERSIONS["synth-ir17"]))
     seeds: list[int] = field(default_factory=lambda: [0])
-    n: int = 4000  # synthetic spectra (the default budget's size)
+    n: int = DEFAULT_N  # synthetic spectra
     data_seed: int = 0
     train_config: Path = TRAIN_CONFIG
     overrides: list[str] = field(default_factory=list)  # key=value on the training config (tests: epochs=1)
@@ -228,7 +232,7 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
         val = synthetic[version].split("val")
         for seed in cfg.seeds:
             if progress:
-                print(f"[sim2real] synth-ir17 v{version}, seed {seed}: the default budget", flush=True)
+                print(f"[sim2real] synth-ir17 v{version}, n = {cfg.n}, seed {seed}: training", flush=True)
             ckpt = train_on_synthetic(version, seed, cfg)
             run = json.loads((ckpt.parent / "metrics.json").read_text())
             made = {"config_id": run["config_id"], "precision": run["precision"], "synthetic_test_micro_f1":
@@ -241,21 +245,22 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
                 auc = ranking(ds.y, probs, names)
                 scored = {"model": score(ds.y, pred, names)}
                 prediction_rows += [
-                    {"version": version, "seed": seed, "real_set": name, "config_id": made["config_id"],
-                     "spectrum": i, "id": ds.ids[i], "truth": label_set(ds.y[i], names),
-                     "predicted": label_set(pred[i], names)}
+                    {"version": version, "n_synthetic": cfg.n, "seed": seed, "real_set": name,
+                     "config_id": made["config_id"], "spectrum": i, "id": ds.ids[i],
+                     "truth": label_set(ds.y[i], names), "predicted": label_set(pred[i], names)}
                     for i in range(len(ds))
                 ]  # fmt: skip
                 scored |= baselines(ds.y, names)
                 for scorer, m in scored.items():
-                    key = {"version": version, "seed": seed, "real_set": name, "scorer": scorer}
+                    key = {"version": version, "n_synthetic": cfg.n, "seed": seed, "real_set": name,
+                           "scorer": scorer}  # fmt: skip
                     ranked = scorer == "model"  # the baselines give no scores to rank by
                     defined = [a for a in auc.values() if np.isfinite(a)]
                     rows.append(
                         key
                         | {k: m[k] for k in METRICS}
                         | {"mean_auc": float(np.mean(defined)) if ranked and defined else float("nan")}
-                        | {"spectra": len(ds), "refused": refused[name], "n_synthetic": cfg.n}
+                        | {"spectra": len(ds), "refused": refused[name]}
                         | made
                     )
                     # the run's identity on every row, as in the table: a label row names what it scored
@@ -287,9 +292,10 @@ def read_predictions(path: Path) -> pd.DataFrame:
 def bootstrap_micro_f1(
     predictions: pd.DataFrame, real_set: str, draws: int = BOOT_DRAWS, seed: int = BOOT_SEED
 ) -> dict[str, np.ndarray]:
-    """Micro-F1 on `draws` resamples (with replacement) of the spectra of `real_set`: per version the mean
-    over its seeds, and ``"majority"`` (each label in at least half of the whole set). Every version, seed
-    and the baseline see the same resamples: the difference of two arrays is a paired bootstrap."""
+    """Micro-F1 on `draws` resamples (with replacement) of the spectra of `real_set`: per generator (its
+    `_key`: version, and set size where not the main one) the mean over its seeds, and ``"majority"`` (each
+    label in at least half of the whole set). Every generator, seed and the baseline see the same resamples:
+    the difference of two arrays is a paired bootstrap."""
     part = predictions[predictions["real_set"] == real_set].sort_values("spectrum", kind="stable")
     if part.empty:
         raise DatasetError(f"the predictions table has no spectrum of the real set {real_set!r}")
@@ -306,21 +312,44 @@ def bootstrap_micro_f1(
 
     truth_text = part.drop_duplicates("spectrum")["truth"].to_numpy()
     per_seed: dict[str, list[np.ndarray]] = {}
-    for (version, seed_), run in part.groupby(["version", "seed"], sort=False):
+    main = main_size(part["n_synthetic"])
+    for (version, size, seed_), run in part.groupby(["version", "n_synthetic", "seed"], sort=False):
         # pairing needs every run to hold each spectrum once, in the same order, with the same truth
         spectra, truths = run["spectrum"].to_numpy(), run["truth"].to_numpy()
         if not (np.array_equal(spectra, np.arange(n)) and np.array_equal(truths, truth_text)):
             raise DatasetError(
-                f"{real_set}: v{version} seed {seed_} does not hold spectra 0..{n - 1} once each with the "
-                "true labels of the other runs"
+                f"{real_set}: v{_key(version, size, main)} seed {seed_} does not hold spectra 0..{n - 1} "
+                "once each with the true labels of the other runs"
             )
         f1 = resampled_f1(_sets(run["truth"]), _sets(run["predicted"]))
-        per_seed.setdefault(str(version), []).append(f1)
+        per_seed.setdefault(_key(version, size, main), []).append(f1)
     out = {version: np.mean(f1s, axis=0) for version, f1s in per_seed.items()}
     truth = _sets(pd.Series(truth_text))
     shared = {lab for lab in set().union(*truth) if sum(lab in t for t in truth) >= n / 2}
     out["majority"] = resampled_f1(truth, [shared] * n)
     return out
+
+
+def main_size(sizes: Sequence[int] | pd.Series) -> int:
+    """The synthetic set size a store's verdict is about: the default budget's where present, else the
+    smallest (a store made on a smaller budget, as the tests make); other sizes are compared with it."""
+    found = {int(n) for n in sizes}
+    return DEFAULT_N if DEFAULT_N in found else min(found)
+
+
+def _key(version: str, size: int, main: int) -> str:
+    """A generator's name after "synth-ir17 v": its version, and its set size where not the `main` one."""
+    return str(version) if int(size) == main else f"{version} at n = {int(size)}"
+
+
+def _sized(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Per-label or prediction rows with their set size: rows written before it was recorded on them take
+    it from the table's row of the same model (config id)."""
+    if "n_synthetic" in frame:
+        return frame
+    first = table.drop_duplicates("config_id")
+    size = pd.Series(first["n_synthetic"].to_numpy(), index=first["config_id"].astype(str))
+    return frame.assign(n_synthetic=frame["config_id"].astype(str).map(size))
 
 
 def _sets(column: pd.Series) -> list[set[str]]:
@@ -329,8 +358,9 @@ def _sets(column: pd.Series) -> list[set[str]]:
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd over seeds per real set, scorer and version (baselines do not depend on the seed)."""
-    keys = ["real_set", "scorer", "version"]
+    """Mean and sd over seeds per real set, scorer, version and synthetic set size (baselines do not depend
+    on the seed)."""
+    keys = ["real_set", "scorer", "version", "n_synthetic"]
     g = table.groupby(keys, sort=False)
     metrics = [m for m in (*_SHOWN, "synthetic_test_micro_f1") if m in table]
     out = g[metrics].agg(["mean", "std"])
@@ -346,6 +376,7 @@ def readme_sim2real(path: Path = STORE) -> str:
         return "No sim-to-real result in the store yet: `python -m peakmixer sim2real --store` makes it."
     table = pd.read_csv(path, dtype={"version": str, "real_set": str, "config_id": str})
     s = summary(table)
+    main = main_size(table["n_synthetic"])
     shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     seeds = sorted(table["seed"].unique().tolist())
     precision = (
@@ -353,23 +384,27 @@ def readme_sim2real(path: Path = STORE) -> str:
     )
     lines = [
         f"From `{shown}`: the default training budget (`params/train/synth_ir17.yaml`, "
-        f"n = {int(table['n_synthetic'].iloc[0])} synthetic spectra, seeds {seeds}, "
+        f"n = {main} synthetic spectra, seeds {seeds}, "
         f"{precision}) trained on **synthetic** spectra only; thresholds "
         "chosen on synthetic validation spectra; real spectra never used in training or tuning. Mean ± sd "
         "over seeds; the baselines know the real set's label shares. The last column is each model's "
         "micro-F1 on its own synthetic test split (how learnable the synthetic task is). Mean ROC-AUC: over "
         f"the labels with at least {MIN_CLASS} spectra with and {MIN_CLASS} without them in the real set, "
-        "how well the model's scores rank the spectra, whatever the thresholds (0.5: chance).",
+        "how well the model's scores rank the spectra, whatever the thresholds (0.5: chance)."
+        + (
+            " A generator marked with another n trained the same model for the same epochs on that many "
+            "spectra (more steps): whether a larger budget than the default would transfer better."
+            if (table["n_synthetic"] != main).any()
+            else ""
+        ),
         "",
         "| real set (spectra) | scorer | generator | micro-F1 | macro-F1 | EMR | mean ROC-AUC "
         "| synthetic test micro-F1 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for (real_set, scorer), part in s.groupby(["real_set", "scorer"], sort=False):
-        versions = part["version"].tolist()
-        for v in versions if scorer == "model" else versions[:1]:  # a baseline's rows are all alike
-            r = part[part["version"] == v].iloc[0]
-            gen = f"synth-ir17 v{v}" if scorer == "model" else "–"
+        for _, r in (part if scorer == "model" else part.head(1)).iterrows():  # baselines' rows are alike
+            gen = f"synth-ir17 v{_key(r['version'], r['n_synthetic'], main)}" if scorer == "model" else "–"
             cells = [  # a baseline's rows carry the synthetic score of the model they sit beside: not shown
                 _cell(r, m)
                 if np.isfinite(r.get(f"{m}_mean", np.nan)) and (scorer == "model" or m in _SHOWN)
@@ -380,8 +415,9 @@ def readme_sim2real(path: Path = STORE) -> str:
                 f"| {real_set} ({int(r['spectra'])}) | {scorer} | {gen} | " + " | ".join(cells) + " |"
             )
     labels_path, predictions_path = path.with_name(LABELS_NAME), path.with_name(PREDICTIONS_NAME)
-    weak = weak_labels(s, pd.read_csv(labels_path, dtype={"version": str})) if labels_path.exists() else []
-    predictions = read_predictions(predictions_path) if predictions_path.exists() else None
+    labels = _sized(pd.read_csv(labels_path, dtype={"version": str}), table) if labels_path.exists() else None
+    weak = weak_labels(s, labels) if labels is not None else []
+    predictions = _sized(read_predictions(predictions_path), table) if predictions_path.exists() else None
     if predictions is not None:  # intervals only from the very models the table scored
         keys = ["version", "seed", "real_set", "config_id"]
         scored = table.loc[table["scorer"] == "model", keys].astype(str).drop_duplicates()
@@ -399,10 +435,14 @@ def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[st
     """Plain sentences from a `summary`: per real set, the best generator's micro-F1 against the majority
     baseline and, where several generators were scored, the last one's change over the first (and, from
     three on, over the one before it); with the `predictions` table, each with its 95% interval over the
-    real set's spectra (`bootstrap_micro_f1`)."""
+    real set's spectra (`bootstrap_micro_f1`). All of this at the `main_size`; a generator trained on
+    another number of spectra is set against its own version at the main size."""
     out = []
+    main = main_size(s["n_synthetic"])
     for real_set, part in s.groupby("real_set", sort=False):
-        model = part[part["scorer"] == "model"].set_index("version")["micro_f1_mean"]
+        models = part[part["scorer"] == "model"]
+        at_main = models[models["n_synthetic"] == main].set_index("version")
+        model = at_main["micro_f1_mean"]
         majority = float(part.loc[part["scorer"] == "majority", "micro_f1_mean"].iloc[0])
         best, first, last = str(model.idxmax()), str(model.index[0]), str(model.index[-1])
         boot = bootstrap_micro_f1(predictions, real_set) if predictions is not None else None
@@ -424,6 +464,8 @@ def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[st
                 f"{_clause(boot, last, before)}"
             )
         out.append(text + ".")
+        out += [_budget_sentence(real_set, r, at_main, boot, main) for _, r in models.iterrows()
+                if r["n_synthetic"] != main]  # fmt: skip
     if predictions is not None:
         out.append(
             f"- Intervals: 95% percentile bootstrap over the real set's spectra ({BOOT_DRAWS} resamples, "
@@ -435,6 +477,27 @@ def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[st
     return out
 
 
+def _budget_sentence(
+    real_set: str, r: pd.Series, at_main: pd.DataFrame, boot: dict[str, np.ndarray] | None, main: int
+) -> str:
+    """A generator trained on another number of spectra (`r`, a `summary` row) against its own version
+    at the main size (`at_main`: that size's model rows by version)."""
+    key, version, size = _key(r["version"], r["n_synthetic"], main), str(r["version"]), int(r["n_synthetic"])
+    text = (
+        f"- {real_set}: synth-ir17 v{key} ({size / main:g}x the spectra for the same model and epochs): "
+        f"micro-F1 {r['micro_f1_mean']:.3f}"
+    )
+    if version in at_main.index:
+        base = at_main.loc[version]
+        text += (
+            f", {r['micro_f1_mean'] - base['micro_f1_mean']:+.3f} against n = {main}"
+            f"{_clause(boot, key, version)}"
+        )
+        if np.isfinite(r.get("mean_auc_mean", np.nan)) and np.isfinite(base.get("mean_auc_mean", np.nan)):
+            text += f"; mean ROC-AUC {r['mean_auc_mean']:.3f} against {base['mean_auc_mean']:.3f}"
+    return text + "."
+
+
 def label_free_errors(predictions: pd.DataFrame) -> list[str]:
     """Per real set with spectra of molecules that carry none of the labels: how many labels each generator's
     models name on them (every one wrong), mean and range over seeds."""
@@ -442,10 +505,12 @@ def label_free_errors(predictions: pd.DataFrame) -> list[str]:
     out = []
     for real_set, part in free.groupby("real_set", sort=False):
         named = pd.Series([len(labels) for labels in _sets(part["predicted"])], index=part.index)
-        per_run = named.groupby([part["version"], part["seed"]]).sum()
-        stats = per_run.groupby(level=0, sort=False).agg(["mean", "min", "max", "size"])
+        per_run = named.groupby([part["version"], part["n_synthetic"], part["seed"]], sort=False).sum()
+        stats = per_run.groupby(level=[0, 1], sort=False).agg(["mean", "min", "max", "size"])
+        main = main_size(part["n_synthetic"])
         listed = ", ".join(
-            f"v{v} {r['mean']:.1f} ({r['min']:.0f}-{r['max']:.0f})" for v, r in stats.iterrows()
+            f"{r['mean']:.1f} ({r['min']:.0f}-{r['max']:.0f}) with v{_key(v, n, main)}"
+            for (v, n), r in stats.iterrows()
         )
         out.append(
             f"- {real_set}: labels named on its {part['spectrum'].nunique()} spectra that carry none of the "
@@ -473,8 +538,11 @@ def weak_labels(s: pd.DataFrame, labels: pd.DataFrame, min_support: int = 5, flo
     """Per real set, the labels with at least `min_support` positives whose recall (mean over seeds) stays
     below `floor` with the best generator of `s` (a `summary`), from the per-label table."""
     out = []
+    main = main_size(s["n_synthetic"])
+    labels = labels[labels["n_synthetic"] == main]
     version = labels["version"].astype(str)
-    for real_set, part in s[s["scorer"] == "model"].groupby("real_set", sort=False):
+    at_main = s[(s["scorer"] == "model") & (s["n_synthetic"] == main)]
+    for real_set, part in at_main.groupby("real_set", sort=False):
         best = str(part.set_index("version")["micro_f1_mean"].idxmax())
         rows = labels[(labels["real_set"] == real_set) & (labels["scorer"] == "model") & (version == best)]
         head = f"- {real_set}, synth-ir17 v{best}: recall"
@@ -570,13 +638,39 @@ def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False)
         **common,
     )
     if store:
-        STORE.parent.mkdir(parents=True, exist_ok=True)
-        result.table.to_csv(STORE, index=False)
-        labels_store, predictions_store = STORE.with_name(LABELS_NAME), STORE.with_name(PREDICTIONS_NAME)
-        result.labels.to_csv(labels_store, index=False)
-        result.predictions.to_csv(predictions_store, index=False)
-        paths += [STORE, labels_store, predictions_store]
+        paths += store_result(result)
     return paths
+
+
+def store_result(result: Sim2RealResult, store: Path = STORE) -> list[Path]:
+    """The three tables into the store (`store` and its two companions): the rows of every generator
+    `result` scored (version and set size) replace that generator's stored rows; all other rows stay (another
+    set size, a version not run this time)."""
+    store.parent.mkdir(parents=True, exist_ok=True)
+    stored = pd.read_csv(store, dtype={"version": str, "config_id": str}) if store.exists() else None
+    scored = _generators(result.table).unique()
+    paths = []
+    for frame, path in (
+        (result.table, store),
+        (result.labels, store.with_name(LABELS_NAME)),
+        (result.predictions, store.with_name(PREDICTIONS_NAME)),
+    ):
+        if stored is not None and path.exists():
+            old = (
+                read_predictions(path)
+                if path.name == PREDICTIONS_NAME
+                else pd.read_csv(path, dtype={"version": str, "config_id": str})
+            )
+            old = _sized(old, stored)
+            frame = pd.concat([old[~_generators(old).isin(scored)], frame], ignore_index=True)
+        frame.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def _generators(frame: pd.DataFrame) -> pd.Series:
+    """Per row, its generator: version and synthetic set size."""
+    return frame["version"].astype(str) + "@" + frame["n_synthetic"].astype(int).astype(str)
 
 
 # --- CLI -------------------------------------------------------------------------------------------
@@ -613,7 +707,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     versions = Sim2RealConfig().versions
     p.add_argument("--versions", nargs="+", default=versions, help="synth-ir17 generator versions")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds")
-    p.add_argument("--n", type=int, default=4000, help="synthetic spectra")
+    p.add_argument("--n", type=int, default=DEFAULT_N, help="synthetic spectra (same model and epochs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "figures" / "sim2real", help="output folder")
     p.add_argument(

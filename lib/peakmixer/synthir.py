@@ -266,9 +266,7 @@ def render_ir17_v3(
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
     k = knobs or IR17V3Knobs()
-    pool = molecule_pool()  # cached before any fork, so the worker processes inherit it
-    if k.p_physics > 0:
-        _mode_rows()  # and the normal-mode table with it
+    pool = prepare(k)  # before any fork, so the worker processes inherit it
     if k.gas_max_atoms > 0 and not (pool.heavy_atoms <= k.gas_max_atoms).any():
         raise ConfigError(
             f"gas_max_atoms={k.gas_max_atoms}: no molecule of the pool is that small "
@@ -446,6 +444,15 @@ def _render_block(
         comp[np.broadcast_to(below[:, None, :], comp.shape)] = 0.0
     _minmax(X, comp)
     return y, X, comp, mol
+
+
+def prepare(knobs: IR17V3Knobs) -> MoleculePool:
+    """Load (once per process, cached) what rendering with `knobs` needs: the molecule pool and, for
+    normal-mode spectra, the mode table."""
+    pool = molecule_pool()
+    if knobs.p_physics > 0:
+        _mode_rows()
+    return pool
 
 
 @lru_cache(maxsize=1)
