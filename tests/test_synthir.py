@@ -484,9 +484,9 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
         readme_sim2real(store)
 
 
-def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_main_one(tmp_path, shared_data):
+def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_main_one(tmp_path):
     cfg = Sim2RealConfig(
-        real=[RealSet("nist-gas", shared_data / "nist_ir_jcamp")],
+        real=[RealSet("own", _parquet_set(tmp_path)[0])],
         versions=["3"],
         n=300,
         overrides=["optim.epochs=1", "model.width=8"],
@@ -510,17 +510,14 @@ def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_ma
     store_result(small, store)  # a rerun replaces its own rows and keeps the other size's
     table = pd.read_csv(store, dtype={"version": str})
     assert table.groupby("n_synthetic").size().to_dict() == {300: 3, 600: 3}
-    assert len(pd.read_csv(store.with_name("sim2real_predictions.csv"))) == 2 * 50
+    assert len(pd.read_csv(store.with_name("sim2real_predictions.csv"))) == 2 * 40
     text = readme_sim2real(store)
-    assert (
-        "n = 300 synthetic spectra" in text
-        and "| nist-gas (50) | model | synth-ir17 v3 at n = 600 | " in text
-    )
+    assert "n = 300 synthetic spectra" in text and "| own (40) | model | synth-ir17 v3 at n = 600 | " in text
     # The verdict is about the main size (the smallest here, without the default's): its best is v3 at
     # n = 300, not the perfect model; the other size is set against it, paired over the same spectra.
     small_f1 = small.table.loc[model, "micro_f1"].iloc[0]
-    assert f"- nist-gas: best micro-F1 {small_f1:.3f} (synth-ir17 v3;" in text
-    line = next(x for x in text.splitlines() if x.startswith("- nist-gas: synth-ir17 v3 at n = 600 (2x the"))
+    assert f"- own: best micro-F1 {small_f1:.3f} (synth-ir17 v3;" in text
+    line = next(x for x in text.splitlines() if x.startswith("- own: synth-ir17 v3 at n = 600 (2x the"))
     assert f"micro-F1 1.000, {1 - small_f1:+.3f} against n = 300 (95% interval +" in line
     assert "includes 0" not in line
     # A per-label table written before the size was recorded takes it from the table's row of its model.
@@ -542,9 +539,9 @@ def test_the_cli_makes_version_3_with_its_own_knobs(tmp_path, capsys):
     assert "'separation=2': expected NAME=VALUE with NAME one of" in capsys.readouterr().err
 
 
-def test_sim2real_scores_a_parquet_set_it_was_given_on_any_checkout(tmp_path):
-    # No ../shared needed: a small parquet file in the multimodal layout (1800-point spectra + SMILES), made
-    # from synthetic v3 spectra of real molecules, so the whole command path runs in CI too.
+def _parquet_set(tmp_path):
+    """No ../shared needed: a small parquet file in the multimodal layout (1800-point spectra + SMILES), made
+    from synthetic v3 spectra of real molecules, so the whole command path runs in CI too."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -553,6 +550,11 @@ def test_sim2real_scores_a_parquet_set_it_was_given_on_any_checkout(tmp_path):
     spectra = [np.interp(grid, ds.axis, x).tolist() for x in ds.X]
     path = tmp_path / "set.parquet"
     pq.write_table(pa.table({"smiles": list(ds.extras["smiles"]), "ir_spectra": spectra}), path)
+    return path, ds
+
+
+def test_sim2real_scores_a_parquet_set_it_was_given_on_any_checkout(tmp_path):
+    path, ds = _parquet_set(tmp_path)
     cfg = Sim2RealConfig(
         real=[RealSet("own", path)],
         versions=["3"],
