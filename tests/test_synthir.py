@@ -485,19 +485,11 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
 
 
 def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_main_one(tmp_path):
-    cfg = Sim2RealConfig(
-        real=[RealSet("own", _parquet_set(tmp_path)[0])],
-        versions=["3"],
-        n=300,
-        overrides=["optim.epochs=1", "model.width=8"],
-        data_dir=tmp_path / "data",
-        runs_dir=tmp_path / "runs",
-    )
-    small = run_sim2real(cfg, progress=False)
+    small, _ = _sim2real_on_own_set(tmp_path)
     # The same version on twice the spectra, here made a perfect model (what is tested is the merge and the
     # README, not the training), under its own size and model id.
     model = small.table["scorer"] == "model"
-    other = {"n_synthetic": 600, "config_id": "b" * 12}
+    other = {"n_synthetic": 400, "config_id": "b" * 12}
     large = replace(
         small,
         table=small.table.assign(**other, micro_f1=small.table["micro_f1"].where(~model, 1.0)),
@@ -509,16 +501,16 @@ def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_ma
     store_result(large, store)
     store_result(small, store)  # a rerun replaces its own rows and keeps the other size's
     table = pd.read_csv(store, dtype={"version": str})
-    assert table.groupby("n_synthetic").size().to_dict() == {300: 3, 600: 3}
+    assert table.groupby("n_synthetic").size().to_dict() == {200: 3, 400: 3}
     assert len(pd.read_csv(store.with_name("sim2real_predictions.csv"))) == 2 * 40
     text = readme_sim2real(store)
-    assert "n = 300 synthetic spectra" in text and "| own (40) | model | synth-ir17 v3 at n = 600 | " in text
+    assert "n = 200 synthetic spectra" in text and "| own (40) | model | synth-ir17 v3 at n = 400 | " in text
     # The verdict is about the main size (the smallest here, without the default's): its best is v3 at
-    # n = 300, not the perfect model; the other size is set against it, paired over the same spectra.
+    # n = 200, not the perfect model; the other size is set against it, paired over the same spectra.
     small_f1 = small.table.loc[model, "micro_f1"].iloc[0]
     assert f"- own: best micro-F1 {small_f1:.3f} (synth-ir17 v3;" in text
-    line = next(x for x in text.splitlines() if x.startswith("- own: synth-ir17 v3 at n = 600 (2x the"))
-    assert f"micro-F1 1.000, {1 - small_f1:+.3f} against n = 300 (95% interval +" in line
+    line = next(x for x in text.splitlines() if x.startswith("- own: synth-ir17 v3 at n = 400 (2x the"))
+    assert f"micro-F1 1.000, {1 - small_f1:+.3f} against n = 200 (95% interval +" in line
     assert "includes 0" not in line
     # A per-label table written before the size was recorded takes it from the table's row of its model.
     labels = pd.read_csv(store.with_name("sim2real_labels.csv"))
@@ -539,9 +531,10 @@ def test_the_cli_makes_version_3_with_its_own_knobs(tmp_path, capsys):
     assert "'separation=2': expected NAME=VALUE with NAME one of" in capsys.readouterr().err
 
 
-def _parquet_set(tmp_path):
-    """No ../shared needed: a small parquet file in the multimodal layout (1800-point spectra + SMILES), made
-    from synthetic v3 spectra of real molecules, so the whole command path runs in CI too."""
+def _sim2real_on_own_set(tmp_path):
+    """Sim2real on a tiny budget (v3, n = 200), scored on a real set made here, so it needs no ../shared
+    and runs in CI too: a small parquet file in the multimodal layout (1800-point spectra + SMILES) of
+    synthetic v3 spectra of real molecules. The result, and the dataset the file holds."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -550,11 +543,6 @@ def _parquet_set(tmp_path):
     spectra = [np.interp(grid, ds.axis, x).tolist() for x in ds.X]
     path = tmp_path / "set.parquet"
     pq.write_table(pa.table({"smiles": list(ds.extras["smiles"]), "ir_spectra": spectra}), path)
-    return path, ds
-
-
-def test_sim2real_scores_a_parquet_set_it_was_given_on_any_checkout(tmp_path):
-    path, ds = _parquet_set(tmp_path)
     cfg = Sim2RealConfig(
         real=[RealSet("own", path)],
         versions=["3"],
@@ -563,7 +551,11 @@ def test_sim2real_scores_a_parquet_set_it_was_given_on_any_checkout(tmp_path):
         data_dir=tmp_path / "data",
         runs_dir=tmp_path / "runs",
     )
-    result = run_sim2real(cfg, progress=False)
+    return run_sim2real(cfg, progress=False), ds
+
+
+def test_sim2real_scores_a_parquet_set_it_was_given_on_any_checkout(tmp_path):
+    result, ds = _sim2real_on_own_set(tmp_path)
     model = result.table[result.table["scorer"] == "model"].iloc[0]
     assert model["spectra"] == 40 and model["refused"] == 0 and 0 <= model["micro_f1"] <= 1
     assert model["precision"] in {"fp32", "bf16"} and 0 <= model["synthetic_test_micro_f1"] <= 1
