@@ -1,10 +1,17 @@
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+import peakmixer
 from peakmixer.cli import main
 from peakmixer.config import ConfigError
 from peakmixer.data import toy_dataset
@@ -301,13 +308,68 @@ def test_parallel_workers_write_the_same_rows_as_one_worker(tmp_path):
     assert len(list((tmp_path / "two" / "runs" / "toy-mc").glob("*/pretrain-seed0/best.pt"))) == 2
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
+def test_stopping_a_parallel_sweep_stops_its_workers(tmp_path):
+    # Long runs, so that the workers are still training when the sweep is stopped.
+    train = TRAIN | {"optim": {**TRAIN["optim"], "epochs": 100_000, "patience": 100_000}}
+    sweep_config(tmp_path, train=train)
+    env = os.environ | {"PYTHONPATH": str(Path(peakmixer.__file__).parents[1])}  # this checkout's package
+    command = [sys.executable, "-m", "peakmixer", "sweep", "--config", str(tmp_path / "sweep.yaml")]
+    sweep = subprocess.Popen([*command, "--workers", "2"], env=env, stdout=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline and sweep.poll() is None:
+            time.sleep(0.5)
+            workers = [pid for pid in _children(sweep.pid) if b"spawn_main" in _command(pid)]
+        assert len(workers) == 2, "the sweep did not start its two workers"
+        # Past their start-up (which ends by itself when the sweep dies): each has claimed a run to train.
+        while len(list((tmp_path / "sweep").rglob(".lock"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(list((tmp_path / "sweep").rglob(".lock"))) == 2, "the workers did not start training"
+        sweep.send_signal(signal.SIGTERM)
+        assert sweep.wait(timeout=60) != 0
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_running(pid) for pid in workers), "a worker outlived its stopped sweep"
+    finally:
+        for pid in [sweep.pid, *workers]:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _command(pid: int) -> bytes:
+    """The command line of `pid` (a spawned worker's runs ``spawn_main``; its resource tracker's does not)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (not gone, not a zombie awaiting its parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_rescoring_a_row_keeps_a_row_another_worker_appends_meanwhile(tmp_path, monkeypatch):
-    import os
-    import subprocess
-    import sys
-    import time
     from contextlib import contextmanager
-    from pathlib import Path
 
     from peakmixer import sweep
 

@@ -15,7 +15,10 @@ import argparse
 import fcntl
 import json
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -513,6 +516,31 @@ def _worker(cfg: SweepConfig, threads: int, progress: bool) -> None:
     run_sweep(cfg, progress=progress, skip_taken=True)
 
 
+@contextmanager
+def _workers_stop_with_this_process(procs: list) -> Iterator[None]:
+    """Stop the worker processes `procs` when this process is stopped (SIGTERM, Ctrl-C, an error) before they
+    end: otherwise they live on as orphans, training and writing rows. A stopped worker's run resumes from its
+    last checkpoint next time. SIGTERM becomes an exit here only from the main thread, where Python allows a
+    handler."""
+
+    def exit_on_sigterm(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, exit_on_sigterm) if main else None
+    try:
+        yield
+    finally:
+        if main:  # None: a handler not set from Python, which cannot be put back from here
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            if proc.pid is not None:  # started
+                proc.join()
+
+
 def run_workers(
     cfg: SweepConfig, workers: int, *, progress: bool = True, threads: int | None = None
 ) -> pd.DataFrame:
@@ -524,10 +552,11 @@ def run_workers(
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
     procs = [ctx.Process(target=_worker, args=(cfg, threads, progress)) for _ in range(workers)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join()
+    with _workers_stop_with_this_process(procs):
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
     failed = [i for i, proc in enumerate(procs) if proc.exitcode != 0]
     if failed:
         raise RuntimeError(f"sweep workers {failed} of {workers} failed (see their messages above)")
