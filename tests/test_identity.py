@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from peakmixer import models
+from peakmixer import models, synth
 from peakmixer.config import ConfigError, from_dict
 from peakmixer.data import data_identity, file_sha256, load, toy_dataset
 from peakmixer.models import build_model, code_fingerprint
@@ -326,7 +326,7 @@ def test_scores_version_guards_a_reference_scoring():
 # --- the synthetic draws: a stored run counts its data by recipe, so a recipe must keep its spectra -----
 
 SYNTH_GOLDEN = Path(__file__).with_name("golden") / "synth_draws.json"
-DRAWS = [("synth-ir17", "2"), *(("synth-ir17", v) for v in ("3", "4", "5", "6")), ("synth-bac30", "2")]
+DRAWS = [(kind, v) for kind, versions in synth.VERSIONS.items() for v in versions]  # every makeable one
 
 
 def _draw(kind: str, version: str) -> dict:

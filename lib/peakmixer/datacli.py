@@ -64,7 +64,7 @@ def _modes(args: argparse.Namespace) -> int:
     from .normalmodes import build_table, resource_path, save_table
     from .synthir import molecule_pool
 
-    smiles = molecule_pool().smiles[: args.first] if args.first else molecule_pool().smiles
+    smiles = molecule_pool().smiles[: args.first or None]  # --first 0: all
     table = build_table(smiles, workers=args.workers)
     out = args.out or resource_path()
     save_table(table, out)

@@ -243,6 +243,8 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
                 probs = probabilities(ckpt, ds)
                 pred = probs >= thresholds
                 auc = ranking(ds.y, probs, names)
+                defined = [a for a in auc.values() if np.isfinite(a)]
+                mean_auc = float(np.mean(defined)) if defined else float("nan")
                 scored = {"model": score(ds.y, pred, names)}
                 prediction_rows += [
                     {"version": version, "n_synthetic": cfg.n, "seed": seed, "real_set": name,
@@ -255,11 +257,10 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
                     key = {"version": version, "n_synthetic": cfg.n, "seed": seed, "real_set": name,
                            "scorer": scorer}  # fmt: skip
                     ranked = scorer == "model"  # the baselines give no scores to rank by
-                    defined = [a for a in auc.values() if np.isfinite(a)]
                     rows.append(
                         key
                         | {k: m[k] for k in METRICS}
-                        | {"mean_auc": float(np.mean(defined)) if ranked and defined else float("nan")}
+                        | {"mean_auc": mean_auc if ranked else float("nan")}
                         | {"spectra": len(ds), "refused": refused[name]}
                         | made
                     )
