@@ -65,8 +65,8 @@ GENERATOR_VERSION = "2"  # the default version of every kind (what the results s
 KINDS = ("synth-ir17", "synth-bac30")
 # Versions that can still be made, per kind: synth-ir17 v3-v6 are the realistic generator of
 # `peakmixer.synthir` (v4: wider randomisation; v5: volatile gases and label-free molecules; v6: half the
-# molecules drawn from their force-field normal modes).
-REALISTIC_IR17 = ("3", "4", "5", "6")  # the keys of `synthir.PRESETS`
+# molecules drawn from their force-field normal modes; v7: saturated strong bands and brighter C-H stretches).
+REALISTIC_IR17 = ("3", "4", "5", "6", "7")  # the keys of `synthir.PRESETS`
 VERSIONS = {"synth-ir17": ("2", *REALISTIC_IR17), "synth-bac30": ("2",)}
 
 # A Gaussian of FWHM w is exp(-4 ln2 (x - c)^2 / w^2); it is evaluated on +-2.5 FWHM (tail below 1e-7).
