@@ -1,4 +1,4 @@
-"""synth-ir17 versions 3 to 6 (the realistic generator) and the sim-to-real report."""
+"""synth-ir17 versions 3 to 7 (the realistic generator) and the sim-to-real report."""
 
 import json
 import sys
@@ -205,6 +205,43 @@ def test_version_6_draws_half_its_molecules_from_their_normal_modes_and_masks_ho
     assert knobs["p_physics"] == 0.5 and knobs["mode_table"] == table_digest()
     with pytest.raises(ConfigError, match="p_physics must be a share"):
         knobs_for("6", p_physics=2.0)
+
+
+def test_version_7_saturates_strong_bands_and_brightens_normal_mode_c_h_stretches():
+    # With both knobs off, version 7 is version 6: same spectra, same recipe.
+    off = synth.make_synth("synth-ir17", 150, 2, "7", p_saturated=0.0, ch_stretch_max=1.0)
+    v6 = synth.make_synth("synth-ir17", 150, 2, "6")
+    assert np.array_equal(off.X, v6.X) and off.provenance["knobs"] == v6.provenance["knobs"]
+    assert synth.make_synth("synth-ir17", 10, 2, "7").provenance["knobs"]["p_saturated"] == 0.3
+
+    # Saturation alone, on every spectrum: the same molecules, flat tops, weak bands gaining on strong ones;
+    # the components (where a group's bands lie) still sit inside the masks.
+    linear = synth.render_components("synth-ir17", 200, 4, "7", p_saturated=0.0, ch_stretch_max=1.0)
+    flat = synth.render_components("synth-ir17", 200, 4, "7", p_saturated=1.0, ch_stretch_max=1.0)
+    assert np.array_equal(linear.labels, flat.labels)
+    for level, gain in ((0.8, 1.3), (0.5, 1.2)):  # broader tops; bands at half the top: more of them
+        assert (flat.X >= level).sum(1).mean() > gain * (linear.X >= level).sum(1).mean()
+    masks = synth.make_synth("synth-ir17", 10, 4, "7").masks
+    present = flat.labels.astype(bool)
+    comp = flat.components.astype(np.float64)
+    energy, inside = (comp**2).sum(-1), (comp**2 * masks[None]).sum(-1)
+    shown = energy[present] > 0
+    assert shown.mean() > 0.97 and (inside[present][shown] / energy[present][shown]).min() >= 0.95
+
+    # Normal-mode spectra of hydrocarbon-bearing molecules: a larger share of their area in the C-H stretches.
+    def ch_share(ch_max: float) -> float:
+        ds = synth.make_synth(
+            "synth-ir17", 300, 6, "7", p_physics=1.0, p_saturated=0.0, ch_stretch_max=ch_max
+        )
+        ax, X = ds.axis, ds.X - ds.X.min(axis=1, keepdims=True)
+        alkyl = ds.y[:, IR["alkane"]] | ds.y[:, IR["methyl"]] == 1
+        return float(np.median(X[alkyl][:, (ax > 2700) & (ax < 3150)].sum(1) / X[alkyl].sum(1)))
+
+    assert ch_share(6.25) > 1.3 * ch_share(1.0)
+    with pytest.raises(ConfigError, match="ch_stretch_max must be >= 1"):
+        knobs_for("7", ch_stretch_max=0.5)
+    with pytest.raises(ConfigError, match="p_saturated must be a share"):
+        knobs_for("7", p_saturated=-0.1)
 
 
 def test_weak_labels_average_recall_over_seeds_and_name_a_missing_table():
