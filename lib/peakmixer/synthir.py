@@ -1,4 +1,4 @@
-"""``synth-ir17`` versions 3 to 6: synthetic IR spectra meant to look real to a model trained on them.
+"""``synth-ir17`` versions 3 to 7: synthetic IR spectra meant to look real to a model trained on them.
 
 Version 2 (`peakmixer.synth`) draws isolated Gaussians on a flat, noisy baseline with label sets from
 independent (copula) coin flips. A model trained on it finds few functional groups in real spectra. Version 3
@@ -167,7 +167,7 @@ _HBOND = {
 
 @dataclass(frozen=True)
 class IR17V3Knobs:
-    """Ranges of the per-spectrum draws of synth-ir17 v3-v6 (intensities relative to a strong band = 1;
+    """Ranges of the per-spectrum draws of synth-ir17 v3-v7 (intensities relative to a strong band = 1;
     v4, v5 = `PRESETS["4"]`, `PRESETS["5"]`)."""
 
     p_gas: float = 0.4  # share of gas-phase spectra (P/R contours, free O-H)
@@ -283,7 +283,7 @@ def molecule_pool() -> MoleculePool:
 
 
 def ir17_v3_masks(axis: np.ndarray, knobs: IR17V3Knobs | None = None) -> np.ndarray:
-    """(17, L) bool: where each group's bands can lie with knobs `k` (versions 3-6; module docstring)."""
+    """(17, L) bool: where each group's bands can lie with knobs `k` (versions 3-7; module docstring)."""
     k = knobs or IR17V3Knobs()
     masks = np.zeros((len(NIST17_NAMES), len(axis)), dtype=bool)
     jitter = 2.0 * k.band_jitter  # the clip of the per-band frequency error
