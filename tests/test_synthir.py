@@ -1,4 +1,4 @@
-"""synth-ir17 versions 3 to 7 (the realistic generator) and the sim-to-real report."""
+"""synth-ir17 versions 3 to 8 (the realistic generator) and the sim-to-real report."""
 
 import json
 import sys
@@ -11,7 +11,7 @@ import pytest
 from peakmixer import synth
 from peakmixer.config import ConfigError
 from peakmixer.data import DatasetError
-from peakmixer.labels import NIST17_NAMES, functional_groups
+from peakmixer.labels import NIST17_NAMES, compile_smarts, functional_groups, parse_smiles
 from peakmixer.normalmodes import molecule_modes, nci_modes, table_digest
 from peakmixer.sim2real import (
     RealSet,
@@ -36,6 +36,7 @@ from peakmixer.sim2real import (
 from peakmixer.synthir import PRESETS, IR17V3Knobs, knobs_for, molecule_pool, render_ir17_v3
 
 IR = {name: k for k, name in enumerate(NIST17_NAMES)}
+(CF,) = compile_smarts(["[#6]F"])
 
 
 @pytest.fixture(scope="module")
@@ -242,6 +243,26 @@ def test_version_7_saturates_strong_bands_and_brightens_normal_mode_c_h_stretche
         knobs_for("7", ch_stretch_max=0.5)
     with pytest.raises(ConfigError, match="p_saturated must be a share"):
         knobs_for("7", p_saturated=-0.1)
+
+
+def test_version_8_draws_the_bands_that_each_molecule_carries():
+    off = synth.make_synth("synth-ir17", 150, 2, "8", band_chemistry=False)
+    v7 = synth.make_synth("synth-ir17", 150, 2, "7")
+    assert np.array_equal(off.X, v7.X) and off.provenance["knobs"] == v7.provenance["knobs"]
+
+    # Band-table spectra only: every alcohol shows its O-H stretch (free in the gas, H-bonded otherwise);
+    # a halide shows the C-X stretch of its own halogen.
+    y, _, comp, mol = render_ir17_v3(800, 3, knobs_for("8", p_physics=0.0), with_components=True)
+    axis = synth.make_synth("synth-ir17", 2, 0).axis
+    alcohol = y[:, IR["alcohols"]] == 1
+    assert alcohol.sum() > 50 and (comp[alcohol, IR["alcohols"]][:, axis > 3150].max(1) > 0).all()
+    fluorine = np.array([parse_smiles(molecule_pool().smiles[m]).HasSubstructMatch(CF) for m in mol])
+    halide = comp[:, IR["alkyl halides"]].astype(np.float64) ** 2
+    above = halide[:, axis > 1000].sum(1) / np.maximum(halide.sum(1), 1e-30)
+    is_halide = y[:, IR["alkyl halides"]] == 1
+    assert (is_halide & fluorine).sum() > 5 and (is_halide & ~fluorine).sum() > 20
+    assert (above[is_halide & fluorine] > 0.05).all() and (above[is_halide & ~fluorine] < 0.05).all()
+    assert synth.make_synth("synth-ir17", 10, 2, "8").provenance["knobs"]["band_chemistry"] is True
 
 
 def test_weak_labels_average_recall_over_seeds_and_name_a_missing_table():

@@ -1,4 +1,4 @@
-"""``synth-ir17`` versions 3 to 7: synthetic IR spectra meant to look real to a model trained on them.
+"""``synth-ir17`` versions 3 to 8: synthetic IR spectra meant to look real to a model trained on them.
 
 Version 2 (`peakmixer.synth`) draws isolated Gaussians on a flat, noisy baseline with label sets from
 independent (copula) coin flips. A model trained on it finds few functional groups in real spectra. Version 3
@@ -92,6 +92,18 @@ alkane spectra whose C-H stretch is a broad, flat-topped band). The ranges are i
 values chosen before version 7 was scored on any real set, and no band or share was taken from a real
 spectrum.
 
+**Version 8** is version 7 whose band-table spectra show the bands that the molecule carries. Up to version 7 a
+band of a group's sub-type was a coin flip with the band's share of the group (a C-F stretch in 35% of
+the halides, whichever halogen the molecule has; the alcohols' O-H stretch in about half of their spectra),
+although each spectrum is of a known molecule. In version 8 the molecule decides (`_BAND_SMARTS`, from the
+same tables): the C-X stretch of its own halogens, the aryl-O stretch of an aryl ether, the O-CH3 C-H
+stretch of a methoxy group, the CH2 rock of a chain of four, the N-H scissoring of a primary amine and the
+N-H bands of an amide with an N-H. And every alcohol (and gas-phase acid) shows an O-H stretch, free or
+H-bonded by phase: it is the band that marks an alcohol (Silverstein ch. 2.6). Not blind: the occlusion of
+version 7's "alcohols" score on NIST alkane spectra pointed at the 1000-1400 cm-1 region, where the table's
+alcohols carried a C-O stretch and, half the time, nothing else; what version 8 draws comes from the tables
+and the molecules, not from any real spectrum.
+
 Masks: each of a group's bands, centre range times the frequency-scale range, widened by ``MASK_REACH`` x its
 nominal FWHM x the largest width scale, and by the clip of the per-band frequency error (>= 95% of each
 present group's energy, tested). They are wider than version 2's: a scientist scoring an explanation against
@@ -140,6 +152,7 @@ _LATER: dict[str, float] = {
     "p_physics": 0.0,
     "p_saturated": 0.0,
     "ch_stretch_max": 1.0,
+    "band_chemistry": False,
 }
 # Version 6's normal-mode spectra: MMFF94 stretches run a few % high (normalmodes), so their one frequency
 # scale per spectrum is drawn below and around 1; a line's nominal FWHM (cm-1) before the width scale.
@@ -153,6 +166,27 @@ _CH_STRETCH = 2700.0  # ... and C-H stretches above this (bends and C-C stretche
 # (log-uniform), which caps the measured absorbance near -log10(stray) (module docstring).
 _PEAK_ABSORBANCE = (0.5, 5.0)
 _STRAY_LIGHT = (1e-3, 3e-2)
+# Version 8: a table band of a group's sub-type shows when the molecule has the sub-type (Silverstein ch. 2;
+# Socrates 2001), instead of by a coin flip with the band's share: the halogen's own C-X stretch, the aryl-O
+# stretch of aryl ethers, the O-CH3 C-H stretch of methoxy groups, the CH2 rock of chains of four, the N-H
+# bands of primary amines and of amides that carry an N-H.
+_BAND_SMARTS: dict[tuple[str, str], str] = {
+    ("alkane", "CH2 rocking (chain >= 4)"): "[CH2][CH2][CH2][CH2]",
+    ("amines", "N-H scissoring (primary)"): "[NX3;H2;!$(NC=O)]",
+    ("alkyl halides", "C-F stretch"): "[#6]F",
+    ("alkyl halides", "C-Cl stretch"): "[#6]Cl",
+    ("alkyl halides", "C-Br stretch"): "[#6]Br",
+    ("alkyl halides", "C-I stretch"): "[#6]I",
+    ("ether", "aryl-O asym. stretch"): "c[OX2][#6]",
+    ("ether", "O-CH3 C-H stretch"): "[CH3][OX2][#6]",
+    ("acyl halides", "C-Cl stretch"): "[CX3](=O)Cl",
+    ("amides", "N-H stretch"): "[NX3;H1,H2][CX3]=O",
+    ("amides", "amide II N-H bend"): "[NX3;H1,H2][CX3]=O",
+}
+# ... and an O-H stretch shows in every alcohol and gas-phase acid spectrum (free or H-bonded by phase):
+# it is the band that makes an alcohol's spectrum one.
+_ALWAYS = {("alcohols", "O-H stretch, free"), ("alcohols", "O-H stretch, H-bonded"),
+           ("carboxylic acids", "O-H stretch, monomer")}  # fmt: skip
 # Condensed-phase H-bonding of O-H and N-H stretches (Silverstein ch. 2: free O-H 3650 -> bonded
 # 3200-3550, broad; acid dimers 2500-3300; N-H shifts ~100 cm-1): per group, the largest relative red shift
 # and the largest FWHM factor, both reached at a spectrum's full H-bond level (uniform in [0, 1]). The most
@@ -167,7 +201,7 @@ _HBOND = {
 
 @dataclass(frozen=True)
 class IR17V3Knobs:
-    """Ranges of the per-spectrum draws of synth-ir17 v3-v7 (intensities relative to a strong band = 1;
+    """Ranges of the per-spectrum draws of synth-ir17 v3-v8 (intensities relative to a strong band = 1;
     v4, v5 = `PRESETS["4"]`, `PRESETS["5"]`)."""
 
     p_gas: float = 0.4  # share of gas-phase spectra (P/R contours, free O-H)
@@ -192,6 +226,7 @@ class IR17V3Knobs:
     p_physics: float = 0.0  # share of molecule spectra from its force-field normal modes (normalmodes)
     p_saturated: float = 0.0  # share of spectra whose strong bands pass the linear range (stray light)
     ch_stretch_max: float = 1.0  # normal-mode C-H stretch intensity factor, log-uniform in [1, this]
+    band_chemistry: bool = False  # a table band shows where the molecule carries what makes it (v8)
 
     def record(self) -> dict[str, float | int | bool | str]:
         """The knobs as a recipe names them: later versions' only where set, so that the recipes (and the
@@ -215,6 +250,7 @@ PRESETS: dict[str, dict[str, float]] = {
 PRESETS["5"] = PRESETS["4"] | {"gas_max_atoms": 10, "p_label_free": 0.1}
 PRESETS["6"] = PRESETS["5"] | {"p_physics": 0.5}
 PRESETS["7"] = PRESETS["6"] | {"p_saturated": 0.3, "ch_stretch_max": 6.25}
+PRESETS["8"] = PRESETS["7"] | {"band_chemistry": True}
 
 
 def knobs_for(version: str, **overrides: float | bool) -> IR17V3Knobs:
@@ -282,8 +318,38 @@ def molecule_pool() -> MoleculePool:
     )
 
 
+@lru_cache(maxsize=1)
+def band_conditions() -> np.ndarray:
+    """(M, bands) bool: per `molecule_pool` molecule and `IR17_BANDS` row, whether the molecule carries
+    what makes the band (`_BAND_SMARTS`; True for a band without a condition). Version 8."""
+    from rdkit import RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    names = [(NIST17_NAMES[b.label], b.mode) for b in IR17_BANDS]
+    conditional = [j for j, key in enumerate(names) if key in _BAND_SMARTS]
+    patterns = compile_smarts([_BAND_SMARTS[names[j]] for j in conditional])
+    out = np.ones((len(molecule_pool().smiles), len(IR17_BANDS)), dtype=bool)
+    for m, smi in enumerate(molecule_pool().smiles):
+        mol = parse_smiles(smi)
+        out[m, conditional] = [mol.HasSubstructMatch(p) for p in patterns]
+    return out
+
+
+def _band_share(k: IR17V3Knobs) -> np.ndarray:
+    """Per `IR17_BANDS` row, its share of the spectra of a group that has it: 1 for a band whose presence
+    the molecule or the phase decides (version 8), else the table's."""
+    return np.array(
+        [
+            1.0
+            if k.band_chemistry and (NIST17_NAMES[b.label], b.mode) in _BAND_SMARTS.keys() | _ALWAYS
+            else b.p
+            for b in IR17_BANDS
+        ]
+    )
+
+
 def ir17_v3_masks(axis: np.ndarray, knobs: IR17V3Knobs | None = None) -> np.ndarray:
-    """(17, L) bool: where each group's bands can lie with knobs `k` (versions 3-7; module docstring)."""
+    """(17, L) bool: where each group's bands can lie with knobs `k` (versions 3-8; module docstring)."""
     k = knobs or IR17V3Knobs()
     masks = np.zeros((len(NIST17_NAMES), len(axis)), dtype=bool)
     jitter = 2.0 * k.band_jitter  # the clip of the per-band frequency error
@@ -393,9 +459,12 @@ def _render_block(
     X = np.zeros((n, len(axis)), dtype=np.float32)
     comp = np.zeros((n, n_groups, len(axis)), dtype=np.float32) if with_components else None
     present = np.zeros((len(IR17_BANDS), n), dtype=bool)
+    share = _band_share(k)
+    carries = band_conditions()[np.maximum(mol, 0)].T if k.band_chemistry else True  # label-free: y = 0
     for j, b in enumerate(IR17_BANDS):
         phase_ok = ~gas if b.mode in _CONDENSED_ONLY else gas if b.mode in _GAS_ONLY else True
-        present[j] = (y[:, b.label] == 1) & (u[j, 1] < b.p) & phase_ok
+        present[j] = (y[:, b.label] == 1) & (u[j, 1] < share[j]) & phase_ok
+    present &= carries
     for label in range(n_groups):  # a present group shows at least one band
         own = [j for j, b in enumerate(IR17_BANDS) if b.label == label]
         none = (y[:, label] == 1) & ~present[own].any(axis=0)
@@ -490,6 +559,8 @@ def prepare(knobs: IR17V3Knobs) -> MoleculePool:
     pool = molecule_pool()
     if knobs.p_physics > 0:
         _mode_rows()
+    if knobs.band_chemistry:
+        band_conditions()
     return pool
 
 
