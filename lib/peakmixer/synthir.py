@@ -92,9 +92,9 @@ alkane spectra whose C-H stretch is a broad, flat-topped band). The ranges are i
 values chosen before version 7 was scored on any real set, and no band or share was taken from a real
 spectrum.
 
-**Version 8** is version 7 whose band-table spectra show the bands that the molecule carries. Up to version 7 a
-band of a group's sub-type was a coin flip with the band's share of the group (a C-F stretch in 35% of
-the halides, whichever halogen the molecule has; the alcohols' O-H stretch in about half of their spectra),
+**Version 8** is version 7 whose band-table spectra show the bands that the molecule carries. Up to version 7
+a band of a group's sub-type was a coin flip with the band's share of the group (a C-F stretch in 35% of the
+halides, whichever halogen the molecule has; the alcohols' O-H stretch in about half of their spectra),
 although each spectrum is of a known molecule. In version 8 the molecule decides (`_BAND_SMARTS`, from the
 same tables): the C-X stretch of its own halogens, the aryl-O stretch of an aryl ether, the O-CH3 C-H
 stretch of a methoxy group, the CH2 rock of a chain of four, the N-H scissoring of a primary amine and the
