@@ -145,8 +145,8 @@ _WATER = ((1350.0, 1950.0), (3550.0, 3950.0))
 _CO2 = ((2337.0, 12.0, 1.0), (2361.0, 12.0, 0.9), (667.0, 6.0, 0.5))  # centre, FWHM, relative amplitude
 
 
-# Knobs that versions 5 and 6 added, at their "off" value.
-_LATER: dict[str, float] = {
+# Knobs that versions 5 to 8 added, at their "off" value.
+_LATER: dict[str, float | bool] = {
     "gas_max_atoms": 0,
     "p_label_free": 0.0,
     "p_physics": 0.0,
@@ -338,14 +338,8 @@ def band_conditions() -> np.ndarray:
 def _band_share(k: IR17V3Knobs) -> np.ndarray:
     """Per `IR17_BANDS` row, its share of the spectra of a group that has it: 1 for a band whose presence
     the molecule or the phase decides (version 8), else the table's."""
-    return np.array(
-        [
-            1.0
-            if k.band_chemistry and (NIST17_NAMES[b.label], b.mode) in _BAND_SMARTS.keys() | _ALWAYS
-            else b.p
-            for b in IR17_BANDS
-        ]
-    )
+    decided = _BAND_SMARTS.keys() | _ALWAYS if k.band_chemistry else set()
+    return np.array([1.0 if (NIST17_NAMES[b.label], b.mode) in decided else b.p for b in IR17_BANDS])
 
 
 def ir17_v3_masks(axis: np.ndarray, knobs: IR17V3Knobs | None = None) -> np.ndarray:
