@@ -10,7 +10,7 @@ import pytest
 
 from peakmixer import synth
 from peakmixer.config import ConfigError
-from peakmixer.data import DatasetError
+from peakmixer.data import DatasetError, named_axis
 from peakmixer.labels import NIST17_NAMES, compile_smarts, functional_groups, parse_smiles
 from peakmixer.normalmodes import molecule_modes, nci_modes, table_digest
 from peakmixer.sim2real import (
@@ -79,16 +79,20 @@ def test_label_sets_are_those_of_real_molecules(v3_parts):
     assert np.allclose(big, pool.labels.mean(0), atol=0.03)
 
 
+def _group_energy(parts: synth.SynthParts, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per present (spectrum, group): its component's energy, and the part of it inside the group's mask."""
+    present = parts.labels.astype(bool)
+    comp = parts.components.astype(np.float64)
+    return (comp**2).sum(-1)[present], (comp**2 * masks[None]).sum(-1)[present]
+
+
 @pytest.mark.parametrize("version", ["3", "4", "5"])
 def test_masks_hold_each_present_group_and_absent_groups_are_zero(version, v3_parts):
     parts = v3_parts if version == "3" else synth.render_components("synth-ir17", 200, 5, version)
     masks = synth.make_synth("synth-ir17", 10, 5, version).masks
-    present = parts.labels.astype(bool)
-    comp = parts.components.astype(np.float64)
-    energy = (comp**2).sum(-1)
-    inside = (comp**2 * masks[None]).sum(-1)
-    assert np.all(energy[present] > 0) and np.all(parts.components[~present] == 0)
-    assert (inside[present] / energy[present]).min() >= 0.95
+    energy, inside = _group_energy(parts, masks)
+    assert np.all(energy > 0) and np.all(parts.components[~parts.labels.astype(bool)] == 0)
+    assert (inside / energy).min() >= 0.95
 
 
 def test_version_4_is_version_3_with_its_wider_preset():
@@ -188,15 +192,13 @@ def test_version_6_draws_half_its_molecules_from_their_normal_modes_and_masks_ho
     # The same molecules (labels) and the same draws where the share does not decide.
     assert np.array_equal(v6.labels, physics.labels) and not np.array_equal(v6.X, physics.X)
     for parts in (v6, physics):
-        present = parts.labels.astype(bool)
-        comp = parts.components.astype(np.float64)
-        energy, inside = (comp**2).sum(-1), (comp**2 * masks[None]).sum(-1)
-        assert np.all(parts.components[~present] == 0)
-        shown = energy[present] > 0
+        energy, inside = _group_energy(parts, masks)
+        assert np.all(parts.components[~parts.labels.astype(bool)] == 0)
+        shown = energy > 0
         # A normal-mode spectrum shows a group only where one of the group's modes falls in its window
         # (a C-Cl stretch mixed into the skeleton does not), so not every present group has a component.
         assert shown.mean() > (0.97 if parts is v6 else 0.75)
-        assert (inside[present][shown] / energy[present][shown]).min() >= 0.95
+        assert (inside[shown] / energy[shown]).min() >= 0.95
     # With the share off, version 6 is version 5; a recipe names the knob only where it is on.
     off = synth.make_synth("synth-ir17", 120, 2, "6", p_physics=0.0)
     v5 = synth.make_synth("synth-ir17", 120, 2, "5")
@@ -223,11 +225,9 @@ def test_version_7_saturates_strong_bands_and_brightens_normal_mode_c_h_stretche
     for level, gain in ((0.8, 1.3), (0.5, 1.2)):  # broader tops; bands at half the top: more of them
         assert (flat.X >= level).sum(1).mean() > gain * (linear.X >= level).sum(1).mean()
     masks = synth.make_synth("synth-ir17", 10, 4, "7").masks
-    present = flat.labels.astype(bool)
-    comp = flat.components.astype(np.float64)
-    energy, inside = (comp**2).sum(-1), (comp**2 * masks[None]).sum(-1)
-    shown = energy[present] > 0
-    assert shown.mean() > 0.97 and (inside[present][shown] / energy[present][shown]).min() >= 0.95
+    energy, inside = _group_energy(flat, masks)
+    shown = energy > 0
+    assert shown.mean() > 0.97 and (inside[shown] / energy[shown]).min() >= 0.95
 
     # Normal-mode spectra of hydrocarbon-bearing molecules: a larger share of their area in the C-H stretches.
     def ch_share(ch_max: float) -> float:
@@ -253,7 +253,7 @@ def test_version_8_draws_the_bands_that_each_molecule_carries():
     # Band-table spectra only: every alcohol shows its O-H stretch (free in the gas, H-bonded otherwise);
     # a halide shows the C-X stretch of its own halogen.
     y, _, comp, mol = render_ir17_v3(800, 3, knobs_for("8", p_physics=0.0), with_components=True)
-    axis = synth.make_synth("synth-ir17", 2, 0).axis
+    axis = named_axis("ir")
     alcohol = y[:, IR["alcohols"]] == 1
     assert alcohol.sum() > 50 and (comp[alcohol, IR["alcohols"]][:, axis > 3150].max(1) > 0).all()
     fluorine = np.array([parse_smiles(molecule_pool().smiles[m]).HasSubstructMatch(CF) for m in mol])

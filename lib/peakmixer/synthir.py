@@ -328,8 +328,9 @@ def band_conditions() -> np.ndarray:
     names = [(NIST17_NAMES[b.label], b.mode) for b in IR17_BANDS]
     conditional = [j for j, key in enumerate(names) if key in _BAND_SMARTS]
     patterns = compile_smarts([_BAND_SMARTS[names[j]] for j in conditional])
-    out = np.ones((len(molecule_pool().smiles), len(IR17_BANDS)), dtype=bool)
-    for m, smi in enumerate(molecule_pool().smiles):
+    smiles = molecule_pool().smiles
+    out = np.ones((len(smiles), len(IR17_BANDS)), dtype=bool)
+    for m, smi in enumerate(smiles):
         mol = parse_smiles(smi)
         out[m, conditional] = [mol.HasSubstructMatch(p) for p in patterns]
     return out
