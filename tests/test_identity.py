@@ -34,6 +34,12 @@ from peakmixer.train import (
 )
 
 GOLDEN = Path(__file__).with_name("golden") / "training_path.json"
+# The interpretable path draws Bernoulli / multinomial samples against the model's probabilities, and another
+# kind of CPU (other kernels, other summation order) moves a probability by ~1e-6, enough to flip one draw now
+# and then: on an AMD EPYC, against the committed reference, one IP run differed by 2.6e-4 while the runs
+# without sampling agreed to 5e-6. A 1% change of the IP loss weight moves the IP runs by 6e-3, so this
+# tolerance still catches a change of the path's arithmetic.
+SAMPLED_RTOL = 2e-3
 TINY = {
     "model": {
         "width": 8,
@@ -108,7 +114,7 @@ def test_training_path_version_guards_a_reference_run(tmp_path):
         np.testing.assert_allclose(
             got[task],
             values,
-            rtol=1e-4,
+            rtol=SAMPLED_RTOL if task.endswith("-ip") else 1e-4,
             err_msg=f"the training path computes something else than at version {TRAINING_PATH_VERSION} "
             f"({task}): bump TRAINING_PATH_VERSION in peakmixer/train.py (every stored row becomes stale "
             "and the full sweep must be rerun) and regenerate the reference",
