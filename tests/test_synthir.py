@@ -22,6 +22,7 @@ from peakmixer.sim2real import (
     import_real,
     label_free_errors,
     label_set,
+    machines,
     ranking,
     read_predictions,
     readme_sim2real,
@@ -34,6 +35,7 @@ from peakmixer.sim2real import (
     write_outputs,
 )
 from peakmixer.synthir import PRESETS, IR17V3Knobs, knobs_for, molecule_pool, render_ir17_v3
+from peakmixer.train import machine
 
 IR = {name: k for k, name in enumerate(NIST17_NAMES)}
 (CF,) = compile_smarts(["[#6]F"])
@@ -617,9 +619,28 @@ def test_sim2real_scores_a_parquet_set_it_was_given_on_any_checkout(tmp_path):
     model = result.table[result.table["scorer"] == "model"].iloc[0]
     assert model["spectra"] == 40 and model["refused"] == 0 and 0 <= model["micro_f1"] <= 1
     assert model["precision"] in {"fp32", "bf16"} and 0 <= model["synthetic_test_micro_f1"] <= 1
+    # The row says where the model trained: the same seed trains another model on another kind of CPU.
+    here = machine()
+    assert model["device_name"] == (here["gpu"] or here["cpu"]) and model["threads"] == here["threads"]
+    assert f"on {model['device_name']})" in readme_table(result.table, tmp_path)
     # Labels come from the SMILES: the set's label counts are those of its molecules.
     own = result.labels[(result.labels["scorer"] == "model")].set_index("label")["support"]
     assert own.to_dict() == dict(zip(NIST17_NAMES, ds.y.sum(0).tolist(), strict=True))
+
+
+def readme_table(table: pd.DataFrame, tmp_path) -> str:
+    store = tmp_path / "store" / "sim2real.csv"
+    store.parent.mkdir(exist_ok=True)
+    table.to_csv(store, index=False)
+    return readme_sim2real(store)
+
+
+def test_the_readme_names_the_machines_and_the_rows_made_before_they_were_recorded():
+    old = pd.DataFrame({"version": ["6", "6", "8"]})
+    assert machines(old) == "machine not recorded"
+    mixed = old.assign(device_name=["Intel Xeon", None, "AMD EPYC"])
+    assert machines(mixed) == "on AMD EPYC, Intel Xeon; machine not recorded for 1 of 3 rows"
+    assert machines(mixed.fillna("AMD EPYC")) == "on AMD EPYC, Intel Xeon"
 
 
 def test_version_3_does_not_depend_on_the_number_of_worker_processes(monkeypatch):

@@ -235,8 +235,14 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
                 print(f"[sim2real] synth-ir17 v{version}, n = {cfg.n}, seed {seed}: training", flush=True)
             ckpt = train_on_synthetic(version, seed, cfg)
             run = json.loads((ckpt.parent / "metrics.json").read_text())
-            made = {"config_id": run["config_id"], "precision": run["precision"], "synthetic_test_micro_f1":
-                    run["test"]["micro_f1"]}  # fmt: skip
+            made = {
+                "config_id": run["config_id"],
+                "precision": run["precision"],
+                "synthetic_test_micro_f1": run["test"]["micro_f1"],
+                # another kind of CPU sums in another order: the same seed trains another model there
+                "device_name": run["gpu"] or run["cpu"],
+                "threads": run["threads"],
+            }
             thresholds = fit_thresholds(val.y, probabilities(ckpt, val))
             for name, ds in real.items():
                 names = list(ds.label_names)
@@ -383,6 +389,7 @@ def readme_sim2real(path: Path = STORE) -> str:
     precision = (
         ", ".join(sorted(set(table["precision"]))) if "precision" in table else "precision not recorded"
     )
+    precision += f"; {machines(table)}"
     lines = [
         f"From `{shown}`: the default training budget (`params/train/synth_ir17.yaml`, "
         f"n = {main} synthetic spectra, seeds {seeds}, "
@@ -391,7 +398,9 @@ def readme_sim2real(path: Path = STORE) -> str:
         "over seeds; the baselines know the real set's label shares. The last column is each model's "
         "micro-F1 on its own synthetic test split (how learnable the synthetic task is). Mean ROC-AUC: over "
         f"the labels with at least {MIN_CLASS} spectra with and {MIN_CLASS} without them in the real set, "
-        "how well the model's scores rank the spectra, whatever the thresholds (0.5: chance)."
+        "how well the model's scores rank the spectra, whatever the thresholds (0.5: chance). "
+        "The same seed trains another model on another kind of CPU (other kernels, another order of sums): a "
+        "rerun on another machine gives other numbers than these."
         + (
             " A generator marked with another n trained the same model for the same epochs on that many "
             "spectra (more steps): whether a larger budget than the default would transfer better."
@@ -430,6 +439,19 @@ def readme_sim2real(path: Path = STORE) -> str:
             )
     free = label_free_errors(predictions) if predictions is not None else []
     return "\n".join(lines + ["", *verdict(s, predictions), *weak, *free])
+
+
+def machines(table: pd.DataFrame) -> str:
+    """Where a store's models were trained, for the README (``on`` the machines; rows from before they were
+    recorded: said so)."""
+    names = table["device_name"] if "device_name" in table else pd.Series([""] * len(table), dtype=str)
+    names = names.fillna("").astype(str)
+    recorded = sorted(set(names) - {""})
+    missing = int((names == "").sum())
+    if not recorded:
+        return "machine not recorded"
+    text = "on " + ", ".join(recorded)
+    return text + (f"; machine not recorded for {missing} of {len(names)} rows" if missing else "")
 
 
 def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[str]:
