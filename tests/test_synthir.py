@@ -1,4 +1,4 @@
-"""synth-ir17 versions 3 to 8 (the realistic generator) and the sim-to-real report."""
+"""synth-ir17 versions 3 to 9 (the realistic generator) and the sim-to-real report."""
 
 import json
 import sys
@@ -265,6 +265,47 @@ def test_version_8_draws_the_bands_that_each_molecule_carries():
     assert (is_halide & fluorine).sum() > 5 and (is_halide & ~fluorine).sum() > 20
     assert (above[is_halide & fluorine] > 0.05).all() and (above[is_halide & ~fluorine] < 0.05).all()
     assert synth.make_synth("synth-ir17", 10, 2, "8").provenance["knobs"]["band_chemistry"] is True
+
+
+def test_version_9_renders_half_the_normal_mode_spectra_as_a_classical_md_run(monkeypatch):
+    import peakmixer.synthir as synthir
+
+    off = synth.make_synth("synth-ir17", 150, 2, "9", p_md=0.0)
+    v8 = synth.make_synth("synth-ir17", 150, 2, "8")
+    assert np.array_equal(off.X, v8.X) and off.provenance["knobs"] == v8.provenance["knobs"]
+    assert synth.make_synth("synth-ir17", 10, 2, "9").provenance["knobs"]["p_md"] == 0.5
+    with pytest.raises(ConfigError, match="p_md must be a share"):
+        knobs_for("9", p_md=1.5)
+
+    # Normal-mode spectra only, all of them as MD runs: the same molecules as without, fixed-charge C-H
+    # stretches weaker than the flux of version 6 (and wavenumber-weighted intensities), components in the
+    # masks. Without baseline, additive noise, atmosphere, cut-off or saturation: the lines alone.
+    quiet = {"p_physics": 1.0, "p_saturated": 0.0, "ch_stretch_max": 1.0, "noise_min": 1e-9,
+             "noise_max": 1e-9, "baseline_max": 1e-9, "p_atmosphere": 0.0, "p_cutoff": 0.0}  # fmt: skip
+    md = synth.render_components("synth-ir17", 300, 6, "9", p_md=1.0, **quiet)
+    normal = synth.render_components("synth-ir17", 300, 6, "9", p_md=0.0, **quiet)
+    assert np.array_equal(md.labels, normal.labels)
+    axis = named_axis("ir")
+    alkyl = (md.labels[:, IR["alkane"]] | md.labels[:, IR["methyl"]]) == 1
+    ch = (axis > 2700) & (axis < 3150)
+
+    def ch_share(X: np.ndarray) -> float:
+        return float(np.median(X[alkyl][:, ch].sum(1) / X[alkyl].sum(1)))
+
+    assert alkyl.sum() > 100 and ch_share(md.X) < 0.7 * ch_share(normal.X)
+    energy, inside = _group_energy(md, synth.make_synth("synth-ir17", 10, 6, "9").masks)
+    shown = energy > 0
+    assert shown.mean() > 0.75 and (inside[shown] / energy[shown]).min() >= 0.95
+
+    # The trajectory's estimate error is proportional to the spectrum: where there is no line there is no
+    # noise, and on the lines the log ratio to the same rendering without it has an sd in the drawn range.
+    monkeypatch.setattr(synthir, "_MD_NOISE_SD", (1e-9, 1e-9))  # the same draws, a factor of 1
+    clean = synth.render_components("synth-ir17", 300, 6, "9", p_md=1.0, **quiet)
+    assert np.array_equal(clean.labels, md.labels)
+    empty, strong = clean.X < 1e-4, clean.X > 0.05
+    assert empty.mean() > 0.3 and np.abs(md.X - clean.X)[empty].max() < 1e-3
+    spread = [np.log(md.X[i, strong[i]] / clean.X[i, strong[i]]).std() for i in range(len(md.X))]
+    assert 0.1 < np.median(spread) < 0.8 and not np.allclose(md.X, clean.X, atol=0.05)
 
 
 def test_weak_labels_average_recall_over_seeds_and_name_a_missing_table():

@@ -1,6 +1,6 @@
 """Sim-to-real: train on synthetic IR spectra only, then find functional groups in real ones.
 
-For each synthetic generator version (``synth-ir17`` v2, the isolated-Gaussian benchmark; v3 to v8, the
+For each synthetic generator version (``synth-ir17`` v2, the isolated-Gaussian benchmark; v3 to v9, the
 realistic ones of `peakmixer.synthir`) and seed: train the default budget (``params/train/synth_ir17.yaml``),
 choose one decision threshold per label on the **synthetic** validation split (the F1-best of a grid; real
 labels are never used to tune anything), and score every real labelled IR set given (a folder of JCAMP-DX

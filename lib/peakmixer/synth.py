@@ -63,11 +63,12 @@ from peakmixer.labels import BAC30_CLASS_TO_GROUP, BAC30_CLASSES, BAC30_GROUPS, 
 
 GENERATOR_VERSION = "2"  # the default version of every kind (what the results store was made with)
 KINDS = ("synth-ir17", "synth-bac30")
-# Versions that can still be made, per kind: synth-ir17 v3-v8 are the realistic generator of
+# Versions that can still be made, per kind: synth-ir17 v3-v9 are the realistic generator of
 # `peakmixer.synthir` (v4: wider randomisation; v5: volatile gases and label-free molecules; v6: half the
 # molecules drawn from their force-field normal modes; v7: saturated strong bands and brighter C-H stretches;
-# v8: table bands that the molecule's own substructures decide).
-REALISTIC_IR17 = ("3", "4", "5", "6", "7", "8")  # the keys of `synthir.PRESETS`
+# v8: table bands that the molecule's own substructures decide; v9: half the normal-mode spectra as a
+# classical MD run's).
+REALISTIC_IR17 = ("3", "4", "5", "6", "7", "8", "9")  # the keys of `synthir.PRESETS`
 VERSIONS = {"synth-ir17": ("2", *REALISTIC_IR17), "synth-bac30": ("2",)}
 
 # A Gaussian of FWHM w is exp(-4 ln2 (x - c)^2 / w^2); it is evaluated on +-2.5 FWHM (tail below 1e-7).
@@ -326,9 +327,9 @@ class SynthParts(NamedTuple):
 
 def make_synth_ir17(n: int, seed: int, version: str = GENERATOR_VERSION, **knobs: Any) -> SpectraDataset:
     """synth-ir17: (n, 1024) multilabel IR spectra over the 17 NIST-IR groups; see the module docstring
-    (version 2) or `peakmixer.synthir` (versions 3-8, realistic).
+    (version 2) or `peakmixer.synthir` (versions 3-9, realistic).
 
-    Knobs are the fields of `IR17Knobs` (v2) or `synthir.IR17V3Knobs` (v3-v8: overrides of the version's
+    Knobs are the fields of `IR17Knobs` (v2) or `synthir.IR17V3Knobs` (v3-v9: overrides of the version's
     preset). Splits train/val/test 80/10/10 (seeded); masks (17, 1024).
     """
     _check_version("synth-ir17", version)
