@@ -593,7 +593,9 @@ def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_ma
     other = {"n_synthetic": 400, "config_id": "b" * 12}
     large = replace(
         small,
-        table=small.table.assign(**other, micro_f1=small.table["micro_f1"].where(~model, 1.0)),
+        table=small.table.assign(
+            **other, micro_f1=small.table["micro_f1"].where(~model, 1.0), device_name="Other CPU"
+        ),
         labels=small.labels.assign(**other),
         predictions=small.predictions.assign(**other, predicted=small.predictions["truth"]),
     )
@@ -603,6 +605,7 @@ def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_ma
     store_result(small, store)  # a rerun replaces its own rows and keeps the other size's
     table = pd.read_csv(store, dtype={"version": str})
     assert table.groupby("n_synthetic").size().to_dict() == {200: 3, 400: 3}
+    assert table["n_synthetic"].is_monotonic_increasing  # in size order, though n = 200 was stored last
     assert len(pd.read_csv(store.with_name("sim2real_predictions.csv"))) == 2 * 40
     text = readme_sim2real(store)
     assert "n = 200 synthetic spectra" in text and "| own (40) | model | synth-ir17 v3 at n = 400 | " in text
@@ -613,6 +616,8 @@ def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_ma
     line = next(x for x in text.splitlines() if x.startswith("- own: synth-ir17 v3 at n = 400 (2x the"))
     assert f"micro-F1 1.000, {1 - small_f1:+.3f} against n = 200 (95% interval +" in line
     assert "includes 0" not in line
+    here = small.table["device_name"].iloc[0]  # trained on other machines: the line names both
+    assert line.endswith(f"; machines: n = 400 Other CPU, n = 200 {here}.")
     # A per-label table written before the size was recorded takes it from the table's row of its model.
     labels = pd.read_csv(store.with_name("sim2real_labels.csv"))
     labels.drop(columns="n_synthetic").to_csv(store.with_name("sim2real_labels.csv"), index=False)
@@ -682,6 +687,14 @@ def test_the_readme_names_the_machines_and_the_rows_made_before_they_were_record
     mixed = old.assign(device_name=["Intel Xeon", None, "AMD EPYC"])
     assert machines(mixed) == "on AMD EPYC, Intel Xeon; machine not recorded for 1 of 3 rows"
     assert machines(mixed.fillna("AMD EPYC")) == "on AMD EPYC, Intel Xeon"
+    # A verdict that compares versions trained on other machines names them; on one machine it does not.
+    table = pd.DataFrame({"real_set": "r", "scorer": ["model", "model", "majority"],
+                          "version": ["6", "8", "8"], "n_synthetic": 4000, "seed": 0, "spectra": 10,
+                          "micro_f1": [0.5, 0.6, 0.4],
+                          "device_name": ["Intel Xeon", "AMD EPYC", "AMD EPYC"]})  # fmt: skip
+    assert "v8 against v6: +0.100 (machines: v8 AMD EPYC, v6 Intel Xeon)." in verdict(summary(table))[0]
+    same = verdict(summary(table.assign(device_name="AMD EPYC")))[0]
+    assert "v8 against v6: +0.100." in same and "machines" not in same
 
 
 def test_version_3_does_not_depend_on_the_number_of_worker_processes(monkeypatch):

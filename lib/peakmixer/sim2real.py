@@ -374,6 +374,10 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     out.columns = [f"{a}_{b}" for a, b in out.columns]
     out["seeds"] = g["seed"].nunique()
     out["spectra"] = g["spectra"].first()
+    named = table["device_name"].fillna("") if "device_name" in table else pd.Series("", index=table.index)
+    out["machine"] = named.groupby([table[k] for k in keys], sort=False).agg(
+        lambda x: ", ".join(sorted(set(x))) or "not recorded"
+    )
     return out.reset_index()
 
 
@@ -400,7 +404,8 @@ def readme_sim2real(path: Path = STORE) -> str:
         f"the labels with at least {MIN_CLASS} spectra with and {MIN_CLASS} without them in the real set, "
         "how well the model's scores rank the spectra, whatever the thresholds (0.5: chance). "
         "The same seed trains another model on another kind of CPU (other kernels, another order of sums): a "
-        "rerun on another machine gives other numbers than these."
+        "rerun on another machine gives other numbers than these, and a comparison of models trained on "
+        "different machines names them."
         + (
             " A generator marked with another n trained the same model for the same epochs on that many "
             "spectra (more steps): whether a larger budget than the default would transfer better."
@@ -479,12 +484,13 @@ def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[st
         if len(model) > 1:
             text += (
                 f"; v{last} against v{first}: {model[last] - model[first]:+.3f}{_clause(boot, last, first)}"
+                f"{_machines_differ(at_main, last, first)}"
             )
         if len(model) > 2:  # the newest version's own step, beside the whole way from the first
             before = str(model.index[-2])
             text += (
                 f"; v{last} against v{before}: {model[last] - model[before]:+.3f}"
-                f"{_clause(boot, last, before)}"
+                f"{_clause(boot, last, before)}{_machines_differ(at_main, last, before)}"
             )
         out.append(text + ".")
         out += [_budget_sentence(real_set, r, at_main, boot, main) for _, r in models.iterrows()
@@ -518,7 +524,17 @@ def _budget_sentence(
         )
         if np.isfinite(r.get("mean_auc_mean", np.nan)) and np.isfinite(base.get("mean_auc_mean", np.nan)):
             text += f"; mean ROC-AUC {r['mean_auc_mean']:.3f} against {base['mean_auc_mean']:.3f}"
+        if "machine" in r and r["machine"] != base["machine"]:
+            text += f"; machines: n = {size} {r['machine']}, n = {main} {base['machine']}"
     return text + "."
+
+
+def _machines_differ(at_main: pd.DataFrame, a: str, b: str) -> str:
+    """A note for a comparison of versions `a` and `b` whose models trained on other machines (a `summary`'s
+    model rows at the main size, by version): the difference then holds the machines' too."""
+    if "machine" not in at_main or at_main.loc[a, "machine"] == at_main.loc[b, "machine"]:
+        return ""
+    return f" (machines: v{a} {at_main.loc[a, 'machine']}, v{b} {at_main.loc[b, 'machine']})"
 
 
 def label_free_errors(predictions: pd.DataFrame) -> list[str]:
@@ -668,7 +684,7 @@ def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False)
 def store_result(result: Sim2RealResult, store: Path = STORE) -> list[Path]:
     """The three tables into the store (`store` and its two companions): the rows of every generator
     `result` scored (version and set size) replace that generator's stored rows; all other rows stay (another
-    set size, a version not run this time)."""
+    set size, a version not run this time). Rows are kept in version and set-size order."""
     store.parent.mkdir(parents=True, exist_ok=True)
     stored = pd.read_csv(store, dtype={"version": str, "config_id": str}) if store.exists() else None
     scored = _generators(result.table).unique()
@@ -686,6 +702,9 @@ def store_result(result: Sim2RealResult, store: Path = STORE) -> list[Path]:
             )
             old = _sized(old, stored)
             frame = pd.concat([old[~_generators(old).isin(scored)], frame], ignore_index=True)
+        # by version and set size, whichever was stored last: the README's table and "first / last" follow it
+        order = {"version": lambda v: v.astype(str).str.zfill(8), "n_synthetic": lambda n: n.astype(int)}
+        frame = frame.sort_values(["version", "n_synthetic"], key=lambda c: order[c.name](c), kind="stable")
         frame.to_csv(path, index=False)
         paths.append(path)
     return paths
