@@ -56,8 +56,8 @@ def test_each_version_is_reproducible_and_version_2_is_unchanged(tmp_path):
     assert a.provenance["generator_version"] == "3" and v2.provenance["generator_version"] == "2"
     path = synth.ensure_synth("synth-ir17", 150, 3, tmp_path, "3")
     assert path.name == "synth-ir17_v3_n150_s3.npz"
-    with pytest.raises(ConfigError, match="no generator version '9'"):
-        synth.make_synth("synth-ir17", 10, 0, "9")
+    with pytest.raises(ConfigError, match="no generator version '10'"):
+        synth.make_synth("synth-ir17", 10, 0, "10")
     with pytest.raises(ConfigError, match="synth-bac30 has no generator version '3'"):
         synth.ensure_synth("synth-bac30", 10, 0, tmp_path, "3")
 
