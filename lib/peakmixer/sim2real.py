@@ -374,9 +374,10 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     out.columns = [f"{a}_{b}" for a, b in out.columns]
     out["seeds"] = g["seed"].nunique()
     out["spectra"] = g["spectra"].first()
-    named = table["device_name"].fillna("") if "device_name" in table else pd.Series("", index=table.index)
-    out["machine"] = named.groupby([table[k] for k in keys], sort=False).agg(
-        lambda x: ", ".join(sorted(set(x))) or "not recorded"
+    out["machine"] = (
+        _device_names(table)
+        .groupby([table[k] for k in keys], sort=False)
+        .agg(lambda x: ", ".join(sorted(set(x))) or "not recorded")
     )
     return out.reset_index()
 
@@ -449,14 +450,20 @@ def readme_sim2real(path: Path = STORE) -> str:
 def machines(table: pd.DataFrame) -> str:
     """Where a store's models were trained, for the README (``on`` the machines; rows from before they were
     recorded: said so)."""
-    names = table["device_name"] if "device_name" in table else pd.Series([""] * len(table), dtype=str)
-    names = names.fillna("").astype(str)
+    names = _device_names(table)
     recorded = sorted(set(names) - {""})
     missing = int((names == "").sum())
     if not recorded:
         return "machine not recorded"
     text = "on " + ", ".join(recorded)
     return text + (f"; machine not recorded for {missing} of {len(names)} rows" if missing else "")
+
+
+def _device_names(table: pd.DataFrame) -> pd.Series:
+    """Per row, the machine its model trained on; "" where not recorded (a row or store made before)."""
+    if "device_name" not in table:
+        return pd.Series("", index=table.index)
+    return table["device_name"].fillna("").astype(str)
 
 
 def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[str]:

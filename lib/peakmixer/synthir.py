@@ -190,12 +190,12 @@ _CH_STRETCH = 2700.0  # ... and C-H stretches above this (bends and C-C stretche
 # Version 7's saturated spectra: the peak absorbance (log-uniform) and the stray light's share of the beam
 # (log-uniform), which caps the measured absorbance near -log10(stray) (module docstring).
 _PEAK_ABSORBANCE = (0.5, 5.0)
+_STRAY_LIGHT = (1e-3, 3e-2)
 # Version 9's molecular-dynamics spectra (module docstring): the C-H stretch factor of fixed charges, the
 # exponent range of the classical intensities' 1 / wavenumber, and the estimate's log-normal noise sd range.
 _MD_CH_FACTOR = (0.25, 1.0)
 _MD_CLASSICAL_POWER = (0.0, 1.0)
 _MD_NOISE_SD = (0.15, 0.7)
-_STRAY_LIGHT = (1e-3, 3e-2)
 # Version 8: a table band of a group's sub-type shows when the molecule has the sub-type (Silverstein ch. 2;
 # Socrates 2001), instead of by a coin flip with the band's share: the halogen's own C-X stretch, the aryl-O
 # stretch of aryl ethers, the O-CH3 C-H stretch of methoxy groups, the CH2 rock of chains of four, the N-H
