@@ -16,6 +16,7 @@ from peakmixer.config import ConfigError
 from peakmixer.data import DatasetError, SpectraDataset, toy_dataset
 from peakmixer.train import (
     CrossProcessBatchNorm1d,
+    cpu_supports_bf16,
     evaluate_checkpoint,
     load_checkpoint,
     load_config,
@@ -61,6 +62,20 @@ def assert_same_weights(a: dict, b: dict, atol: float = 0.0) -> None:
     assert a.keys() == b.keys()
     worst = max((a[k].double() - b[k].double()).abs().max().item() for k in a)
     assert worst <= atol, f"weights differ by up to {worst}"
+
+
+def cpuinfo(vendor: str, *flags: str) -> str:
+    """Two processors' blocks of /proc/cpuinfo, as Linux writes them."""
+    block = f"processor\t: {{}}\nvendor_id\t: {vendor}\nflags\t\t: fpu sse2 avx2 avx512f {' '.join(flags)}\n"
+    return block.format(0) + "\n" + block.format(1)
+
+
+def test_auto_precision_takes_bf16_on_the_cpus_where_it_pays_off():
+    # Measured (BENCHMARKS.md): AMX and AMD's AVX512-BF16 train faster in bf16; an Intel without AMX not.
+    assert cpu_supports_bf16(cpuinfo("GenuineIntel", "avx512_bf16", "amx_bf16", "amx_tile"))
+    assert not cpu_supports_bf16(cpuinfo("GenuineIntel", "avx512_bf16"))
+    assert cpu_supports_bf16(cpuinfo("AuthenticAMD", "avx512_bf16"))
+    assert not cpu_supports_bf16(cpuinfo("AuthenticAMD")) and not cpu_supports_bf16("")
 
 
 def test_loss_falls_and_run_dir_is_complete(tmp_path):
