@@ -106,7 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_download_arguments(p)
     p.set_defaults(func=_download)
     p = data_sub.add_parser(
-        "modes", help="the force-field normal-mode table under synth-ir17 v6 to v8 (normalmodes)"
+        "modes", help="the force-field normal-mode table under synth-ir17 v6 to v9 (normalmodes)"
     )
     p.add_argument("--out", help="write here (default: the shipped resource of this checkout)")
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")

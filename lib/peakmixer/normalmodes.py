@@ -1,4 +1,4 @@
-"""Harmonic IR line lists of real molecules from a force field: the cheap physics under synth-ir17 v6 to v8.
+"""Harmonic IR line lists of real molecules from a force field: the cheap physics under synth-ir17 v6 to v9.
 
 Each molecule is embedded in 3D (RDKit ETKDG, seed 0), minimised with MMFF94 (Halgren, J. Comput. Chem.
 1996, 17, 490), and its Cartesian Hessian taken by central differences of the analytic gradient. The

@@ -394,11 +394,10 @@ def readme_sim2real(path: Path = STORE) -> str:
     precision = (
         ", ".join(sorted(set(table["precision"]))) if "precision" in table else "precision not recorded"
     )
-    precision += f"; {machines(table)}"
     lines = [
         f"From `{shown}`: the default training budget (`params/train/synth_ir17.yaml`, "
         f"n = {main} synthetic spectra, seeds {seeds}, "
-        f"{precision}) trained on **synthetic** spectra only; thresholds "
+        f"{precision}; {machines(table)}) trained on **synthetic** spectra only; thresholds "
         "chosen on synthetic validation spectra; real spectra never used in training or tuning. Mean ± sd "
         "over seeds; the baselines know the real set's label shares. The last column is each model's "
         "micro-F1 on its own synthetic test split (how learnable the synthetic task is). Mean ROC-AUC: over "
@@ -710,8 +709,11 @@ def store_result(result: Sim2RealResult, store: Path = STORE) -> list[Path]:
             old = _sized(old, stored)
             frame = pd.concat([old[~_generators(old).isin(scored)], frame], ignore_index=True)
         # by version and set size, whichever was stored last: the README's table and "first / last" follow it
-        order = {"version": lambda v: v.astype(str).str.zfill(8), "n_synthetic": lambda n: n.astype(int)}
-        frame = frame.sort_values(["version", "n_synthetic"], key=lambda c: order[c.name](c), kind="stable")
+        frame = frame.sort_values(
+            ["version", "n_synthetic"],
+            key=lambda c: c.astype(str).str.zfill(8) if c.name == "version" else c.astype(int),
+            kind="stable",
+        )
         frame.to_csv(path, index=False)
         paths.append(path)
     return paths

@@ -641,7 +641,8 @@ def _add_modes(
         fixed = np.exp(rng.uniform(*np.log(_MD_CH_FACTOR), n))
         power = rng.uniform(*_MD_CLASSICAL_POWER, n)
         on = md[row]
-        amp[ch & on] = table.intensity[mode][ch & on] * fixed[row[ch & on]]  # fixed charges, not v7's flux
+        fixed_ch = ch & on
+        amp[fixed_ch] = table.intensity[mode[fixed_ch]] * fixed[row[fixed_ch]]  # fixed charges, not v7's flux
         amp[on] *= (wn[on] / 1000.0) ** -power[row[on]]
         gas = gas & ~md  # a liquid box: H-bonded X-H stretches, no rotational contours
     centre = wn * scale[row] * (1.0 + k.band_jitter * error)

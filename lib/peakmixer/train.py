@@ -134,19 +134,25 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return device
 
 
+def cpu_fields(cpuinfo: str | None = None) -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (`cpuinfo`: its text, read when not given; {} where
+    there is none): the others repeat them."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {}
+    first = cpuinfo.split("\n\n", 1)[0]
+    return {k.strip(): v.strip() for k, sep, v in (line.partition(":") for line in first.splitlines()) if sep}
+
+
 def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
     """True on CPUs where bf16 autocast pays off: those with AMX tiles, and AMD CPUs with AVX512-BF16. On an
     Intel CPU, AVX512-BF16 alone does not: measured on a 2-core Xeon without AMX, bf16 autocast trained at
     0.8x and inferred at 0.7x fp32's speed, while on a 2-core AMD EPYC with AVX512-BF16 it trained at 2.1x
     and inferred at 1.8x (BENCHMARKS.md, each in its time). `cpuinfo`: the text of /proc/cpuinfo (read when
     not given)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    first = cpuinfo.split("\n\n", 1)[0]  # the first processor's block: the others repeat it
-    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines())}
+    fields = cpu_fields(cpuinfo)
     flags = set(fields.get("flags", "").split())
     return "amx_bf16" in flags or ("avx512_bf16" in flags and fields.get("vendor_id") == "AuthenticAMD")
 
@@ -605,14 +611,7 @@ def planned_config_id(
 
 def machine() -> dict[str, Any]:
     """Where a run was made: CPU or GPU model, torch version and intra-op threads."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_fields().get("model name") or platform.processor() or platform.machine()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else ""
     return {"cpu": cpu, "gpu": gpu, "torch": torch.__version__, "threads": torch.get_num_threads()}
 
