@@ -10,7 +10,7 @@ import pytest
 
 from peakmixer import synth
 from peakmixer.config import ConfigError
-from peakmixer.data import DatasetError, named_axis
+from peakmixer.data import DatasetError, SpectraDataset, named_axis
 from peakmixer.labels import NIST17_NAMES, compile_smarts, functional_groups, parse_smiles
 from peakmixer.normalmodes import molecule_modes, nci_modes, table_digest
 from peakmixer.sim2real import (
@@ -23,6 +23,7 @@ from peakmixer.sim2real import (
     label_free_errors,
     label_set,
     machines,
+    marker_windows,
     ranking,
     read_predictions,
     readme_sim2real,
@@ -30,6 +31,8 @@ from peakmixer.sim2real import (
     score,
     store_result,
     summary,
+    textbook_rule,
+    textbook_scores,
     verdict,
     weak_labels,
     write_outputs,
@@ -479,6 +482,45 @@ def test_ranking_is_the_per_label_roc_auc_where_a_set_has_enough_of_both_classes
     assert ranking(y, probs, ["up", "down", "rare"])["up"] == 0.5
 
 
+def test_the_textbook_rule_scores_the_height_where_the_band_table_puts_each_group():
+    # Every marker names bands of its own group in the band table; a group with two needs both.
+    assert marker_windows("nitriles") == [[(2210, 2260)]]
+    assert marker_windows("aromatics") == [[(3000, 3100)], [(1470, 1520), (1585, 1615)]]
+    assert all(marker_windows(label) for label in NIST17_NAMES if label != "alkyl halides")
+    axis = named_axis("ir")
+
+    def line(centre, height=1.0):  # centred on a grid point, so that its sampled top is `height`
+        on_grid = axis[np.argmin(np.abs(axis - centre))]
+        return height * np.exp(-0.5 * ((axis - on_grid) / 6.0) ** 2)
+
+    # 6 nitriles (a C#N band, weaker than their strongest), 6 without it; 2 aromatics with the aryl C-H
+    # band only, so they lack the ring band the label also needs.
+    X = np.stack(
+        [line(1000) + line(2235, 0.2 + 0.1 * i) for i in range(6)]
+        + [line(1000) + line(2400, 0.9) for _ in range(6)]
+        + [line(1000) + line(3050, 0.8) for _ in range(2)]
+    ).astype(np.float32)
+    y = np.zeros((len(X), len(NIST17_NAMES)), dtype=np.uint8)
+    y[:6, IR["nitriles"]] = 1
+    y[12:, IR["aromatics"]] = 1
+    ds = SpectraDataset(X, axis, y, "multilabel", list(NIST17_NAMES), [str(i) for i in range(len(X))])
+    scores = textbook_scores(ds)
+    assert scores["nitriles"][:6] == pytest.approx(0.2 + 0.1 * np.arange(6), abs=1e-3)
+    assert np.abs(scores["nitriles"][6:]).max() < 1e-3  # a band outside the range does not count
+    assert np.abs(scores["aromatics"][12:]).max() < 1e-3  # the ring band is missing: the least is 0
+    t = textbook_rule(ds, "made").set_index("label")
+    assert t.loc["nitriles", "auc"] == 1.0 and t.loc["nitriles", "positives"] == 6
+    assert np.isnan(t.loc["aromatics", "auc"])  # 2 positives: too few to rank
+    assert t.loc["aromatics", "bands_cm1"] == "3000-3100 and 1470-1520/1585-1615"
+    assert "alkyl halides" not in t.index and (t["set"] == "made").all() and (t["spectra"] == 14).all()
+
+
+def test_measured_gas_spectra_show_methyl_and_aromatic_bands_where_the_tables_put_them(shared_data):
+    ds, _ = import_real(RealSet("nist-gas", shared_data / "nist_ir_jcamp"))
+    auc = textbook_rule(ds, "nist-gas").set_index("label")["auc"]
+    assert auc["methyl"] > 0.9 and auc["aromatics"] > 0.85
+
+
 def test_real_sets_name_what_is_wrong(tmp_path):
     with pytest.raises(ConfigError, match="expected NAME=PATH"):
         RealSet.parse("no-equals-sign")
@@ -537,7 +579,11 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
     paths = write_outputs(result, tmp_path / "out")
     names = {p.name for p in paths}
     assert {"sim2real.csv", "sim2real.json", "sim2real_figure.png", "sim2real_labels.csv"} <= names
-    assert "sim2real_predictions.csv" in names
+    assert "sim2real_predictions.csv" in names and "sim2real_bands.csv" in names
+    # The textbook rule: on each real set and each version's validation split, once per set.
+    assert result.bands.groupby("set").size().to_dict() == {
+        s: 16 for s in ["nist-gas", "multimodal", *(f"synth-ir17 v{v} validation (n = 300)" for v in "23")]
+    }
     # Read back (a synthetic-trained model's table, marked so), a spectrum with no label (the NIST set has a
     # few) keeps an empty set, not NaN, and the ids stay text.
     back = read_predictions(tmp_path / "out" / "sim2real_predictions.csv")
@@ -622,6 +668,25 @@ def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_ma
     labels = pd.read_csv(store.with_name("sim2real_labels.csv"))
     labels.drop(columns="n_synthetic").to_csv(store.with_name("sim2real_labels.csv"), index=False)
     assert readme_sim2real(store) == text
+    # The textbook rule's table, per set; the README sets its ROC-AUC per label beside the model's on each
+    # real set (mean over seeds, the set's best generator) and the newest generator's validation split.
+    bands = pd.read_csv(store.with_name("sim2real_bands.csv"))
+    assert bands["set"].drop_duplicates().tolist() == ["own", "synth-ir17 v3 validation (n = 200)"]
+    header = "| label | bands (cm-1) | own: rule | own: model v3 | synth-ir17 v3 validation: rule |"
+    assert header in text
+    own = bands[bands["set"] == "own"].set_index("label")
+    model_auc = small.labels[small.labels["scorer"] == "model"].set_index("label")["auc"]
+    ranked = own["auc"].dropna()
+    assert len(ranked) >= 3
+    for label, rule in ranked.items():
+        assert f"| {label} | {own.loc[label, 'bands_cm1']} | {rule:.2f} | {model_auc[label]:.2f} | " in text
+    # A rerun of one set replaces its rows only.
+    store_result(replace(small, bands=small.bands[small.bands["set"] == "own"].assign(auc=0.5)), store)
+    again = pd.read_csv(store.with_name("sim2real_bands.csv"))
+    assert len(again) == len(bands) and (again.loc[again["set"] == "own", "auc"] == 0.5).all()
+    synthetic = bands["kind"] == "synthetic"
+    assert again.loc[synthetic.to_numpy(), "auc"].equals(bands.loc[synthetic, "auc"])
+    assert "- own: the rule ranks" in readme_sim2real(store)  # every ranked label at 0.5: chance, named
 
 
 def test_the_cli_makes_version_3_with_its_own_knobs(tmp_path, capsys):

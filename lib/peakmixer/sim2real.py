@@ -17,10 +17,15 @@ its sigmoid outputs on the real set (`ranking`: 0.5 is chance, 1 ranks every spe
 every one without it), where the set holds at least `MIN_CLASS` spectra with the label and `MIN_CLASS`
 without; the table's ``mean_auc`` is the mean over those labels. It tells a failure of the synthetic
 thresholds (scores that rank well, cut in the wrong place) from one of the features (scores near chance).
+And does a real set show each group where the correlation tables put it? `textbook_rule` ranks its spectra
+per label with no training, by the height of the group's bands in their table ranges (`MARKERS`), on each
+real set and each generator's synthetic validation split: where that rule is near chance on a real set, a
+generator built from the tables teaches bands that set does not show.
 
 ``python -m peakmixer sim2real --real nist=DIR --real drugs=FILE.parquet`` writes ``sim2real.csv`` (one row
 per version, seed, real set and scorer), ``sim2real_labels.csv`` (per-label precision / recall / support),
-``sim2real_predictions.csv`` (per model and real spectrum: its true and its predicted labels) and the figure
+``sim2real_predictions.csv`` (per model and real spectrum: its true and its predicted labels),
+``sim2real_bands.csv`` (the textbook rule's ROC-AUC per set and label) and the figure
 ``sim2real_figure.png`` (a real spectrum beside the nearest synthetic spectrum of the same label set, and the
 per-label recall on real data), each with a provenance sidecar. ``--store`` also writes the tables into
 ``results/``, from which the README's section is generated: a generator's rows (its version and synthetic set
@@ -160,6 +165,88 @@ def ranking(y: np.ndarray, probs: np.ndarray, names: Sequence[str]) -> dict[str,
     return out
 
 
+# The bands a chemist reads each group by, named in the band table (`synth.IR17_BANDS`: Silverstein, Webster &
+# Kiemle 2005 ch. 2; Socrates 2001). Each inner tuple is one band the group needs (any of its modes' centre
+# ranges); a group with two needs both. Alkyl halides have none: their C-X stretch moves over 485-1400 cm-1
+# with the halogen, where most skeletons absorb.
+MARKERS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "alkane": (("CH2 asym. stretch", "CH2 sym. stretch"),),
+    "methyl": (("CH3 asym. stretch", "CH3 sym. stretch"),),
+    "alkene": (("=C-H stretch",), ("C=C stretch",)),
+    "alkyne": (("C#C stretch",),),
+    "alcohols": (("O-H stretch, free", "O-H stretch, H-bonded"),),
+    "amines": (("N-H stretch",),),
+    "nitriles": (("C#N stretch",),),
+    "aromatics": (("aryl C-H stretch",), ("ring C=C stretch",)),
+    "esters": (("C=O stretch",),),
+    "ketones": (("C=O stretch",),),
+    "aldehydes": (("C=O stretch",), ("C-H stretch (Fermi doublet)",)),
+    "carboxylic acids": (("C=O stretch",), ("O-H stretch, dimer (broad)", "O-H stretch, monomer")),
+    "ether": (("C-O-C asym. stretch", "aryl-O asym. stretch"),),
+    "acyl halides": (("C=O stretch",),),
+    "amides": (("amide I C=O stretch",), ("N-H stretch",)),
+    "nitro": (("NO2 asym. stretch",), ("NO2 sym. stretch",)),
+}
+BANDS_NAME = "sim2real_bands.csv"  # the textbook rule's per-label ROC-AUC, beside the store's table
+
+
+def marker_windows(label: str) -> list[list[tuple[float, float]]]:
+    """Per band `label` needs (`MARKERS`), the centre ranges (cm-1) of its modes in the band table."""
+    from .synth import IR17_BANDS, IR17_LABELS
+
+    k = IR17_LABELS.index(label)
+    windows = []
+    for modes in MARKERS[label]:
+        ranges = [(b.lo, b.hi) for b in IR17_BANDS if b.label == k and b.mode in modes]
+        if len(ranges) < len(modes):
+            raise ConfigError(f"MARKERS[{label!r}]: {modes} are not all {label} bands of IR17_BANDS")
+        windows.append(sorted(set(ranges)))
+    return windows
+
+
+def textbook_scores(ds: SpectraDataset) -> dict[str, np.ndarray]:
+    """Per label of `MARKERS`, a score per spectrum with no training: on the spectrum scaled to a maximum of
+    1, its highest point inside the label's band ranges above its median; the least over the bands the label
+    needs. The textbook's rule: a group shows where the correlation tables put it."""
+    x = np.asarray(ds.axis)
+    X = np.asarray(ds.X, dtype=float)
+    X = X / np.maximum(X.max(axis=1, keepdims=True), 1e-12)
+    base = np.median(X, axis=1)
+    out = {}
+    for label in MARKERS:
+        heights = []
+        for ranges in marker_windows(label):
+            inside = np.zeros(x.size, dtype=bool)
+            for lo, hi in ranges:
+                inside |= (x >= lo) & (x <= hi)
+            heights.append(X[:, inside].max(axis=1) - base if inside.any() else np.full(len(X), np.nan))
+        out[label] = np.min(heights, axis=0)
+    return out
+
+
+def textbook_rule(ds: SpectraDataset, name: str) -> pd.DataFrame:
+    """Per label of `MARKERS`: its band ranges, positives in `ds`, and the ROC-AUC of `textbook_scores`
+    (`ranking`: NaN without `MIN_CLASS` spectra with the label and as many without)."""
+    names = list(ds.label_names)
+    scores = textbook_scores(ds)
+    labels = [n for n in MARKERS if n in names]
+    y = np.asarray(ds.y)[:, [names.index(n) for n in labels]]
+    auc = ranking(y, np.stack([scores[n] for n in labels], axis=1), labels)
+    return pd.DataFrame(
+        {
+            "set": name,
+            "label": labels,
+            "bands_cm1": [
+                " and ".join("/".join(f"{lo:g}-{hi:g}" for lo, hi in r) for r in marker_windows(n))
+                for n in labels
+            ],
+            "positives": y.sum(axis=0).astype(int),
+            "spectra": len(ds),
+            "auc": [auc[n] for n in labels],
+        }
+    )
+
+
 def baselines(y: np.ndarray, names: Sequence[str], draws: int = 200, seed: int = 0) -> dict[str, dict]:
     """``majority`` and ``prevalence`` (module docstring), scored on the set whose shares they use."""
     y = np.asarray(y).astype(bool)
@@ -214,6 +301,7 @@ class Sim2RealResult:
     real: dict[str, SpectraDataset]
     synthetic: dict[str, SpectraDataset]  # per version, the synthetic set (for the nearest-spectrum panel)
     hashes: dict[str, str]
+    bands: pd.DataFrame  # the textbook rule per real set and synthetic validation split (`textbook_rule`)
 
 
 def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResult:
@@ -224,12 +312,14 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
     for r in cfg.real:
         real[r.name], refused[r.name] = import_real(r)
         hashes[r.name] = _hash_of(r.path)
+    bands = [textbook_rule(ds, name).assign(kind="real") for name, ds in real.items()]
     rows, label_rows, prediction_rows, synthetic = [], [], [], {}
     for version in cfg.versions:
         path = ensure_synth("synth-ir17", cfg.n, cfg.data_seed, cfg.data_dir, version)
         synthetic[version] = load(path)
         hashes[f"synth-ir17-v{version}"] = file_sha256(path)
         val = synthetic[version].split("val")
+        bands.append(textbook_rule(val, _validation_name(version, cfg.n)).assign(kind="synthetic"))
         for seed in cfg.seeds:
             if progress:
                 print(f"[sim2real] synth-ir17 v{version}, n = {cfg.n}, seed {seed}: training", flush=True)
@@ -277,8 +367,19 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
                         for n, v in m["per_label"].items()
                     ]
     return Sim2RealResult(
-        pd.DataFrame(rows), pd.DataFrame(label_rows), pd.DataFrame(prediction_rows), real, synthetic, hashes
+        pd.DataFrame(rows),
+        pd.DataFrame(label_rows),
+        pd.DataFrame(prediction_rows),
+        real,
+        synthetic,
+        hashes,
+        pd.concat(bands, ignore_index=True),
     )
+
+
+def _validation_name(version: str, n: int) -> str:
+    """The textbook table's name of a generator's synthetic validation split."""
+    return f"synth-ir17 v{version} validation (n = {n})"
 
 
 def label_set(row: np.ndarray, names: Sequence[str]) -> str:
@@ -443,7 +544,69 @@ def readme_sim2real(path: Path = STORE) -> str:
                 f"{path}; write both with one `sim2real --store`"
             )
     free = label_free_errors(predictions) if predictions is not None else []
-    return "\n".join(lines + ["", *verdict(s, predictions), *weak, *free])
+    bands_path = path.with_name(BANDS_NAME)
+    textbook = readme_textbook(pd.read_csv(bands_path), s, labels) if bands_path.exists() else []
+    return "\n".join(lines + ["", *verdict(s, predictions), *weak, *free, *textbook])
+
+
+def readme_textbook(bands: pd.DataFrame, s: pd.DataFrame, labels: pd.DataFrame | None) -> list[str]:
+    """The README's lines on the textbook rule (`textbook_rule`): per label its ROC-AUC on each real set
+    beside that of the set's best generator's model (mean over seeds), and on the newest generator's
+    synthetic validation split at the main size."""
+    main = main_size(s["n_synthetic"])
+    at_main = s[(s["scorer"] == "model") & (s["n_synthetic"] == main)]
+    scored = set(bands.loc[bands["kind"] == "real", "set"])
+    real_sets = [r for r in dict.fromkeys(s["real_set"]) if r in scored]  # in the table's order
+    newest = max(at_main["version"].astype(str), key=lambda v: v.zfill(8), default=None)
+    synthetic = _validation_name(newest, main) if newest is not None else None
+    auc = bands.pivot_table(index="label", columns="set", values="auc", sort=False)
+    columns, header = [], []
+    for real_set in real_sets:
+        columns.append(auc.get(real_set))
+        header.append(f"{real_set}: rule")
+        part = at_main[at_main["real_set"] == real_set]
+        if part.empty or labels is None or "auc" not in labels:
+            continue
+        best = str(part.set_index("version")["micro_f1_mean"].idxmax())
+        mine = labels[
+            (labels["real_set"] == real_set) & (labels["scorer"] == "model")
+            & (labels["version"].astype(str) == best) & (labels["n_synthetic"] == main)
+        ]  # fmt: skip
+        columns.append(mine.groupby("label")["auc"].mean().reindex(auc.index))
+        header.append(f"{real_set}: model v{best}")
+    if synthetic in auc:
+        columns.append(auc[synthetic])
+        header.append(f"synth-ir17 v{newest} validation: rule")
+    table = pd.concat([c for c in columns if c is not None], axis=1, keys=header).reindex(auc.index)
+    table = table[table.notna().any(axis=1)]
+    ranges = bands.drop_duplicates("label").set_index("label")["bands_cm1"]
+    lines = [
+        "",
+        "Do the real sets show each group where the correlation tables put it? A rule with no training "
+        "scores each spectrum per label: on the spectrum scaled to a maximum of 1, its highest point in the "
+        "ranges of the bands a chemist reads the group by (`sim2real.MARKERS`, from the band table the "
+        "generator draws from; the least over the bands a label needs) above the spectrum's median. Its "
+        f"ROC-AUC per label (at least {MIN_CLASS} spectra with and {MIN_CLASS} without), beside the model's "
+        "(the set's best generator at the default budget, mean over seeds):",
+        "",
+        "| label | bands (cm-1) | " + " | ".join(header) + " |",
+        "|---|---|" + "---|" * len(header),
+    ]
+    for label, r in table.iterrows():
+        cells = [f"{v:.2f}" if np.isfinite(v) else "–" for v in r]
+        lines.append(f"| {label} | {ranges[label]} | " + " | ".join(cells) + " |")
+    means = " | ".join(f"{table[h].mean():.2f}" for h in header)
+    lines += [f"| mean over the labels ranked | | {means} |", ""]
+    for real_set in real_sets:
+        rule = table[f"{real_set}: rule"].dropna()
+        chance = rule[(rule - 0.5).abs() <= 0.05]
+        if len(chance):
+            lines.append(
+                f"- {real_set}: the rule ranks {len(chance)} of its {len(rule)} ranked labels within 0.05 of "
+                f"chance ({', '.join(f'{n} {v:.2f}' for n, v in chance.items())}): there the set does not "
+                "show the group where the tables put it."
+            )
+    return lines
 
 
 def machines(table: pd.DataFrame) -> str:
@@ -675,6 +838,13 @@ def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False)
         caption="Per model and real spectrum: its true and its predicted functional groups",
         **common,
     )
+    paths += save_table(
+        result.bands,
+        out_dir,
+        "sim2real_bands",
+        caption="A textbook rule (no training): per label, ROC-AUC of the height where tables put its bands",
+        **common,
+    )
     paths += save_figure(
         plot_sim2real(result),
         out_dir,
@@ -690,7 +860,8 @@ def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False)
 def store_result(result: Sim2RealResult, store: Path = STORE) -> list[Path]:
     """The three tables into the store (`store` and its two companions): the rows of every generator
     `result` scored (version and set size) replace that generator's stored rows; all other rows stay (another
-    set size, a version not run this time). Rows are kept in version and set-size order."""
+    set size, a version not run this time). Rows are kept in version and set-size order. The textbook rule's
+    table (`BANDS_NAME`): its rows of each set scored replace that set's."""
     store.parent.mkdir(parents=True, exist_ok=True)
     stored = pd.read_csv(store, dtype={"version": str, "config_id": str}) if store.exists() else None
     scored = _generators(result.table).unique()
@@ -716,7 +887,15 @@ def store_result(result: Sim2RealResult, store: Path = STORE) -> list[Path]:
         )
         frame.to_csv(path, index=False)
         paths.append(path)
-    return paths
+    # the textbook rule depends on a set alone: the sets scored now replace their rows, other sets' stay
+    path, bands = store.with_name(BANDS_NAME), result.bands
+    if path.exists():
+        old = pd.read_csv(path)
+        bands = pd.concat([old[~old["set"].isin(bands["set"])], bands], ignore_index=True)
+    bands.sort_values(
+        ["kind", "set"], key=lambda c: c.ne("real") if c.name == "kind" else c, kind="stable"
+    ).to_csv(path, index=False)
+    return [*paths, path]
 
 
 def _generators(frame: pd.DataFrame) -> pd.Series:
@@ -764,7 +943,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--store",
         action="store_true",
-        help="also write sim2real.csv, sim2real_labels.csv and sim2real_predictions.csv into results/",
+        help="also write sim2real.csv and its _labels, _predictions and _bands tables into results/",
     )
     p.set_defaults(func=_cli)
 
