@@ -515,6 +515,76 @@ def test_the_textbook_rule_scores_the_height_where_the_band_table_puts_each_grou
     assert "alkyl halides" not in t.index and (t["set"] == "made").all() and (t["spectra"] == 14).all()
 
 
+def test_the_textbook_rule_names_a_wrong_marker_and_ranks_nothing_it_cannot_score(monkeypatch):
+    from peakmixer import sim2real
+
+    monkeypatch.setitem(sim2real.MARKERS, "aldehydes", (("C-H stretch (Fermi doublet)", "C-H strech"),))
+    with pytest.raises(
+        ConfigError, match=r"MARKERS\['aldehydes'\]: \['C-H strech'\] are not aldehydes bands"
+    ):
+        marker_windows("aldehydes")
+    monkeypatch.undo()
+    rng = np.random.default_rng(0)
+    y = (rng.random((20, 2)) < 0.5).astype(np.uint8)
+    other = SpectraDataset(rng.random((20, 50)), np.linspace(400, 4000, 50), y, "multilabel", ["a", "b"],
+                           [str(i) for i in range(20)])  # fmt: skip
+    assert textbook_rule(other, "other").empty  # no label it has markers for
+    # An axis that stops at 1800 cm-1 misses every stretch range: those labels are not ranked.
+    short = np.linspace(400, 1800, 200)
+    y = np.zeros((20, len(NIST17_NAMES)), dtype=np.uint8)
+    y[:10, [IR["nitriles"], IR["ketones"]]] = 1
+    ds = SpectraDataset(rng.random((20, 200)), short, y, "multilabel", list(NIST17_NAMES),
+                        [str(i) for i in range(20)])  # fmt: skip
+    t = textbook_rule(ds, "short").set_index("label")["auc"]
+    assert np.isnan(t["nitriles"]) and np.isfinite(t["ketones"])
+
+
+def _textbook_inputs(nist_auc):
+    """A summary, per-label table and textbook table as the store holds them: two versions at the main size
+    (v8 better on "r"), v9 at a larger size, two seeds; the rule on "r" and on v9's validation split."""
+    rows = [
+        {"real_set": "r", "scorer": "model", "version": v, "n_synthetic": n, "seed": seed, "spectra": 30,
+         "micro_f1": f1}
+        for v, n, f1 in (("7", 4000, 0.5), ("8", 4000, 0.6), ("9", 20000, 0.9)) for seed in (0, 1)
+    ]  # fmt: skip
+    s = summary(pd.DataFrame(rows))
+    labels = pd.DataFrame(
+        [{"real_set": "r", "scorer": "model", "version": v, "n_synthetic": n, "seed": seed, "label": lab,
+          "auc": auc + 0.1 * seed}
+         for v, n, auc in (("7", 4000, 0.2), ("8", 4000, 0.6), ("9", 20000, 0.3))
+         for seed in (0, 1) for lab in ("methyl", "ether")]
+    )  # fmt: skip
+    bands = pd.DataFrame(
+        {"set": ["r", "r", "synth-ir17 v8 validation (n = 4000)", "synth-ir17 v8 validation (n = 4000)"],
+         "kind": ["real", "real", "synthetic", "synthetic"], "label": ["methyl", "ether"] * 2,
+         "bands_cm1": ["2865-2885/2950-2975", "1070-1150/1200-1275"] * 2,
+         "auc": [nist_auc, 0.53, 0.75, 0.67]}
+    )  # fmt: skip
+    return bands, s, labels
+
+
+def test_the_readme_sets_the_textbook_rule_beside_the_best_model_at_the_main_size():
+    from peakmixer.sim2real import readme_textbook
+
+    lines = readme_textbook(*_textbook_inputs(0.97))
+    header = "| label | bands (cm-1) | r: rule | r: model v8 | synth-ir17 v8 validation: rule |"
+    assert header in lines
+    # The model column: v8 (the best micro-F1 at the main size, not v9 at n = 20000), mean over its seeds.
+    assert "| methyl | 2865-2885/2950-2975 | 0.97 | 0.65 | 0.75 |" in lines
+    assert "| mean (labels) | | 0.75 (2) | 0.65 (2) | 0.71 (2) |" in lines
+    # One-sided: a label ranked at or below 0.55 is named, whatever side of 0.5 it is on.
+    (poor,) = [x for x in lines if x.startswith("- r:")]
+    assert "ranks 1 of its 2 ranked labels at ROC-AUC 0.55 or below (ether 0.53)" in poor
+    bands, s, labels = _textbook_inputs(0.45)
+    assert "(methyl 0.45, ether 0.53)" in readme_textbook(bands, s, labels)[-1]
+    # A real set the rule ranks nothing on, or no column at all: no crash.
+    bands["auc"] = np.where(bands["kind"] == "real", np.nan, bands["auc"])
+    lines = readme_textbook(bands, s, None)
+    assert "| label | bands (cm-1) | r: rule | synth-ir17 v8 validation: rule |" in lines
+    assert not any(x.startswith("- r:") for x in lines)
+    assert readme_textbook(bands[bands["kind"] == "real"].assign(set="elsewhere"), s, labels) == []
+
+
 def test_measured_gas_spectra_show_methyl_and_aromatic_bands_where_the_tables_put_them(shared_data):
     ds, _ = import_real(RealSet("nist-gas", shared_data / "nist_ir_jcamp"))
     auc = textbook_rule(ds, "nist-gas").set_index("label")["auc"]
