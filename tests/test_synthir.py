@@ -10,7 +10,7 @@ import pytest
 
 from peakmixer import synth
 from peakmixer.config import ConfigError
-from peakmixer.data import DatasetError, SpectraDataset, named_axis
+from peakmixer.data import DatasetError, SpectraDataset, file_sha256, named_axis
 from peakmixer.labels import NIST17_NAMES, compile_smarts, functional_groups, parse_smiles
 from peakmixer.normalmodes import molecule_modes, nci_modes, table_digest
 from peakmixer.sim2real import (
@@ -807,6 +807,12 @@ def test_sim2real_scores_a_parquet_set_it_was_given_on_any_checkout(tmp_path):
     # Labels come from the SMILES: the set's label counts are those of its molecules.
     own = result.labels[(result.labels["scorer"] == "model")].set_index("label")["support"]
     assert own.to_dict() == dict(zip(NIST17_NAMES, ds.y.sum(0).tolist(), strict=True))
+    # The textbook rule's rows are not a model's: each names the data it was computed on by its hash.
+    by_set = result.bands.groupby("set")["data_sha256"].unique().map(list).to_dict()
+    assert by_set == {
+        "own": [file_sha256(tmp_path / "set.parquet")],
+        "synth-ir17 v3 validation (n = 200)": [result.hashes["synth-ir17-v3"]],
+    }
 
 
 def readme_table(table: pd.DataFrame, tmp_path) -> str:

@@ -320,14 +320,18 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
     for r in cfg.real:
         real[r.name], refused[r.name] = import_real(r)
         hashes[r.name] = _hash_of(r.path)
-    bands = [textbook_rule(ds, name).assign(kind="real") for name, ds in real.items()]
+    # no model scores these rows: what identifies one is the data it was computed on
+    bands = [
+        textbook_rule(ds, name).assign(kind="real", data_sha256=hashes[name]) for name, ds in real.items()
+    ]
     rows, label_rows, prediction_rows, synthetic = [], [], [], {}
     for version in cfg.versions:
         path = ensure_synth("synth-ir17", cfg.n, cfg.data_seed, cfg.data_dir, version)
         synthetic[version] = load(path)
         hashes[f"synth-ir17-v{version}"] = file_sha256(path)
         val = synthetic[version].split("val")
-        bands.append(textbook_rule(val, _validation_name(version, cfg.n)).assign(kind="synthetic"))
+        rule = textbook_rule(val, _validation_name(version, cfg.n))
+        bands.append(rule.assign(kind="synthetic", data_sha256=hashes[f"synth-ir17-v{version}"]))
         for seed in cfg.seeds:
             if progress:
                 print(f"[sim2real] synth-ir17 v{version}, n = {cfg.n}, seed {seed}: training", flush=True)
