@@ -566,9 +566,10 @@ def readme_textbook(bands: pd.DataFrame, s: pd.DataFrame, labels: pd.DataFrame |
     beside that of the set's best generator's model (mean over seeds), and on the newest generator's
     synthetic validation split at the main size; none where nothing is ranked."""
     main = main_size(s["n_synthetic"])
-    at_main = s[(s["scorer"] == "model") & (s["n_synthetic"] == main)]
+    best = best_at_main(s)
     scored = set(bands.loc[bands["kind"] == "real", "set"])
     real_sets = [r for r in dict.fromkeys(s["real_set"]) if r in scored]  # in the table's order
+    at_main = s[(s["scorer"] == "model") & (s["n_synthetic"] == main)]
     newest = max(at_main["version"].astype(str), key=lambda v: v.zfill(8), default=None)
     synthetic = _validation_name(newest, main) if newest is not None else None
     order = list(dict.fromkeys(bands["label"]))
@@ -576,15 +577,10 @@ def readme_textbook(bands: pd.DataFrame, s: pd.DataFrame, labels: pd.DataFrame |
     columns: dict[str, pd.Series] = {}
     for real_set in real_sets:
         columns[f"{real_set}: rule"] = auc[real_set]
-        part = at_main[at_main["real_set"] == real_set]
-        if part.empty or labels is None or "auc" not in labels:
+        if real_set not in best or labels is None or "auc" not in labels:
             continue
-        best = str(part.set_index("version")["micro_f1_mean"].idxmax())
-        mine = labels[
-            (labels["real_set"] == real_set) & (labels["scorer"] == "model")
-            & (labels["version"].astype(str) == best) & (labels["n_synthetic"] == main)
-        ]  # fmt: skip
-        columns[f"{real_set}: model v{best}"] = mine.groupby("label")["auc"].mean().reindex(order)
+        mine = _model_rows(labels, real_set, best[real_set], main)
+        columns[f"{real_set}: model v{best[real_set]}"] = mine.groupby("label")["auc"].mean().reindex(order)
     if synthetic in auc:
         columns[f"synth-ir17 v{newest} validation: rule"] = auc[synthetic]
     table = pd.DataFrame(columns, index=order, dtype=float)
@@ -763,12 +759,8 @@ def weak_labels(s: pd.DataFrame, labels: pd.DataFrame, min_support: int = 5, flo
     below `floor` with the best generator of `s` (a `summary`), from the per-label table."""
     out = []
     main = main_size(s["n_synthetic"])
-    labels = labels[labels["n_synthetic"] == main]
-    version = labels["version"].astype(str)
-    at_main = s[(s["scorer"] == "model") & (s["n_synthetic"] == main)]
-    for real_set, part in at_main.groupby("real_set", sort=False):
-        best = str(part.set_index("version")["micro_f1_mean"].idxmax())
-        rows = labels[(labels["real_set"] == real_set) & (labels["scorer"] == "model") & (version == best)]
+    for real_set, best in best_at_main(s).items():
+        rows = _model_rows(labels, real_set, best, main)
         head = f"- {real_set}, synth-ir17 v{best}: recall"
         if rows.empty:  # an older per-label table: say so rather than call every label fine
             out.append(f"{head} per label not in the per-label table.")
@@ -794,6 +786,25 @@ def weak_labels(s: pd.DataFrame, labels: pd.DataFrame, min_support: int = 5, flo
             f"positives (recall, positives{'; ROC-AUC' if low['auc'].notna().any() else ''}): {listed}."
         )
     return out
+
+
+def best_at_main(s: pd.DataFrame) -> dict[str, str]:
+    """Per real set of a `summary`, the generator version whose models have the best mean micro-F1 at the
+    `main_size`."""
+    main = main_size(s["n_synthetic"])
+    at_main = s[(s["scorer"] == "model") & (s["n_synthetic"] == main)]
+    return {
+        real_set: str(part.set_index("version")["micro_f1_mean"].idxmax())
+        for real_set, part in at_main.groupby("real_set", sort=False)
+    }
+
+
+def _model_rows(labels: pd.DataFrame, real_set: str, version: str, size: int) -> pd.DataFrame:
+    """The per-label rows of the models of one generator (version and synthetic set size) on a real set."""
+    return labels[
+        (labels["real_set"] == real_set) & (labels["scorer"] == "model")
+        & (labels["version"].astype(str) == version) & (labels["n_synthetic"] == size)
+    ]  # fmt: skip
 
 
 def _cell(r: pd.Series, metric: str) -> str:
