@@ -120,6 +120,17 @@ def test_spot_check_agrees_exactly_and_reports_a_disagreement(tmp_path, stored):
     assert not checks.iloc[0]["agrees"] and checks.iloc[0]["abs_delta"] == pytest.approx(0.05)
     text = spot_check_text(checks)
     assert "1 DISAGREE" in text and f"{run_id}: micro_f1 stored" in text and "beyond the tolerance" in text
+    assert "stored on" not in text and "another kind of CPU" not in text  # made on this machine
+    # a row stored from another kind of CPU: the line names both machines, the summary says how many
+    table.loc[table["run_id"] == run_id, "device_name"] = "Other CPU"
+    table.to_csv(stored.results_path, index=False)
+    store = read_store({"toy": stored}).rows
+    checks = spot_check({"toy": stored}, store, [run_id], tolerance=0.01, runs_dir=tmp_path, progress=False)
+    text = spot_check_text(checks)
+    assert f"; stored on Other CPU ({table['precision'].iloc[0]}" in text and ", live on " in text
+    assert (
+        "1 DISAGREE — the stored numbers are not reproduced here (1 of them stored from another kind" in text
+    )
 
 
 def test_recompute_trains_into_its_own_table_and_leaves_the_store_alone(tmp_path, stored):

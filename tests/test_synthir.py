@@ -1,5 +1,6 @@
 """synth-ir17 versions 3 to 9 (the realistic generator) and the sim-to-real report."""
 
+import itertools
 import json
 import sys
 from dataclasses import replace
@@ -33,6 +34,7 @@ from peakmixer.sim2real import (
     summary,
     textbook_rule,
     textbook_scores,
+    threshold_ceiling,
     verdict,
     weak_labels,
     write_outputs,
@@ -457,6 +459,26 @@ def test_thresholds_are_the_f1_best_on_the_data_given():
     assert t[1] == 0.5  # no positive: the default
 
 
+def test_the_threshold_ceiling_is_the_best_micro_f1_any_per_label_thresholds_reach():
+    names = ["a", "b", "c"]
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        y = (rng.random((8, 3)) < 0.4).astype(np.uint8)
+        y[0] = 1  # every label present
+        probs = np.round(0.3 * y + 0.7 * rng.random((8, 3)), 1)  # ties, as sigmoid outputs may have
+        cuts = [np.append(np.unique(probs[:, k]), np.inf) for k in range(3)]  # each label's scores, "never"
+        brute = max(score(y, probs >= np.array(c), names)["micro_f1"] for c in itertools.product(*cuts))
+        ceiling = threshold_ceiling(y, probs)
+        assert ceiling == pytest.approx(brute, abs=1e-12)
+        # No higher than the best of every choice, so no lower than any one: the F1-best grid thresholds.
+        assert ceiling >= score(y, probs >= fit_thresholds(y, probs), names)["micro_f1"] - 1e-12
+    assert threshold_ceiling(y, 0.1 + 0.8 * y) == 1.0  # scores that rank perfectly
+    # One score for all: the best label set to name for every spectrum. Here {a} (3 of 4 right, one missed:
+    # 6 / 8), not {a, b} (8 / 12) nor nothing.
+    y = np.array([[1, 0], [1, 0], [1, 1], [0, 0]])
+    assert threshold_ceiling(y, np.zeros((4, 2))) == pytest.approx(0.75)
+
+
 def test_baselines_use_the_label_shares_of_the_set():
     y = np.array([[1, 0, 1], [1, 0, 0], [1, 1, 0], [0, 0, 0]])
     b = baselines(y, ["a", "b", "c"], draws=400)
@@ -670,10 +692,13 @@ def test_sim2real_on_a_tiny_budget_writes_scores_a_figure_and_the_readme_rows(tm
     text = readme_sim2real(store)
     got = t[(t["real_set"] == "nist-gas") & (t["scorer"] == "model") & (t["version"] == "3")].iloc[0]
     assert f"| nist-gas (50) | model | synth-ir17 v3 | {got['micro_f1']:.3f} |" in text
-    cells = [got[m] for m in ("macro_f1", "emr", "mean_auc", "synthetic_test_micro_f1")]
+    cells = [got[m] for m in ("macro_f1", "emr", "mean_auc", "ceiling_micro_f1", "synthetic_test_micro_f1")]
     assert " | ".join(f"{c:.3f}" for c in cells) in text
-    # A baseline ranks nothing and has no synthetic score of its own: two empty cells on each of its 4 rows.
-    assert "| nist-gas (50) | majority | – | " in text and text.count("| – | – |") == 4
+    # A baseline ranks nothing and has no synthetic score of its own; the majority's ceiling is the best fixed
+    # label set's, the prevalence scorer's none.
+    rows = [x.split(" | ") for x in text.splitlines() if "| majority |" in x or "| prevalence |" in x]
+    assert len(rows) == 4 and all(r[2] == "–" and r[6] == "–" and r[8] == "– |" for r in rows)
+    assert all((r[7] == "–") == (r[1] == "prevalence") for r in rows)
     # Beside the table, the per-label store names every weak label (>= 5 positives, recall < 0.5) of the
     # best generator per set, with its recall and ROC-AUC: recomputed here from the per-label rows.
     labels = result.labels
@@ -710,7 +735,10 @@ def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_ma
     large = replace(
         small,
         table=small.table.assign(
-            **other, micro_f1=small.table["micro_f1"].where(~model, 1.0), device_name="Other CPU"
+            **other,
+            micro_f1=small.table["micro_f1"].where(~model, 1.0),
+            ceiling_micro_f1=small.table["ceiling_micro_f1"].where(~model, 1.0),
+            device_name="Other CPU",
         ),
         labels=small.labels.assign(**other),
         predictions=small.predictions.assign(**other, predicted=small.predictions["truth"]),
@@ -732,6 +760,8 @@ def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_ma
     line = next(x for x in text.splitlines() if x.startswith("- own: synth-ir17 v3 at n = 400 (2x the"))
     assert f"micro-F1 1.000, {1 - small_f1:+.3f} against n = 200 (95% interval +" in line
     assert "includes 0" not in line
+    small_ceiling = small.table.loc[model, "ceiling_micro_f1"].iloc[0]
+    assert f"; ceiling 1.000 against {small_ceiling:.3f}; machines:" in line
     here = small.table["device_name"].iloc[0]  # trained on other machines: the line names both
     assert line.endswith(f"; machines: n = 400 Other CPU, n = 200 {here}.")
     # A per-label table written before the size was recorded takes it from the table's row of its model.
@@ -800,6 +830,21 @@ def test_sim2real_scores_a_parquet_set_it_was_given_on_any_checkout(tmp_path):
     model = result.table[result.table["scorer"] == "model"].iloc[0]
     assert model["spectra"] == 40 and model["refused"] == 0 and 0 <= model["micro_f1"] <= 1
     assert model["precision"] in {"fp32", "bf16"} and 0 <= model["synthetic_test_micro_f1"] <= 1
+    # The ceiling: the synthetic thresholds are one choice of thresholds, and the majority's label set one
+    # fixed label set, so neither passes its ceiling; the prevalence scorer has none.
+    t = result.table.set_index("scorer")
+    assert t.loc["model", "micro_f1"] <= t.loc["model", "ceiling_micro_f1"] <= 1
+    assert t.loc["majority", "micro_f1"] <= t.loc["majority", "ceiling_micro_f1"]
+    assert np.isnan(t.loc["prevalence", "ceiling_micro_f1"])
+    line = next(x for x in readme_table(result.table, tmp_path).splitlines() if "own: thresholds fit" in x)
+    m, fixed = t.loc["model"], t.loc["majority", "ceiling_micro_f1"]
+    assert line == (
+        "- own: thresholds fitted on its own labels would give the models at most "
+        f"{m['ceiling_micro_f1']:.3f} (synth-ir17 v3, mean over seeds, against {m['micro_f1']:.3f} at its "
+        "synthetic thresholds; the only generator at n = 200 scored with it); the best label set to name for "
+        f"every spectrum, chosen the same way, {fixed:.3f}: the scores add "
+        f"{m['ceiling_micro_f1'] - fixed:+.3f} to what the label shares alone allow."
+    )
     # The row says where the model trained: the same seed trains another model on another kind of CPU.
     here = machine()
     assert model["device_name"] == (here["gpu"] or here["cpu"]) and model["threads"] == here["threads"]

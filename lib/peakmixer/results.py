@@ -299,18 +299,33 @@ def spot_check_text(checks: pd.DataFrame) -> str:
     if checks.empty:
         return "\n".join(["Spot check: no named run has a valid stored row; nothing recomputed.", *tail])
     lines = []
-    for c in checks.itertuples(index=False):
+    # another kind of CPU sums in another order: the same seed trains another model there
+    machine = {k: checks[k].str.split(" (", regex=False).str[0] for k in ("stored_on", "live_on")}
+    elsewhere = machine["stored_on"] != machine["live_on"]
+    for c, other in zip(checks.itertuples(index=False), elsewhere, strict=True):
         state = "agrees" if c.agrees else f"DISAGREES (beyond the tolerance {c.tolerance})"
         same = "same run id" if c.same_config_id else "another run id (other device type or precision)"
+        where = f"stored on {c.stored_on}, live on {c.live_on}" if other else f"live on {c.live_on}"
         lines.append(
             f"  {c.run_id}: {c.metric} stored {c.stored:.4f}, live {c.live:.4f}, |Δ| = {c.abs_delta:.4f}, "
-            f"{state}; {same}; live on {c.live_on} in {c.live_seconds:.0f} s"
+            f"{state}; {same}; {where} in {c.live_seconds:.0f} s"
         )
-    bad = int((~checks["agrees"].astype(bool)).sum())
+    bad = ~checks["agrees"].astype(bool)
+    crossed = int((bad & elsewhere).sum())
     head = (
         f"Spot check: {len(checks)} stored run(s) retrained live, max |Δ| = {checks['abs_delta'].max():.4f} "
         f"(tolerance {checks['tolerance'].iloc[0]}): "
-        + ("all agree." if bad == 0 else f"{bad} DISAGREE — the stored numbers are not reproduced here.")
+        + (
+            "all agree."
+            if not bad.any()
+            else f"{int(bad.sum())} DISAGREE — the stored numbers are not reproduced here"
+            + (
+                f" ({crossed} of them stored from another kind of CPU, whose order of sums trains another "
+                "model from the same seed)."
+                if crossed
+                else "."
+            )
+        )
     )
     return "\n".join([head, *lines, *tail])
 

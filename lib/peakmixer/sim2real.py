@@ -17,6 +17,10 @@ its sigmoid outputs on the real set (`ranking`: 0.5 is chance, 1 ranks every spe
 every one without it), where the set holds at least `MIN_CLASS` spectra with the label and `MIN_CLASS`
 without; the table's ``mean_auc`` is the mean over those labels. It tells a failure of the synthetic
 thresholds (scores that rank well, cut in the wrong place) from one of the features (scores near chance).
+How much could thresholds win at all? `threshold_ceiling` fits them on the real set's own labels
+(in-sample): the micro-F1 no threshold rule that does not see those labels can pass with the same scores
+(``ceiling_micro_f1``; for the majority baseline, the best label set to name for every spectrum, found the
+same way). It is never used to choose anything.
 And does a real set show each group where the correlation tables put it? `textbook_rule` ranks its spectra
 per label with no training, by the height of the group's bands in their table ranges (`MARKERS`), on each
 real set and each generator's synthetic validation split. It has no specificity (other groups may absorb in
@@ -69,7 +73,8 @@ DEFAULT_N = 4000  # synthetic spectra of the default budget (the targets' budget
 BOOT_DRAWS, BOOT_SEED = 2000, 0  # the README's intervals: resamples of a real set's spectra, and their seed
 SCORERS = ("model", "majority", "prevalence")
 METRICS = ("micro_f1", "macro_f1", "emr", "hamming_accuracy")
-_SHOWN = ("micro_f1", "macro_f1", "emr", "mean_auc")  # the README table's columns before the synthetic score
+# the README table's columns before the synthetic score
+_SHOWN = ("micro_f1", "macro_f1", "emr", "mean_auc", "ceiling_micro_f1")
 MIN_CLASS = 5  # a label's ROC-AUC on a real set needs this many spectra with it and as many without
 _GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
@@ -144,6 +149,28 @@ def fit_thresholds(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
         f1 = 2 * tp / np.maximum(2 * tp + (pred & ~y[:, k, None]).sum(0) + (~pred & y[:, k, None]).sum(0), 1)
         out[k] = _GRID[int(np.argmax(f1))]
     return out
+
+
+def threshold_ceiling(y: np.ndarray, probs: np.ndarray) -> float:
+    """The highest micro-F1 that per-label thresholds reach on (y, probs) themselves: on a real set, a ceiling
+    for any threshold rule that does not see its labels (ours, `fit_thresholds` on synthetic validation
+    spectra, included). Exact: micro-F1 = N / D with N = sum of 2 tp and D = sum of (2 tp + fp + fn) over the
+    labels, so Dinkelbach's iteration (maximise N - lambda D, which each label does on its own, then set
+    lambda to the new ratio) reaches the global best over every label's candidate cuts (its scores, and
+    "never")."""
+    y = np.asarray(y).astype(bool)
+    terms = []  # per label and cut: (2 tp, 2 tp + fp + fn = predicted + positives) when predicted >= the cut
+    for k in range(y.shape[1]):
+        pred = probs[:, k, None] >= np.append(np.unique(probs[:, k]), np.inf)
+        tp = (pred & y[:, k, None]).sum(0)
+        terms.append(np.stack([2 * tp, pred.sum(0) + y[:, k].sum()], axis=1).astype(float))
+    best = 0.0
+    while True:
+        picked = sum(t[np.argmax(t[:, 0] - best * t[:, 1])] for t in terms)
+        ratio = picked[0] / max(picked[1], 1.0)
+        if ratio <= best + 1e-12:
+            return best
+        best = ratio
 
 
 def score(y: np.ndarray, pred: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
@@ -324,6 +351,8 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
     bands = [
         textbook_rule(ds, name).assign(kind="real", data_sha256=hashes[name]) for name, ds in real.items()
     ]
+    # a scorer with no information (one score for all spectra) can only name a fixed label set: its best
+    fixed_ceiling = {name: threshold_ceiling(ds.y, np.zeros(ds.y.shape)) for name, ds in real.items()}
     rows, label_rows, prediction_rows, synthetic = [], [], [], {}
     for version in cfg.versions:
         path = ensure_synth("synth-ir17", cfg.n, cfg.data_seed, cfg.data_dir, version)
@@ -354,6 +383,8 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
                 defined = [a for a in auc.values() if np.isfinite(a)]
                 mean_auc = float(np.mean(defined)) if defined else float("nan")
                 scored = {"model": score(ds.y, pred, names)}
+                # in-sample, on the real labels: what any threshold rule could reach, never used to choose
+                ceiling = {"model": threshold_ceiling(ds.y, probs), "majority": fixed_ceiling[name]}
                 prediction_rows += [
                     {"version": version, "n_synthetic": cfg.n, "seed": seed, "real_set": name,
                      "config_id": made["config_id"], "spectrum": i, "id": ds.ids[i],
@@ -369,6 +400,7 @@ def run_sim2real(cfg: Sim2RealConfig, *, progress: bool = True) -> Sim2RealResul
                         key
                         | {k: m[k] for k in METRICS}
                         | {"mean_auc": mean_auc if ranked else float("nan")}
+                        | {"ceiling_micro_f1": ceiling.get(scorer, float("nan"))}
                         | {"spectra": len(ds), "refused": refused[name]}
                         | made
                     )
@@ -515,7 +547,11 @@ def readme_sim2real(path: Path = STORE) -> str:
         "over seeds; the baselines know the real set's label shares. The last column is each model's "
         "micro-F1 on its own synthetic test split (how learnable the synthetic task is). Mean ROC-AUC: over "
         f"the labels with at least {MIN_CLASS} spectra with and {MIN_CLASS} without them in the real set, "
-        "how well the model's scores rank the spectra, whatever the thresholds (0.5: chance). "
+        "how well the model's scores rank the spectra, whatever the thresholds (0.5: chance). Ceiling: the "
+        "micro-F1 at thresholds fitted on the real set's own labels (in-sample, so not a result: what no "
+        "threshold rule that does not see those labels can pass with the same scores); for the majority "
+        "baseline, the best label set to name for every spectrum, found the same way (– on rows stored "
+        "before it was computed). "
         "The same seed trains another model on another kind of CPU (other kernels, another order of sums): a "
         "rerun on another machine gives other numbers than these, and a comparison of models trained on "
         "different machines names them."
@@ -526,12 +562,13 @@ def readme_sim2real(path: Path = STORE) -> str:
             else ""
         ),
         "",
-        "| real set (spectra) | scorer | generator | micro-F1 | macro-F1 | EMR | mean ROC-AUC "
+        "| real set (spectra) | scorer | generator | micro-F1 | macro-F1 | EMR | mean ROC-AUC | ceiling "
         "| synthetic test micro-F1 |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (real_set, scorer), part in s.groupby(["real_set", "scorer"], sort=False):
-        for _, r in (part if scorer == "model" else part.head(1)).iterrows():  # baselines' rows are alike
+        # baselines' rows are alike, but rows stored before a column existed lack it: the first that has it
+        for _, r in (part if scorer == "model" else part.bfill().head(1)).iterrows():
             gen = f"synth-ir17 v{_key(r['version'], r['n_synthetic'], main)}" if scorer == "model" else "–"
             cells = [  # a baseline's rows carry the synthetic score of the model they sit beside: not shown
                 _cell(r, m)
@@ -558,7 +595,7 @@ def readme_sim2real(path: Path = STORE) -> str:
     free = label_free_errors(predictions) if predictions is not None else []
     bands_path = path.with_name(BANDS_NAME)
     textbook = readme_textbook(pd.read_csv(bands_path), s, labels) if bands_path.exists() else []
-    return "\n".join(lines + ["", *verdict(s, predictions), *weak, *free, *textbook])
+    return "\n".join(lines + ["", *verdict(s, predictions), *ceiling_lines(s), *weak, *free, *textbook])
 
 
 def readme_textbook(bands: pd.DataFrame, s: pd.DataFrame, labels: pd.DataFrame | None) -> list[str]:
@@ -687,6 +724,38 @@ def verdict(s: pd.DataFrame, predictions: pd.DataFrame | None = None) -> list[st
     return out
 
 
+def ceiling_lines(s: pd.DataFrame) -> list[str]:
+    """Per real set, from a `summary`: the highest threshold ceiling among the models at the main size, beside
+    their micro-F1 at the synthetic thresholds and the best fixed label set's (the majority row's ceiling):
+    how much thresholds could win at most, and what the scores know beyond the label shares."""
+    out = []
+    main = main_size(s["n_synthetic"])
+    if "ceiling_micro_f1_mean" not in s:
+        return out
+    for real_set, part in s.groupby("real_set", sort=False):
+        models = part[(part["scorer"] == "model") & (part["n_synthetic"] == main)].dropna(
+            subset=["ceiling_micro_f1_mean"]
+        )
+        fixed = part.loc[part["scorer"] == "majority", "ceiling_micro_f1_mean"].dropna()
+        if models.empty:
+            continue
+        r = models.loc[models["ceiling_micro_f1_mean"].idxmax()]
+        which = "the only generator" if len(models) == 1 else f"the highest of {len(models)} generators"
+        text = (
+            f"- {real_set}: thresholds fitted on its own labels would give the models at most "
+            f"{r['ceiling_micro_f1_mean']:.3f} (synth-ir17 v{r['version']}, mean over seeds, against "
+            f"{r['micro_f1_mean']:.3f} at its synthetic thresholds; {which} at n = {main} scored with it)"
+        )
+        if len(fixed):
+            text += (
+                f"; the best label set to name for every spectrum, chosen the same way, {fixed.iloc[0]:.3f}: "
+                f"the scores add {r['ceiling_micro_f1_mean'] - fixed.iloc[0]:+.3f} to what the label shares "
+                "alone allow"
+            )
+        out.append(text + ".")
+    return out
+
+
 def _budget_sentence(
     real_set: str, r: pd.Series, at_main: pd.DataFrame, boot: dict[str, np.ndarray] | None, main: int
 ) -> str:
@@ -705,6 +774,9 @@ def _budget_sentence(
         )
         if np.isfinite(r.get("mean_auc_mean", np.nan)) and np.isfinite(base.get("mean_auc_mean", np.nan)):
             text += f"; mean ROC-AUC {r['mean_auc_mean']:.3f} against {base['mean_auc_mean']:.3f}"
+        ceilings = [x.get("ceiling_micro_f1_mean", np.nan) for x in (r, base)]
+        if np.isfinite(ceilings).all():
+            text += f"; ceiling {ceilings[0]:.3f} against {ceilings[1]:.3f}"
         if "machine" in r and r["machine"] != base["machine"]:
             text += f"; machines: n = {size} {r['machine']}, n = {main} {base['machine']}"
     return text + "."
