@@ -229,7 +229,8 @@ def spot_check(
     """Retrain each named stored run from scratch, with the row's precision and thread count, and compare.
 
     Returns one row per run: the main metric stored and live, ``abs_delta``, whether the live run had the
-    same ``config_id`` (same code, settings, data, device type and precision), and ``agrees`` (``abs_delta``
+    same ``config_id`` (same code, settings, data, device type and precision), ``same_machine`` (the stored
+    row's machine is this one), and ``agrees`` (``abs_delta``
     within `tolerance`). On the same kind of CPU with the same seed the two are identical.
     """
     out = []
@@ -279,6 +280,8 @@ def spot_check(
                     "tolerance": tolerance,
                     "agrees": abs(delta) <= tolerance,
                     "same_config_id": live["config_id"] == row["config_id"],
+                    # another kind of CPU sums in another order: the same seed trains another model there
+                    "same_machine": live["device_name"] == row["device_name"],
                     "stored_on": f"{row['device_name']} ({row['precision']}, {int(row['threads'])} threads)",
                     "live_on": f"{live['device_name']} ({live['precision']}, {int(live['threads'])} threads)",
                     "live_seconds": float(live["train_seconds"] + live["pretrain_seconds"]),
@@ -299,13 +302,11 @@ def spot_check_text(checks: pd.DataFrame) -> str:
     if checks.empty:
         return "\n".join(["Spot check: no named run has a valid stored row; nothing recomputed.", *tail])
     lines = []
-    # another kind of CPU sums in another order: the same seed trains another model there
-    machine = {k: checks[k].str.split(" (", regex=False).str[0] for k in ("stored_on", "live_on")}
-    elsewhere = machine["stored_on"] != machine["live_on"]
-    for c, other in zip(checks.itertuples(index=False), elsewhere, strict=True):
+    elsewhere = ~checks["same_machine"].astype(bool)
+    for c in checks.itertuples(index=False):
         state = "agrees" if c.agrees else f"DISAGREES (beyond the tolerance {c.tolerance})"
         same = "same run id" if c.same_config_id else "another run id (other device type or precision)"
-        where = f"stored on {c.stored_on}, live on {c.live_on}" if other else f"live on {c.live_on}"
+        where = f"live on {c.live_on}" if c.same_machine else f"stored on {c.stored_on}, live on {c.live_on}"
         lines.append(
             f"  {c.run_id}: {c.metric} stored {c.stored:.4f}, live {c.live:.4f}, |Δ| = {c.abs_delta:.4f}, "
             f"{state}; {same}; {where} in {c.live_seconds:.0f} s"

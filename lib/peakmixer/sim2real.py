@@ -728,10 +728,10 @@ def ceiling_lines(s: pd.DataFrame) -> list[str]:
     """Per real set, from a `summary`: the highest threshold ceiling among the models at the main size, beside
     their micro-F1 at the synthetic thresholds and the best fixed label set's (the majority row's ceiling):
     how much thresholds could win at most, and what the scores know beyond the label shares."""
+    if "ceiling_micro_f1_mean" not in s:
+        return []
     out = []
     main = main_size(s["n_synthetic"])
-    if "ceiling_micro_f1_mean" not in s:
-        return out
     for real_set, part in s.groupby("real_set", sort=False):
         models = part[(part["scorer"] == "model") & (part["n_synthetic"] == main)].dropna(
             subset=["ceiling_micro_f1_mean"]
