@@ -262,6 +262,63 @@ def test_a_pre_training_pinned_to_another_precision_keeps_its_rows_valid(tmp_pat
     assert checked["valid"].all(), checked["why"].tolist()
 
 
+def test_a_row_made_in_another_precision_than_the_study_pins_is_trained_again_in_place(tmp_path):
+    import shutil
+
+    from peakmixer.sweep import run_identity, stage_configs
+
+    ml = {
+        "name": "toy-ml",
+        "path": str(toy_dataset(n=64, length=128, n_classes=4, seed=0).save(tmp_path / "m")),
+    }
+    cfg = sweep_config(tmp_path, datasets=[ml, toy_pretrain_dataset(tmp_path)], mixers=["none"], seeds=[0, 1])
+    made = run_sweep(cfg, progress=False)
+    # as if the store had been made in bf16 elsewhere: valid rows in another precision than the pinned fp32
+    table = read_results(cfg.results_path)
+    old = {}
+    for run in plan(cfg):
+        if run.seed == 0:
+            pre, tc = stage_configs(cfg, run, run.dataset.path)
+            ds = peakmixer.data.load(run.dataset.path)
+            old[run.run_id] = run_identity(pre, tc, ds, device_type="cpu", precision="bf16")
+    at = table["run_id"].isin(old)
+    table.loc[at, "precision"] = "bf16"
+    table.loc[at, "config_id"] = table.loc[at, "run_id"].map(old)
+    table.to_csv(cfg.results_path, index=False)
+    # and a run directory that holds another run's checkpoints (the old precision's): set aside, not lost
+    runs = Path(cfg.out_dir) / "runs"
+    seed0 = runs / "toy-ml" / "w8-none0" / "seed0"
+    shutil.rmtree(seed0)
+    shutil.copytree(seed0.with_name("seed1"), seed0)
+    other = load_checkpoint(seed0 / "last.pt")["config_id"]
+
+    again = run_sweep(cfg, progress=False)
+    assert again["run_id"].tolist() == made["run_id"].tolist()  # each row in its place
+    assert (again["precision"] == "fp32").all()
+    assert again["config_id"].tolist() == made["config_id"].tolist()
+    pd.testing.assert_frame_equal(again[["micro_f1", "accuracy"]], made[["micro_f1", "accuracy"]])
+    assert (seed0.with_name(f"seed0.{other}") / "last.pt").exists()
+    # the rows no longer stale are left alone next time
+    stamp = (seed0 / "last.pt").stat().st_mtime_ns
+    run_sweep(cfg, progress=False)
+    assert (seed0 / "last.pt").stat().st_mtime_ns == stamp
+
+
+def test_a_study_with_precision_auto_keeps_a_row_made_in_another_precision(tmp_path):
+    cfg = sweep_config(tmp_path, mixers=["none"], seeds=[0], train={**TRAIN, "precision": "auto"})
+    run_sweep(cfg, progress=False)
+    table = read_results(cfg.results_path)
+    table["precision"] = "bf16" if table["precision"].iloc[0] == "fp32" else "fp32"
+    from peakmixer.sweep import run_identity, stage_configs
+
+    run = plan(cfg)[0]
+    pre, tc = stage_configs(cfg, run, run.dataset.path)
+    ds = peakmixer.data.load(run.dataset.path)
+    table["config_id"] = run_identity(pre, tc, ds, device_type="cpu", precision=table["precision"].iloc[0])
+    table.to_csv(cfg.results_path, index=False)
+    assert run_sweep(cfg, progress=False)["config_id"].tolist() == table["config_id"].tolist()
+
+
 def toy_pretrain_dataset(tmp_path) -> dict:
     mc = toy_dataset(n=120, length=128, n_classes=3, task="multiclass", seed=0)
     mc.splits = {

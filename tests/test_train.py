@@ -11,11 +11,13 @@ import pytest
 import torch
 import yaml
 
+import peakmixer.train as train_module
 from peakmixer.cli import main
 from peakmixer.config import ConfigError
 from peakmixer.data import DatasetError, SpectraDataset, toy_dataset
 from peakmixer.train import (
     CrossProcessBatchNorm1d,
+    cpu_has_native_bf16,
     cpu_supports_bf16,
     evaluate_checkpoint,
     load_checkpoint,
@@ -76,6 +78,17 @@ def test_auto_precision_takes_bf16_on_the_cpus_where_it_pays_off():
     assert not cpu_supports_bf16(cpuinfo("GenuineIntel", "avx512_bf16"))
     assert cpu_supports_bf16(cpuinfo("AuthenticAMD", "avx512_bf16"))
     assert not cpu_supports_bf16(cpuinfo("AuthenticAMD")) and not cpu_supports_bf16("")
+    # oneDNN capped below bf16 instructions emulates them: not worth it either
+    assert not cpu_supports_bf16(cpuinfo("AuthenticAMD", "avx512_bf16"), isa_cap="AVX512_CORE")
+
+
+def test_native_bf16_needs_the_instructions_and_onednn_allowed_to_use_them():
+    amd_bf16 = cpuinfo("AuthenticAMD", "avx512_bf16")
+    assert cpu_has_native_bf16(amd_bf16, isa_cap="")
+    assert cpu_has_native_bf16(cpuinfo("GenuineIntel", "amx_bf16"), isa_cap="avx512_core_amx")
+    assert not cpu_has_native_bf16(cpuinfo("AuthenticAMD"), isa_cap="")  # an EPYC without AVX512-BF16
+    assert not cpu_has_native_bf16(amd_bf16, isa_cap="AVX2")
+    assert not cpu_has_native_bf16(amd_bf16, isa_cap="AVX512_CORE_VNNI")
 
 
 def test_loss_falls_and_run_dir_is_complete(tmp_path):
@@ -218,10 +231,28 @@ def test_finetune_from_a_checkpoint_with_a_new_head(tmp_path):
     assert not torch.equal(tuned.state_dict()[stem], pretrained[stem])  # it trained further from there
 
 
-def test_bf16_autocast_trains_on_cpu(tmp_path):
+def test_bf16_autocast_trains_on_cpu_where_it_is_native(tmp_path):
     summary = train(load_config(write_setup(tmp_path), ["precision=bf16", "optim.epochs=2"]))
-    assert summary["precision"] == "bf16"
+    assert summary["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")
     assert np.isfinite([h["train_loss"] for h in summary["history"]]).all()
+
+
+def test_bf16_asked_on_a_cpu_without_native_bf16_runs_fp32_and_says_so(tmp_path, monkeypatch, capsys):
+    # oneDNN capped at AVX2 is what a CPU without AVX512-BF16 gives: bf16 only by emulation, 8-20x slower
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setattr(train_module, "_TOLD", set())
+    calls = []
+    real = torch.autocast
+    monkeypatch.setattr(torch, "autocast", lambda *a, **k: calls.append(k) or real(*a, **k))
+    path = write_setup(tmp_path)
+    summary = train(load_config(path, ["precision=bf16", "optim.epochs=1"]))
+    assert summary["precision"] == "fp32"
+    assert calls and not any(k["enabled"] for k in calls)  # no step ran under bf16 autocast
+    notice = capsys.readouterr().err.strip().splitlines()
+    assert len(notice) == 1 and "no native bf16" in notice[0] and "runs in fp32" in notice[0]
+    train(load_config(path, ["precision=bf16", "optim.epochs=1", f"out_dir={tmp_path / 'again'}"]))
+    assert "bf16" not in capsys.readouterr().err  # once per process, not once per run
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["precision"] == "fp32"
 
 
 def test_cli_train_and_evaluate(tmp_path, capsys):

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .config import add_threads_argument
 from .data import DatasetError, SpectraDataset, file_sha256, load
 from .metrics import multilabel_metrics
 from .provenance import REPO_ROOT, git_sha
@@ -288,4 +289,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="training seeds")
     p.add_argument("--store", action="store_true", help="also write results/calibration.csv (the README's)")
+    add_threads_argument(p)
     p.set_defaults(func=_cli)

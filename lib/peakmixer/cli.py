@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from .config import add_threads_argument
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -60,6 +64,8 @@ def _train(args: argparse.Namespace) -> int:
     from .train import load_config, train
 
     cfg = load_config(args.config, args.set)
+    if args.threads:
+        cfg.threads = args.threads
     out = Path(cfg.out_dir)
     made = [f for f in ("last.pt", "best.pt", "metrics.json") if (out / f).exists()]
     if args.resume and "last.pt" not in made:
@@ -186,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
     p.add_argument("--overwrite", action="store_true", help="start again in an OUT_DIR that holds a run")
+    add_threads_argument(p, "CPU threads (else the config's `threads`)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="metrics JSON of a checkpoint on a split")
@@ -194,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="dataset file (default: the one it was trained on)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="also write the JSON here")
+    add_threads_argument(p)
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="a slim copy of a trained model (weights, spec, identity) for models/")
@@ -217,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=int, default=None, help="seconds per cell (default by profile; 0: no limit)"
     )
+    add_threads_argument(p, "CPU threads of the notebooks' kernels")
     p.set_defaults(func=_notebooks)
 
     p = sub.add_parser("bench", help="fp32 eager vs the fast path: throughput, memory (ratios from one run)")
@@ -240,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--device", default="auto")
+    add_threads_argument(p)
     p.set_defaults(func=_bench)
 
     for register in _extensions():
@@ -262,12 +272,38 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     ]
 
 
+@contextmanager
+def _threads(args: argparse.Namespace) -> Iterator[None]:
+    """The command's CPU threads: ``--threads``, else `train.default_threads`; restored afterwards (a command
+    called in-process leaves the caller's count). Child processes (a notebook's kernel, sweep workers, which
+    divide them among themselves) inherit the count as ``OMP_NUM_THREADS``."""
+    import torch
+
+    from .train import default_threads
+
+    n = args.threads or default_threads()
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        if env is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env
+
+
 def main(argv: list[str] | None = None) -> int:
     from .config import BadInput
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        if "threads" not in args:
+            return args.func(args)
+        with _threads(args):
+            return args.func(args)
     except (BadInput, FileNotFoundError) as e:
         # Expected bad input gets one line naming the file and the reason; a bug keeps its traceback.
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)

@@ -5,6 +5,7 @@ An unknown key or a value of the wrong type is a `ConfigError` that names the ke
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import types
 import typing
@@ -135,3 +136,15 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 def _deepcopy(d: dict[str, Any]) -> dict[str, Any]:
     return {k: _deepcopy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+def add_threads_argument(parser: argparse.ArgumentParser, what: str = "CPU threads") -> None:
+    """``--threads N`` for a command that computes with torch; `cli.main` applies it (or the default rule,
+    `train.default_threads`) before the command runs."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"{what} (default: OMP_NUM_THREADS if set, else the cores not busy per the 1-min load, >= 1)",
+    )

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from .cam import cams_for, mean_class_cams, subsets_of
-from .config import from_dict
+from .config import add_threads_argument, from_dict
 from .data import SpectraDataset
 from .io.batch import Rejection, _expand, read_spectra
 from .provenance import REPO_ROOT
@@ -168,6 +168,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--layer", default="stem", help="Grad-CAM layer: stem, extractor, features or a module name"
     )
+    add_threads_argument(p)
     p.set_defaults(func=_cli)
 
 

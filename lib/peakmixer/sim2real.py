@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import ConfigError
+from .config import ConfigError, add_threads_argument
 from .data import DatasetError, SpectraDataset, file_sha256, load, named_axis
 from .labels import NIST17_NAMES
 from .metrics import multilabel_metrics
@@ -1045,6 +1045,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also write sim2real.csv and its _labels, _predictions and _bands tables into results/",
     )
+    add_threads_argument(p)
     p.set_defaults(func=_cli)
 
 

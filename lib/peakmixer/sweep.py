@@ -28,17 +28,20 @@ import numpy as np
 import pandas as pd
 
 from .cam import SCORE_COLUMNS, RunScoring, score_run, scores_identity
-from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from .config import ConfigError, add_threads_argument, apply_overrides, from_dict, load_yaml, to_dict
 from .data import SpectraDataset, file_sha256, load
 from .files import atomic, write_text
 from .provenance import git_sha, package_versions
 from .train import (
     TrainConfig,
+    default_threads,
     load_checkpoint,
     machine,
     model_from_checkpoint,
     planned_config_id,
     prepare_split,
+    resolve_device,
+    resolve_precision,
     shipped_weights,
     train,
 )
@@ -337,11 +340,11 @@ def run_identity(
 ) -> str:
     """The config id the run will have (see `train.config_fingerprint`), without training it: a fine-tuned
     run's id includes its pre-training's id, so a changed pre-training changes it too. `precision` (a
-    row's: the fine-tuning's, resolved) stands for the pre-training's too only where that is ``auto``; a
-    pinned pre-training precision is its own."""
+    row's: the fine-tuning's, resolved) stands for the pre-training's too where the two share a setting
+    (``auto``, or one pinned precision); a pre-training pinned to another precision is its own."""
     init_id = ""
     if pre is not None:
-        mine = precision if pre.precision == "auto" else None
+        mine = precision if pre.precision in ("auto", tc.precision) else None
         init_id = (
             planned_config_id(pre, dataset, init_id="", device_type=device_type, precision=mine) + ":best"
         )
@@ -439,12 +442,16 @@ def _append(path: Path, row: dict[str, Any]) -> bool:
     return True
 
 
-def _replace(path: Path, run_id: str, values: dict[str, Any]) -> None:
-    """Set columns of one row (a run scored again), under the table's lock (a row another worker appends
-    meanwhile is kept), rewriting the table atomically."""
+def _replace(path: Path, run_id: str, values: dict[str, Any], *, whole: bool = False) -> None:
+    """Set columns of one row (a run scored again; with `whole`, a run trained again: every column, those
+    `values` lack emptied), in its place, under the table's lock (a row another worker appends meanwhile is
+    kept), rewriting the table atomically."""
     with _locked(_lock_of(path)):
         table = read_results(path)
         at = table.index[table["run_id"] == run_id]
+        if whole:
+            for key in set(table) - set(values):
+                table.loc[at, key] = "" if table[key].dtype == object else np.nan
         for key, value in values.items():
             if key not in table:
                 table[key] = np.nan
@@ -544,12 +551,13 @@ def _workers_stop_with_this_process(procs: list) -> Iterator[None]:
 def run_workers(
     cfg: SweepConfig, workers: int, *, progress: bool = True, threads: int | None = None
 ) -> pd.DataFrame:
-    """`workers` sweep processes over one plan, each with `threads` (default ``cores // workers``) torch
-    threads; each takes the next run no other holds (run claims) and rows go into the one table under its
-    lock. A last pass in this process picks up anything left and returns the rows."""
+    """`workers` sweep processes over one plan, each with `threads` torch threads (default
+    `train.default_threads`: the free cores divided among the workers); each takes the next run no other
+    holds (run claims) and rows go into the one table under its lock. A last pass in this process picks up
+    anything left and returns the rows."""
     import multiprocessing
 
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or default_threads(workers)
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
     procs = [ctx.Process(target=_worker, args=(cfg, threads, progress)) for _ in range(workers)]
     with _workers_stop_with_this_process(procs):
@@ -563,6 +571,30 @@ def run_workers(
     return run_sweep(cfg, progress=progress)
 
 
+def remade_here(tc: TrainConfig, stored_precision: str) -> bool:
+    """Whether a valid stored row is trained again: its study pins a precision (not ``auto``) that this
+    machine computes as asked, and the row was made in another one (the Fig. 1 store, once made in bf16 on
+    a CPU with AMX, is remade in fp32, which every CPU runs natively and can check)."""
+    pinned = tc.precision
+    if pinned == "auto" or stored_precision == pinned:
+        return False
+    return resolve_precision(pinned, resolve_device(tc.device)) == pinned
+
+
+def _set_aside(out_dir: str | Path, config_id: str) -> None:
+    """Move a run directory holding another run (a row being remade: the old precision's checkpoints) to
+    ``<dir>.<its config id>``, kept, so that the new run starts there afresh instead of refusing to resume."""
+    out = Path(out_dir)
+    last = out / "last.pt"
+    if not last.exists():
+        return
+    old = load_checkpoint(last).get("config_id", "unknown")
+    if old != config_id:
+        aside = out.with_name(f"{out.name}.{old}")
+        out.rename(aside)
+        print(f"[sweep] {out}: another run's checkpoints (id {old}) kept in {aside.name}", flush=True)
+
+
 def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> dict[str, float]:
     """The attribution scores of a finished run's best model, its weights rounded as shipped
     (`train.shipped_weights`), on its test split (`cam.score_run`)."""
@@ -574,6 +606,14 @@ def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> dic
     return score_run(model, test.X, test.y, masks, test.task, scoring)
 
 
+def _made(results: Path, run_id: str, remake: str) -> bool:
+    """Whether the table holds the run as this sweep would make it (another worker finished it meanwhile):
+    any row, or, for a row being remade, one no longer in the old precision."""
+    table = read_results(results)
+    row = table[table["run_id"] == run_id]
+    return not row.empty and (not remake or row["precision"].iloc[0] != remake)
+
+
 def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = False) -> pd.DataFrame:
     """Run every planned run that has no row in the results table yet; returns the planned runs' rows.
     With `skip_taken` (a worker of `run_workers`) a run another process is training is left to it.
@@ -582,7 +622,9 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
     error naming the run, so a changed budget cannot silently show old results; a row made on another
     device type or precision is kept when it is what the code computes there. A row whose training is
     the same but whose attribution scores were made otherwise (``scores_id``) is scored again from the
-    run's model. A run cut short by ``max_steps`` writes no row (it resumes next time).
+    run's model. A run cut short by ``max_steps`` writes no row (it resumes next time). A valid row made in
+    another precision than the one the study pins is trained again and replaced (`remade_here`); until
+    then it stays in the table, and counts, as what it is.
     """
     results = cfg.results_path
     known, scored, made_on = _stored(read_results(results))
@@ -601,17 +643,20 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
         if skip_taken:  # another worker may have finished or re-scored it since this one started
             known, scored, made_on = _stored(read_results(results))
         elsewhere = ""  # for the error below: the id the code plans on the row's own device and precision
+        remake = ""  # the precision of a valid row this sweep trains again
         if run.run_id in known and known[run.run_id] != config_id and run.run_id in made_on:
             # made with another device type or precision (`precision: auto`, `device: auto` on another
             # machine): still valid when it is what the code computes there, as `results.validate` counts it
             device, precision = made_on[run.run_id]
             there = run_identity(pre, tc, datasets[name], device_type=device, precision=precision)
-            if there == known[run.run_id]:
+            if there == known[run.run_id] and remade_here(tc, precision):
+                remake = precision
+            elif there == known[run.run_id]:
                 config_id = there
                 scores_id = scores_identity(scoring, config_id) if scoring else ""
             elif there != config_id:
                 elsewhere = f"; {there} on its {device}, {precision}"
-        if run.run_id in known:
+        if run.run_id in known and not remake:
             if known[run.run_id] != config_id:
                 raise ConfigError(
                     f"{results} already holds {run.run_id} made with other settings, code or data (config id "
@@ -646,6 +691,8 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
                     continue
                 if progress:
                     print(f"[sweep] {i + 1}/{len(runs)} {run.model_id}: pre-training", flush=True)
+                if remake:
+                    _set_aside(pre.out_dir, planned_config_id(pre, datasets[name], init_id=""))
                 pre_summary = train(pre, resume=True, dataset=datasets[name])
             if pre_summary.get("stopped"):
                 print(f"[sweep] {run.model_id} pre-training cut short by max_steps: no row", flush=True)
@@ -655,10 +702,13 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
         with _claim(tc.out_dir, wait=not skip_taken) as held:
             waited += time.perf_counter() - w0
             # the row is written while the run is held, so no other process trains it in between
-            if not held or (skip_taken and run.run_id in set(read_results(results)["run_id"])):
+            if not held or (skip_taken and _made(results, run.run_id, remake)):
                 continue
             if progress:
-                print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}", flush=True)
+                again = f": made in {remake}, the study pins {tc.precision}; trained again" if remake else ""
+                print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}{again}", flush=True)
+            if remake:
+                _set_aside(tc.out_dir, config_id)
             summary = train(tc, resume=True, dataset=datasets[name])
             if summary.get("stopped"):
                 print(
@@ -674,7 +724,9 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
             )
             if scoring is not None:
                 row |= _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
-            if _append(results, row):
+            if remake:
+                _replace(results, run.run_id, row, whole=True)
+            if remake or _append(results, row):
                 with _locked(_lock_of(results)):  # workers add their times in turn
                     _write_sidecar(cfg, time.perf_counter() - t0 - waited, hashes)
         known[run.run_id] = config_id
@@ -689,7 +741,10 @@ def _cli(args: argparse.Namespace) -> int:
     cfg = load_sweep(args.config, args.set)
     from .results import claims, summarize, verdict_text
 
-    table = run_workers(cfg, args.workers) if args.workers > 1 else run_sweep(cfg)
+    if args.workers > 1:  # each worker gets `--threads` (default: the free cores divided among them)
+        table = run_workers(cfg, args.workers, threads=args.threads)
+    else:
+        table = run_sweep(cfg)
     print(f"{len(table)} runs in {cfg.results_path}")
     print(summarize(table).round(4).to_string(index=False))
     classes = {ds.name: len(load(dataset_path(cfg, ds)).label_names) for ds in cfg.datasets}
@@ -707,8 +762,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--workers",
         type=int,
         default=1,
-        help="parallel runs, each with cores/N torch threads (BENCHMARKS.md: which pays on your machine)",
+        help="parallel runs, each with the free cores / N threads (BENCHMARKS.md: which pays here)",
     )
+    add_threads_argument(p, "each worker's CPU threads")
     p.set_defaults(func=_cli)
 
 

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -109,7 +110,10 @@ class TrainConfig:
     checkpoint_every: int = 0  # also write last.pt every N optimizer steps (0 = at epoch ends only)
     max_steps: int = 0  # stop after N optimizer steps in total (0 = no limit); resume continues
     eval_batch_size: int = 256
-    progress: bool = True
+    progress: bool = True  # a bar and a line per epoch
+    # seconds: a status line at least this often while training, also with progress off (0: none)
+    progress_every: float = 20.0
+    threads: int = 0  # CPU threads for this run (0: as the process has them; see `default_threads`)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
@@ -146,23 +150,82 @@ def cpu_fields(cpuinfo: str | None = None) -> dict[str, str]:
     return {k.strip(): v.strip() for k, sep, v in (line.partition(":") for line in first.splitlines()) if sep}
 
 
-def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
-    """True on CPUs where bf16 autocast pays off: those with AMX tiles, and AMD CPUs with AVX512-BF16. On an
-    Intel CPU, AVX512-BF16 alone does not: measured on a 2-core Xeon without AMX, bf16 autocast trained at
-    0.8x and inferred at 0.7x fp32's speed, while on a 2-core AMD EPYC with AVX512-BF16 it trained at 2.1x
-    and inferred at 1.8x (BENCHMARKS.md, each in its time). `cpuinfo`: the text of /proc/cpuinfo (read when
-    not given)."""
+# oneDNN runs bf16 convolutions and matmuls natively only where the CPU has bf16 instructions and oneDNN is
+# allowed to use them: ONEDNN_MAX_CPU_ISA (or its old name DNNL_MAX_CPU_ISA) below these names emulates bf16.
+_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10", "ALL")
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None, isa_cap: str | None = None) -> bool:
+    """True where bf16 arithmetic runs in hardware: the CPU has AVX512-BF16 or AMX-BF16 and oneDNN's ISA is
+    not capped below them (`isa_cap`: that cap, read from ``ONEDNN_MAX_CPU_ISA`` / ``DNNL_MAX_CPU_ISA``
+    when not given). Elsewhere torch emulates bf16: measured 8x slower than fp32 on an AVX2-only path, 20x
+    on a 2-core AMD EPYC without AVX512-BF16 (BENCHMARKS.md)."""
+    flags = set(cpu_fields(cpuinfo).get("flags", "").split())
+    if isa_cap is None:
+        isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    cap = isa_cap.strip().upper()
+    return bool(flags & {"avx512_bf16", "amx_bf16"}) and (not cap or cap.startswith(_BF16_ISAS))
+
+
+def cpu_supports_bf16(cpuinfo: str | None = None, isa_cap: str | None = None) -> bool:
+    """True on CPUs where bf16 autocast pays off: those with AMX tiles, and AMD CPUs with AVX512-BF16, both
+    used natively (`cpu_has_native_bf16`). On an Intel CPU, AVX512-BF16 alone does not: measured on a 2-core
+    Xeon without AMX, bf16 autocast trained at 0.8x and inferred at 0.7x fp32's speed, while on a 2-core AMD
+    EPYC with AVX512-BF16 it trained at 2.1x and inferred at 1.8x (BENCHMARKS.md, each in its time).
+    `cpuinfo`: the text of /proc/cpuinfo (read when not given)."""
     fields = cpu_fields(cpuinfo)
     flags = set(fields.get("flags", "").split())
-    return "amx_bf16" in flags or ("avx512_bf16" in flags and fields.get("vendor_id") == "AuthenticAMD")
+    pays = "amx_bf16" in flags or ("avx512_bf16" in flags and fields.get("vendor_id") == "AuthenticAMD")
+    return pays and cpu_has_native_bf16(cpuinfo, isa_cap)
+
+
+def default_threads(workers: int = 1) -> int:
+    """The CPU threads each of `workers` processes side by side computes with when none are asked for
+    (``--threads``, the ``threads`` config key): ``OMP_NUM_THREADS`` where set, else the cores this process
+    may use less those already busy (the 1-minute load average, rounded down, leaving at least one), divided
+    among the workers; at least 1. Why: threads that wait for a core another process holds stall each other
+    (measured on a loaded 2-core machine: one training step 5.9 s at 2 threads, 0.034 s at 1), while on an
+    idle machine every core helps."""
+    workers = max(workers, 1)
+    asked = os.environ.get("OMP_NUM_THREADS", "")
+    if asked.isdigit() and int(asked) > 0:
+        return max(1, int(asked) // workers)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = int(os.getloadavg()[0])
+    except OSError:  # no load average here
+        busy = 0
+    return max(1, (cores - min(busy, cores - 1)) // workers)
+
+
+_TOLD: set[str] = set()  # notices already printed by this process
+
+
+def _notice_once(text: str) -> None:
+    if text not in _TOLD:
+        _TOLD.add(text)
+        print(text, file=sys.stderr, flush=True)
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto``: bf16 on CUDA and on CPUs where it pays off (`cpu_supports_bf16`), fp16 (+ GradScaler) on
-    older CUDA, else fp32."""
+    """The precision a run computes in. ``auto``: bf16 on CUDA and on CPUs where it pays off
+    (`cpu_supports_bf16`), fp16 (+ GradScaler) on older CUDA, else fp32.
+
+    An explicit ``bf16`` on a CPU without native bf16 (`cpu_has_native_bf16`) runs in fp32 with a one-line
+    notice on stderr (once per process), never silently in emulated bf16 at a tenth of the speed; the run
+    then records fp32 as its precision, so its identity and its row say what it computed."""
     if name != "auto":
         if name == "fp16" and device.type != "cuda":
             raise ConfigError("precision fp16 needs CUDA (use bf16 or fp32 on CPU)")
+        if name == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+            _notice_once(
+                "[precision] bf16 asked for, but this CPU has no native bf16 (no avx512_bf16 or amx_bf16 in "
+                "use): emulated bf16 is 8-20x slower, so this runs in fp32 (precision: fp32 silences this)"
+            )
+            return "fp32"
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -537,7 +600,16 @@ TRAINING_PATH_VERSION = 1
 
 # Settings that change where or how a run is observed, not what it computes. `device` and `precision` are
 # replaced by the device type and the resolved precision ("auto" means bf16 on one machine, fp32 on another).
-_VOLATILE = ("out_dir", "progress", "checkpoint_every", "max_steps", "eval_batch_size", "device")
+_VOLATILE = (
+    "out_dir",
+    "progress",
+    "progress_every",
+    "threads",  # recorded with the run (a row's `threads`), as where it ran
+    "checkpoint_every",
+    "max_steps",
+    "eval_batch_size",
+    "device",
+)
 
 
 def config_fingerprint(
@@ -686,6 +758,7 @@ class _Session:
     init_id: str
     data_hash: str
     input_axis: np.ndarray
+    status: StatusLine | None = None
     state: dict[str, Any] = field(
         default_factory=lambda: {
             "epoch": 0,
@@ -710,6 +783,51 @@ class _Session:
     @property
     def metric(self) -> str:
         return main_metric(self.task)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return (
+        f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
+
+class StatusLine:
+    """What a long run prints so that a log never goes quiet: where it is (epoch, step), its validation
+    metric so far, the time spent and an estimate of the time left, at least every `every` seconds. The
+    estimate runs to the epoch cap at this session's pace (validation included): early stopping usually
+    ends a run sooner."""
+
+    def __init__(self, s: _Session, every: float, steps_per_epoch: int) -> None:
+        self.every, self.steps_per_epoch = every, max(steps_per_epoch, 1)
+        self.name = "/".join(s.out.parts[-3:])
+        self.start = self.last = time.perf_counter()
+        self.first_step = s.state["global_step"]
+
+    def text(self, s: _Session) -> str:
+        state, cfg = s.state, s.cfg
+        now = time.perf_counter()
+        done = state["global_step"] - self.first_step
+        left = (cfg.optim.epochs - state["epoch"]) * self.steps_per_epoch - state["step_in_epoch"]
+        eta = (now - self.start) / done * max(left, 0) if done else float("nan")
+        history = state["history"]
+        val = f"val {s.metric} {history[-1][f'val_{s.metric}']:.4f}" if history else f"val {s.metric} -"
+        best = f" (best {state['best']:.4f}, epoch {state['best_epoch']})" if history else ""
+        left_text = f"at most {_clock(eta)} left (epoch cap)" if done else "time left: after the first steps"
+        return (
+            f"[train] {self.name}: epoch {state['epoch']}/{cfg.optim.epochs} step "
+            f"{state['step_in_epoch']}/{self.steps_per_epoch}, {val}{best}, "
+            f"elapsed {_clock(now - self.start)}, {left_text}"
+        )
+
+    def due(self) -> bool:
+        return bool(self.every) and time.perf_counter() - self.last >= self.every
+
+    def print(self, s: _Session) -> None:
+        self.last = time.perf_counter()
+        print(self.text(s), flush=True)
 
 
 def _load_init(model: nn.Module, cfg: TrainConfig, n_classes: int) -> None:
@@ -898,6 +1016,8 @@ def _train_epoch(s: _Session, sampler: DistributedSampler, X: torch.Tensor, y: t
         state["step_in_epoch"] += 1
         state["global_step"] += 1
         state["spectra_seen"] += len(idx) * s.ddp.world
+        if s.status is not None and s.status.due():
+            s.status.print(s)
         if cfg.checkpoint_every and state["global_step"] % cfg.checkpoint_every == 0:
             flush()
             _checkpoint(s, "last.pt")
@@ -941,6 +1061,8 @@ def _end_epoch(s: _Session) -> None:
                 f"the best model is epoch {state['best_epoch']} ({s.metric} {state['best']:.4f})",
                 flush=True,
             )
+    if s.status is not None and s.status.due():
+        s.status.print(s)
 
 
 def _summary(s: _Session, stopped: bool) -> dict[str, Any]:
@@ -1020,6 +1142,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, dataset: SpectraDataset | N
     """
     s = _start(cfg, dataset)
     threads = torch.get_num_threads()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     try:
         return _train(s, resume)
     finally:
@@ -1042,6 +1166,8 @@ def _train(s: _Session, resume: bool) -> dict[str, Any]:
         drop_last=s.ddp.world > 1,  # no padding with repeated spectra; drops < world spectra per epoch
     )
     X, y = s.train_data.X.to(s.device), s.train_data.y.to(s.device)
+    if s.ddp.main and cfg.progress_every > 0:
+        s.status = StatusLine(s, cfg.progress_every, len(_epoch_batches(s, sampler)))
     stopped, steps = False, s.state["global_step"]
     # The patience test is part of the loop condition, so resuming an early-stopped run trains no further.
     while s.state["epoch"] < cfg.optim.epochs and s.state["bad_epochs"] < cfg.optim.patience:
