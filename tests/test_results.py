@@ -264,6 +264,36 @@ def test_the_readme_results_agree_with_the_store():
         assert results.readme_section(section=section) == text, section
 
 
+def test_a_spot_check_does_not_retrain_a_bf16_row_on_a_cpu_that_only_emulates_bf16(
+    tmp_path, stored, monkeypatch
+):
+    import peakmixer.train
+
+    store = read_store({"toy": stored}).rows.copy()
+    run_id = "toy-ml/w8x2-none0/seed0"
+    store.loc[store["run_id"] == run_id, "precision"] = "bf16"
+    monkeypatch.setattr(peakmixer.train, "cpu_has_native_bf16", lambda *a, **k: False)
+    checks = spot_check({"toy": stored}, store, [run_id], tolerance=0.01, runs_dir=tmp_path, progress=False)
+    assert not checks["checked"].any()
+    assert f"{run_id}: NOT CHECKED, stored in bf16, which this CPU only emulates" in spot_check_text(checks)
+
+
+def test_the_spot_check_tolerance_widens_to_the_seed_spread_and_two_workers_agree_with_one(tmp_path, stored):
+    store = read_store({"toy": stored}).rows
+    ids = ["toy-ml/w8x2-none0/seed0", "toy-ml/w8x2-mlpmixer1/seed1"]
+    one = spot_check(
+        {"toy": stored}, store, ids, tolerance=0.0, seed_sds=3.0, runs_dir=tmp_path, progress=False
+    )
+    two = spot_check(
+        {"toy": stored}, store, ids, tolerance=0.0, seed_sds=3.0, runs_dir=tmp_path, progress=False, workers=2
+    )
+    pd.testing.assert_frame_equal(one.drop(columns="live_seconds"), two.drop(columns="live_seconds"))
+    for c in one.itertuples(index=False):
+        model = store[store["run_id"].str.rsplit("/", n=1).str[0] == c.run_id.rsplit("/", 1)[0]]
+        assert c.tolerance == pytest.approx(3.0 * model["micro_f1"].std(ddof=1))
+        assert c.abs_delta == 0.0 and c.agrees  # the same machine: identical
+
+
 def test_a_spot_check_of_a_run_without_a_stored_row_says_so(tmp_path, stored):
     store = read_store({"toy": stored}).rows
     store = store[store["run_id"] != "toy-ml/w8x2-none0/seed0"]

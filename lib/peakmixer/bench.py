@@ -33,11 +33,26 @@ from typing import Any
 import torch
 
 from .models import build_model, describe, profile_model
-from .train import autocast, loss_fn, resolve_device, resolve_precision
+from .train import autocast, cpu_fields, cpu_has_native_bf16, loss_fn, resolve_device, resolve_precision
 
 MODES = ("eager", "fast")
-# On a CPU where the fast path stays fp32 (no AMX), a third row shows what bf16 autocast would do there.
+# On a CPU where the fast path stays fp32 but bf16 is native (AVX512-BF16 on an Intel without AMX), a third
+# row shows what bf16 autocast would do there; where bf16 is only emulated the row is skipped and named (it
+# would take minutes to time something 8-20x slower than fp32).
 ALL_MODES = (*MODES, "bf16")
+# The CPU flags that decide which kernels run (reported with every result: BENCHMARKS.md names them).
+KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def cpu_kernel_flags() -> dict[str, Any]:
+    """This CPU's flags among `KERNEL_FLAGS`, oneDNN's ISA cap where set, and whether bf16 is native."""
+    flags = set(cpu_fields().get("flags", "").split())
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    return {
+        "flags": [f for f in KERNEL_FLAGS if f in flags],
+        "onednn_max_cpu_isa": cap,
+        "native_bf16": cpu_has_native_bf16(),
+    }
 
 
 def benchmark_synth(
@@ -274,8 +289,14 @@ def benchmark(
     out: dict[str, Any] = {}
     fast = resolve_precision("auto", dev)
     modes = {"eager": ("fp32", False), "fast": (fast, True)}
+    skipped = {}
     if dev.type == "cpu" and fast != "bf16":
-        modes["bf16"] = ("bf16", True)
+        if cpu_has_native_bf16():
+            modes["bf16"] = ("bf16", True)
+        else:
+            skipped["bf16"] = (
+                "this CPU has no native bf16: emulated bf16 is 8-20x slower than fp32, not timed"
+            )
     macs = 0.0
     for mode, (precision, inference) in modes.items():
         kw = {"blocks": blocks} if blocks else {}
@@ -300,6 +321,8 @@ def benchmark(
         "config": config,
         "model": describe(model.spec),
         "device": _device_name(dev),
+        "cpu": cpu_kernel_flags(),
+        "skipped": skipped,
         "process_peak_rss_mb": _process_peak_rss_mb(),
     }
 
@@ -340,6 +363,7 @@ def describe_result(result: dict[str, Any]) -> str:
             f"  {mode:>5} ({r['precision']}{comp}): train {r['train_spectra_per_s']:8.1f} spectra/s, "
             f"infer {r['infer_spectra_per_s']:8.1f} spectra/s; {mem}"
         )
+    lines += [f"  {mode:>5} skipped: {why}" for mode, why in result.get("skipped", {}).items()]
     lines.append(
         f"  fast / eager: train x{result['ratio']['train']:.2f}, infer x{result['ratio']['infer']:.2f}"
     )
@@ -456,6 +480,13 @@ def workers_throughput(runs: int = 2, epochs: int = 2, n: int = 1200) -> dict[st
     }
 
 
+def _flags_line(cpu: dict[str, Any]) -> str:
+    cap = f"; oneDNN capped at {cpu['onednn_max_cpu_isa']}" if cpu["onednn_max_cpu_isa"] else ""
+    native = "native bf16" if cpu["native_bf16"] else "no native bf16 (bf16 would be emulated)"
+    flags = " ".join(cpu["flags"]) or "none of " + ", ".join(KERNEL_FLAGS)
+    return f"CPU flags that choose the kernels: {flags}{cap}: {native}."
+
+
 def write_report(path: Path, *, quick: bool = False) -> Path:
     """BENCHMARKS.md: machine, commands, numbers and date, measured now (`quick`: tiny sizes, for tests)."""
     from .synth import VERSIONS
@@ -470,6 +501,8 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
         f"Python {platform.python_version()}, "
         "by `python -m peakmixer bench --report BENCHMARKS.md` (every number below comes from that one run; "
         "ratios are measured within one process, so they survive a noisy machine better than speeds do).",
+        "",
+        _flags_line(cpu_kernel_flags()),
         "",
         "## Training and inference step: plain fp32 eager against the project's fast path",
         "",
@@ -497,7 +530,7 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
                 f"; bf16 autocast / eager would be x{_ratio(r, 'bf16', 'train'):.2f} training, "
                 f"x{_ratio(r, 'bf16', 'infer'):.2f} inference"
                 if "bf16" in r
-                else ""
+                else "".join(f"; {mode} {why}" for mode, why in r.get("skipped", {}).items())
             )
         )
     lines += [
