@@ -40,6 +40,11 @@ GOLDEN = Path(__file__).with_name("golden") / "training_path.json"
 # without sampling agreed to 5e-6. A 1% change of the IP loss weight moves the IP runs by 6e-3, so this
 # tolerance still catches a change of the path's arithmetic.
 SAMPLED_RTOL = 2e-3
+# The runs without sampling still depend on the CPU's kernels: on an AMD EPYC without AVX512-BF16 the
+# multiclass reference differed by 1.6e-4 (relative, epoch 3) from the one made on another CPU. 1e-3 holds
+# across the CPUs seen (Intel with AMX, AMD with and without AVX512-BF16); run identities and data bytes stay
+# exact (below).
+KERNEL_RTOL = 1e-3
 TINY = {
     "model": {
         "width": 8,
@@ -114,7 +119,7 @@ def test_training_path_version_guards_a_reference_run(tmp_path):
         np.testing.assert_allclose(
             got[task],
             values,
-            rtol=SAMPLED_RTOL if task.endswith("-ip") else 1e-4,
+            rtol=SAMPLED_RTOL if task.endswith("-ip") else KERNEL_RTOL,
             err_msg=f"the training path computes something else than at version {TRAINING_PATH_VERSION} "
             f"({task}): bump TRAINING_PATH_VERSION in peakmixer/train.py (every stored row becomes stale "
             "and the full sweep must be rerun) and regenerate the reference",
