@@ -33,7 +33,15 @@ from typing import Any
 import torch
 
 from .models import build_model, describe, profile_model
-from .train import autocast, cpu_fields, cpu_has_native_bf16, loss_fn, resolve_device, resolve_precision
+from .train import (
+    autocast,
+    cpu_fields,
+    cpu_has_native_bf16,
+    loss_fn,
+    onednn_isa_cap,
+    resolve_device,
+    resolve_precision,
+)
 
 MODES = ("eager", "fast")
 # On a CPU where the fast path stays fp32 but bf16 is native (AVX512-BF16 on an Intel without AMX), a third
@@ -47,10 +55,9 @@ KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_
 def cpu_kernel_flags() -> dict[str, Any]:
     """This CPU's flags among `KERNEL_FLAGS`, oneDNN's ISA cap where set, and whether bf16 is native."""
     flags = set(cpu_fields().get("flags", "").split())
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
     return {
         "flags": [f for f in KERNEL_FLAGS if f in flags],
-        "onednn_max_cpu_isa": cap,
+        "onednn_max_cpu_isa": onednn_isa_cap(),
         "native_bf16": cpu_has_native_bf16(),
     }
 

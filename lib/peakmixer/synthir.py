@@ -423,10 +423,9 @@ def _seeded_block(
 def worker_count() -> int:
     """Processes to render with: the cores this process may use, at most 4, and no more than
     ``OMP_NUM_THREADS`` (a single-thread sweep worker beside others renders alone: it has one core)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
+    from .train import usable_cores
+
+    cores = usable_cores()
     threads = os.environ.get("OMP_NUM_THREADS", "")
     return min(4, cores, int(threads) if threads.isdigit() and int(threads) > 0 else cores)
 

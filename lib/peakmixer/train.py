@@ -155,15 +155,27 @@ def cpu_fields(cpuinfo: str | None = None) -> dict[str, str]:
 _BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10", "ALL")
 
 
+def onednn_isa_cap() -> str:
+    """oneDNN's instruction-set cap for this process (``ONEDNN_MAX_CPU_ISA``, or its old name
+    ``DNNL_MAX_CPU_ISA``); empty where none is set."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS says, else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def cpu_has_native_bf16(cpuinfo: str | None = None, isa_cap: str | None = None) -> bool:
     """True where bf16 arithmetic runs in hardware: the CPU has AVX512-BF16 or AMX-BF16 and oneDNN's ISA is
     not capped below them (`isa_cap`: that cap, read from ``ONEDNN_MAX_CPU_ISA`` / ``DNNL_MAX_CPU_ISA``
     when not given). Elsewhere torch emulates bf16: measured 8x slower than fp32 on an AVX2-only path, 20x
     on a 2-core AMD EPYC without AVX512-BF16 (BENCHMARKS.md)."""
     flags = set(cpu_fields(cpuinfo).get("flags", "").split())
-    if isa_cap is None:
-        isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
-    cap = isa_cap.strip().upper()
+    cap = (onednn_isa_cap() if isa_cap is None else isa_cap).strip().upper()
     return bool(flags & {"avx512_bf16", "amx_bf16"}) and (not cap or cap.startswith(_BF16_ISAS))
 
 
@@ -190,10 +202,7 @@ def default_threads(workers: int = 1) -> int:
     asked = os.environ.get("OMP_NUM_THREADS", "")
     if asked.isdigit() and int(asked) > 0:
         return max(1, int(asked) // workers)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     try:
         busy = int(os.getloadavg()[0])
     except OSError:  # no load average here
