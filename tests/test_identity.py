@@ -265,9 +265,11 @@ def test_a_generated_benchmark_counts_by_its_recipe_not_its_last_bits(tmp_path):
     assert data_identity(toy, toy.save(tmp_path / "toy.npz")) == file_sha256(tmp_path / "toy.npz")
 
 
-def test_resume_refuses_a_run_made_with_another_precision(tmp_path):
+def test_resume_refuses_a_run_made_with_another_precision(tmp_path, monkeypatch):
     cfg = tiny_config(tmp_path, max_steps=3)
     assert train(cfg)["stopped"]
+    # bf16 as it runs where it is native (elsewhere it runs in fp32, the same run); refused before a step
+    monkeypatch.setattr("peakmixer.train.cpu_has_native_bf16", lambda *a, **k: True)
     cfg.precision = "bf16"
     with pytest.raises(ConfigError, match="other settings, code, data, device type or precision"):
         train(cfg, resume=True)
