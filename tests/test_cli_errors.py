@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from peakmixer.cli import main
-from peakmixer.data import toy_dataset
+from peakmixer.data import load, split_dataset, toy_dataset
 from peakmixer.train import load_config, train
 
 TINY = {
@@ -42,6 +42,15 @@ def files(tmp_path_factory) -> dict[str, Path]:
     cuda.write_text(yaml.safe_dump({**cfg, "device": "cuda"}))
     nodata = root / "nodata.yaml"
     nodata.write_text(yaml.safe_dump({**cfg, "data": {"path": str(root / "missing.npz")}}))
+    broken = root / "broken.yaml"
+    broken.write_text("optim:\n  lr: [0.1\n")
+    folder = root / "folder"
+    (folder / "inside").mkdir(parents=True)
+    empty = root / "empty"
+    empty.mkdir()
+    labels = root / "labels.csv"
+    labels.write_text("label\n" + "a\n" * 60)
+    resplit = split_dataset(load(data), [0.7, 0.15, 0.15], seed=7).save(root / "resplit.npz")
     return locals()
 
 
@@ -83,7 +92,50 @@ CASES = {
         "--knob 'nope=1'",
     ),
     "ship: unknown study": (["ship", "--study", "nope", "--run", "a", "--name", "b"], "no study 'nope'"),
+    "train: a folder as config": (["train", "--config", "{folder}"], "folder: is a folder, not a YAML"),
+    "train: broken YAML": (["train", "--config", "{broken}"], "broken.yaml: not valid YAML at line 3"),
+    "train: broken YAML in --set": (
+        ["train", "--config", "{typo}", "--set", "optim.lr=[1"],
+        "not valid YAML",
+    ),
+    "data import: missing file": (
+        ["data", "import", "{root}/none.csv", "--out", "{root}/n.npz"],
+        "none.csv: no such file or folder",
+    ),
+    "data import: missing file, with a labels table": (
+        ["data", "import", "{root}/none.csv", "--labels-csv", "{labels}", "--out", "{root}/n.npz"],
+        "none.csv: no such file or folder",
+    ),
+    "data import: empty folder": (
+        ["data", "import", "{empty}", "--out", "{root}/n.npz"],
+        "empty: empty folder",
+    ),
+    "data import: over a dataset": (["data", "import", "{data}", "--out", "{data}"], "exists; --overwrite"),
+    "data import: a folder as --out": (
+        ["data", "import", "{data}", "--out", "{folder}/"],
+        "folder: is a folder",
+    ),
+    "data split: over its splits": (["data", "split", "{data}"], "toy.npz: holds splits already"),
+    "data split: over another file": (["data", "split", "{data}", "--out", "{typo}"], "typo.yaml: exists"),
+    "data info: a folder": (["data", "info", "{folder}/"], "folder: is a folder, not a dataset file"),
+    "evaluate: a folder as data": (
+        ["evaluate", "--checkpoint", "{best}", "--data", "{folder}"],
+        "is a folder",
+    ),
+    "evaluate: a split re-made after training": (
+        ["evaluate", "--checkpoint", "{best}", "--data", "{resplit}"],
+        "best.pt was trained or validated on (re-split after training?)",
+    ),
+    "explain: empty folder": (["explain", "{empty}", "--checkpoint", "{best}"], "empty: empty folder"),
+    "explain: a split re-made after training": (
+        ["explain", "{resplit}", "--split", "test", "--checkpoint", "{best}", "--out", "{root}/ex"],
+        "--allow-changed-splits",
+    ),
 }
+
+
+def written(root: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -91,10 +143,13 @@ def test_bad_input_is_one_line_with_the_file_and_the_reason(case, files, capsys,
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     argv, expected = CASES[case]
     argv = [a.format(**files) for a in argv]
+    before = written(files["root"])
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
     assert expected in err, err
+    after = written(files["root"])
+    assert {k: after.get(k) for k in before} == before  # nothing already written changed
 
 
 def test_cuda_asked_for_on_a_machine_without_it(files, capsys, monkeypatch):
@@ -107,6 +162,26 @@ def test_a_bug_keeps_its_traceback(files, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("an internal inconsistency")
 
-    monkeypatch.setattr("peakmixer.train.evaluate_split", broken)
+    monkeypatch.setattr("peakmixer.train.compute_metrics", broken)
     with pytest.raises(ValueError, match="internal inconsistency"):
         main(["evaluate", "--checkpoint", str(files["best"])])
+
+
+def test_ctrl_c_stops_a_training_with_one_line_saying_where_last_pt_is(files, tmp_path, capsys, monkeypatch):
+    from peakmixer import train as training
+
+    end_epoch = training._end_epoch
+
+    def then_ctrl_c(s):  # Ctrl-C right after the first epoch's checkpoint
+        end_epoch(s)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_end_epoch", then_ctrl_c)
+    argv = ["train", "--config", str(files["cuda"]), "--set", "device=cpu", "--set", "optim.epochs=3"]
+    argv += ["--set", f"out_dir={tmp_path / 'stopped'}"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    last = tmp_path / "stopped" / "last.pt"
+    assert err == f"interrupted: {last} holds the run as last saved: --resume continues it"
+    monkeypatch.setattr(training, "_end_epoch", end_epoch)
+    assert main([*argv, "--resume"]) == 0  # and it does

@@ -146,3 +146,15 @@ def test_downsampling_keeps_a_narrow_band_instead_of_aliasing_it():
     assert np.allclose(up, [[0, 0.25, 0.5, 0.75, 1]])
     with pytest.raises(DatasetError, match="reaches outside"):
         resample_spectra(band, x, np.linspace(300, 4000, 100))
+
+
+def test_a_dataset_prints_in_one_line_and_the_main_names_come_from_the_package(tmp_path):
+    import peakmixer
+
+    ds = toy_dataset(n=40, length=64, n_classes=3, seed=0)
+    text = repr(peakmixer.load(ds.save(tmp_path / "toy.npz")))
+    assert "\n" not in text and len(text) < 200 and "40 spectra x 64 points" in text and "toy.npz" in text
+    for name in peakmixer.__all__:
+        assert getattr(peakmixer, name) is not None
+    with pytest.raises(AttributeError):
+        peakmixer.no_such_name  # noqa: B018

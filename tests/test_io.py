@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from peakmixer.data import SpectraDataset, load, named_axis
+from peakmixer.data import DatasetError, SpectraDataset, load, named_axis
 from peakmixer.io import (
     ReadError,
     add_import_arguments,
@@ -340,7 +340,10 @@ def test_nothing_kept_leaves_existing_output(tmp_path):
     ).save(out)
     before = out.read_bytes()
     (tmp_path / "bad.xyz").write_text("nothing")
-    report = import_files([tmp_path / "bad.xyz"], out=out)
+    with pytest.raises(DatasetError, match="keep.npz: exists; --overwrite replaces it"):
+        import_files([tmp_path / "bad.xyz"], out=out)
+    # asked to replace it: an import that keeps nothing still leaves it as it was
+    report = import_files([tmp_path / "bad.xyz"], out=out, overwrite=True)
     assert report.out is None and out.read_bytes() == before
     assert json.loads(report.report_path.read_text())["rejected"][0]["source"] == "bad.xyz"
 

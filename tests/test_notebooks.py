@@ -213,6 +213,64 @@ def test_run_all_smoke_04_gradcam(smoke):
     assert side["spectra"] and side["caption"].startswith("Fig. 2")
 
 
+def users_run(tmp_path: Path, name: str, data: Path) -> Path:
+    """A tiny run of a user's own dataset (split 0.5 / 0.25 / 0.25); returns its best.pt."""
+    from peakmixer.data import load, split_dataset
+    from peakmixer.train import load_config, train
+
+    split_dataset(load(data), [0.5, 0.25, 0.25], seed=0).save(data)
+    cfg = {
+        "data": {"path": str(data)},
+        "model": {"width": 8, "blocks": 6, "mixer_layers": 1, "hidden": 16, "ip": {"mode": "trainable"}},
+        "optim": {"epochs": 3, "batch_size": 8, "lr": 0.003},
+        "precision": "fp32",
+        "progress": False,
+        "out_dir": str(tmp_path / name),
+    }
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+    train(load_config(tmp_path / f"{name}.yaml"))
+    return tmp_path / name / "best.pt"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_04_gradcam_on_a_users_own_datasets_and_runs(tmp_path, shared_data):
+    """Fig. 2 from a multilabel import of real IR spectra (most have few labels; CO2 none), Fig. 3 from a
+    multiclass one, each with the user's own checkpoint, through papermill parameters."""
+    from peakmixer.data import load
+    from peakmixer.io import import_files
+    from peakmixer.io.csv import CsvOptions
+    from peakmixer.io.labelsource import LabelSource
+
+    nist, coffee = shared_data / "nist_ir_jcamp", shared_data / "coffee_ftir"
+    ir = tmp_path / "nist.npz"
+    import_files([nist], out=ir, smiles_csv=nist / "molecules.csv", labels="nist17")
+    bac = tmp_path / "coffee.npz"
+    import_files(
+        [coffee / "coffee_spectra.csv"],
+        out=bac,
+        csv=CsvOptions(x_start=4000, x_end=400),
+        label_source=LabelSource(coffee / "coffee_labels.csv", "labels"),
+    )
+    extra = {
+        "ir_checkpoint": str(users_run(tmp_path, "ir_run", ir)),
+        "ir_data": str(ir),
+        "bac_checkpoint": str(users_run(tmp_path, "bac_run", bac)),
+        "bac_data": str(bac),
+    }
+    run_notebooks("smoke", ["04_gradcam"], out_root=tmp_path / "figures", extra=extra, progress=False)
+    figs = tmp_path / "figures" / "smoke"
+    for name in ("gradcam_fig2", "gradcam_fig3", "gradcam_mean_ir", "gradcam_mean_bac", "gradcam_viewer"):
+        assert (figs / f"{name}.png").stat().st_size > 5_000
+        assert not json.loads((figs / f"{name}.json").read_text())["synthetic_data"]
+    ds = load(ir)
+    picked = json.loads((figs / "gradcam_fig2.json").read_text())["spectra"]
+    assert picked and all(ds.y[ds.ids.index(i)].sum() > 0 for i in picked)  # spectra with a label to explain
+    assert (
+        json.loads((figs / "gradcam_fig2.json").read_text())["model"]["checkpoint"] == extra["ir_checkpoint"]
+    )
+
+
 FIGURE_MAP_HEAD = "| paper | notebook | parameters | outputs | what ours shows |"
 
 

@@ -38,7 +38,10 @@ def train_evaluate_explain(tmp_path: Path, data: Path, one_file: Path, capsys) -
     assert run("data", "info", data, "--plot", tmp_path / "classes.png") == 0
     assert "spectra per label and split" in capsys.readouterr().out and (tmp_path / "classes.png").exists()
     assert run("train", "--config", tiny_config(tmp_path, data)) == 0
-    assert run("evaluate", "--checkpoint", tmp_path / "run" / "best.pt", "--out", tmp_path / "eval.json") == 0
+    assert (
+        run("evaluate", "--checkpoint", tmp_path / "run" / "best.pt", "--metrics", tmp_path / "eval.json")
+        == 0
+    )
     metrics = json.loads((tmp_path / "eval.json").read_text())
     out = tmp_path / "explained"
     assert run("explain", one_file, "--checkpoint", tmp_path / "run" / "best.pt", "--out", out) == 0
@@ -110,6 +113,30 @@ def test_flow_2_multiclass_from_a_labels_table(shared_data, tmp_path, capsys):
     np.savetxt(tmp_path / "one_xy.csv", np.c_[x, y], delimiter=",")
     metrics = train_evaluate_explain(tmp_path, data, tmp_path / "one_xy.csv", capsys)
     assert 0 <= metrics["accuracy"] <= 1 and len(metrics["confusion"]) == 3
+    assert metrics["split_check"] == "the split the run was made with"
+    a_run_remembers_its_data(tmp_path, data, coffee, capsys)
+
+
+def a_run_remembers_its_data(tmp_path: Path, data: Path, coffee: Path, capsys) -> None:
+    """Neither a re-import nor a re-split replaces a dataset unasked; a run refuses to be scored on a split
+    that holds spectra it trained on, unless asked, and then says so."""
+    before = data.read_bytes()
+    capsys.readouterr()
+    again = ["data", "import", coffee / "coffee_spectra.csv", "--x-start", 4000, "--x-end", 400]
+    assert run(*again, "--out", data, "--no-progress") == 2
+    assert "exists; --overwrite replaces it" in one_line_error(capsys)
+    assert run("data", "split", data, "--seed", 7) == 2
+    assert "holds splits already" in one_line_error(capsys) and data.read_bytes() == before
+    assert run("data", "split", data, "--seed", 7, "--overwrite") == 0
+    capsys.readouterr()
+    checkpoint = tmp_path / "run" / "best.pt"
+    assert run("evaluate", "--checkpoint", checkpoint) == 2
+    err = one_line_error(capsys)
+    assert "spectra that" in err and "trained or validated on" in err and "--allow-changed-splits" in err
+    assert run("evaluate", "--checkpoint", checkpoint, "--allow-changed-splits", "--json") == 0
+    assert "scored anyway" in json.loads(capsys.readouterr().out)["split_check"]
+    # the run's own training split is scored as asked, however it was re-split
+    assert run("evaluate", "--checkpoint", checkpoint, "--split", "train") == 0
 
 
 def test_flow_3_multiclass_from_file_names_with_group_aware_splits(shared_data, tmp_path, capsys):
@@ -270,3 +297,79 @@ def test_bad_input_at_every_step(shared_data, coffee, tmp_path, capsys):
     spc = sorted((shared_data / "fcm_ecoli_raman" / "spc").glob("*.spc"))[:3]
     assert run("data", "import", *spc, "--out", tmp_path / "raman_on_ir.npz", "--no-progress") == 0
     assert "padded 3 spectra" in capsys.readouterr().out
+
+
+# --- one input path: the same sources and options in data import and explain ------------------------------
+
+
+def test_import_and_explain_read_the_same_sources(shared_data, tmp_path, capsys):
+    nist = shared_data / "nist_ir_jcamp"
+    folder = tmp_path / "nist"
+    folder.mkdir()
+    for f in sorted(nist.glob("*.jdx"))[:12] + [nist / "molecules.csv"]:
+        shutil.copy(f, folder / f.name)
+    data = tmp_path / "nist.npz"
+    imported = ["data", "import", folder, "--smiles", folder / "molecules.csv", "--labels", "nist17"]
+    assert run(*imported, "--out", data, "--no-progress") == 0
+    assert "names 38 spectra that are not among the sources" in capsys.readouterr().out  # said, not ignored
+    assert run("data", "split", data, "--fractions", "0.5,0.25,0.25", "--seed", 0) == 0
+    ds = load(data)
+    test_ids = [ds.ids[i] for i in ds.splits["test"]]
+    # a folder with a molecules table in it: the table is skipped and said, every spectrum explained
+    capsys.readouterr()
+    assert run("explain", folder, "--out", tmp_path / "folder", "--no-progress") == 0
+    assert "note: skipped molecules.csv: not a spectrum table" in capsys.readouterr().out
+    assert len(list((tmp_path / "folder").glob("*.png"))) == 12
+    # a dataset file's split, in explain and in import (labels and SMILES travel)
+    assert run("explain", data, "--split", "test", "--out", tmp_path / "split", "--no-progress") == 0
+    explained = pd.read_csv(tmp_path / "split" / "summary.csv")["spectrum"].tolist()
+    assert explained == [f"nist.npz#{i}" for i in test_ids]
+    sub = tmp_path / "test_only.npz"
+    assert run("data", "import", data, "--split", "test", "--labels", "nist17", "--out", sub) == 0
+    part = load(sub)
+    assert part.ids == [f"nist.npz#{i}" for i in test_ids]
+    assert (part.y == ds.y[ds.splits["test"]]).all() and np.allclose(part.X, ds.X[ds.splits["test"]])
+    # the csv options and an .npy axis file work in explain as in import
+    coffee = shared_data / "coffee_ftir" / "coffee_spectra.csv"
+    head = coffee.read_text().splitlines()[:3]
+    few = tmp_path / "few.csv"
+    few.write_text("\n".join(head) + "\n")
+    assert run("explain", few, "--out", tmp_path / "csv_no_axis", "--no-progress") == 2
+    assert "--x-start/--x-end" in capsys.readouterr().out
+    axis = ["--x-start", 4000, "--x-end", 400]
+    assert run("explain", few, *axis, "--out", tmp_path / "csv", "--no-progress") == 0
+    assert len(pd.read_csv(tmp_path / "csv" / "summary.csv")) == 2
+    matrix = tmp_path / "matrix" / "spectra.npy"
+    matrix.parent.mkdir()
+    np.save(matrix, part.X[:2])
+    np.save(tmp_path / "axis.npy", part.axis)
+    assert run("explain", matrix, "--out", tmp_path / "npy_no_axis", "--no-progress") == 2
+    assert "--npy-axis" in capsys.readouterr().out
+    assert run("explain", matrix, "--npy-axis", tmp_path / "axis.npy", "--out", tmp_path / "npy") == 0
+    capsys.readouterr()
+    # the kind of spectrum: the files say it, the import keeps it, the model refuses another kind
+    assert ds.provenance["spectrum_kind"] == "ir"
+    raman = sorted((shared_data / "fcm_ecoli_raman" / "spc").glob("*.spc"))[0]
+    assert run("explain", raman, "--out", tmp_path / "raman", "--no-progress") == 2  # the shipped IR model
+    assert "a Raman spectrum (so its file says); this model was trained on IR absorbance spectra" in (
+        capsys.readouterr().out
+    )
+
+
+def test_refused_rows_do_not_shift_the_labels_of_a_table_without_a_key(shared_data, tmp_path, capsys):
+    coffee = shared_data / "coffee_ftir"
+    lines = (coffee / "coffee_spectra.csv").read_text().splitlines()
+    for row in (3, 10):  # two spectra with a NaN in them
+        values = lines[row].split(",")
+        values[100] = "nan"
+        lines[row] = ",".join(values)
+    spectra = tmp_path / "with_nan.csv"
+    spectra.write_text("\n".join(lines) + "\n")
+    args = ["--x-start", 4000, "--x-end", 400, "--labels-csv", coffee / "coffee_labels.csv"]
+    assert run("data", "import", spectra, *args, "--out", tmp_path / "c.npz", "--no-progress") == 0
+    out = capsys.readouterr().out
+    assert all(f"with_nan.csv#{k}: NaN, Inf, missing or non-numeric values" in out for k in (2, 9))
+    ds = load(tmp_path / "c.npz")
+    truth = pd.read_csv(coffee / "coffee_labels.csv")["labels"].tolist()
+    kept = [k for k in range(60) if k not in (2, 9)]
+    assert len(ds) == 58 and [ds.label_names[k] for k in ds.y] == [truth[k] for k in kept]

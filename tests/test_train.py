@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -261,10 +262,21 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     path = write_setup(tmp_path)
     assert main(["train", "--config", str(path), "--set", "optim.epochs=1"]) == 0
     capsys.readouterr()
-    out = tmp_path / "eval.json"
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--out", str(out)]) == 0
+    out, preds = tmp_path / "eval.json", tmp_path / "predictions.csv"
+    best = str(tmp_path / "run" / "best.pt")
+    assert main(["evaluate", "--checkpoint", best, "--metrics", str(out), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text()) and printed["split"] == "test"
+    # for a reader: a table, and the predictions per spectrum
+    assert main(["evaluate", "--checkpoint", best, "--out", str(preds)]) == 0
+    table = capsys.readouterr().out
+    assert f"micro_f1 {printed['micro_f1']:.3f}" in table and "precision  recall     f1  support" in table
+    rows = pd.read_csv(preds, keep_default_na=False)
+    assert len(rows) == printed["n"] and list(rows.columns[:3]) == ["spectrum", "true", "predicted"]
+    probs = rows.filter(like="p(")
+    names = [c[2:-1] for c in probs.columns]
+    above = ["; ".join(n for n, p in zip(names, row, strict=True) if p >= 0.5) for row in probs.to_numpy()]
+    assert above == rows["predicted"].tolist()
 
 
 def test_cli_bad_config_is_one_clear_line(tmp_path, capsys):

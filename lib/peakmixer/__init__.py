@@ -1,3 +1,44 @@
-"""PeakMixer: peak feature extractors + 2D MLP feature mixer + interpretable path for vibrational spectra."""
+"""PeakMixer: peak feature extractors + 2D MLP feature mixer + interpretable path for vibrational spectra.
+
+The main names, importable from here (loaded on first use, so ``import peakmixer`` stays light):
+
+    load, SpectraDataset          a dataset file and its contents (`peakmixer.data`)
+    import_files                  spectrum files into a dataset (`peakmixer.io`)
+    load_config                   a YAML training config (`peakmixer.train`; its `train` runs it)
+    evaluate_checkpoint           a run's metrics on a split
+    build_model                   ResPeak / CNN-Peak + a mixer (`peakmixer.models`)
+    attach_ip                     the interpretable path (`peakmixer.ip`)
+    grad_cam                      Grad-CAM maps through all / class-specific channels (`peakmixer.cam`)
+    Explainer, explain_files      a trained model's predictions and Grad-CAM figures (`peakmixer.explain`)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "load": "data",
+    "SpectraDataset": "data",
+    "import_files": "io",
+    "load_config": "train",
+    "evaluate_checkpoint": "train",
+    "build_model": "models",
+    "attach_ip": "ip",
+    "grad_cam": "cam",
+    "Explainer": "explain",
+    "explain_files": "explain",
+}
+__all__ = ["__version__", *_WHERE]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'peakmixer' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"peakmixer.{_WHERE[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -125,8 +126,16 @@ def grad_cam(
             rows = torch.tensor([i for i, t in enumerate(targets) if t == k], device=x.device)
             cam = layer_cam(model, x[rows], k, settings)
             out[rows] = LayerAttribution.interpolate(cam, (x.shape[-1],), interpolate_mode="linear").float()
+    peak = out.abs().amax(dim=-1)
+    if zero := int((peak == 0).sum()):
+        warnings.warn(
+            f"Grad-CAM is zero everywhere for {zero} of {len(x)} spectra ({settings.channels} channels, "
+            f"layer {settings.layer}): nothing at this layer supports the class (an untrained model, or "
+            "channels that do not respond to it)",
+            stacklevel=2,
+        )
     if settings.normalize == "max":
-        out = out / out.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12)
+        out = out / peak.unsqueeze(-1).clamp_min(1e-12)
     return out.detach()
 
 

@@ -78,7 +78,15 @@ def _train(args: argparse.Namespace) -> int:
             )
         for f in made:
             (out / f).unlink()
-    summary = train(cfg, resume=args.resume)
+    try:
+        summary = train(cfg, resume=args.resume)
+    except KeyboardInterrupt:
+        last = out / "last.pt"
+        raise Interrupted(
+            f"{last} holds the run as last saved: --resume continues it"
+            if last.exists()
+            else f"before the first checkpoint: nothing saved in {out}"
+        ) from None
     keys = ("model", "best_epoch", "best_val", "train_seconds", "stopped")
     print(
         json.dumps(
@@ -91,13 +99,47 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .train import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(args.checkpoint, args.split, data_path=args.data, device=args.device)
+    metrics = evaluate_checkpoint(
+        args.checkpoint,
+        args.split,
+        data_path=args.data,
+        device=args.device,
+        allow_changed_splits=args.allow_changed_splits,
+        predictions=args.out,
+    )
     text = json.dumps(metrics, indent=1)
+    if args.metrics:
+        Path(args.metrics).write_text(text + "\n")
+    print(text if args.json else metrics_table(metrics))
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    print(text)
+        print(f"per-spectrum predictions: {args.out}")
     return 0
+
+
+def metrics_table(m: dict) -> str:
+    """`evaluate`'s result for a terminal: the headline metrics, per label (multilabel) or the confusion
+    matrix (multiclass), and what a reader must know."""
+    lines = [
+        f"{m['model']}",
+        f"{m['checkpoint']} on split {m['split']!r} ({m['n']} spectra): {m['split_check']}",
+    ]
+    if "micro_f1" in m:
+        keys = ("micro_f1", "macro_f1", "samples_f1", "hamming_accuracy", "emr")
+        lines.append("  ".join(f"{k} {m[k]:.3f}" for k in keys))
+        lines.append(f"{'label':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}")
+        for name, r in m["per_label"].items():
+            scores = f"{r['precision']:>9.3f} {r['recall']:>7.3f} {r['f1']:>6.3f} {r['support']:>8}"
+            lines.append(f"{name[:24]:<24} {scores}")
+    else:
+        lines.append(f"accuracy {m['accuracy']:.3f}  macro_f1 {m['macro_f1']:.3f}")
+        names = [n[:12] for n in m["label_names"]]
+        width = max(8, *(len(n) for n in names))
+        lines.append("confusion (rows: true, columns: predicted)")
+        lines.append(" " * width + " " + " ".join(f"{n:>{width}}" for n in names))
+        for name, row in zip(names, m["confusion"], strict=True):
+            lines.append(f"{name:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+    lines += [f"warning: {w}" for w in m["warnings"]]
+    return "\n".join(lines)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -175,9 +217,10 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m peakmixer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m peakmixer",
+        description="PeakMixer's commands; `python -m peakmixer COMMAND --help` for one command's options.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
     p = sub.add_parser("profile", help="params / MACs / FLOPs of a model at batch 1")
     _model_arguments(p)
@@ -195,12 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads_argument(p, "CPU threads (else the config's `threads`)")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("evaluate", help="metrics JSON of a checkpoint on a split")
+    p = sub.add_parser("evaluate", help="metrics of a checkpoint on a split (and per-spectrum predictions)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--data", default=None, help="dataset file (default: the one it was trained on)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=None, help="also write the JSON here")
+    p.add_argument("--out", default=None, help="write per-spectrum predictions here (CSV)")
+    p.add_argument("--metrics", default=None, help="write the metrics here (JSON)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON, not as a table")
+    p.add_argument(
+        "--allow-changed-splits",
+        action="store_true",
+        help="score a split that holds spectra the run trained or validated on (said in the output)",
+    )
     add_threads_argument(p)
     p.set_defaults(func=_evaluate)
 
@@ -295,6 +345,10 @@ def _threads(args: argparse.Namespace) -> Iterator[None]:
             os.environ["OMP_NUM_THREADS"] = env
 
 
+class Interrupted(Exception):
+    """Ctrl-C, with where the interrupted work stands."""
+
+
 def main(argv: list[str] | None = None) -> int:
     from .config import BadInput
 
@@ -308,3 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         # Expected bad input gets one line naming the file and the reason; a bug keeps its traceback.
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Interrupted) as e:
+        where = f": {e}" if isinstance(e, Interrupted) else ""
+        print(f"interrupted{where}", file=sys.stderr)
+        return 130

@@ -105,6 +105,17 @@ class SpectraDataset:
             self.masks = np.asarray(self.masks, dtype=bool)
         self.validate()
 
+    def __repr__(self) -> str:
+        """One line: what a dataset holds, not its arrays (`describe_dataset` says more)."""
+        splits = "/".join(f"{k} {len(v)}" for k, v in self.splits.items()) or "no splits"
+        span = f"{self.axis[0]:.0f}-{self.axis[-1]:.0f} cm-1" if self.length else "no axis"
+        kind = "synthetic, " if self.provenance.get("synthetic") else ""
+        where = f", {Path(self.source).name}" if self.source else ""
+        return (
+            f"SpectraDataset({kind}{self.task}, {len(self)} spectra x {self.length} points, {span}, "
+            f"{self.n_classes} labels, {splits}{where})"
+        )
+
     # -- checks -------------------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise `DatasetError` naming the first inconsistency."""
@@ -251,6 +262,29 @@ class SpectraDataset:
         return path
 
 
+SPECTRUM_KINDS = {"ir": "IR absorbance", "raman": "Raman"}
+
+
+def spectrum_kind(ds: SpectraDataset) -> str | None:
+    """``ir``, ``raman`` or None (not known): what the import found in the files (JCAMP ``DATA TYPE``, SPC
+    Raman-shift axis), or the built-in benchmark's kind (synth-ir17: IR; synth-bac30: Raman)."""
+    p = ds.provenance
+    if p.get("spectrum_kind") in SPECTRUM_KINDS:
+        return p["spectrum_kind"]
+    kind = str(p.get("kind", ""))
+    return "ir" if kind.startswith("synth-ir") else "raman" if kind.startswith("synth-bac") else None
+
+
+def refuse_to_replace(path: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse to write a dataset over an existing file (or onto a folder) unless `overwrite`: runs trained
+    on the old one would later be scored on other data or other splits."""
+    path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a folder; give a dataset file name, e.g. {path / 'dataset.npz'}")
+    if path.exists() and not overwrite:
+        raise DatasetError(f"{path}: exists; --overwrite replaces it, or write to another file with --out")
+
+
 def label_summary(ds: SpectraDataset) -> dict[str, Any]:
     """Label statistics of a dataset (the paper's dataset figure):
 
@@ -272,6 +306,8 @@ def load(path: str | os.PathLike) -> SpectraDataset:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such dataset file")
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a folder, not a dataset file (`data import` makes one from a folder)")
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as e:

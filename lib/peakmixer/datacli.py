@@ -4,6 +4,7 @@ over their modules."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -21,16 +22,24 @@ def _import(args: argparse.Namespace) -> int:
 
 def _split(args: argparse.Namespace) -> int:
     from .config import ConfigError
-    from .data import describe_dataset, load, split_dataset
+    from .data import DatasetError, describe_dataset, load, refuse_to_replace, split_dataset
 
     try:
         fractions = [float(f) for f in args.fractions.split(",")]
     except ValueError:
         raise ConfigError(f"--fractions {args.fractions!r}: three numbers, e.g. 0.7,0.15,0.15") from None
-    ds = split_dataset(
-        load(args.dataset), fractions, seed=args.seed, stratify=args.stratify, group=args.group
-    )
-    out = ds.save(args.out or args.dataset)
+    source = load(args.dataset)
+    out = Path(args.out or args.dataset)
+    # Splitting a file in place that has no splits yet loses nothing; replacing splits or a file does.
+    if out != Path(args.dataset):
+        refuse_to_replace(out, args.overwrite)
+    elif source.splits and not args.overwrite:
+        raise DatasetError(
+            f"{out}: holds splits already ({', '.join(sorted(source.splits))}); --overwrite replaces them "
+            "(runs trained on them will refuse to be scored on the new ones), or --out writes another file"
+        )
+    ds = split_dataset(source, fractions, seed=args.seed, stratify=args.stratify, group=args.group)
+    out = ds.save(out)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in ds.splits.items())
     print(f"{out}: splits {sizes}")
     if args.verbose:
@@ -96,6 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--group", help="keep groups on one side: an extra's name, or a regex on the ids")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write here instead of in place")
+    p.add_argument("--overwrite", action="store_true", help="replace existing splits, or an existing --out")
     p.add_argument("--verbose", action="store_true", help="print the dataset summary after")
     p.set_defaults(func=_split)
     p = data_sub.add_parser("info", help="what a dataset holds: task, size, axis, labels per split")

@@ -26,12 +26,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from .cam import cams_for, mean_class_cams, subsets_of
 from .config import add_threads_argument, from_dict
-from .data import SpectraDataset
-from .io.batch import Rejection, _expand, read_spectra
+from .data import SPECTRUM_KINDS, DatasetError, SpectraDataset, load
+from .io.batch import ReadSpectra, Rejection, add_source_arguments, csv_options, expand_sources, read_spectra
+from .io.csv import CsvOptions
+from .io.dataset_file import is_dataset_file
 from .provenance import REPO_ROOT
+from .split_record import check_scored_split
 from .synth import textbook_bands
 from .train import TrainConfig, checkpoint_axis, load_checkpoint, model_from_checkpoint, normalize
 from .viz import plot_cam_grid, plot_mean_cams, save_figure
@@ -49,6 +53,7 @@ class Explained:
     summary: pd.DataFrame
     rejected: list[Rejection] = field(default_factory=list)
     out_dir: Path = Path(".")
+    notes: list[str] = field(default_factory=list)  # skipped files, how a dataset's split was checked
 
     @property
     def exit_code(self) -> int:
@@ -69,18 +74,37 @@ def explain_files(
     threshold: float = 0.5,
     layer: str = "stem",
     min_coverage: float = 0.8,
+    split: str | None = None,
+    allow_changed_splits: bool = False,
+    npy_axis: str | Path | None = None,
+    csv: CsvOptions | None = None,
+    progress: bool = False,
 ) -> Explained:
     """Explain every readable spectrum in `files` with the model of `checkpoint` (default: the shipped IR
-    model) into `out_dir`; see the module docstring for what is written."""
+    model) into `out_dir`; see the module docstring for what is written. Files are read as ``data import``
+    reads them (`split`, `npy_axis`, `csv`); a dataset file's split that holds spectra the run was trained
+    or validated on is refused unless `allow_changed_splits` (`split_record.check_scored_split`)."""
     path = Path(checkpoint) if checkpoint else SHIPPED["ir"]
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: " + ("checkpoint not found" if checkpoint else "the shipped model is missing")
         )
     ex = Explainer.load(path)
+    sources = expand_sources(files)
+    notes = [ex.check_split(load(f), split, allow_changed_splits) for f in sources.files if _is_dataset(f)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    read = read_spectra(_expand(files, set()), ex.axis, normalize="minmax", min_coverage=min_coverage)
+    read = read_spectra(
+        sources.files,
+        ex.axis,
+        normalize="minmax",
+        min_coverage=min_coverage,
+        npy_axis=npy_axis,
+        csv=csv,
+        split=split,
+        listed=sources.listed,
+    )
+    _refuse_other_kinds(read, ex.kind)
     rows = []
     if read.rows:
         X = torch.from_numpy(normalize(np.stack(read.rows), ex.normalize).astype(np.float32)).unsqueeze(1)
@@ -88,7 +112,7 @@ def explain_files(
             probs = ex._probabilities(ex.model(X).float())
         subsets = [s for s in subsets_of(ex.model) if s != "complement"]
         note = " (a model trained on synthetic spectra)" if ex.synthetic else ""
-        for i, sid in enumerate(read.ids):
+        for i, sid in enumerate(tqdm(read.ids, disable=not progress, desc="explaining", unit="spectrum")):
             p = probs[i]
             chosen = (
                 np.flatnonzero(p >= threshold) if ex.task == "multilabel" else np.array([int(p.argmax())])
@@ -103,7 +127,7 @@ def explain_files(
                 cams_for(ex.model, X, pairs, subsets=subsets, layer=layer),
                 subsets=subsets,
                 bands=ex.bands(),
-                title=f"{sid} — {path.name}{note}",
+                title=f"{sid} — {ex.run_name}{note}",
             )
             stem = _slug(sid)
             save_figure(
@@ -135,21 +159,64 @@ def explain_files(
     columns = ["spectrum", "figure", "predicted", "top_class", "top_probability", "coverage"]
     summary = pd.DataFrame(rows, columns=columns)
     summary.to_csv(out / "summary.csv", index=False)
+    notes = [n for n in notes if n] + read.notes
     report = {
         "checkpoint": str(path),
         "explained": len(rows),
+        "notes": notes,
         "refused": [{"source": r.source, "reason": r.reason} for r in read.rejected],
     }
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    return Explained(summary, read.rejected, out)
+    return Explained(summary, read.rejected, out, notes)
+
+
+def _benchmark_kind(path: str) -> str | None:
+    """For a checkpoint saved before checkpoints recorded their spectrum kind: a model of a built-in
+    benchmark is known by the benchmark file's name (`synth.ensure_synth` names them by kind)."""
+    name = Path(path or "").name
+    return "ir" if name.startswith("synth-ir") else "raman" if name.startswith("synth-bac") else None
+
+
+def _refuse_other_kinds(read: ReadSpectra, kind: str | None) -> None:
+    """Move the spectra whose files say they are of another kind than the model's into ``read.rejected``
+    (the stated rule: a kind a file states and a model's known kind must agree; unknown passes)."""
+    if kind is None:
+        return
+    other = {i for i, k in enumerate(read.kinds) if k and k != kind}
+    for i in sorted(other):
+        said = SPECTRUM_KINDS[read.kinds[i]]
+        reason = (
+            f"a {said} spectrum (so its file says); this model was trained on {SPECTRUM_KINDS[kind]} spectra"
+        )
+        read.rejected.append(Rejection(read.ids[i], reason))
+    for name in ("rows", "ids", "smiles", "coverage", "labels", "kinds"):
+        values = getattr(read, name)
+        setattr(read, name, [v for i, v in enumerate(values) if i not in other])
+
+
+def _is_dataset(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return is_dataset_file(path, f.read(8))
 
 
 def _cli(args: argparse.Namespace) -> int:
     done = explain_files(
-        args.files, args.out, checkpoint=args.checkpoint, threshold=args.threshold, layer=args.layer
+        args.files,
+        args.out,
+        checkpoint=args.checkpoint,
+        threshold=args.threshold,
+        layer=args.layer,
+        min_coverage=args.min_coverage,
+        split=args.split,
+        allow_changed_splits=args.allow_changed_splits,
+        npy_axis=args.npy_axis,
+        csv=csv_options(args),
+        progress=not args.no_progress,
     )
     for r in done.summary.itertuples(index=False):
         print(f"{r.spectrum}: {r.predicted or '(none above threshold)'} -> {done.out_dir / r.figure}")
+    for n in done.notes:
+        print(f"note: {n}")
     for r in done.rejected:
         print(f"refused {r.source}: {r.reason}")
     table = done.out_dir / "summary.csv"
@@ -159,7 +226,11 @@ def _cli(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="predictions and Grad-CAM figures for your own spectrum files")
-    p.add_argument("files", nargs="+", help="spectrum files or folders (JCAMP-DX, SPC, csv, parquet, npy)")
+    p.add_argument(
+        "files",
+        nargs="+",
+        help="spectrum files or folders (JCAMP-DX, SPC, csv, parquet, npy) or dataset files (.npz)",
+    )
     p.add_argument(
         "--checkpoint", default=None, help="a run's best.pt or a models/*.pt (default: shipped IR model)"
     )
@@ -168,6 +239,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--layer", default="stem", help="Grad-CAM layer: stem, extractor, features or a module name"
     )
+    p.add_argument(
+        "--allow-changed-splits",
+        action="store_true",
+        help="explain a dataset's split that holds spectra the run trained or validated on (said)",
+    )
+    add_source_arguments(p)
     add_threads_argument(p)
     p.set_defaults(func=_cli)
 
@@ -187,6 +264,9 @@ class Explainer:
     source: str
     config_id: str = ""
     synthetic: bool = False  # trained on synthetic spectra
+    split_record: dict | None = None  # what the run was trained, validated and tested on
+    train_split: str = "train"
+    kind: str | None = None  # ir / raman: the kind of spectrum it was trained on, where known
 
     @classmethod
     def load(cls, checkpoint: str | Path) -> Explainer:
@@ -201,7 +281,29 @@ class Explainer:
             str(checkpoint),
             str(ckpt.get("config_id", "")),
             bool(ckpt.get("synthetic_data")),
+            ckpt.get("split_record"),
+            cfg.data.train_split,
+            ckpt.get("spectrum_kind") or _benchmark_kind(cfg.data.path),
         )
+
+    def check_split(self, ds: SpectraDataset, split: str | None, allow_changed: bool = False) -> str:
+        """`split_record.check_scored_split` of split `split` of `ds` (nothing to check when None)."""
+        if split is None:
+            return ""
+        return check_scored_split(
+            {"split_record": self.split_record},
+            ds,
+            split,
+            run=Path(self.source).name,
+            train_split=self.train_split,
+            allow_changed=allow_changed,
+        )
+
+    def split_of(self, ds: SpectraDataset, split: str, allow_changed: bool = False) -> SpectraDataset:
+        """Split `split` of `ds`, checked against the run's own (`check_split`; its note printed)."""
+        if said := self.check_split(ds, split, allow_changed):
+            print(f"note: {said}")
+        return ds.split(split)
 
     def inputs(self, ds: SpectraDataset, name: str = "dataset") -> tuple[SpectraDataset, torch.Tensor]:
         """The dataset on the model's axis and its model inputs (N, 1, L), normalised as in training."""
@@ -219,6 +321,11 @@ class Explainer:
         for i in indices:
             classes = np.flatnonzero(ds.y[i]) if ds.task == "multilabel" else [int(ds.y[i])]
             pairs += [(i, int(k)) for k in classes]
+        if not pairs:
+            raise DatasetError(
+                f"{ds.source or 'dataset'}: spectra {[ds.ids[i] for i in indices]} have no positive label "
+                "to explain; pick spectra with labels (`richest` does)"
+            )
         cams = cams_for(self.model, X, pairs, layer=layer)
         subsets = list(subsets_of(self.model))
         with torch.no_grad():
@@ -240,8 +347,27 @@ class Explainer:
         spectra, cams = mean_class_cams(self.model, X, y, ds.task, layer=layer, per_class=per_class)
         truth = dict(enumerate(ds.masks)) if ds.masks is not None else None
         return plot_mean_cams(
-            ds.axis, spectra, cams, self.names, truth=truth, bands=self.bands(), title=title
+            ds.axis,
+            spectra,
+            cams,
+            self.names,
+            truth=truth,
+            bands=self.bands(),
+            title=title,
+            channels=self.mean_cam_channels,
         )
+
+    @property
+    def mean_cam_channels(self) -> str:
+        """What the mean-CAM figure explains through: the class-specific channels of an interpretable
+        path, else all channels (`cam.mean_class_cams`)."""
+        return "class-specific" if "specific" in subsets_of(self.model) else "all-channel"
+
+    @property
+    def run_name(self) -> str:
+        """The run, for titles: ``RUN/best.pt`` for a run's checkpoint, the file name for a shipped one."""
+        path = Path(self.source)
+        return f"{path.parent.name}/{path.name}" if path.name in ("best.pt", "last.pt") else path.name
 
     def _probabilities(self, logits: torch.Tensor) -> np.ndarray:
         return (torch.sigmoid(logits) if self.task == "multilabel" else torch.softmax(logits, 1)).numpy()
@@ -249,9 +375,13 @@ class Explainer:
 
 def richest(ds: SpectraDataset, n: int = 1) -> list[int]:
     """The `n` spectra with the most positive labels (multilabel; the paper's Fig. 2 molecule has seven),
-    or the first spectra of `n` different classes (multiclass)."""
+    never one without any, or the first spectra of `n` different classes (multiclass)."""
     if ds.task == "multilabel":
-        return [int(i) for i in np.argsort(-np.asarray(ds.y).sum(1), kind="stable")[:n]]
+        count = np.asarray(ds.y).sum(1).astype(np.int64)  # signed: -count of an unsigned sum wraps
+        if not count.any():
+            raise DatasetError(f"{ds.source or 'dataset'}: no spectrum has a positive label to explain")
+        order = np.argsort(-count, kind="stable")
+        return [int(i) for i in order[: min(n, int((count > 0).sum()))]]
     firsts = {}
     for i, k in enumerate(np.asarray(ds.y)):
         firsts.setdefault(int(k), i)

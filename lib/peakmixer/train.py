@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -33,12 +34,22 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from .config import BadInput, ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from .data import SpectraDataset, data_identity, file_sha256, input_grid, load, minmax, random_splits
+from .data import (
+    SpectraDataset,
+    data_identity,
+    file_sha256,
+    input_grid,
+    load,
+    minmax,
+    random_splits,
+    spectrum_kind,
+)
 from .files import atomic
 from .ip import IPModel, IPOutput, attach_ip, ip_loss, pathway_metrics
 from .metrics import compute_metrics, main_metric
 from .models import PeakModel, build_model, code_fingerprint, describe, profile_model
 from .provenance import git_sha
+from .split_record import check_scored_split, record_splits
 
 # --- configuration ---------------------------------------------------------------------------------
 
@@ -408,6 +419,14 @@ def check_trainable(ds: SpectraDataset, train_data: Prepared, val_data: Prepared
     if train_data.task != "multiclass":
         if float(train_data.y.sum()) == 0:
             raise ConfigError(f"{where}: no spectrum in the training split carries any label")
+        unseen = [n for n, c in zip(names, train_data.y.sum(0).tolist(), strict=True) if c == 0]
+        if unseen:
+            more = ", ..." if len(unseen) > 8 else ""
+            warnings.warn(
+                f"{where}: {len(unseen)} of {len(names)} labels have no example in the training split "
+                f"({', '.join(unseen[:8])}{more}): the model cannot learn them and never predicts them",
+                stacklevel=2,
+            )
         return
     seen = np.unique(train_data.y.numpy())
     if len(names) < 2 or len(seen) < 2:
@@ -530,7 +549,9 @@ def export_model(checkpoint: str | Path, out: str | Path) -> Path:
         raise CheckpointError(f"{checkpoint}: not a peakmixer checkpoint (missing {missing})")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, {k: ckpt[k] for k in EXPORT_KEYS} | {"model": shipped_weights(ckpt["model"])})
+    # runs saved before checkpoints kept these have none
+    kept = {k: ckpt[k] for k in (*EXPORT_KEYS, "split_record", "spectrum_kind") if k in ckpt}
+    save_checkpoint(out, kept | {"model": shipped_weights(ckpt["model"])})
     return out
 
 
@@ -767,6 +788,7 @@ class _Session:
     init_id: str
     data_hash: str
     input_axis: np.ndarray
+    split_record: dict[str, Any]
     status: StatusLine | None = None
     state: dict[str, Any] = field(
         default_factory=lambda: {
@@ -917,6 +939,7 @@ def _start(cfg: TrainConfig, dataset: SpectraDataset | None) -> _Session:
         init_id=init_id,
         data_hash=file_sha256(cfg.data.path) if cfg.data.path else "in-memory",
         input_axis=input_grid(dataset.axis, cfg.model.input_length),
+        split_record=record_splits(dataset, train_rows, val_rows),
     )
 
 
@@ -969,6 +992,8 @@ def _checkpoint(s: _Session, name: str, metrics: dict | None = None) -> None:
             "config_id": s.config_id,
             "input_axis": torch.from_numpy(s.input_axis),  # what `explain` and `evaluate` resample onto
             "synthetic_data": bool(s.dataset.provenance.get("synthetic")),
+            "split_record": s.split_record,  # what `evaluate` checks a scored split against
+            "spectrum_kind": spectrum_kind(s.dataset),  # ir / raman / None: what `explain` accepts
         },
     )
 
@@ -1191,15 +1216,34 @@ def _train(s: _Session, resume: bool) -> dict[str, Any]:
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path, split: str = "test", *, data_path: str | None = None, device: str = "auto"
+    checkpoint: str | Path,
+    split: str = "test",
+    *,
+    data_path: str | None = None,
+    device: str = "auto",
+    allow_changed_splits: bool = False,
+    predictions: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Metrics of a saved model on a split of its dataset (or of `data_path`), preprocessed as in training."""
+    """Metrics of a saved model on a split of its dataset (or of `data_path`), preprocessed as in training.
+
+    A split holding spectra the run trained or validated on is refused (`split_record.SplitChanged`) unless
+    `allow_changed_splits`; ``split_check`` in the result says how the split relates to the run's own, and
+    ``warnings`` what a reader must know (`metric_warnings`). `predictions`: a CSV to write per spectrum."""
     ckpt = load_checkpoint(checkpoint)
     cfg = from_dict(TrainConfig, ckpt["config"])
     dev = resolve_device(device)
     model = model_from_checkpoint(ckpt).to(dev)
     path = data_path or cfg.data.path
-    ds = load(path).onto(checkpoint_axis(ckpt), name=str(path))
+    raw = load(path)
+    said = check_scored_split(
+        ckpt,
+        raw,
+        split,
+        run=str(checkpoint),
+        train_split=cfg.data.train_split,
+        allow_changed=allow_changed_splits,
+    )
+    ds = raw.onto(checkpoint_axis(ckpt), name=str(path))
     names = label_space(ds, cfg)[1]
     if names != list(ckpt["label_names"]):
         raise ConfigError(
@@ -1208,5 +1252,60 @@ def evaluate_checkpoint(
         )
     data = prepare_split(ds, split, cfg)
     precision = "auto" if cfg.precision == "fp16" and dev.type != "cuda" else cfg.precision
-    metrics = evaluate_split(model, data, device=dev, precision=resolve_precision(precision, dev))
-    return {"checkpoint": str(checkpoint), "split": split, "model": describe(model.spec), **metrics}
+    logits = predict(model, data.X, device=dev, precision=resolve_precision(precision, dev))
+    metrics = compute_metrics(data.task, data.y.numpy(), logits, label_names=data.label_names)
+    if predictions is not None:
+        ids = [ds.ids[i] for i in ds.splits[split]]
+        write_predictions(Path(predictions), ids, data, logits)
+    check = {"split_check": said or "the split the run was made with"}
+    return {
+        "checkpoint": str(checkpoint),
+        "split": split,
+        "model": describe(model.spec),
+        **check,
+        **metrics,
+        "warnings": metric_warnings(data.task, metrics),
+    }
+
+
+def metric_warnings(task: str, metrics: dict[str, Any]) -> list[str]:
+    """What a reader of these metrics must know: a multilabel model no better than predicting no label at
+    all (its Hamming accuracy, per label and spectrum), labels never seen in this split."""
+    said = []
+    if task == "multilabel":
+        baseline = metrics["all_negative"]["hamming_accuracy"]
+        if metrics["hamming_accuracy"] <= baseline:
+            said.append(
+                f"Hamming accuracy {metrics['hamming_accuracy']:.3f} is no better than predicting no label "
+                f"at all ({baseline:.3f}), a baseline that scores micro-F1 0"
+            )
+        absent = [n for n, m in metrics["per_label"].items() if m["support"] == 0]
+        if absent:
+            said.append(
+                f"{len(absent)} labels have no positive spectrum in this split; their F1 means nothing"
+            )
+    elif metrics["accuracy"] <= 1 / max(len(metrics["label_names"]), 1):
+        said.append(
+            f"accuracy {metrics['accuracy']:.3f} is at or below chance (1/{len(metrics['label_names'])})"
+        )
+    return said
+
+
+def write_predictions(path: Path, ids: list[str], data: Prepared, logits: np.ndarray) -> Path:
+    """Per spectrum: its id, true and predicted labels, and each class's probability, as CSV."""
+    names = data.label_names
+    y = data.y.numpy()
+    if data.task == "multilabel":
+        probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
+        truth = ["; ".join(names[k] for k in np.flatnonzero(row)) for row in y]
+        predicted = ["; ".join(names[k] for k in np.flatnonzero(row >= 0.5)) for row in probs]
+    else:
+        z = logits.astype(np.float64) - logits.max(1, keepdims=True)
+        probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        truth = [names[int(k)] for k in y]
+        predicted = [names[int(k)] for k in probs.argmax(1)]
+    table = pd.DataFrame({"spectrum": ids, "true": truth, "predicted": predicted})
+    table = pd.concat([table, pd.DataFrame(probs.round(6), columns=[f"p({n})" for n in names])], axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return path

@@ -20,7 +20,7 @@ import torch
 from .cam import CamSettings, grad_cam, subsets_of
 from .data import DatasetError, SpectraDataset, load
 from .train import normalize
-from .viz import CAM_CMAP, SUBSET_TITLES, fill_by_cam, mark_bands
+from .viz import CAM_CMAP, SUBSET_TITLES, band_legend, fill_by_cam, mark_bands
 
 LAYERS = ("stem", "extractor", "features")
 
@@ -95,10 +95,11 @@ class GradCamViewer:
         """A viewer of a saved model on a user's spectrum files (any format the importers read); files that
         cannot be read or cover too little of the model's axis are left out, as `explain` does."""
         from .explain import Explainer
-        from .io.batch import _expand, read_spectra
+        from .io.batch import expand_sources, read_spectra
 
         ex = Explainer.load(checkpoint)
-        read = read_spectra(_expand(files, set()), ex.axis, normalize="minmax")
+        found = expand_sources(files)
+        read = read_spectra(found.files, ex.axis, normalize="minmax", listed=found.listed)
         if not read.rows:
             reasons = "; ".join(f"{r.source}: {r.reason}" for r in read.rejected)
             raise DatasetError(f"no spectrum could be read onto the model's axis ({reasons})")
@@ -262,8 +263,10 @@ class GradCamViewer:
         import matplotlib.pyplot as plt
 
         s = self.current()
-        fig, (ax, bars) = plt.subplots(1, 2, figsize=(13, 3.6), gridspec_kw={"width_ratios": [4, 1]})
-        fill_by_cam(
+        fig, (ax, bars) = plt.subplots(
+            1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [4, 1]}, layout="constrained"
+        )
+        image = fill_by_cam(
             ax,
             self.axis,
             s["spectrum"],
@@ -279,7 +282,9 @@ class GradCamViewer:
         bars.set_xlim(0, 1)
         bars.invert_yaxis()
         bars.set_xlabel("probability")
-        fig.tight_layout()
+        scale = "normalised" if self.normalize.value == "max" else "raw"
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label=f"Grad-CAM ({scale})")
+        band_legend(fig, bands=bool(self.bands.get(s["class"])), truth=s["truth"] is not None)
         return fig
 
 

@@ -36,11 +36,19 @@ from tqdm import tqdm
 import peakmixer
 from peakmixer import labels as labelsets
 from peakmixer.cache import smarts_957_path
-from peakmixer.data import DatasetError, SpectraDataset, minmax, named_axis, resample_spectra
+from peakmixer.data import (
+    DatasetError,
+    SpectraDataset,
+    minmax,
+    named_axis,
+    refuse_to_replace,
+    resample_spectra,
+)
 from peakmixer.data import axis_coverage as coverage
 from peakmixer.files import write_text
 from peakmixer.io.base import Item, ReadError, Rejection, Spectra, file_kind_error
 from peakmixer.io.csv import CsvOptions, read_csv
+from peakmixer.io.dataset_file import is_dataset_file, read_dataset
 from peakmixer.io.jcamp import read_jcamp
 from peakmixer.io.labelsource import LabelSource, resolve_labels
 from peakmixer.io.npy import AXIS_FILE, read_npy
@@ -106,9 +114,14 @@ class ImportReport:
 
 
 def read_file(
-    path: str | os.PathLike, *, npy_axis: str | os.PathLike | None = None, csv: CsvOptions | None = None
+    path: str | os.PathLike,
+    *,
+    npy_axis: str | os.PathLike | None = None,
+    csv: CsvOptions | None = None,
+    split: str | None = None,
 ) -> list[Item]:
-    """Read any supported file: format by content (JCAMP ``##``, npy and parquet magic), else extension.
+    """Read any supported file: format by content (JCAMP ``##``, npy, parquet and dataset magic), else
+    extension. `split`: of a peakmixer dataset file, only that split's spectra.
 
     Returns the file's items (`Spectra` or per-spectrum `ReadError`); raises `ReadError` when the whole
     file is unusable, including unknown formats and unreadable files.
@@ -126,6 +139,8 @@ def read_file(
         return read_npy(path, axis_file=npy_axis)
     if head.startswith(PARQUET_MAGIC):
         return read_parquet(path)
+    if is_dataset_file(path, head):
+        return read_dataset(path, split)
     if suffix == ".spc":
         return read_spc(path)
     if suffix in TEXT_SUFFIXES:
@@ -163,18 +178,34 @@ def _smiles_table(path: Path) -> dict[str, str]:
     return dict(zip(table[key].str.strip(), table[cols["smiles"]].str.strip(), strict=True))
 
 
-def _expand(sources: Sequence[str | os.PathLike], skip: set[Path]) -> list[Path]:
-    """Files named by `sources`, directories replaced by their (non-hidden) files, in order."""
-    files: list[Path] = []
+@dataclass
+class Sources:
+    """The files named by a command's sources: ``files`` in order, and which of them a folder listed
+    (``listed``: there a table that holds no spectra, e.g. a molecules table, is skipped, not refused)."""
+
+    files: list[Path]
+    listed: set[Path] = field(default_factory=set)
+
+
+def expand_sources(sources: Sequence[str | os.PathLike], skip: set[Path] | None = None) -> Sources:
+    """Files named by `sources`, folders replaced by their (non-hidden) files, in order; `skip` (resolved
+    paths) left out. A source that does not exist, or an empty folder, is refused (`DatasetError`)."""
+    skip = skip or set()
+    out = Sources([])
     for s in map(Path, sources):
-        entries = (
-            sorted(p for p in s.iterdir() if p.is_file() and not p.name.startswith("."))
-            if s.is_dir()
-            else [s]
-        )
-        files += [p for p in entries if p.resolve() not in skip]
+        if not s.exists():
+            raise DatasetError(f"{s}: no such file or folder")
+        if s.is_dir():
+            entries = sorted(p for p in s.iterdir() if p.is_file() and not p.name.startswith("."))
+            if not entries:
+                raise DatasetError(f"{s}: empty folder (no spectrum files in it)")
+            out.listed |= set(entries)
+        else:
+            entries = [s]
+        out.files += [p for p in entries if p.resolve() not in skip]
     # An axis file is not a spectrum: it is used by the .npy matrices beside it.
-    return [p for p in files if p.name != AXIS_FILE]
+    out.files = [p for p in out.files if p.name != AXIS_FILE]
+    return out
 
 
 def _display_names(files: list[Path]) -> list[str]:
@@ -192,6 +223,8 @@ def _renamed(item: Item, old: str, new: str) -> Item:
     if isinstance(item, ReadError):
         return ReadError(new + item.source[len(old) :], item.reason)
     item.ids = [new + i[len(old) :] for i in item.ids]
+    if "order" in item.meta:
+        item.meta["order"] = [new + i[len(old) :] for i in item.meta["order"]]
     return item
 
 
@@ -208,6 +241,8 @@ def import_files(
     progress: bool = False,
     label_source: LabelSource | None = None,
     csv: CsvOptions | None = None,
+    overwrite: bool = False,
+    split: str | None = None,
 ) -> ImportReport:
     """Import spectrum files into one `SpectraDataset` at `out`, with a JSON report beside it.
 
@@ -228,6 +263,9 @@ def import_files(
         label_source: class labels from a table, the file names, or the files' own label column
             (`peakmixer.io.labelsource`); the task follows from them. Not with `labels`.
         csv: how to read delimited text files (`CsvOptions`: axis, delimiter, decimal, layout, columns).
+        split: of a peakmixer dataset file among the sources, only that split.
+        overwrite: replace an existing `out` (else refused before any file is read: runs trained on it
+            would be scored on other data).
 
     Returns:
         An `ImportReport`. The dataset holds X (N, L) float32 on the target axis, ids naming the source
@@ -240,6 +278,7 @@ def import_files(
     """
     out = Path(out)
     report_path = out.with_name(out.name + ".report.json")
+    refuse_to_replace(out, overwrite)
     try:
         target = named_axis(axis)
     except ValueError as e:
@@ -253,7 +292,8 @@ def import_files(
     patterns = labelsets.compile_smarts(smarts)
     lookup = _smiles_table(Path(smiles_csv)) if smiles_csv else {}
     skip = {Path(smiles_csv).resolve()} if smiles_csv else set()
-    files = _expand(sources, skip)
+    found = expand_sources(sources, skip)
+    files = found.files
     read = read_spectra(
         files,
         target,
@@ -263,12 +303,20 @@ def import_files(
         progress=progress,
         smiles=lookup,
         csv=csv,
+        split=split,
+        listed=found.listed,
     )
     rows, ids, smiles, covered, rejected = read.rows, read.ids, read.smiles, read.coverage, read.rejected
+    if unused := sorted(set(lookup) - set(read.order) - {p.name for p in files}):
+        more = ", ..." if len(unused) > 5 else ""
+        read.notes.append(
+            f"{Path(smiles_csv).name} names {len(unused)} spectra that are not among the sources: "
+            f"{', '.join(unused[:5])}{more}"
+        )
     task = "multilabel"
     if labels:
         y, keep = _labels(ids, smiles, patterns, rejected)
-    elif found := resolve_labels(ids, read.labels, label_source, rejected):
+    elif found := resolve_labels(ids, read.labels, label_source, rejected, read.order):
         y, keep, label_names, task = found.y, found.keep, found.names, found.task
     else:
         y, keep = None, list(range(len(ids)))
@@ -297,6 +345,7 @@ def import_files(
                 "labels": labels or _describe(label_source),
                 "n_files": len(files),
                 "n_rejected": len(rejected),
+                "spectrum_kind": _kind_of([read.kinds[i] for i in keep]),
             },
             extras=extras,
         )
@@ -329,6 +378,8 @@ class ReadSpectra:
     rejected: list[Rejection] = field(default_factory=list)
     labels: list[str | None] = field(default_factory=list)  # a file's own label column, where it has one
     notes: list[str] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)  # every spectrum's id as read, kept or refused
+    kinds: list[str | None] = field(default_factory=list)  # ir / raman where the file says it, else None
 
 
 def read_spectra(
@@ -341,19 +392,32 @@ def read_spectra(
     progress: bool = False,
     smiles: dict[str, str] | None = None,
     csv: CsvOptions | None = None,
+    split: str | None = None,
+    listed: set[Path] | None = None,
 ) -> ReadSpectra:
     """Read every file onto `target` (resampled, checked for coverage, normalised); a broken file or
     spectrum is recorded with its reason and the others are kept. `smiles` maps ids or file names to
-    SMILES (parquet files may carry their own)."""
+    SMILES (parquet files may carry their own); `split`: of dataset files, that split only. A text table
+    that a folder listed (`listed`) and that holds no spectra is skipped with a note."""
     out = ReadSpectra()
     lookup = smiles or {}
-    for path, name in tqdm(list(zip(files, _display_names(list(files)), strict=True)), disable=not progress):
+    listed = listed or set()
+    pairs = list(zip(files, _display_names(list(files)), strict=True))
+    for path, name in tqdm(pairs, disable=not progress, desc="reading", unit="file"):
         try:
-            items = [_renamed(it, path.name, name) for it in read_file(path, npy_axis=npy_axis, csv=csv)]
+            read = read_file(path, npy_axis=npy_axis, csv=csv, split=split)
+            items = [_renamed(it, path.name, name) for it in read]
         except ReadError as e:
+            if path in listed and path.suffix.lower() in TEXT_SUFFIXES:
+                out.notes.append(f"skipped {name}: not a spectrum table ({e.reason.split(':')[0]})")
+                continue
             items = [_renamed(e, path.name, name)]
         except Exception as e:  # a broken file must not end the batch: report what happened and go on
             items = [ReadError(name, f"unexpected error while reading ({type(e).__name__}: {e})")]
+        # The file's spectra in its own order, refused ones included (a reader that splits a file into kept
+        # and refused items says the order in meta["order"])
+        given = [it.meta["order"] for it in items if isinstance(it, Spectra) and "order" in it.meta]
+        out.order += given[0] if given else [i for it in items for i in _ids(it)]
         for item in items:
             if isinstance(item, ReadError):
                 out.rejected.append(Rejection(item.source, item.reason))
@@ -372,7 +436,19 @@ def read_spectra(
                 out.smiles.append(lookup.get(sid) or lookup.get(name) or own_smiles)
                 out.coverage.append(frac)
                 out.labels.append(own.get(sid))
+                out.kinds.append(item.meta.get("kind"))
     return out
+
+
+def _kind_of(kinds: list[str | None]) -> str | None:
+    """The dataset's spectrum kind: the one its files state (ir or raman), ``mixed`` if they state both,
+    None if none does."""
+    said = {k for k in kinds if k}
+    return said.pop() if len(said) == 1 else "mixed" if said else None
+
+
+def _ids(item: Item) -> list[str]:
+    return [item.source] if isinstance(item, ReadError) else item.ids
 
 
 def _describe(source: LabelSource) -> str | None:
@@ -432,14 +508,60 @@ def _labels(
     return labelsets.match_matrix(mols, patterns), keep
 
 
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """How spectra are read, the same in every command that reads them (``data import``, ``explain``):
+    files, folders, dataset files with ``--split``, ``.npy`` with an axis file, delimited text options."""
+    parser.add_argument(
+        "--split", help="of a peakmixer dataset file (.npz) among the sources: only this split (default: all)"
+    )
+    parser.add_argument(
+        "--min-coverage",
+        type=float,
+        default=0.8,
+        help="least fraction of the target axis a spectrum must cover",
+    )
+    parser.add_argument(
+        "--npy-axis", type=Path, help="axis file for .npy matrices (default: wavenumbers.npy beside them)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    text = parser.add_argument_group("delimited text files (csv)")
+    text.add_argument("--x-start", type=float, help="with --x-end: the axis of a header of column indices")
+    text.add_argument("--x-end", type=float)
+    text.add_argument("--csv-axis", type=Path, help="or: the axis in a file, one value per line")
+    text.add_argument("--delimiter", help="column separator (default: sniffed from , ; tab)")
+    text.add_argument("--decimal", default=".", help="decimal mark, e.g. ',' (default '.')")
+    text.add_argument("--layout", default="auto", choices=["auto", "rows", "columns"], help="spectra in")
+    text.add_argument("--id-column", help="the column of spectrum ids (default: one named id/sample/name)")
+    text.add_argument("--label-column", help="a csv's own label column (with --labels-csv: that table's)")
+
+
+def csv_options(args: argparse.Namespace, own_labels: bool = True) -> CsvOptions:
+    """The `CsvOptions` of `add_source_arguments`' options; `own_labels`: ``--label-column`` names a csv's
+    own label column (else a labels table's)."""
+    return CsvOptions(
+        delimiter=args.delimiter,
+        decimal=args.decimal,
+        layout=args.layout,
+        x_start=args.x_start,
+        x_end=args.x_end,
+        axis_file=str(args.csv_axis) if args.csv_axis else None,
+        id_column=args.id_column,
+        label_column=args.label_column if own_labels else None,
+    )
+
+
 def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``python -m peakmixer data import``."""
     parser.add_argument(
-        "sources", nargs="+", type=Path, help="spectrum files or folders (JCAMP-DX, SPC, npy, parquet, csv)"
+        "sources",
+        nargs="+",
+        type=Path,
+        help="spectrum files or folders (JCAMP-DX, SPC, npy, parquet, csv) or dataset files (.npz)",
     )
     parser.add_argument(
         "--out", required=True, type=Path, help="dataset file to write; a report goes to OUT.report.json"
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")
     parser.add_argument("--smiles", type=Path, help="CSV with 'file' (or 'id') and 'smiles' columns")
     parser.add_argument(
         "--labels", help="label set: nist17, qm9s957 (after 'data download qm9s'), or a SMARTS list file"
@@ -455,31 +577,13 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["minmax", "none"],
         help="per-spectrum scaling (default: minmax)",
     )
-    parser.add_argument(
-        "--min-coverage",
-        type=float,
-        default=0.8,
-        help="least fraction of the target axis a spectrum must cover",
-    )
-    parser.add_argument(
-        "--npy-axis", type=Path, help="axis file for .npy matrices (default: wavenumbers.npy beside them)"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_source_arguments(parser)
     labels = parser.add_argument_group("class labels (instead of --labels from SMILES)")
     labels.add_argument(
         "--labels-csv", type=Path, help="a table keyed by 'file' or 'id' (or in spectrum order)"
     )
-    labels.add_argument("--label-column", help="the label column of that table (or of a csv's own)")
     labels.add_argument("--label-from-name", metavar="REGEX", help="the class is the regex's first group")
     labels.add_argument("--task", choices=["multiclass", "multilabel"], help="what the labels must give")
-    text = parser.add_argument_group("delimited text files (csv)")
-    text.add_argument("--x-start", type=float, help="with --x-end: the axis of a header of column indices")
-    text.add_argument("--x-end", type=float)
-    text.add_argument("--csv-axis", type=Path, help="or: the axis in a file, one value per line")
-    text.add_argument("--delimiter", help="column separator (default: sniffed from , ; tab)")
-    text.add_argument("--decimal", default=".", help="decimal mark, e.g. ',' (default '.')")
-    text.add_argument("--layout", default="auto", choices=["auto", "rows", "columns"], help="spectra in")
-    text.add_argument("--id-column", help="the column of spectrum ids (default: one named id/sample/name)")
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -496,17 +600,10 @@ def run_import(args: argparse.Namespace) -> int:
             npy_axis=args.npy_axis,
             progress=not args.no_progress,
             label_source=LabelSource(args.labels_csv, args.label_column, args.label_from_name, args.task),
-            csv=CsvOptions(
-                delimiter=args.delimiter,
-                decimal=args.decimal,
-                layout=args.layout,
-                x_start=args.x_start,
-                x_end=args.x_end,
-                axis_file=str(args.csv_axis) if args.csv_axis else None,
-                id_column=args.id_column,
-                # --label-column names the table's column when there is a table, else the csv's own
-                label_column=None if args.labels_csv else args.label_column,
-            ),
+            overwrite=args.overwrite,
+            split=args.split,
+            # --label-column names the table's column when there is a table, else the csv's own
+            csv=csv_options(args, own_labels=not args.labels_csv),
         )
     except (DatasetError, labelsets.LabelError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

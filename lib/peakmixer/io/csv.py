@@ -125,6 +125,7 @@ def _wide(
     labels = [str(v).strip() or None for v in table.iloc[:, others[label_col]]] if label_col else None
     finite = np.isfinite(Y).all(axis=1)
     meta = {"format": "csv", "ignored_columns": unused} if unused else {"format": "csv"}
+    meta["order"] = list(ids)  # every row's id, refused ones included: a keyless labels table follows it
     items: list[Item] = []
     if finite.any():
         rows = np.flatnonzero(finite)

@@ -179,6 +179,15 @@ def _block_spectra(source: str, block: _Block) -> Spectra:
     y, conversion = to_absorbance(source, y, yunits)
     x, Y = ascending(source, x, y[None, :])
     meta = {"format": "jcamp", "data_type": labels.get("DATATYPE", ""), "yunits": yunits, "y": conversion}
+    dtype = meta["data_type"].upper()
+    if (
+        kind := "raman"
+        if "RAMAN" in dtype
+        else "ir"
+        if "INFRARED" in dtype or "IR SPECTRUM" in dtype
+        else None
+    ):
+        meta["kind"] = kind
     return Spectra(x=x, Y=Y, ids=[source], meta=meta)
 
 

@@ -51,7 +51,7 @@ def _file_of(sid: str) -> str:
     return Path(sid.split("#", 1)[0]).name
 
 
-def _from_table(ids: list[str], source: LabelSource, rejected: list[Rejection]) -> Labels:
+def _from_table(ids: list[str], source: LabelSource, rejected: list[Rejection], order: list[str]) -> Labels:
     path = Path(source.table)
     try:
         first = path.read_text(encoding="utf-8", errors="replace").splitlines()[:1] or [""]
@@ -76,13 +76,16 @@ def _from_table(ids: list[str], source: LabelSource, rejected: list[Rejection]) 
         columns = [lower["label"]]
     if not columns:
         raise DatasetError(f"--labels-csv {path}: no label column")
-    if key is None:  # no key: the rows are the spectra, in order
-        if len(table) != len(ids):
+    if key is None:  # no key: the rows are the spectra as read, refused ones included, in order
+        if len(table) != len(order):
+            refused = len(order) - len(ids)
+            said = f" ({len(ids)} kept, {refused} refused: see below)" if refused else ""
             raise DatasetError(
-                f"--labels-csv {path}: no 'file' or 'id' column, and {len(table)} rows for {len(ids)} "
-                "spectra (a table without a key must have exactly one row per spectrum, in order)"
+                f"--labels-csv {path}: no 'file' or 'id' column, and {len(table)} rows for {len(order)} "
+                f"spectra read{said} (a table without a key has one row per spectrum, in order)"
             )
-        rows = {i: i for i in range(len(ids))}
+        position = {sid: r for r, sid in enumerate(order)}
+        rows = {i: position[sid] for i, sid in enumerate(ids)}
     else:
         keys = [str(k).strip() for k in table[key]]
         at = {k: r for r, k in enumerate(keys)}
@@ -123,14 +126,20 @@ def _classes(ids: list[str], labels: dict[int, str], rejected: list[Rejection]) 
 
 
 def resolve_labels(
-    ids: list[str], own: list[str | None], source: LabelSource, rejected: list[Rejection]
+    ids: list[str],
+    own: list[str | None],
+    source: LabelSource,
+    rejected: list[Rejection],
+    order: list[str] | None = None,
 ) -> Labels | None:
     """The labels of spectra `ids` (their own `own` labels from a csv column, or `source`); spectra left
-    without one are appended to `rejected`. None when there are no labels at all (an unlabelled dataset)."""
+    without one are appended to `rejected`. None when there are no labels at all (an unlabelled dataset).
+    `order`: every spectrum read, refused ones included, in order (default `ids`): the rows of a table
+    without a key column follow it, so a refused spectrum does not shift the labels of the next ones."""
     if source.table is not None and source.from_name is not None:
         raise DatasetError("give --labels-csv or --label-from-name, not both")
     if source.table is not None:
-        return _from_table(ids, source, rejected)
+        return _from_table(ids, source, rejected, order if order is not None else ids)
     if source.from_name is not None:
         try:
             pattern = re.compile(source.from_name)

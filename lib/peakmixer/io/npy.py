@@ -36,7 +36,7 @@ def read_npy(path: str | Path, axis_file: str | Path | None = None) -> list[Item
         raise ReadError(name, f"expected a numeric (N, L) matrix, got {X.dtype} with shape {X.shape}")
     axis_path = Path(axis_file) if axis_file is not None else path.with_name(AXIS_FILE)
     if not axis_path.exists():
-        raise ReadError(name, f"no wavenumber axis: put {AXIS_FILE} beside the file or pass an axis file")
+        raise ReadError(name, f"no wavenumber axis: put {AXIS_FILE} beside the file or give --npy-axis FILE")
     x = load_array(axis_path, axis_path.name)
     if x.ndim != 1 or x.size != X.shape[1]:
         raise ReadError(

@@ -89,4 +89,6 @@ def read_spc(path: str | Path) -> list[Item]:
     ids = [name] if nsub == 1 else [f"{name}#{k}" for k in range(nsub)]
     source = raw[45:54].split(b"\0", 1)[0].decode("latin-1").strip()
     meta = {"format": "spc", "xtype": int(fxtype), "ytype": int(fytype), "source": source, "y": conversion}
+    if fxtype == 13:  # the x axis is a Raman shift: the file says what kind of spectrum it holds
+        meta["kind"] = "raman"
     return [Spectra(x=x, Y=Y, ids=ids, meta=meta)]
