@@ -118,9 +118,13 @@ CASES = {
     "data split: over its splits": (["data", "split", "{data}"], "toy.npz: holds splits already"),
     "data split: over another file": (["data", "split", "{data}", "--out", "{typo}"], "typo.yaml: exists"),
     "data info: a folder": (["data", "info", "{folder}/"], "folder: is a folder, not a dataset file"),
-    "evaluate: a folder as data": (
+    "evaluate: a folder without spectra as data": (
         ["evaluate", "--checkpoint", "{best}", "--data", "{folder}"],
-        "is a folder",
+        "folder: empty folder",
+    ),
+    "evaluate: a folder named as a dataset": (
+        ["evaluate", "--checkpoint", "{best}", "--data", "{folder}/x.npz"],
+        "x.npz: no such dataset file",
     ),
     "evaluate: a split re-made after training": (
         ["evaluate", "--checkpoint", "{best}", "--data", "{resplit}"],

@@ -137,6 +137,15 @@ def a_run_remembers_its_data(tmp_path: Path, data: Path, coffee: Path, capsys) -
     assert "scored anyway" in json.loads(capsys.readouterr().out)["split_check"]
     # the run's own training split is scored as asked, however it was re-split
     assert run("evaluate", "--checkpoint", checkpoint, "--split", "train") == 0
+    # the spectrum files themselves, read as `data import` reads them: all 60 spectra, its training ones too
+    files = ["--data", coffee / "coffee_spectra.csv", "--x-start", 4000, "--x-end", 400, "--no-progress"]
+    files += ["--labels-csv", coffee / "coffee_labels.csv", "--label-column", "labels"]
+    capsys.readouterr()
+    assert run("evaluate", "--checkpoint", checkpoint, *files) == 2
+    assert "split 'all' holds" in one_line_error(capsys)
+    assert run("evaluate", "--checkpoint", checkpoint, *files, "--allow-changed-splits", "--json") == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["n"] == 60 and scored["split"] == "all" and "scored anyway" in scored["split_check"]
 
 
 def test_flow_3_multiclass_from_file_names_with_group_aware_splits(shared_data, tmp_path, capsys):

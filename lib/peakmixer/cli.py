@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .config import add_threads_argument
+from .io.batch import add_label_arguments, add_source_arguments
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -97,16 +98,38 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .train import evaluate_checkpoint
+    import tempfile
 
-    metrics = evaluate_checkpoint(
-        args.checkpoint,
-        args.split,
-        data_path=args.data,
-        device=args.device,
-        allow_changed_splits=args.allow_changed_splits,
-        predictions=args.out,
-    )
+    from .data import DatasetError
+    from .io.batch import import_from_args
+    from .io.dataset_file import is_dataset_path
+    from .train import checkpoint_axis, evaluate_checkpoint, load_checkpoint
+
+    def score(data: str | None, split: str) -> dict:
+        return evaluate_checkpoint(
+            args.checkpoint,
+            split,
+            data_path=data,
+            device=args.device,
+            allow_changed_splits=args.allow_changed_splits,
+            predictions=args.out,
+        )
+
+    sources = args.sources or []
+    if len(sources) <= 1 and all(is_dataset_path(s) for s in sources):
+        metrics = score(str(sources[0]) if sources else None, args.split or "test")
+    else:  # spectrum files and folders: imported onto the model's axis, with their labels, then scored
+        axis = checkpoint_axis(load_checkpoint(args.checkpoint))
+        with tempfile.TemporaryDirectory(prefix="peakmixer-evaluate-") as tmp:
+            report = import_from_args(
+                args, Path(tmp) / "scored.npz", axis=f"{float(axis[0])!r}:{float(axis[-1])!r}:{len(axis)}"
+            )
+            if report.rejected:  # the refused spectra and why, beside the scores of the others
+                print(report.summary().rsplit("\nreport: ", 1)[0], file=sys.stderr)
+            if report.out is None:
+                raise DatasetError(f"{' '.join(map(str, sources))}: no spectrum could be read to score")
+            metrics = score(str(report.out), args.split or "all")
+        metrics["data"] = [str(s) for s in sources]
     text = json.dumps(metrics, indent=1)
     if args.metrics:
         Path(args.metrics).write_text(text + "\n")
@@ -240,8 +263,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="metrics of a checkpoint on a split (and per-spectrum predictions)")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--split", default="test")
-    p.add_argument("--data", default=None, help="dataset file (default: the one it was trained on)")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="split to score (default: test of a dataset file, all of imported files)",
+    )
+    p.add_argument(
+        "--data",
+        dest="sources",
+        nargs="+",
+        default=None,
+        metavar="SOURCE",
+        help="a dataset file (default: the one it was trained on), or labelled spectrum files and folders, "
+        "read as `data import` reads them (with the label options below)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="write per-spectrum predictions here (CSV)")
     p.add_argument("--metrics", default=None, help="write the metrics here (JSON)")
@@ -251,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score a split that holds spectra the run trained or validated on (said in the output)",
     )
+    add_source_arguments(p, split=False)
+    add_label_arguments(p)
     add_threads_argument(p)
     p.set_defaults(func=_evaluate)
 

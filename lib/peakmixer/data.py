@@ -177,14 +177,20 @@ class SpectraDataset:
             extras={k: v[idx] for k, v in self.extras.items()},
         )
 
-    def split(self, name: str) -> SpectraDataset:
-        """The rows of split `name`."""
+    def split_rows(self, name: str) -> np.ndarray:
+        """The row indices of split `name`; ``all`` (unless a split has that name) is every row."""
+        if name == "all" and name not in self.splits:
+            return np.arange(len(self))
         if name not in self.splits:
             hint = "" if self.splits else " (make them with `python -m peakmixer data split`)"
             raise DatasetError(
-                f"{self.source or 'dataset'}: no split {name!r}; it has {sorted(self.splits)}{hint}"
+                f"{self.source or 'dataset'}: no split {name!r}; it has {sorted(self.splits)} (or all){hint}"
             )
-        return self.subset(self.splits[name])
+        return self.splits[name]
+
+    def split(self, name: str) -> SpectraDataset:
+        """The rows of split `name` (``all``: every row)."""
+        return self.subset(self.split_rows(name))
 
     def label_matrix(self) -> np.ndarray:
         """(N, K) 0/1 matrix for either task (one-hot for multiclass)."""

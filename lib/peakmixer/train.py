@@ -1255,7 +1255,7 @@ def evaluate_checkpoint(
     logits = predict(model, data.X, device=dev, precision=resolve_precision(precision, dev))
     metrics = compute_metrics(data.task, data.y.numpy(), logits, label_names=data.label_names)
     if predictions is not None:
-        ids = [ds.ids[i] for i in ds.splits[split]]
+        ids = [ds.ids[i] for i in ds.split_rows(split)]
         write_predictions(Path(predictions), ids, data, logits)
     check = {"split_check": said or "the split the run was made with"}
     return {

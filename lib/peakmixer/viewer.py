@@ -275,6 +275,7 @@ class GradCamViewer:
         )
         mark_bands(ax, self.bands.get(s["class"], ()), s["truth"], self.axis)
         ax.set_xlabel("wavenumber (cm$^{-1}$)")
+        ax.set_yticks([])
         ax.set_title(f"{s['id']}: {self.names[s['class']]}, {SUBSET_TITLES[s['channels']]}", fontsize=10)
         colors = ["lightcoral" if k == s["class"] else "slategray" for k in range(len(self.names))]
         bars.barh(range(len(self.names)), s["probabilities"], color=colors)

@@ -508,12 +508,15 @@ def _labels(
     return labelsets.match_matrix(mols, patterns), keep
 
 
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """How spectra are read, the same in every command that reads them (``data import``, ``explain``):
-    files, folders, dataset files with ``--split``, ``.npy`` with an axis file, delimited text options."""
-    parser.add_argument(
-        "--split", help="of a peakmixer dataset file (.npz) among the sources: only this split (default: all)"
-    )
+def add_source_arguments(parser: argparse.ArgumentParser, *, split: bool = True) -> None:
+    """How spectra are read, the same in every command that reads them (``data import``, ``explain``,
+    ``evaluate``): files, folders, dataset files with ``--split``, ``.npy`` with an axis file, delimited
+    text options. `split`: add ``--split`` (a command with its own leaves it out)."""
+    if split:
+        parser.add_argument(
+            "--split",
+            help="of a peakmixer dataset file (.npz) among the sources: only this split (default: all)",
+        )
     parser.add_argument(
         "--min-coverage",
         type=float,
@@ -562,10 +565,6 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", required=True, type=Path, help="dataset file to write; a report goes to OUT.report.json"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")
-    parser.add_argument("--smiles", type=Path, help="CSV with 'file' (or 'id') and 'smiles' columns")
-    parser.add_argument(
-        "--labels", help="label set: nist17, qm9s957 (after 'data download qm9s'), or a SMARTS list file"
-    )
     parser.add_argument(
         "--axis",
         default="ir",
@@ -578,33 +577,49 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-spectrum scaling (default: minmax)",
     )
     add_source_arguments(parser)
-    labels = parser.add_argument_group("class labels (instead of --labels from SMILES)")
+    add_label_arguments(parser)
+
+
+def add_label_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the labels of imported spectra come from (``data import``, and ``evaluate`` of files)."""
+    labels = parser.add_argument_group("labels")
+    labels.add_argument("--smiles", type=Path, help="CSV with 'file' (or 'id') and 'smiles' columns")
     labels.add_argument(
-        "--labels-csv", type=Path, help="a table keyed by 'file' or 'id' (or in spectrum order)"
+        "--labels", help="label set: nist17, qm9s957 (after 'data download qm9s'), or a SMARTS list file"
+    )
+    labels.add_argument(
+        "--labels-csv", type=Path, help="class labels: a table keyed by 'file' or 'id' (or in spectrum order)"
     )
     labels.add_argument("--label-from-name", metavar="REGEX", help="the class is the regex's first group")
     labels.add_argument("--task", choices=["multiclass", "multilabel"], help="what the labels must give")
 
 
+def import_from_args(
+    args: argparse.Namespace, out: Path, *, axis: str, overwrite: bool = False
+) -> ImportReport:
+    """`import_files` with the options of `add_source_arguments` and `add_label_arguments`."""
+    return import_files(
+        args.sources,
+        out=out,
+        smiles_csv=args.smiles,
+        labels=args.labels,
+        axis=axis,
+        normalize=None if getattr(args, "normalize", "minmax") == "none" else "minmax",
+        min_coverage=args.min_coverage,
+        npy_axis=args.npy_axis,
+        progress=not args.no_progress,
+        label_source=LabelSource(args.labels_csv, args.label_column, args.label_from_name, args.task),
+        overwrite=overwrite,
+        split=getattr(args, "split", None),
+        # --label-column names the table's column when there is a table, else the csv's own
+        csv=csv_options(args, own_labels=not args.labels_csv),
+    )
+
+
 def run_import(args: argparse.Namespace) -> int:
     """Run ``data import``: 0 when a dataset was written, 1 when nothing was kept, 2 for bad arguments."""
     try:
-        report = import_files(
-            args.sources,
-            out=args.out,
-            smiles_csv=args.smiles,
-            labels=args.labels,
-            axis=args.axis,
-            normalize=None if args.normalize == "none" else args.normalize,
-            min_coverage=args.min_coverage,
-            npy_axis=args.npy_axis,
-            progress=not args.no_progress,
-            label_source=LabelSource(args.labels_csv, args.label_column, args.label_from_name, args.task),
-            overwrite=args.overwrite,
-            split=args.split,
-            # --label-column names the table's column when there is a table, else the csv's own
-            csv=csv_options(args, own_labels=not args.labels_csv),
-        )
+        report = import_from_args(args, args.out, axis=args.axis, overwrite=args.overwrite)
     except (DatasetError, labelsets.LabelError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -27,6 +27,17 @@ def is_dataset_file(path: Path, head: bytes) -> bool:
         return False
 
 
+def is_dataset_path(path: str | Path) -> bool:
+    """A peakmixer dataset file: named ``.npz``, or a zip with a dataset header (`is_dataset_file`)."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":  # a missing or damaged one too: `load` names what is wrong
+        return True
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        return is_dataset_file(path, f.read(8))
+
+
 def read_dataset(path: str | Path, split: str | None = None) -> list[Item]:
     """The spectra of `path` (of its split `split` when given) as one `Spectra` block."""
     path = Path(path)
