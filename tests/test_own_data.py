@@ -200,6 +200,35 @@ def test_flow_3_multiclass_from_file_names_with_group_aware_splits(shared_data, 
     assert 0 <= metrics["accuracy"] <= 1
 
 
+def test_flow_4_a_csv_with_its_own_class_column_read_the_same_way_by_every_command(
+    shared_data, tmp_path, capsys
+):
+    coffee = shared_data / "coffee_ftir"
+    lines = (coffee / "coffee_spectra.csv").read_text().splitlines()
+    origins = pd.read_csv(coffee / "coffee_labels.csv")["labels"].tolist()
+    own = tmp_path / "coffee_with_class.csv"
+    own.write_text(
+        "\n".join([lines[0] + ",class"] + [f"{r},{o}" for r, o in zip(lines[1:], origins, strict=True)])
+    )
+    read = [own, "--x-start", 4000, "--x-end", 400, "--no-progress"]  # the same options in every command
+    data = tmp_path / "own.npz"
+    assert run("data", "import", *read, "--out", data) == 0
+    ds = load(data)
+    assert ds.task == "multiclass" and [ds.label_names[k] for k in ds.y] == origins
+    assert run("data", "split", data, "--stratify", "--seed", 0) == 0
+    assert run("data", "info", data) == 0
+    assert run("train", "--config", tiny_config(tmp_path, data)) == 0
+    best = tmp_path / "run" / "best.pt"
+    assert run("evaluate", "--checkpoint", best, "--split", "test") == 0
+    capsys.readouterr()
+    assert run("evaluate", "--checkpoint", best, "--data", *read, "--allow-changed-splits", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 60
+    few = tmp_path / "three.csv"
+    few.write_text("\n".join(own.read_text().splitlines()[:4]))
+    assert run("explain", few, *read[1:], "--checkpoint", best, "--out", tmp_path / "explained") == 0
+    assert len(pd.read_csv(tmp_path / "explained" / "summary.csv")) == 3
+
+
 # --- bad input: one line, a non-zero exit, no traceback, no good spectrum lost ----------------------------
 
 

@@ -21,7 +21,7 @@ set -x
 $PY -m peakmixer data synth --kind synth-ir17 --n "$N" --seed 0 --out "$OUT/synth-ir17.npz"
 $PY -m peakmixer train --config params/train/synth_ir17.yaml --set "data.path=$OUT/synth-ir17.npz" \
   --set "device=$DEVICE" --set "out_dir=$OUT/run" --set "optim.epochs=$EPOCHS" --set progress=false
-$PY -m peakmixer evaluate --checkpoint "$OUT/run/best.pt" --device "$DEVICE" --out "$OUT/evaluate.json"
+$PY -m peakmixer evaluate --checkpoint "$OUT/run/best.pt" --device "$DEVICE" --metrics "$OUT/evaluate.json" --json
 for W in $WIDTHS; do
   $PY -m peakmixer bench --device "$DEVICE" --width "$W" --n-classes "$K" --batch "$BATCH" --steps "$STEPS" \
     --json > "$OUT/bench_w$W.json"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def explain_files(
         listed=sources.listed,
     )
     _refuse_other_kinds(read, ex.kind)
-    rows = []
+    rows, zero = [], [0]
     if read.rows:
         X = torch.from_numpy(normalize(np.stack(read.rows), ex.normalize).astype(np.float32)).unsqueeze(1)
         with torch.no_grad():
@@ -124,7 +125,7 @@ def explain_files(
                 ex.axis,
                 {i: X[i, 0].numpy()},
                 [(i, k, f"{ex.names[k]}\np = {p[k]:.2f}") for _, k in pairs],
-                cams_for(ex.model, X, pairs, subsets=subsets, layer=layer),
+                _cams_counting_zeros(ex.model, X, pairs, subsets, layer, zero),
                 subsets=subsets,
                 bands=ex.bands(),
                 title=f"{sid} — {ex.run_name}{note}",
@@ -160,6 +161,8 @@ def explain_files(
     summary = pd.DataFrame(rows, columns=columns)
     summary.to_csv(out / "summary.csv", index=False)
     notes = [n for n in notes if n] + read.notes
+    if zero[0]:
+        notes.append(f"{zero[0]} Grad-CAM maps were zero everywhere (each panel says so)")
     report = {
         "checkpoint": str(path),
         "explained": len(rows),
@@ -168,6 +171,16 @@ def explain_files(
     }
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     return Explained(summary, read.rejected, out, notes)
+
+
+def _cams_counting_zeros(model, X, pairs, subsets, layer: str, zero: list[int]) -> dict:
+    """`cams_for`, with its all-zero warnings counted into `zero[0]` (one note for the batch, not a warning
+    per figure: the panels say it too)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Grad-CAM is zero everywhere")
+        cams = cams_for(model, X, pairs, subsets=subsets, layer=layer)
+    zero[0] += sum(not np.any(m > 0) for m in cams.values())
+    return cams
 
 
 def _benchmark_kind(path: str) -> str | None:
