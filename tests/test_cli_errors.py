@@ -189,3 +189,14 @@ def test_ctrl_c_stops_a_training_with_one_line_saying_where_last_pt_is(files, tm
     assert err == f"interrupted: {last} holds the run as last saved: --resume continues it"
     monkeypatch.setattr(training, "_end_epoch", end_epoch)
     assert main([*argv, "--resume"]) == 0  # and it does
+
+
+def test_a_torch_failure_on_a_good_checkpoint_is_not_called_bad_input(files, monkeypatch):
+    # only what torch says of a damaged or foreign file is "not a readable checkpoint"; anything else is a
+    # bug (a torch regression, say) and keeps its traceback
+    def regression(*args, **kwargs):
+        raise RuntimeError("an internal torch failure")
+
+    monkeypatch.setattr("torch.load", regression)
+    with pytest.raises(RuntimeError, match="internal torch failure"):
+        main(["evaluate", "--checkpoint", str(files["best"])])

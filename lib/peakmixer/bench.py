@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from .files import write_text
 from .models import build_model, describe, profile_model
 from .train import (
     autocast,
@@ -620,7 +621,7 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
             + f"; mean change {a['mean_change']:+.4f} (largest |change| {a['max_abs_change']:.4f}).",
         ]
     lines.append("")
-    path.write_text("\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 
 from .config import add_threads_argument
 from .data import DatasetError, SpectraDataset, file_sha256, load
+from .files import write_csv
 from .metrics import multilabel_metrics
 from .provenance import REPO_ROOT, git_sha
 from .synth import Bac30Knobs, make_synth
@@ -275,7 +276,7 @@ def _cli(args: argparse.Namespace) -> int:
     table = calibrate(seeds=args.seeds)
     if args.store:
         STORE.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(STORE, index=False)
+        write_csv(STORE, table)
         print(STORE)
     print(table[["case", "knobs", "seed", "stage", "metric", "value", "seconds"]].to_string(index=False))
     return 0

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .config import add_threads_argument
+from .files import write_text
 from .io.batch import add_label_arguments, add_source_arguments
 
 
@@ -132,7 +133,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         metrics["data"] = [str(s) for s in sources]
     text = json.dumps(metrics, indent=1)
     if args.metrics:
-        Path(args.metrics).write_text(text + "\n")
+        write_text(args.metrics, text + "\n")
     print(text if args.json else metrics_table(metrics))
     if args.out:
         print(f"per-spectrum predictions: {args.out}")

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from .cam import cams_for, mean_class_cams, subsets_of
 from .config import add_threads_argument, from_dict
 from .data import SPECTRUM_KINDS, DatasetError, SpectraDataset, load
+from .files import write_csv, write_text
 from .io.batch import ReadSpectra, Rejection, add_source_arguments, csv_options, expand_sources, read_spectra
 from .io.csv import CsvOptions
 from .io.dataset_file import is_dataset_file
@@ -159,7 +160,7 @@ def explain_files(
             )
     columns = ["spectrum", "figure", "predicted", "top_class", "top_probability", "coverage"]
     summary = pd.DataFrame(rows, columns=columns)
-    summary.to_csv(out / "summary.csv", index=False)
+    write_csv(out / "summary.csv", summary)
     notes = [n for n in notes if n] + read.notes
     if zero[0]:
         notes.append(f"{zero[0]} Grad-CAM maps were zero everywhere (each panel says so)")
@@ -169,7 +170,7 @@ def explain_files(
         "notes": notes,
         "refused": [{"source": r.source, "reason": r.reason} for r in read.rejected],
     }
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
     return Explained(summary, read.rejected, out, notes)
 
 

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
+
 
 @contextmanager
 def atomic(path: str | os.PathLike) -> Iterator[Path]:
@@ -29,4 +31,11 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     """`Path.write_text`, atomically (UTF-8)."""
     with atomic(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
+    """`DataFrame.to_csv` without the index, atomically."""
+    with atomic(path) as tmp:
+        frame.to_csv(tmp, index=False)
     return Path(path)

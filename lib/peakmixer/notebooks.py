@@ -104,8 +104,7 @@ def _export_html(notebook: Path) -> Path:
 
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
     out = notebook.with_suffix(".html")
-    out.write_text(body, encoding="utf-8")
-    return out
+    return write_text(out, body)
 
 
 def _promote(staging: Path, final: Path) -> list[str]:
@@ -136,6 +135,7 @@ def run_notebooks(
     keeping what earlier notebooks of this run made) when one fails.
     """
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
@@ -181,7 +181,7 @@ def run_notebooks(
                     f"{name} failed in cell {e.cell_index + 1} ({e.ename}: {e.evalue}); the outputs of "
                     f"earlier runs in {final} are untouched"
                 ) from None
-            except Exception as e:  # a cell timeout, a dead kernel: the same promise holds
+            except (CellTimeoutError, DeadKernelError, TimeoutError) as e:  # the same promise holds
                 raise NotebookFailed(
                     f"{name} stopped ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); the "
                     f"outputs of earlier runs in {final} are untouched"

@@ -30,6 +30,7 @@ from scipy import stats
 from .cam import RunScoring, scores_identity
 from .config import ConfigError, apply_overrides, from_dict, load_yaml
 from .data import load
+from .files import write_text
 from .metrics import main_metric
 from .provenance import REPO_ROOT
 from .sweep import (
@@ -822,7 +823,7 @@ def update_readme(text: str, path: Path = README, section: str = "results") -> b
     _, tail = rest.split(end, 1)
     new = f"{head}{start}\n{text}\n{end}{tail}"
     if new != old:
-        path.write_text(new)
+        write_text(path, new)
     return new != old
 
 

@@ -25,6 +25,7 @@ import yaml
 from .config import ConfigError
 from .data import DatasetError
 from .explain import Explainer
+from .files import write_text
 from .metrics import compute_metrics
 from .models import profile_model
 from .provenance import REPO_ROOT
@@ -125,8 +126,8 @@ def ship(
         "real": [score_real(ex, r, labels) for r in real],
         "training_config": yaml.safe_load((Path(tc.out_dir) / "config.yaml").read_text()),
     }
-    (Path(models_dir) / f"{name}.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
-    (Path(models_dir) / f"{name}.md").write_text(card_text(card))
+    write_text(Path(models_dir) / f"{name}.json", json.dumps(card, indent=1, default=str) + "\n")
+    write_text(Path(models_dir) / f"{name}.md", card_text(card))
     return out
 
 

@@ -15,10 +15,12 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import platform
 import sys
 import time
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +46,7 @@ from .data import (
     random_splits,
     spectrum_kind,
 )
-from .files import atomic
+from .files import atomic, write_csv, write_text
 from .ip import IPModel, IPOutput, attach_ip, ip_loss, pathway_metrics
 from .metrics import compute_metrics, main_metric
 from .models import PeakModel, build_model, code_fingerprint, describe, profile_model
@@ -483,6 +485,10 @@ class CheckpointError(BadInput, ValueError):
     """A file that is not a readable peakmixer checkpoint (truncated, corrupt, foreign)."""
 
 
+# What torch's zip reader says of a truncated or foreign archive (measured on torch 2.13).
+_NOT_A_CHECKPOINT = ("PytorchStreamReader", "inline_container", "zip archive", "central directory")
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only); a file that is
     not one (truncated, corrupt, another format, missing our keys) is a `CheckpointError` naming it."""
@@ -490,9 +496,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises OSError, RuntimeError, UnpicklingError, EOFError, BadZipFile...
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a legacy pickle
+        raise CheckpointError(f"{path}: not a readable checkpoint (not a torch file: it starts {head!r})")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    except RuntimeError as e:
+        # torch's zip reader says a damaged or foreign archive this way; any other RuntimeError is a bug
+        if not any(sign in str(e) for sign in _NOT_A_CHECKPOINT):
+            raise
+        raise CheckpointError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0]})") from None
     missing = [k for k in ("model", "model_spec", "config") if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: not a peakmixer checkpoint (no {', '.join(missing)})")
@@ -1161,7 +1179,7 @@ def _finish(s: _Session, stopped: bool, trained: bool = True) -> dict[str, Any]:
             summary["test"] = evaluate_split(s.model, test, **ev)
             if isinstance(s.model, IPModel):
                 summary["test"]["pathways"] = pathway_metrics(s.model, test.X, test.y, task=s.task, seed=0)
-        (s.out / "metrics.json").write_text(json.dumps(summary, indent=1))
+        write_text(s.out / "metrics.json", json.dumps(summary, indent=1))  # read back to reuse runs
     if s.ddp.world > 1:
         dist.barrier()
     return summary
@@ -1190,7 +1208,7 @@ def _train(s: _Session, resume: bool) -> dict[str, Any]:
         _resume(s)
     if s.ddp.main:
         s.out.mkdir(parents=True, exist_ok=True)
-        (s.out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        write_text(s.out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     sampler = DistributedSampler(
         range(len(s.train_data.X)),
         num_replicas=s.ddp.world,
@@ -1307,5 +1325,4 @@ def write_predictions(path: Path, ids: list[str], data: Prepared, logits: np.nda
     table = pd.DataFrame({"spectrum": ids, "true": truth, "predicted": predicted})
     table = pd.concat([table, pd.DataFrame(probs.round(6), columns=[f"p({n})" for n in names])], axis=1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False)
-    return path
+    return write_csv(path, table)

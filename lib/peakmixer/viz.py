@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .data import SpectraDataset, label_summary
-from .files import write_text
+from .files import write_csv, write_text
 from .metrics import main_metric
 from .provenance import git_sha, package_versions
 
@@ -131,7 +131,7 @@ def save_table(
     if synthetic and "synthetic" not in df.columns:
         df = df.assign(synthetic=True)
     path = out / f"{name}.csv"
-    df.to_csv(path, index=False)
+    write_csv(path, df)
     facts = {"rows": len(df), **dict(extra or {})}
     return [path, sidecar(path, params=params, data=data, synthetic=synthetic, extra=facts, caption=caption)]
 
