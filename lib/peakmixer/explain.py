@@ -35,7 +35,7 @@ from .data import SPECTRUM_KINDS, DatasetError, SpectraDataset, load
 from .files import write_csv, write_text
 from .io.batch import ReadSpectra, Rejection, add_source_arguments, csv_options, expand_sources, read_spectra
 from .io.csv import CsvOptions
-from .io.dataset_file import is_dataset_file
+from .io.dataset_file import is_dataset_path
 from .provenance import REPO_ROOT
 from .split_record import check_scored_split
 from .synth import textbook_bands
@@ -93,7 +93,11 @@ def explain_files(
         )
     ex = Explainer.load(path)
     sources = expand_sources(files)
-    notes = [ex.check_split(load(f), split, allow_changed_splits) for f in sources.files if _is_dataset(f)]
+    notes = [
+        ex.check_split(load(f), split, allow_changed_splits)
+        for f in sources.files
+        if is_dataset_path(f, by_name=False)
+    ]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     read = read_spectra(
@@ -206,11 +210,6 @@ def _refuse_other_kinds(read: ReadSpectra, kind: str | None) -> None:
     for name in ("rows", "ids", "smiles", "coverage", "labels", "kinds"):
         values = getattr(read, name)
         setattr(read, name, [v for i, v in enumerate(values) if i not in other])
-
-
-def _is_dataset(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return is_dataset_file(path, f.read(8))
 
 
 def _cli(args: argparse.Namespace) -> int:

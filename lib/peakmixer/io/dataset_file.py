@@ -27,10 +27,11 @@ def is_dataset_file(path: Path, head: bytes) -> bool:
         return False
 
 
-def is_dataset_path(path: str | Path) -> bool:
-    """A peakmixer dataset file: named ``.npz``, or a zip with a dataset header (`is_dataset_file`)."""
+def is_dataset_path(path: str | Path, *, by_name: bool = True) -> bool:
+    """A peakmixer dataset file: a zip with a dataset header (`is_dataset_file`) or, with `by_name`, any
+    file named ``.npz`` (a missing or damaged one too: `load` then names what is wrong)."""
     path = Path(path)
-    if path.suffix.lower() == ".npz":  # a missing or damaged one too: `load` names what is wrong
+    if by_name and path.suffix.lower() == ".npz":
         return True
     if not path.is_file():
         return False
