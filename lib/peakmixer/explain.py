@@ -36,9 +36,9 @@ from .files import write_csv, write_text
 from .io.batch import ReadSpectra, Rejection, add_source_arguments, csv_options, expand_sources, read_spectra
 from .io.csv import CsvOptions
 from .io.dataset_file import is_dataset_path
+from .ir17_bands import textbook_bands
 from .provenance import REPO_ROOT
 from .split_record import check_scored_split
-from .synth import textbook_bands
 from .train import TrainConfig, checkpoint_axis, load_checkpoint, model_from_checkpoint, normalize
 from .viz import plot_cam_grid, plot_mean_cams, save_figure
 

@@ -193,10 +193,10 @@ def ranking(y: np.ndarray, probs: np.ndarray, names: Sequence[str]) -> dict[str,
     return out
 
 
-# The bands a chemist reads each group by, named in the band table (`synth.IR17_BANDS`: Silverstein, Webster &
-# Kiemle 2005 ch. 2; Socrates 2001). Each inner tuple is one band the group needs (any of its modes' centre
-# ranges); a group with two needs both. Alkyl halides have none: their C-X stretch moves over 485-1400 cm-1
-# with the halogen, where most skeletons absorb.
+# The bands a chemist reads each group by, named in the band table (`ir17_bands.IR17_BANDS`: Silverstein,
+# Webster & Kiemle 2005 ch. 2; Socrates 2001). Each inner tuple is one band the group needs (any of its modes'
+# centre ranges); a group with two needs both. Alkyl halides have none: their C-X stretch moves over
+# 485-1400 cm-1 with the halogen, where most skeletons absorb.
 MARKERS: dict[str, tuple[tuple[str, ...], ...]] = {
     "alkane": (("CH2 asym. stretch", "CH2 sym. stretch"),),
     "methyl": (("CH3 asym. stretch", "CH3 sym. stretch"),),
@@ -221,7 +221,7 @@ CHANCE_BAND = 0.55  # the README names the labels the textbook rule ranks no bet
 
 def marker_windows(label: str) -> list[list[tuple[float, float]]]:
     """Per band `label` needs (`MARKERS`), the centre ranges (cm-1) of its modes in the band table."""
-    from .synth import IR17_BANDS, IR17_LABELS
+    from .ir17_bands import IR17_BANDS, IR17_LABELS
 
     k = IR17_LABELS.index(label)
     own = [b for b in IR17_BANDS if b.label == k]

@@ -1,9 +1,10 @@
 """``synth-ir17`` versions 3 to 9: synthetic IR spectra meant to look real to a model trained on them.
 
 Version 2 (`peakmixer.synth`) draws isolated Gaussians on a flat, noisy baseline with label sets from
-independent (copula) coin flips. A model trained on it finds few functional groups in real spectra. Version 3
-keeps its band table (`synth.IR17_BANDS`: Silverstein, Webster & Kiemle 2005 ch. 2; Socrates 2001) and adds
-what real spectra have, each drawn per spectrum (domain randomisation, not a fit to any real set):
+independent (copula) coin flips. A model trained on it finds few functional groups in real spectra.
+Version 3 keeps its band table (`ir17_bands.IR17_BANDS`: Silverstein, Webster & Kiemle 2005 ch. 2; Socrates
+2001) and adds what real spectra have, each drawn per spectrum (domain randomisation, not a fit to any real
+set):
 
 - **Label sets of real molecules.** Each spectrum is one of the 5 000 NCI structures that the RDKit wheel
   ships (``rdkit/Data/NCI/first_5K.smi``, NCI open database), labelled with the NIST-IR SMARTS (Fine et al.
@@ -152,9 +153,10 @@ import numpy as np
 
 from .config import ConfigError
 from .data import named_axis
+from .ir17_bands import IR17_BANDS
 from .labels import NIST17_NAMES, NIST17_SMARTS, compile_smarts, parse_smiles
 from .normalmodes import ModeTable, nci_modes, table_digest
-from .synth import IR17_BANDS, _child_seed, _minmax
+from .synth_streams import child_seed, minmax_rows
 
 MASK_REACH = 2.0  # mask half-widening, in nominal FWHM x the largest width scale
 _REACH = 4.0  # lines are drawn on +-4 FWHM (a Lorentzian is 1.5% of its peak there)
@@ -416,7 +418,7 @@ def _seeded_block(
 ) -> tuple[np.ndarray, ...]:
     """Rows ``start .. start + _BLOCK`` of `render_ir17_v3`, from the block's own random stream (so the
     spectra do not depend on how many processes render them)."""
-    rng = np.random.default_rng([_child_seed(seed, 10), start])
+    rng = np.random.default_rng([child_seed(seed, 10), start])
     return _render_block(min(_BLOCK, n - start), rng, k, molecule_pool(), with_components)
 
 
@@ -575,7 +577,7 @@ def _render_block(
     X[below] = np.broadcast_to(X[np.arange(n), edge][:, None], X.shape)[below]
     if comp is not None:
         comp[np.broadcast_to(below[:, None, :], comp.shape)] = 0.0
-    _minmax(X, comp)
+    minmax_rows(X, comp)
     return y, X, comp, mol
 
 
