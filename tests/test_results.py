@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from peakmixer import results
+from peakmixer import readme, results
 from peakmixer.data import toy_dataset
 from peakmixer.results import (
     claims,
@@ -260,8 +260,8 @@ def test_the_readme_shows_panel_d_and_sets_its_0_layer_runs_against_the_panels_n
 @pytest.mark.slow
 def test_the_readme_results_agree_with_the_store():
     # `python -m peakmixer results --readme` writes this section; the store changes only through sweeps
-    for section, text in results.readme_sections().items():
-        assert results.readme_section(section=section) == text, section
+    for section, text in readme.readme_sections().items():
+        assert readme.readme_section(section=section) == text, section
 
 
 def test_a_spot_check_does_not_retrain_a_bf16_row_on_a_cpu_that_only_emulates_bf16(

@@ -347,13 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands that live with their module (data, sweep)."""
-    from . import calibrate, datacli, explain, results, shipped, sim2real, sweep
+    from . import calibrate, datacli, explain, readme, shipped, sim2real, sweep_command
 
     return [
         calibrate.register,
         datacli.register,
-        sweep.register,
-        results.register,
+        sweep_command.register,
+        readme.register,
         explain.register,
         shipped.register,
         sim2real.register,

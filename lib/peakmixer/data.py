@@ -281,6 +281,16 @@ def spectrum_kind(ds: SpectraDataset) -> str | None:
     return "ir" if kind.startswith("synth-ir") else "raman" if kind.startswith("synth-bac") else None
 
 
+def nearest_spectrum(x: np.ndarray, labels: np.ndarray, ds: SpectraDataset) -> tuple[int, bool]:
+    """Index of the spectrum of `ds` most similar (cosine) to `x`, among those with the label set `labels`
+    when any has it; and whether the label set matched (multilabel)."""
+    same = np.flatnonzero((np.asarray(ds.y) == labels).all(1))
+    pool = same if same.size else np.arange(len(ds))
+    X = ds.X[pool]
+    sim = X @ x / np.maximum(np.linalg.norm(X, axis=1) * np.linalg.norm(x), 1e-12)
+    return int(pool[int(np.argmax(sim))]), bool(same.size)
+
+
 def refuse_to_replace(path: str | os.PathLike, overwrite: bool) -> None:
     """Refuse to write a dataset over an existing file (or onto a folder) unless `overwrite`: runs trained
     on the old one would later be scored on other data or other splits."""

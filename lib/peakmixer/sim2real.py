@@ -896,16 +896,6 @@ def _hash_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def nearest_synthetic(real_x: np.ndarray, labels: np.ndarray, synthetic: SpectraDataset) -> tuple[int, bool]:
-    """Index of the synthetic spectrum most similar (cosine) to `real_x`, among those with the same label set
-    when any has it; and whether the label set matched."""
-    same = np.flatnonzero((np.asarray(synthetic.y) == labels).all(1))
-    pool = same if same.size else np.arange(len(synthetic))
-    X = synthetic.X[pool]
-    sim = X @ real_x / np.maximum(np.linalg.norm(X, axis=1) * np.linalg.norm(real_x), 1e-12)
-    return int(pool[int(np.argmax(sim))]), bool(same.size)
-
-
 def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False) -> list[Path]:
     """Tables and the figure with sidecars into `out_dir`; with `store`, also the tables into ``results/``."""
     from .viz import plot_sim2real, save_figure, save_table

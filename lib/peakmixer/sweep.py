@@ -11,7 +11,6 @@ set, and test on the test split; the spread over seeds is the fine-tuning spread
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import os
@@ -28,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .cam import SCORE_COLUMNS, RunScoring, score_run, scores_identity
-from .config import ConfigError, add_threads_argument, apply_overrides, from_dict, load_yaml, to_dict
+from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .data import SpectraDataset, file_sha256, load
 from .files import atomic, write_text
 from .provenance import git_sha, package_versions
@@ -732,40 +731,6 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
         known[run.run_id] = config_id
     table = read_results(results)
     return table[table["run_id"].isin({r.run_id for r in runs})].reset_index(drop=True)
-
-
-# --- CLI -------------------------------------------------------------------------------------------
-
-
-def _cli(args: argparse.Namespace) -> int:
-    cfg = load_sweep(args.config, args.set)
-    from .results import claims, summarize, verdict_text
-
-    if args.workers > 1:  # each worker gets `--threads` (default: the free cores divided among them)
-        table = run_workers(cfg, args.workers, threads=args.threads)
-    else:
-        table = run_sweep(cfg)
-    print(f"{len(table)} runs in {cfg.results_path}")
-    print(summarize(table).round(4).to_string(index=False))
-    classes = {ds.name: len(load(dataset_path(cfg, ds)).label_names) for ds in cfg.datasets}
-    print(verdict_text(claims(table, classes)))
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="resumable extractor x mixer x seeds sweep into one table")
-    p.add_argument("--config", required=True, help="sweep YAML (see params/sweeps/)")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. seeds=[0,1]"
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="parallel runs, each with the free cores / N threads (BENCHMARKS.md: which pays here)",
-    )
-    add_threads_argument(p, "each worker's CPU threads")
-    p.set_defaults(func=_cli)
 
 
 __all__ = [

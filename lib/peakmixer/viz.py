@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .data import SpectraDataset, label_summary
+from .data import SpectraDataset, label_summary, nearest_spectrum
 from .files import write_csv, write_text
 from .metrics import main_metric
 from .provenance import git_sha, package_versions
@@ -890,8 +890,6 @@ def plot_sim2real(result: Any) -> plt.Figure:
     """Per real set: its richest-labelled spectrum beside the nearest synthetic spectrum of the same label set
     (one per generator version), and the per-label recall on the real set (mean over seeds) per version.
     `result` is a `sim2real.Sim2RealResult`."""
-    from .sim2real import nearest_synthetic
-
     versions = sorted(result.synthetic)
     colours = dict(zip(versions, plt.get_cmap("tab10").colors[1:], strict=False))
     fig, axes = plt.subplots(
@@ -904,7 +902,7 @@ def plot_sim2real(result: Any) -> plt.Figure:
         ax_s.plot(ds.axis, ds.X[i], color="black", lw=1.2, label=f"real: {ds.ids[i]}")
         for offset, v in enumerate(versions, start=1):
             syn = result.synthetic[v].onto(ds.axis)
-            j, same = nearest_synthetic(ds.X[i], y[i], syn)
+            j, same = nearest_spectrum(ds.X[i], y[i], syn)
             tag = "same label set" if same else "no synthetic spectrum has this label set"
             ax_s.plot(
                 syn.axis, syn.X[j] + 1.1 * offset, color=colours[v], lw=1, label=f"synth-ir17 v{v} ({tag})"
