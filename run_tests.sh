@@ -5,4 +5,5 @@ cd "$(dirname "$0")"
 source tools/venv.sh
 ruff check .
 ruff format --check .
+lint-imports --no-cache  # the layers contract in pyproject.toml: no module imports from a layer above its own
 exec python -m pytest "$@"

@@ -37,8 +37,8 @@ from peakmixer.sim2real import (
     threshold_ceiling,
     verdict,
     weak_labels,
-    write_outputs,
 )
+from peakmixer.sim2real_report import write_outputs
 from peakmixer.synthir import PRESETS, IR17V3Knobs, knobs_for, molecule_pool, render_ir17_v3
 from peakmixer.train import machine
 

@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands that live with their module (data, sweep)."""
-    from . import calibrate, datacli, explain, readme, shipped, sim2real, sweep_command
+    from . import calibrate, datacli, explain, readme, shipped, sim2real_report, sweep_command
 
     return [
         calibrate.register,
@@ -356,7 +356,7 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
         readme.register,
         explain.register,
         shipped.register,
-        sim2real.register,
+        sim2real_report.register,
     ]
 
 

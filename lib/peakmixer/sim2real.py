@@ -46,7 +46,6 @@ of them is a paired one.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from collections.abc import Sequence
@@ -58,7 +57,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import ConfigError, add_threads_argument
+from .config import ConfigError
 from .data import DatasetError, SpectraDataset, file_sha256, load, named_axis
 from .labels import NIST17_NAMES
 from .metrics import multilabel_metrics
@@ -317,15 +316,21 @@ def train_on_synthetic(version: str, seed: int, cfg: Sim2RealConfig) -> Path:
 
 
 def probabilities(checkpoint: Path, ds: SpectraDataset) -> np.ndarray:
-    """Sigmoid outputs (N, K) of a checkpoint on a dataset, preprocessed as in its training."""
-    from .explain import Explainer
+    """Sigmoid outputs (N, K) of a checkpoint on a dataset, on its input axis and normalised as in its
+    training."""
+    from .config import from_dict
+    from .train import TrainConfig, checkpoint_axis, load_checkpoint, model_from_checkpoint, normalize
 
-    ex = Explainer.load(checkpoint)
-    ds, X = ex.inputs(ds)
-    if list(ds.label_names) != ex.names:
-        raise DatasetError(f"labels {ds.label_names[:3]}... are not the model's {ex.names[:3]}...")
+    ckpt = load_checkpoint(checkpoint)
+    names = list(ckpt["label_names"])
+    if list(ds.label_names) != names:
+        raise DatasetError(f"labels {ds.label_names[:3]}... are not the model's {names[:3]}...")
+    ds = ds.onto(checkpoint_axis(ckpt))
+    X = normalize(ds.X, from_dict(TrainConfig, ckpt["config"]).data.normalize).astype(np.float32)
     with torch.no_grad():
-        return torch.sigmoid(ex.model(X).float()).numpy()
+        return torch.sigmoid(
+            model_from_checkpoint(ckpt).eval()(torch.from_numpy(X).unsqueeze(1)).float()
+        ).numpy()
 
 
 @dataclass
@@ -896,56 +901,6 @@ def _hash_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False) -> list[Path]:
-    """Tables and the figure with sidecars into `out_dir`; with `store`, also the tables into ``results/``."""
-    from .viz import plot_sim2real, save_figure, save_table
-
-    params = {
-        "versions": sorted(result.synthetic),
-        "seeds": sorted(result.table["seed"].unique().tolist()),
-        "real_sets": list(result.real),
-    }
-    common = {"params": params, "data": result.hashes, "synthetic": True}
-    paths = save_table(
-        result.table,
-        out_dir,
-        "sim2real",
-        caption="Trained on synthetic IR only, scored on real labelled IR spectra (with trivial baselines)",
-        **common,
-    )
-    paths += save_table(
-        result.labels,
-        out_dir,
-        "sim2real_labels",
-        caption="Per-label precision and recall on real spectra of models trained on synthetic IR only",
-        **common,
-    )
-    paths += save_table(
-        result.predictions,
-        out_dir,
-        "sim2real_predictions",
-        caption="Per model and real spectrum: its true and its predicted functional groups",
-        **common,
-    )
-    paths += save_table(
-        result.bands,
-        out_dir,
-        "sim2real_bands",
-        caption="A textbook rule (no training): per label, ROC-AUC of the height where tables put its bands",
-        **common,
-    )
-    paths += save_figure(
-        plot_sim2real(result),
-        out_dir,
-        "sim2real_figure",
-        caption="A real spectrum beside the nearest synthetic one of its label set; per-label recall on it",
-        **common,
-    )
-    if store:
-        paths += store_result(result)
-    return paths
-
-
 def store_result(result: Sim2RealResult, store: Path = STORE) -> list[Path]:
     """The tables into the store (`store` and its companions). Of the table, the per-label and the
     predictions tables, the rows of every generator `result` scored (version and set size) replace that
@@ -991,52 +946,6 @@ def store_result(result: Sim2RealResult, store: Path = STORE) -> list[Path]:
 def _generators(frame: pd.DataFrame) -> pd.Series:
     """Per row, its generator: version and synthetic set size."""
     return frame["version"].astype(str) + "@" + frame["n_synthetic"].astype(int).astype(str)
-
-
-# --- CLI -------------------------------------------------------------------------------------------
-
-
-def _cli(args: argparse.Namespace) -> int:
-    cfg = Sim2RealConfig(
-        real=[RealSet.parse(r) for r in args.real],
-        versions=args.versions,
-        seeds=args.seeds,
-        n=args.n,
-        overrides=args.set,
-    )
-    result = run_sim2real(cfg)
-    for p in write_outputs(result, args.out, store=args.store):
-        print(p)
-    print(summary(result.table).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sim2real",
-        help="train on synthetic IR only, score on real labelled IR spectra",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument(
-        "--real",
-        action="append",
-        required=True,
-        metavar="NAME=PATH",
-        help="real spectra: a JCAMP folder with molecules.csv, or a parquet file with SMILES",
-    )
-    versions = Sim2RealConfig().versions
-    p.add_argument("--versions", nargs="+", default=versions, help="synth-ir17 generator versions")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds")
-    p.add_argument("--n", type=int, default=DEFAULT_N, help="synthetic spectra (same model and epochs)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config override")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "figures" / "sim2real", help="output folder")
-    p.add_argument(
-        "--store",
-        action="store_true",
-        help="also write sim2real.csv and its _labels, _predictions and _bands tables into results/",
-    )
-    add_threads_argument(p)
-    p.set_defaults(func=_cli)
 
 
 def real_ir_sets(data_dir: str | Path) -> list[RealSet]:
