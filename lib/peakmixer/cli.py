@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .architecture import IP_MODES
 from .config import add_threads_argument
 from .files import write_text
 from .io.batch import add_label_arguments, add_source_arguments
@@ -226,16 +227,20 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--extractor", default="respeak", choices=["respeak", "cnnpeak"])
-    p.add_argument("--mixer", default="mlpmixer", choices=["none", "mlp", "mlpmixer", "transformer"])
-    p.add_argument("--width", type=int, default=160, help="extractor channels (ResPeak 8a)")
-    p.add_argument("--blocks", type=int, default=None, help="ResPeak blocks (default 6)")
-    p.add_argument("--mixer-layers", type=int, default=4)
-    p.add_argument("--mlp-layers", type=int, default=3)
+    from .architecture import DEFAULTS, EXTRACTORS, MIXERS
+
+    p.add_argument("--extractor", default=DEFAULTS.extractor, choices=EXTRACTORS)
+    p.add_argument("--mixer", default=DEFAULTS.mixer, choices=MIXERS)
+    p.add_argument("--width", type=int, default=DEFAULTS.width, help="extractor channels (ResPeak 8a)")
+    p.add_argument("--blocks", type=int, default=DEFAULTS.blocks, help="ResPeak blocks (default 6)")
+    p.add_argument("--mixer-layers", type=int, default=DEFAULTS.mixer_layers)
+    p.add_argument("--mlp-layers", type=int, default=DEFAULTS.mlp_layers)
     p.add_argument("--n-classes", type=int, default=957)
-    p.add_argument("--input-length", type=int, default=1024)
-    p.add_argument("--hidden", type=int, default=768, help="mixer MLP hidden width")
-    p.add_argument("--mlp-hidden", type=int, default=1024, help="width of the MLP mixer's layers")
+    p.add_argument("--input-length", type=int, default=DEFAULTS.input_length)
+    p.add_argument("--hidden", type=int, default=DEFAULTS.hidden, help="mixer MLP hidden width")
+    p.add_argument(
+        "--mlp-hidden", type=int, default=DEFAULTS.mlp_hidden, help="width of the MLP mixer's layers"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -248,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("profile", help="params / MACs / FLOPs of a model at batch 1")
     _model_arguments(p)
-    p.add_argument("--ip", default="off", choices=["off", "trainable", "frozen"], help="interpretable path")
+    p.add_argument("--ip", default="off", choices=IP_MODES, help="interpretable path")
     p.add_argument("--ip-channels", type=int, default=0, help="C_ip (0: the extractor's width)")
     p.set_defaults(func=_profile)
 

@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .architecture import IP_MODES
 from .config import ConfigError
 from .models import PeakModel, PoolHead
 
 IPMode = Literal["off", "trainable", "frozen"]
-IP_MODES = ("off", "trainable", "frozen")
 
 
 @dataclass

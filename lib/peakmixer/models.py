@@ -22,12 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .architecture import DEFAULTS, EXTRACTORS, MIXERS, RESPEAK_BLOCKS
 from .config import ConfigError
 from .provenance import source_digest
-
-EXTRACTORS = ("respeak", "cnnpeak")
-MIXERS = ("none", "mlp", "mlpmixer", "transformer")
-
 
 # --- building blocks -------------------------------------------------------------------------------
 
@@ -394,15 +391,15 @@ class PeakModel(nn.Module):
 
 
 def build_model(
-    extractor: str = "respeak",
-    mixer: str = "mlpmixer",
+    extractor: str = DEFAULTS.extractor,
+    mixer: str = DEFAULTS.mixer,
     *,
     n_classes: int,
-    width: int = 160,
-    blocks: int | None = None,
-    mixer_layers: int = 4,
-    mlp_layers: int = 3,
-    input_length: int = 1024,
+    width: int = DEFAULTS.width,
+    blocks: int | None = DEFAULTS.blocks,
+    mixer_layers: int = DEFAULTS.mixer_layers,
+    mlp_layers: int = DEFAULTS.mlp_layers,
+    input_length: int = DEFAULTS.input_length,
     **options,
 ) -> PeakModel:
     """Build extractor x mixer for `n_classes` outputs on spectra of `input_length` points.
@@ -412,19 +409,13 @@ def build_model(
             topology: `blocks` must be left unset or 1).
         mixer: ``none`` (flatten -> linear), ``mlp`` (`mlp_layers` x 1024 ReLU), ``mlpmixer``
             (`mixer_layers` 2D mixer layers), ``transformer`` (`mixer_layers` encoder layers).
-        options: ``hidden`` (mixer MLP width, 768), ``mlp_hidden`` (1024), ``dropout`` (0.0),
-            ``shared_norm`` (False), ``heads`` (8, transformer), ``in_channels`` (1).
+        options: ``hidden`` (mixer MLP width), ``mlp_hidden``, ``dropout``, ``shared_norm``, ``heads``
+            (transformer), defaults in `DEFAULTS`, and ``in_channels`` (1).
 
     Returns a `PeakModel`; logits (B, K) from spectra (B, 1, L).
     """
-    known = {
-        "hidden": 768,
-        "mlp_hidden": 1024,
-        "dropout": 0.0,
-        "shared_norm": False,
-        "heads": 8,
-        "in_channels": 1,
-    }
+    known = {k: getattr(DEFAULTS, k) for k in ("hidden", "mlp_hidden", "dropout", "shared_norm", "heads")}
+    known["in_channels"] = 1
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise TypeError(f"build_model got unknown option(s) {unknown}; known: {sorted(known)}")
@@ -432,7 +423,7 @@ def build_model(
     if extractor == "respeak":
         ext: nn.Module = ResPeak(
             width=width,
-            blocks=6 if blocks is None else blocks,
+            blocks=RESPEAK_BLOCKS if blocks is None else blocks,
             input_length=input_length,
             in_channels=opt["in_channels"],
         )

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .architecture import LAYERED_MIXERS, MIXERS
 from .cam import SCORE_COLUMNS, RunScoring, score_run, scores_identity
 from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .data import SpectraDataset, file_sha256, load
@@ -130,7 +131,7 @@ class SweepConfig:
     extractor: str = "respeak"
     widths: list[int] = field(default_factory=lambda: [32])
     blocks: int | None = None
-    mixers: list[str] = field(default_factory=lambda: ["none", "mlp", "mlpmixer", "transformer"])
+    mixers: list[str] = field(default_factory=lambda: list(MIXERS))
     mixer_layers: list[int] = field(default_factory=lambda: [4])  # for mlpmixer and transformer
     ip_modes: list[str] = field(
         default_factory=lambda: ["off"]
@@ -267,7 +268,7 @@ def plan(cfg: SweepConfig) -> list[Run]:
     for ds in cfg.datasets:
         for width in cfg.widths:
             for mixer in cfg.mixers:
-                layers = cfg.mixer_layers if mixer in ("mlpmixer", "transformer") else [0]
+                layers = cfg.mixer_layers if mixer in LAYERED_MIXERS else [0]
                 for n in layers:
                     for ip in cfg.ip_modes:
                         runs += [Run(ds, width, cfg.blocks, mixer, n, seed, ip) for seed in cfg.seeds]
@@ -289,7 +290,7 @@ def run_config(
     model: dict[str, Any] = {"extractor": cfg.extractor, "mixer": run.mixer, "width": run.width}
     if run.blocks is not None:
         model["blocks"] = run.blocks
-    if run.mixer in ("mlpmixer", "transformer"):
+    if run.mixer in LAYERED_MIXERS:
         model["mixer_layers"] = run.layers
     for source, where in ((cfg.train, "train"), (run.dataset.train, f"datasets[{run.dataset.name}].train")):
         given = source.get("model", {})

@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
+from .architecture import DEFAULTS
 from .config import BadInput, ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from .data import (
     SpectraDataset,
@@ -76,18 +77,20 @@ class IPConfig:
 
 @dataclass
 class ModelConfig:
-    extractor: str = "respeak"
-    mixer: str = "mlpmixer"
-    width: int = 160
-    blocks: int | None = None
-    mixer_layers: int = 4
-    mlp_layers: int = 3
-    input_length: int = 1024
-    hidden: int = 768
-    mlp_hidden: int = 1024
-    dropout: float = 0.0
-    shared_norm: bool = False
-    heads: int = 8
+    """The model section of a config: the architecture (defaults: `models.DEFAULTS`) and its IP."""
+
+    extractor: str = DEFAULTS.extractor
+    mixer: str = DEFAULTS.mixer
+    width: int = DEFAULTS.width
+    blocks: int | None = DEFAULTS.blocks
+    mixer_layers: int = DEFAULTS.mixer_layers
+    mlp_layers: int = DEFAULTS.mlp_layers
+    input_length: int = DEFAULTS.input_length
+    hidden: int = DEFAULTS.hidden
+    mlp_hidden: int = DEFAULTS.mlp_hidden
+    dropout: float = DEFAULTS.dropout
+    shared_norm: bool = DEFAULTS.shared_norm
+    heads: int = DEFAULTS.heads
     ip: IPConfig = field(default_factory=IPConfig)
 
 
