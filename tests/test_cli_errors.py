@@ -200,3 +200,25 @@ def test_a_torch_failure_on_a_good_checkpoint_is_not_called_bad_input(files, mon
     monkeypatch.setattr("torch.load", regression)
     with pytest.raises(RuntimeError, match="internal torch failure"):
         main(["evaluate", "--checkpoint", str(files["best"])])
+
+
+def test_installed_outside_the_checkout_it_refuses_in_one_line_or_works_where_told(tmp_path):
+    """A copy of the package outside any checkout, as `pip install .` leaves it: the commands that use the
+    checkout's files refuse in one line, and work once PEAKMIXER_REPO names the checkout."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from peakmixer.provenance import REPO_ROOT
+
+    site = tmp_path / "site-packages"
+    shutil.copytree(REPO_ROOT / "lib" / "peakmixer", site / "peakmixer")
+    env = {k: v for k, v in os.environ.items() if k != "PEAKMIXER_REPO"} | {"PYTHONPATH": str(site)}
+    argv = [sys.executable, "-m", "peakmixer", "results", "--check"]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "PEAKMIXER_REPO" in done.stderr and "Traceback" not in done.stderr
+    env["PEAKMIXER_REPO"] = str(REPO_ROOT)
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "results section agrees with the store" in done.stdout, done.stderr

@@ -392,10 +392,23 @@ class Interrupted(Exception):
     """Ctrl-C, with where the interrupted work stands."""
 
 
+# The commands that read or write the checkout's own files (params/, results/, models/, notebooks/).
+CHECKOUT_COMMANDS = ("notebooks", "sweep", "results", "ship", "calibrate", "sim2real")
+
+
 def main(argv: list[str] | None = None) -> int:
     from .config import BadInput
+    from .provenance import REPO_ROOT, in_checkout
 
     args = build_parser().parse_args(argv)
+    needs_checkout = args.command in CHECKOUT_COMMANDS or (args.command == "explain" and not args.checkpoint)
+    if needs_checkout and not in_checkout():
+        print(
+            f"error: {args.command} works in a PeakMixer checkout, and {REPO_ROOT} is none (the package is "
+            "installed outside it): set PEAKMIXER_REPO=/path/to/checkout, or `pip install -e .` from it",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if "threads" not in args:
             return args.func(args)
