@@ -158,3 +158,27 @@ def test_a_dataset_prints_in_one_line_and_the_main_names_come_from_the_package(t
         assert getattr(peakmixer, name) is not None
     with pytest.raises(AttributeError):
         peakmixer.no_such_name  # noqa: B018
+
+
+def test_tables_written_together_are_replaced_together(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from peakmixer.files import write_csvs
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_csvs({a: pd.DataFrame({"x": [1]}), b: pd.DataFrame({"x": [2]})})
+    before = a.read_text(), b.read_text()
+    real = pd.DataFrame.to_csv
+    calls = []
+
+    def fails_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fails_second)
+    with pytest.raises(OSError, match="disk full"):
+        write_csvs({a: pd.DataFrame({"x": [10]}), b: pd.DataFrame({"x": [20]})})
+    assert (a.read_text(), b.read_text()) == before  # the first table, written, was not put in place alone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv"]  # no temporary file left

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +32,15 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def write_csvs(frames: dict[Path, pd.DataFrame]) -> list[Path]:
+    """Tables that belong together, replaced together: every one is written to its temporary file first,
+    and only when all are written are they renamed into place (a failure leaves all the old ones)."""
+    with ExitStack() as stack:
+        for path, frame in frames.items():
+            frame.to_csv(stack.enter_context(atomic(path)), index=False)
+    return list(frames)
 
 
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:

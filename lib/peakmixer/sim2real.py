@@ -59,6 +59,7 @@ import torch
 
 from .config import ConfigError
 from .data import DatasetError, SpectraDataset, file_sha256, load, named_axis
+from .files import write_csvs
 from .labels import NIST17_NAMES
 from .metrics import multilabel_metrics
 from .provenance import REPO_ROOT
@@ -910,7 +911,7 @@ def store_result(result: Sim2RealResult, store: Path = STORE) -> list[Path]:
     store.parent.mkdir(parents=True, exist_ok=True)
     stored = pd.read_csv(store, dtype={"version": str, "config_id": str}) if store.exists() else None
     scored = _generators(result.table).unique()
-    paths = []
+    tables: dict[Path, pd.DataFrame] = {}
     for frame, path in (
         (result.table, store),
         (result.labels, store.with_name(LABELS_NAME)),
@@ -930,17 +931,16 @@ def store_result(result: Sim2RealResult, store: Path = STORE) -> list[Path]:
             key=lambda c: c.astype(str).str.zfill(8) if c.name == "version" else c.astype(int),
             kind="stable",
         )
-        frame.to_csv(path, index=False)
-        paths.append(path)
+        tables[path] = frame
     # the textbook rule depends on a set alone: the sets scored now replace their rows, other sets' stay
     path, bands = store.with_name(BANDS_NAME), result.bands
     if path.exists():
         old = pd.read_csv(path)
         bands = pd.concat([old[~old["set"].isin(bands["set"])], bands], ignore_index=True)
-    bands.sort_values(
+    tables[path] = bands.sort_values(
         ["kind", "set"], key=lambda c: c.ne("real") if c.name == "kind" else c, kind="stable"
-    ).to_csv(path, index=False)
-    return [*paths, path]
+    )
+    return write_csvs(tables)  # the four tables are replaced together: a crash leaves them agreeing
 
 
 def _generators(frame: pd.DataFrame) -> pd.Series:
