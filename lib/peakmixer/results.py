@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .cam import RunScoring, scores_identity
+from .cam import RunScoring
 from .config import ConfigError, apply_overrides, from_dict, load_yaml
 from .data import load
 from .metrics import main_metric
@@ -38,6 +38,7 @@ from .sweep import (
     dataset_path,
     plan,
     read_results,
+    row_state,
     run_identity,
     run_sweep,
     run_workers,
@@ -125,12 +126,8 @@ def validate(cfg: SweepConfig, table: pd.DataFrame) -> pd.DataFrame:
         name = run.dataset.name
         pre, tc = stage_configs(cfg, run, paths[name])
         expected = run_identity(pre, tc, datasets[name], device_type=row.device, precision=row.precision)
-        reason = ""
-        if expected != row.config_id:
-            reason = f"config id {row.config_id} != {expected}: settings, code or data changed"
-        elif scoring is not None and getattr(row, "scores_id", "") != scores_identity(scoring, expected):
-            reason = "its attribution scores were made with other settings or score code"
-        valid.append(not reason)
+        state, reason = row_state(row.config_id, getattr(row, "scores_id", ""), expected, scoring)
+        valid.append(state == "valid")
         why.append(reason)
     return table.assign(valid=valid, why=why)
 

@@ -351,6 +351,19 @@ def run_identity(
     return planned_config_id(tc, dataset, init_id=init_id, device_type=device_type, precision=precision)
 
 
+def row_state(config_id: str, scores_id: str, expected: str, scoring: RunScoring | None) -> tuple[str, str]:
+    """The one rule for a stored row, as (state, why): ``valid`` when its config id is `expected` (what the
+    code computes for its run on the row's own device type and precision, `run_identity`) and, for a scored
+    study, its scores id is what the score code gives that run; ``other run`` when the id differs (trained
+    with other settings, code or data); ``other scores`` when only the scores differ (its model can be
+    scored again). `results.validate` counts the store with it; a sweep acts on it."""
+    if config_id != expected:
+        return "other run", f"config id {config_id} != {expected}: settings, code or data changed"
+    if scoring is not None and scores_id != scores_identity(scoring, expected):
+        return "other scores", "its attribution scores were made with other settings or score code"
+    return "valid", ""
+
+
 def _row(run: Run, summary: dict[str, Any], pretrain_seconds: float, synthetic: bool, cap: int) -> dict:
     test = summary.get("test", {})
     spec = summary["model_spec"]
@@ -656,15 +669,16 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
                 scores_id = scores_identity(scoring, config_id) if scoring else ""
             elif there != config_id:
                 elsewhere = f"; {there} on its {device}, {precision}"
+        state = row_state(known.get(run.run_id, ""), scored.get(run.run_id, ""), config_id, scoring)[0]
         if run.run_id in known and not remake:
-            if known[run.run_id] != config_id:
+            if state == "other run":
                 raise ConfigError(
                     f"{results} already holds {run.run_id} made with other settings, code or data (config id "
                     f"{known[run.run_id]}, now {config_id}{elsewhere}); use another results "
                     "table, or delete that row "
                     "and its run directory"
                 )
-            if scoring is not None and scored.get(run.run_id, "") != scores_id:
+            if state == "other scores":
                 # the same trained run, scored with other settings or score code: score its model again
                 if not (Path(tc.out_dir) / "best.pt").exists():
                     raise ConfigError(
