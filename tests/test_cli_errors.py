@@ -222,3 +222,13 @@ def test_installed_outside_the_checkout_it_refuses_in_one_line_or_works_where_to
     env["PEAKMIXER_REPO"] = str(REPO_ROOT)
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "results section agrees with the store" in done.stdout, done.stderr
+
+
+def test_a_missing_file_inside_the_code_is_a_bug_not_bad_input(files, monkeypatch):
+    # only a file the user named (MissingFile) is one line; a FileNotFoundError from inside keeps its traceback
+    def internal(*args, **kwargs):
+        raise FileNotFoundError("an internal resource is gone")
+
+    monkeypatch.setattr("peakmixer.train.compute_metrics", internal)
+    with pytest.raises(FileNotFoundError, match="internal resource"):
+        main(["evaluate", "--checkpoint", str(files["best"])])

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from .config import MissingFile
 from .files import write_text
 from .models import build_model, describe, profile_model
 from .train import (
@@ -680,7 +681,7 @@ def gpu_markdown(folder: Path, command: str) -> str:
     results = [json.loads(p.read_text()) for p in folder.glob("bench_w*.json")]
     results.sort(key=lambda r: (r["config"]["width"], r["fast"]["compiled"]))
     if not results:
-        raise FileNotFoundError(f"{folder}: no bench_w*.json (run tools/gpu_check.sh first)")
+        raise MissingFile(f"{folder}: no bench_w*.json (run tools/gpu_check.sh first)")
     evaluation = folder / "evaluate.json"
     micro = json.loads(evaluation.read_text()).get("micro_f1") if evaluation.exists() else None
     lines = [

@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
         with _threads(args):
             return args.func(args)
-    except (BadInput, FileNotFoundError) as e:
+    except BadInput as e:
         # Expected bad input gets one line naming the file and the reason; a bug keeps its traceback.
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2

@@ -23,6 +23,11 @@ class BadInput(Exception):
     wrong is a bug and keeps its traceback."""
 
 
+class MissingFile(BadInput, FileNotFoundError):
+    """A file the user named (or a command needs) that is not there: one line naming it, exit 2; a missing
+    file anywhere else is a bug and keeps its traceback."""
+
+
 class ConfigError(BadInput, ValueError):
     """A config key that does not exist or a value of the wrong type."""
 
@@ -128,7 +133,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: config file not found")
+        raise MissingFile(f"{path}: config file not found")
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, not a YAML config file")
     try:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .config import BadInput
+from .config import BadInput, MissingFile
 from .files import atomic
 
 FORMAT = "peakmixer.SpectraDataset/1"
@@ -321,7 +321,7 @@ def load(path: str | os.PathLike) -> SpectraDataset:
     """Read a file written by `SpectraDataset.save`; errors name the file and the reason."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such dataset file")
+        raise MissingFile(f"{path}: no such dataset file")
     if path.is_dir():
         raise DatasetError(f"{path}: is a folder, not a dataset file (`data import` makes one from a folder)")
     try:

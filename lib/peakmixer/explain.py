@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from .cam import cams_for, mean_class_cams, subsets_of
-from .config import add_threads_argument, from_dict
+from .config import MissingFile, add_threads_argument, from_dict
 from .data import SPECTRUM_KINDS, DatasetError, SpectraDataset, load
 from .files import write_csv, write_text
 from .io.batch import ReadSpectra, Rejection, add_source_arguments, csv_options, expand_sources, read_spectra
@@ -88,7 +88,7 @@ def explain_files(
     or validated on is refused unless `allow_changed_splits` (`split_record.check_scored_split`)."""
     path = Path(checkpoint) if checkpoint else SHIPPED["ir"]
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingFile(
             f"{path}: " + ("checkpoint not found" if checkpoint else "the shipped model is missing")
         )
     ex = Explainer.load(path)

@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .config import MissingFile
 from .labels import NIST17_SMARTS, compile_smarts
 
 WAVENUMBER = 108.5913  # cm-1 per sqrt(kcal mol-1 A-2 amu-1): sqrt(4.184e26 s-2) / (2 pi c)
@@ -191,7 +192,7 @@ def nci_modes() -> ModeTable:
     """The shipped table of the NCI structures (`synthir.molecule_pool`)."""
     path = resource_path()
     if not path.exists():
-        raise FileNotFoundError(f"{path}: the normal-mode table is missing; `python -m peakmixer data modes`")
+        raise MissingFile(f"{path}: the normal-mode table is missing; `python -m peakmixer data modes`")
     with np.load(path) as f:
         return ModeTable(
             f["smiles"], f["offsets"], f["wavenumber"], f["intensity"].astype(np.float32), f["groups"]

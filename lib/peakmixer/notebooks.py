@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from .config import MissingFile
 from .files import write_text
 from .provenance import REPO_ROOT
 
@@ -144,7 +145,7 @@ def run_notebooks(
         wanted = [n.removesuffix(".ipynb") for n in only]
         missing = [n for n in wanted if n not in names]
         if missing:
-            raise FileNotFoundError(f"no notebook {missing} in {NOTEBOOK_DIR}; available: {names}")
+            raise MissingFile(f"no notebook {missing} in {NOTEBOOK_DIR}; available: {names}")
         names = [n for n in names if n in wanted]
     timeout = CELL_TIMEOUT[profile] if execution_timeout is None else (execution_timeout or None)
     final = (out_root / profile).resolve()

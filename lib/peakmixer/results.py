@@ -27,7 +27,7 @@ import torch
 from scipy import stats
 
 from .cam import RunScoring
-from .config import ConfigError, apply_overrides, from_dict, load_yaml
+from .config import ConfigError, MissingFile, apply_overrides, from_dict, load_yaml
 from .data import load
 from .metrics import main_metric
 from .provenance import REPO_ROOT
@@ -77,7 +77,7 @@ def load_study(
     path = Path(studies_dir) / f"{name}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in Path(studies_dir).glob("*.yaml"))
-        raise FileNotFoundError(f"no study {name!r} ({path}); known: {known}")
+        raise MissingFile(f"no study {name!r} ({path}); known: {known}")
     data = apply_overrides(load_yaml(path), list(overrides))
     train = data.setdefault("train", {})
     for key, value in (("device", device), ("precision", precision)):
@@ -157,7 +157,7 @@ def read_store(studies: Mapping[str, SweepConfig], *, allow_missing: bool = Fals
                 f"params/sweeps/{name}.yaml` (or ./run_all.sh --profile full), or set recompute: true"
             )
             if not allow_missing:
-                raise FileNotFoundError(how)
+                raise MissingFile(how)
             notes.append(how)
         checked = validate(cfg, read_results(path)).assign(study=name)
         valid.append(checked[checked["valid"]])

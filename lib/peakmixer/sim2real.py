@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import ConfigError
+from .config import ConfigError, MissingFile
 from .data import DatasetError, SpectraDataset, file_sha256, load, named_axis
 from .files import write_csvs
 from .labels import NIST17_NAMES
@@ -114,7 +114,7 @@ def import_real(real: RealSet, labels: str = "nist17") -> tuple[SpectraDataset, 
     from .io import import_files
 
     if not real.path.exists():
-        raise FileNotFoundError(f"{real.name}: {real.path} not found")
+        raise MissingFile(f"{real.name}: {real.path} not found")
     if real.path.suffix == ".npz":  # a prepared dataset (`data download nist-ir --prepare`, `data import`)
         ds = load(real.path).onto(named_axis("ir"), name=str(real.path))
         if labels == "nist17" and list(ds.label_names) != list(NIST17_NAMES):

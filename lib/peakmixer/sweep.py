@@ -28,7 +28,7 @@ import pandas as pd
 
 from .architecture import LAYERED_MIXERS, MIXERS
 from .cam import SCORE_COLUMNS, RunScoring, score_run, scores_identity
-from .config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from .config import ConfigError, MissingFile, apply_overrides, from_dict, load_yaml, to_dict
 from .data import SpectraDataset, file_sha256, load
 from .files import atomic, write_text
 from .provenance import git_sha, package_versions
@@ -258,7 +258,7 @@ def dataset_path(cfg: SweepConfig, ds: SweepDataset) -> Path:
         raise ConfigError(f"dataset {ds.name}: give a path or a synthetic kind")
     path = Path(ds.path)
     if not path.exists():
-        raise FileNotFoundError(f"dataset {ds.name}: {path} not found; prepare it first (data_download/)")
+        raise MissingFile(f"dataset {ds.name}: {path} not found; prepare it first (data_download/)")
     return path
 
 

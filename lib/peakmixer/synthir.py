@@ -151,7 +151,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .config import ConfigError
+from .config import ConfigError, MissingFile
 from .data import named_axis
 from .ir17_bands import IR17_BANDS
 from .labels import NIST17_NAMES, NIST17_SMARTS, compile_smarts, parse_smiles
@@ -318,7 +318,7 @@ def nci_smiles() -> list[str]:
 
     path = os.path.join(RDConfig.RDDataDir, "NCI", "first_5K.smi")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: the RDKit wheel's NCI structures are missing (reinstall rdkit)")
+        raise MissingFile(f"{path}: the RDKit wheel's NCI structures are missing (reinstall rdkit)")
     with open(path) as f:
         return [line.split()[0] for line in f if line.strip()]
 

@@ -36,7 +36,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from .architecture import DEFAULTS
-from .config import BadInput, ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from .config import BadInput, ConfigError, MissingFile, apply_overrides, from_dict, load_yaml, to_dict
 from .data import (
     SpectraDataset,
     data_identity,
@@ -497,7 +497,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     not one (truncated, corrupt, another format, missing our keys) is a `CheckpointError` naming it."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
+        raise MissingFile(f"{path}: checkpoint not found")
     try:
         with open(path, "rb") as f:
             head = f.read(4)
