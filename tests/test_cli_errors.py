@@ -225,7 +225,7 @@ def test_installed_outside_the_checkout_it_refuses_in_one_line_or_works_where_to
 
 
 def test_a_missing_file_inside_the_code_is_a_bug_not_bad_input(files, monkeypatch):
-    # only a file the user named (MissingFile) is one line; a FileNotFoundError from inside keeps its traceback
+    # only a file the user named (MissingFile) is one line; a FileNotFoundError from inside keeps a traceback
     def internal(*args, **kwargs):
         raise FileNotFoundError("an internal resource is gone")
 
