@@ -39,7 +39,14 @@ from .io.dataset_file import is_dataset_path
 from .ir17_bands import textbook_bands
 from .provenance import REPO_ROOT
 from .split_record import check_scored_split
-from .train import TrainConfig, checkpoint_axis, load_checkpoint, model_from_checkpoint, normalize
+from .train import (
+    TrainConfig,
+    checkpoint_axis,
+    class_probabilities,
+    load_checkpoint,
+    model_from_checkpoint,
+    normalize,
+)
 from .viz import plot_cam_grid, plot_mean_cams, save_figure
 
 SHIPPED = {
@@ -111,7 +118,7 @@ def explain_files(
         listed=sources.listed,
     )
     _refuse_other_kinds(read, ex.kind)
-    rows, zero = [], [0]
+    rows, zero_maps = [], 0
     if read.rows:
         X = torch.from_numpy(normalize(np.stack(read.rows), ex.normalize).astype(np.float32)).unsqueeze(1)
         with torch.no_grad():
@@ -126,11 +133,15 @@ def explain_files(
             if chosen.size == 0:
                 chosen = np.array([int(p.argmax())])  # nothing above the threshold: the most likely class
             pairs = [(i, int(k)) for k in chosen[np.argsort(-p[chosen])]]
+            with warnings.catch_warnings():  # counted into one note below; each panel says it too
+                warnings.filterwarnings("ignore", message="Grad-CAM is zero everywhere")
+                cams = cams_for(ex.model, X, pairs, subsets=subsets, layer=layer)
+            zero_maps += sum(not np.any(m > 0) for m in cams.values())
             fig = plot_cam_grid(
                 ex.axis,
                 {i: X[i, 0].numpy()},
                 [(i, k, f"{ex.names[k]}\np = {p[k]:.2f}") for _, k in pairs],
-                _cams_counting_zeros(ex.model, X, pairs, subsets, layer, zero),
+                cams,
                 subsets=subsets,
                 bands=ex.bands(),
                 title=f"{sid} — {ex.run_name}{note}",
@@ -166,8 +177,8 @@ def explain_files(
     summary = pd.DataFrame(rows, columns=columns)
     write_csv(out / "summary.csv", summary)
     notes = [n for n in notes if n] + read.notes
-    if zero[0]:
-        notes.append(f"{zero[0]} Grad-CAM maps were zero everywhere (each panel says so)")
+    if zero_maps:
+        notes.append(f"{zero_maps} Grad-CAM maps were zero everywhere (each panel says so)")
     report = {
         "checkpoint": str(path),
         "explained": len(rows),
@@ -176,16 +187,6 @@ def explain_files(
     }
     write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
     return Explained(summary, read.rejected, out, notes)
-
-
-def _cams_counting_zeros(model, X, pairs, subsets, layer: str, zero: list[int]) -> dict:
-    """`cams_for`, with its all-zero warnings counted into `zero[0]` (one note for the batch, not a warning
-    per figure: the panels say it too)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Grad-CAM is zero everywhere")
-        cams = cams_for(model, X, pairs, subsets=subsets, layer=layer)
-    zero[0] += sum(not np.any(m > 0) for m in cams.values())
-    return cams
 
 
 def _benchmark_kind(path: str) -> str | None:
@@ -383,7 +384,7 @@ class Explainer:
         return f"{path.parent.name}/{path.name}" if path.name in ("best.pt", "last.pt") else path.name
 
     def _probabilities(self, logits: torch.Tensor) -> np.ndarray:
-        return (torch.sigmoid(logits) if self.task == "multilabel" else torch.softmax(logits, 1)).numpy()
+        return class_probabilities(self.task, logits)
 
 
 def richest(ds: SpectraDataset, n: int = 1) -> list[int]:

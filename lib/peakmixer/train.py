@@ -1312,17 +1312,21 @@ def metric_warnings(task: str, metrics: dict[str, Any]) -> list[str]:
     return said
 
 
+def class_probabilities(task: str, logits: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Class probabilities from logits (..., K): a sigmoid per label (multilabel), else a softmax."""
+    z = torch.as_tensor(logits).float()
+    return (torch.sigmoid(z) if task == "multilabel" else torch.softmax(z, dim=-1)).numpy()
+
+
 def write_predictions(path: Path, ids: list[str], data: Prepared, logits: np.ndarray) -> Path:
     """Per spectrum: its id, true and predicted labels, and each class's probability, as CSV."""
     names = data.label_names
     y = data.y.numpy()
+    probs = class_probabilities(data.task, logits)
     if data.task == "multilabel":
-        probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
         truth = ["; ".join(names[k] for k in np.flatnonzero(row)) for row in y]
         predicted = ["; ".join(names[k] for k in np.flatnonzero(row >= 0.5)) for row in probs]
     else:
-        z = logits.astype(np.float64) - logits.max(1, keepdims=True)
-        probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
         truth = [names[int(k)] for k in y]
         predicted = [names[int(k)] for k in probs.argmax(1)]
     table = pd.DataFrame({"spectrum": ids, "true": truth, "predicted": predicted})

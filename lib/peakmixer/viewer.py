@@ -19,7 +19,7 @@ import torch
 
 from .cam import CamSettings, grad_cam, subsets_of
 from .data import DatasetError, SpectraDataset, load
-from .train import normalize
+from .train import class_probabilities, normalize
 from .viz import CAM_CMAP, SUBSET_TITLES, band_legend, fill_by_cam, mark_bands
 
 LAYERS = ("stem", "extractor", "features")
@@ -122,8 +122,7 @@ class GradCamViewer:
         if i not in self._probs:
             with torch.no_grad():
                 logits = self.model(self.X[i : i + 1]).float()[0]
-            p = torch.sigmoid(logits) if self.task == "multilabel" else torch.softmax(logits, 0)
-            self._probs[i] = p.numpy()
+            self._probs[i] = class_probabilities(self.task, logits)
         return self._probs[i]
 
     def cam(self, i: int, k: int, channels: str, layer: str) -> np.ndarray:
