@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from peakmixer.bench import benchmark_synth, inference_bytes, training_bytes, write_report
 from peakmixer.cli import main
 from peakmixer.models import build_model, profile_model
-from peakmixer.train import predict, resolve_precision
+from peakmixer.studies.bench import benchmark_synth, inference_bytes, training_bytes, write_report
+from peakmixer.train.loop import predict, resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"n_classes": 17, "width": 8, "mixer_layers": 1, "input_length": 256}
@@ -44,7 +44,7 @@ def test_bench_json_has_both_modes_and_their_ratios(capsys):
 
 
 def test_the_ceiling_is_the_best_matmul_over_what_eager_reaches(monkeypatch):
-    import peakmixer.bench as bench
+    import peakmixer.studies.bench as bench
 
     monkeypatch.setattr(bench, "matmul_gmacs", lambda dev, p: {"fp32": 100.0, "bf16": 50.0, "fp16": 120.0}[p])
     r = bench.roofline({"train_spectra_per_s": 10.0, "infer_spectra_per_s": 40.0}, 1e9, torch.device("cpu"))

@@ -76,7 +76,7 @@ def plotted_spectrum(page) -> list[float]:
 def test_the_viewer_runs_in_jupyterlab_and_follows_its_slider(tmp_path, browser, artifacts):
     import papermill as pm
 
-    from peakmixer.notebooks import NOTEBOOK_DIR
+    from peakmixer.report.notebooks import NOTEBOOK_DIR
 
     pm.execute_notebook(
         str(NOTEBOOK_DIR / "04_gradcam.ipynb"),

@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from peakmixer.calibrate import BAC30_STAGES, Case, calibrate, linear_baseline, readme_calibration
-from peakmixer.data import DatasetError, load, toy_dataset
+from peakmixer.data.dataset import DatasetError, load, toy_dataset
+from peakmixer.studies.calibration import BAC30_STAGES, Case, calibrate, linear_baseline, readme_calibration
 
 TINY = ["optim.epochs=1", "model.width=8"]
 

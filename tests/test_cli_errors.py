@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from peakmixer.cli import main
-from peakmixer.data import load, split_dataset, toy_dataset
-from peakmixer.train import load_config, train
+from peakmixer.data.dataset import load, split_dataset, toy_dataset
+from peakmixer.train.loop import load_config, train
 
 TINY = {
     "model": {"width": 8, "blocks": 2, "mixer_layers": 1, "input_length": 128, "hidden": 16},
@@ -166,13 +166,13 @@ def test_a_bug_keeps_its_traceback(files, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("an internal inconsistency")
 
-    monkeypatch.setattr("peakmixer.train.compute_metrics", broken)
+    monkeypatch.setattr("peakmixer.train.loop.compute_metrics", broken)
     with pytest.raises(ValueError, match="internal inconsistency"):
         main(["evaluate", "--checkpoint", str(files["best"])])
 
 
 def test_ctrl_c_stops_a_training_with_one_line_saying_where_last_pt_is(files, tmp_path, capsys, monkeypatch):
-    from peakmixer import train as training
+    from peakmixer.train import loop as training
 
     end_epoch = training._end_epoch
 
@@ -210,7 +210,7 @@ def test_installed_outside_the_checkout_it_refuses_in_one_line_or_works_where_to
     import subprocess
     import sys
 
-    from peakmixer.provenance import REPO_ROOT
+    from peakmixer.paths import REPO_ROOT
 
     site = tmp_path / "site-packages"
     shutil.copytree(REPO_ROOT / "lib" / "peakmixer", site / "peakmixer")
@@ -229,6 +229,6 @@ def test_a_missing_file_inside_the_code_is_a_bug_not_bad_input(files, monkeypatc
     def internal(*args, **kwargs):
         raise FileNotFoundError("an internal resource is gone")
 
-    monkeypatch.setattr("peakmixer.train.compute_metrics", internal)
+    monkeypatch.setattr("peakmixer.train.loop.compute_metrics", internal)
     with pytest.raises(FileNotFoundError, match="internal resource"):
         main(["evaluate", "--checkpoint", str(files["best"])])

@@ -1,7 +1,7 @@
 import pytest
 
 from peakmixer.config import ConfigError, apply_overrides, from_dict
-from peakmixer.train import TrainConfig, load_config
+from peakmixer.train.loop import TrainConfig, load_config
 
 
 def test_yaml_and_overrides_give_typed_values(tmp_path):
@@ -39,8 +39,8 @@ def test_overrides_are_parsed_safely_not_evaluated():
 
 
 def test_shipped_configs_are_valid():
-    from peakmixer.provenance import REPO_ROOT
-    from peakmixer.sweep import load_sweep, plan
+    from peakmixer.paths import REPO_ROOT
+    from peakmixer.studies.sweep import load_sweep, plan
 
     train_configs = sorted((REPO_ROOT / "params" / "train").glob("*.yaml"))
     sweeps = sorted((REPO_ROOT / "params" / "sweeps").glob("*.yaml"))

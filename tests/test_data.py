@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from peakmixer.data import (
+from peakmixer.data.dataset import (
     DatasetError,
     SpectraDataset,
     file_sha256,
@@ -131,7 +131,7 @@ def test_subset_and_split_views():
 
 
 def test_downsampling_keeps_a_narrow_band_instead_of_aliasing_it():
-    from peakmixer.data import resample_spectra
+    from peakmixer.data.dataset import resample_spectra
 
     x = np.linspace(400, 4000, 3601)  # 1 cm-1, like raw NIST-IR / QM9S
     band = np.exp(-0.5 * ((x - 1702.3) / 1.5) ** 2)[None].astype(np.float32)  # FWHM 3.5 cm-1

@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from peakmixer import cache
-from peakmixer import download as dl
-from peakmixer.data import DatasetError, load
-from peakmixer.io import import_files
-from peakmixer.labels import NIST17_NAMES, functional_groups
+from peakmixer.data import cache
+from peakmixer.data import download as dl
+from peakmixer.data.dataset import DatasetError, load
+from peakmixer.data.io import import_files
+from peakmixer.data.labels import NIST17_NAMES, functional_groups
 
 NOT_FOUND = b"##TITLE=Spectrum not found.\n##END=\n"
 

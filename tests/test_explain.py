@@ -8,8 +8,8 @@ import pytest
 
 from peakmixer.cli import main
 from peakmixer.config import from_dict
-from peakmixer.synth import make_synth
-from peakmixer.train import TrainConfig, train
+from peakmixer.synth.benchmarks import make_synth
+from peakmixer.train.loop import TrainConfig, train
 
 
 @pytest.fixture(scope="module")

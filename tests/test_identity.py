@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from peakmixer import models, synth
+from peakmixer import models
 from peakmixer.config import ConfigError, from_dict
-from peakmixer.data import data_identity, file_sha256, load, toy_dataset
+from peakmixer.data.dataset import data_identity, file_sha256, load, toy_dataset
 from peakmixer.models import build_model, code_fingerprint
 from peakmixer.provenance import source_digest, stable_ast_dump
-from peakmixer.train import (
+from peakmixer.synth import benchmarks as synth
+from peakmixer.train.loop import (
     TRAINING_PATH_VERSION,
     TrainConfig,
     export_model,
@@ -251,7 +252,7 @@ def test_id_covers_precision_device_type_config_and_data(tmp_path):
 
 
 def test_a_generated_benchmark_counts_by_its_recipe_not_its_last_bits(tmp_path):
-    from peakmixer.synth import make_synth
+    from peakmixer.synth.benchmarks import make_synth
 
     ds = make_synth("synth-bac30", 400, 0)
     a = ds.save(tmp_path / "a.npz")
@@ -269,7 +270,7 @@ def test_resume_refuses_a_run_made_with_another_precision(tmp_path, monkeypatch)
     cfg = tiny_config(tmp_path, max_steps=3)
     assert train(cfg)["stopped"]
     # bf16 as it runs where it is native (elsewhere it runs in fp32, the same run); refused before a step
-    monkeypatch.setattr("peakmixer.train.cpu_has_native_bf16", lambda *a, **k: True)
+    monkeypatch.setattr("peakmixer.train.loop.cpu_has_native_bf16", lambda *a, **k: True)
     cfg.precision = "bf16"
     with pytest.raises(ConfigError, match="other settings, code, data, device type or precision"):
         train(cfg, resume=True)
@@ -298,7 +299,7 @@ SCORES_GOLDEN = Path(__file__).with_name("golden") / "scores.json"
 
 
 def test_scores_version_guards_a_reference_scoring():
-    from peakmixer.cam import SCORES_VERSION, RunScoring, ScoreSettings, score_run
+    from peakmixer.attribution.gradcam import SCORES_VERSION, RunScoring, ScoreSettings, score_run
     from peakmixer.ip import attach_ip
 
     threads = torch.get_num_threads()
@@ -345,7 +346,7 @@ DRAWS = [(kind, v) for kind, versions in synth.VERSIONS.items() for v in version
 def _draw(kind: str, version: str) -> dict:
     import hashlib
 
-    from peakmixer.synth import make_synth
+    from peakmixer.synth.benchmarks import make_synth
 
     # synth-ir17: 1100 rows, so that the realistic versions' second row block (own stream) is pinned too
     ds = make_synth(kind, 400 if kind == "synth-bac30" else 1100, 0, version)

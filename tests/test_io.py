@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from peakmixer.data import DatasetError, SpectraDataset, load, named_axis
-from peakmixer.io import (
+from peakmixer.data.dataset import DatasetError, SpectraDataset, load, named_axis
+from peakmixer.data.io import (
     ReadError,
     add_import_arguments,
     import_files,
@@ -28,8 +28,8 @@ from peakmixer.io import (
     resample,
     run_import,
 )
-from peakmixer.io.base import to_absorbance
-from peakmixer.labels import functional_groups
+from peakmixer.data.io.base import to_absorbance
+from peakmixer.data.labels import functional_groups
 
 EDGE_IR = {  # the IR spectra among the Lancashire JCAMP-DX test files (compound.jdx holds five)
     *(f"compound.jdx#{k}" for k in range(1, 6)),

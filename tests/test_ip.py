@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from peakmixer.config import from_dict
-from peakmixer.data import toy_dataset
+from peakmixer.data.dataset import toy_dataset
 from peakmixer.ip import IPModel, attach_ip, class_channels, ip_loss
 from peakmixer.models import MIXERS, build_model, profile_model
-from peakmixer.train import TrainConfig, load_checkpoint, model_from_checkpoint, train
+from peakmixer.train.loop import TrainConfig, load_checkpoint, model_from_checkpoint, train
 
 KW = {"width": 8, "blocks": 2, "input_length": 128, "hidden": 16, "mlp_hidden": 16, "mixer_layers": 1}
 

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from peakmixer.ipeval import (
+from peakmixer.paths import REPO_ROOT
+from peakmixer.studies.ipeval import (
     ground_truth_table,
     ip_verdict,
     readme_ip_results,
@@ -15,10 +16,9 @@ from peakmixer.ipeval import (
     rescore_text,
     table1,
 )
-from peakmixer.provenance import REPO_ROOT
-from peakmixer.results import load_study, read_store
-from peakmixer.sweep import read_results, run_sweep
-from peakmixer.train import export_model
+from peakmixer.studies.store import load_study, read_store
+from peakmixer.studies.sweep import read_results, run_sweep
+from peakmixer.train.loop import export_model
 
 SCORES = {"n_spectra": 5, "score": {"n_perturb_samples": 2, "sensitivity_samples": 2}}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from peakmixer.labels import (
+from peakmixer.data.labels import (
     NIST17_NAMES,
     NIST17_SMARTS,
     LabelError,

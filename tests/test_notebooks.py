@@ -10,8 +10,8 @@ import pytest
 import yaml
 from conftest import run_all_smoke
 
-from peakmixer.notebooks import NOTEBOOK_DIR, PARAMS_DIR, PROFILES, available_notebooks, run_notebooks
-from peakmixer.provenance import REPO_ROOT as REPO
+from peakmixer.paths import REPO_ROOT as REPO
+from peakmixer.report.notebooks import NOTEBOOK_DIR, PARAMS_DIR, PROFILES, available_notebooks, run_notebooks
 
 NOTEBOOKS = available_notebooks()
 
@@ -82,7 +82,7 @@ def test_run_all_smoke_01_data(smoke):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_01_data_includes_a_real_dataset_from_data_dir(tmp_path, shared_data):
-    from peakmixer.io import import_files
+    from peakmixer.data.io import import_files
 
     nist = shared_data / "nist_ir_jcamp"
     import_files(
@@ -176,8 +176,8 @@ def tiny_notebook(path: Path, body: str) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_failing_notebook_stops_the_run_names_itself_and_keeps_earlier_outputs(tmp_path, monkeypatch):
-    from peakmixer import notebooks
     from peakmixer.cli import main
+    from peakmixer.report import notebooks
 
     nbdir = tmp_path / "notebooks"
     nbdir.mkdir()
@@ -215,8 +215,8 @@ def test_run_all_smoke_04_gradcam(smoke):
 
 def users_run(tmp_path: Path, name: str, data: Path) -> Path:
     """A tiny run of a user's own dataset (split 0.5 / 0.25 / 0.25); returns its best.pt."""
-    from peakmixer.data import load, split_dataset
-    from peakmixer.train import load_config, train
+    from peakmixer.data.dataset import load, split_dataset
+    from peakmixer.train.loop import load_config, train
 
     split_dataset(load(data), [0.5, 0.25, 0.25], seed=0).save(data)
     cfg = {
@@ -237,10 +237,10 @@ def users_run(tmp_path: Path, name: str, data: Path) -> Path:
 def test_04_gradcam_on_a_users_own_datasets_and_runs(tmp_path, shared_data):
     """Fig. 2 from a multilabel import of real IR spectra (most have few labels; CO2 none), Fig. 3 from a
     multiclass one, each with the user's own checkpoint, through papermill parameters."""
-    from peakmixer.data import load
-    from peakmixer.io import import_files
-    from peakmixer.io.csv import CsvOptions
-    from peakmixer.io.labelsource import LabelSource
+    from peakmixer.data.dataset import load
+    from peakmixer.data.io import import_files
+    from peakmixer.data.io.csv import CsvOptions
+    from peakmixer.data.io.labelsource import LabelSource
 
     nist, coffee = shared_data / "nist_ir_jcamp", shared_data / "coffee_ftir"
     ir = tmp_path / "nist.npz"

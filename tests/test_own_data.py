@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from peakmixer.cli import main
-from peakmixer.data import load
+from peakmixer.data.dataset import load
 
 pytestmark = pytest.mark.slow
 

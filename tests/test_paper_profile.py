@@ -6,13 +6,13 @@ import pytest
 import torch
 import yaml
 
-from peakmixer import download
-from peakmixer.labels import BAC30_CLASSES, NIST17_NAMES
+from peakmixer.data import download
+from peakmixer.data.labels import BAC30_CLASSES, NIST17_NAMES
 from peakmixer.models import profile_model
-from peakmixer.notebooks import PARAMS_DIR
-from peakmixer.results import load_study
-from peakmixer.sweep import PROTOCOLS, plan, stage_configs
-from peakmixer.train import build_from_config
+from peakmixer.report.notebooks import PARAMS_DIR
+from peakmixer.studies.store import load_study
+from peakmixer.studies.sweep import PROTOCOLS, plan, stage_configs
+from peakmixer.train.loop import build_from_config
 
 CLASSES = {"qm9s": 957, "nist-ir": len(NIST17_NAMES), "bacteria": len(BAC30_CLASSES)}
 TASKS = {"qm9s": "multilabel", "nist-ir": "multilabel", "bacteria": "multiclass"}

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from peakmixer import readme, results
-from peakmixer.data import toy_dataset
-from peakmixer.results import (
+from peakmixer.data.dataset import toy_dataset
+from peakmixer.report import docs as readme
+from peakmixer.studies import store as results
+from peakmixer.studies.store import (
     claims,
     load_study,
     read_store,
@@ -21,7 +22,7 @@ from peakmixer.results import (
     verdict_text,
     welch_interval,
 )
-from peakmixer.sweep import read_results, run_sweep
+from peakmixer.studies.sweep import read_results, run_sweep
 
 TRAIN = {
     "model": {"input_length": 128, "hidden": 16, "mlp_hidden": 16, "mlp_layers": 1},
@@ -267,12 +268,12 @@ def test_the_readme_results_agree_with_the_store():
 def test_a_spot_check_does_not_retrain_a_bf16_row_on_a_cpu_that_only_emulates_bf16(
     tmp_path, stored, monkeypatch
 ):
-    import peakmixer.train
+    import peakmixer.train.loop
 
     store = read_store({"toy": stored}).rows.copy()
     run_id = "toy-ml/w8x2-none0/seed0"
     store.loc[store["run_id"] == run_id, "precision"] = "bf16"
-    monkeypatch.setattr(peakmixer.train, "cpu_has_native_bf16", lambda *a, **k: False)
+    monkeypatch.setattr(peakmixer.train.loop, "cpu_has_native_bf16", lambda *a, **k: False)
     checks = spot_check({"toy": stored}, store, [run_id], tolerance=0.01, runs_dir=tmp_path, progress=False)
     assert not checks["checked"].any()
     assert f"{run_id}: NOT CHECKED, stored in bf16, which this CPU only emulates" in spot_check_text(checks)

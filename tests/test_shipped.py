@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from peakmixer.results import load_study
-from peakmixer.shipped import RealSet, ship
-from peakmixer.sweep import run_sweep
-from peakmixer.train import load_checkpoint
+from peakmixer.report.shipped import RealSet, ship
+from peakmixer.studies.store import load_study
+from peakmixer.studies.sweep import run_sweep
+from peakmixer.train.loop import load_checkpoint
 
 
 def test_ship_exports_a_stored_run_with_its_card(tmp_path, shared_data):

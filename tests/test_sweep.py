@@ -14,8 +14,8 @@ import torch
 import peakmixer
 from peakmixer.cli import main
 from peakmixer.config import ConfigError
-from peakmixer.data import toy_dataset
-from peakmixer.sweep import (
+from peakmixer.data.dataset import toy_dataset
+from peakmixer.studies.sweep import (
     SweepConfig,
     SweepDataset,
     load_sweep,
@@ -24,7 +24,7 @@ from peakmixer.sweep import (
     run_sweep,
     run_workers,
 )
-from peakmixer.train import load_checkpoint
+from peakmixer.train.loop import load_checkpoint
 
 TRAIN = {
     "model": {"blocks": 2, "input_length": 128, "hidden": 16, "mlp_hidden": 16, "mlp_layers": 1},
@@ -250,7 +250,7 @@ def test_an_ip_sweep_scores_every_run_and_keeps_the_scores_with_their_settings(t
 
 
 def test_a_pre_training_pinned_to_another_precision_keeps_its_rows_valid(tmp_path):
-    from peakmixer.results import validate
+    from peakmixer.studies.store import validate
 
     data = toy_pretrain_dataset(tmp_path)
     data["train"] = {**data["train"], "precision": "bf16"}  # pre-training in bf16, fine-tuning in fp32
@@ -265,7 +265,7 @@ def test_a_pre_training_pinned_to_another_precision_keeps_its_rows_valid(tmp_pat
 def test_a_row_made_in_another_precision_than_the_study_pins_is_trained_again_in_place(tmp_path):
     import shutil
 
-    from peakmixer.sweep import run_identity, stage_configs
+    from peakmixer.studies.sweep import run_identity, stage_configs
 
     ml = {
         "name": "toy-ml",
@@ -279,7 +279,7 @@ def test_a_row_made_in_another_precision_than_the_study_pins_is_trained_again_in
     for run in plan(cfg):
         if run.seed == 0:
             pre, tc = stage_configs(cfg, run, run.dataset.path)
-            ds = peakmixer.data.load(run.dataset.path)
+            ds = peakmixer.data.dataset.load(run.dataset.path)
             old[run.run_id] = run_identity(pre, tc, ds, device_type="cpu", precision="bf16")
     at = table["run_id"].isin(old)
     table.loc[at, "precision"] = "bf16"
@@ -309,11 +309,11 @@ def test_a_study_with_precision_auto_keeps_a_row_made_in_another_precision(tmp_p
     run_sweep(cfg, progress=False)
     table = read_results(cfg.results_path)
     table["precision"] = "bf16" if table["precision"].iloc[0] == "fp32" else "fp32"
-    from peakmixer.sweep import run_identity, stage_configs
+    from peakmixer.studies.sweep import run_identity, stage_configs
 
     run = plan(cfg)[0]
     pre, tc = stage_configs(cfg, run, run.dataset.path)
-    ds = peakmixer.data.load(run.dataset.path)
+    ds = peakmixer.data.dataset.load(run.dataset.path)
     table["config_id"] = run_identity(pre, tc, ds, device_type="cpu", precision=table["precision"].iloc[0])
     table.to_csv(cfg.results_path, index=False)
     assert run_sweep(cfg, progress=False)["config_id"].tolist() == table["config_id"].tolist()
@@ -428,7 +428,7 @@ def _running(pid: int) -> bool:
 def test_rescoring_a_row_keeps_a_row_another_worker_appends_meanwhile(tmp_path, monkeypatch):
     from contextlib import contextmanager
 
-    from peakmixer import sweep
+    from peakmixer.studies import sweep
 
     path, ready = tmp_path / "table.csv", tmp_path / "ready"
     sweep._append(path, dict.fromkeys(sweep.COLUMNS, "") | {"run_id": "run1", "config_id": "c1"})

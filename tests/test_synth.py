@@ -7,8 +7,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from peakmixer import synth
-from peakmixer.data import file_sha256, load, named_axis
+from peakmixer.data.dataset import file_sha256, load, named_axis
+from peakmixer.synth import benchmarks as synth
 
 # Ho et al.'s classes and treatment groups, transcribed independently from csho33/bacteria-ID config.py
 # (STRAINS, ATCC_GROUPINGS) so that a slip in synth.py's table shows up here.

@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from peakmixer import synth
+from peakmixer.commands.sim2real import write_outputs
 from peakmixer.config import ConfigError
-from peakmixer.data import DatasetError, SpectraDataset, file_sha256, named_axis
-from peakmixer.labels import NIST17_NAMES, compile_smarts, functional_groups, parse_smiles
-from peakmixer.normalmodes import molecule_modes, nci_modes, table_digest
-from peakmixer.sim2real import (
+from peakmixer.data.dataset import DatasetError, SpectraDataset, file_sha256, named_axis
+from peakmixer.data.labels import NIST17_NAMES, compile_smarts, functional_groups, parse_smiles
+from peakmixer.studies.sim2real import (
     RealSet,
     Sim2RealConfig,
     baselines,
@@ -38,9 +37,10 @@ from peakmixer.sim2real import (
     verdict,
     weak_labels,
 )
-from peakmixer.sim2real_report import write_outputs
-from peakmixer.synthir import PRESETS, IR17V3Knobs, knobs_for, molecule_pool, render_ir17_v3
-from peakmixer.train import machine
+from peakmixer.synth import benchmarks as synth
+from peakmixer.synth.ir17_realistic import PRESETS, IR17V3Knobs, knobs_for, molecule_pool, render_ir17_v3
+from peakmixer.synth.normalmodes import molecule_modes, nci_modes, table_digest
+from peakmixer.train.loop import machine
 
 IR = {name: k for k, name in enumerate(NIST17_NAMES)}
 (CF,) = compile_smarts(["[#6]F"])
@@ -273,7 +273,7 @@ def test_version_8_draws_the_bands_that_each_molecule_carries():
 
 
 def test_version_9_renders_half_the_normal_mode_spectra_as_a_classical_md_run(monkeypatch):
-    import peakmixer.synthir as synthir
+    import peakmixer.synth.ir17_realistic as synthir
 
     off = synth.make_synth("synth-ir17", 150, 2, "9", p_md=0.0)
     v8 = synth.make_synth("synth-ir17", 150, 2, "8")
@@ -538,7 +538,7 @@ def test_the_textbook_rule_scores_the_height_where_the_band_table_puts_each_grou
 
 
 def test_the_textbook_rule_names_a_wrong_marker_and_ranks_nothing_it_cannot_score(monkeypatch):
-    from peakmixer import sim2real
+    from peakmixer.studies import sim2real
 
     monkeypatch.setitem(sim2real.MARKERS, "aldehydes", (("C-H stretch (Fermi doublet)", "C-H strech"),))
     with pytest.raises(
@@ -586,7 +586,7 @@ def _textbook_inputs(nist_auc):
 
 
 def test_the_readme_sets_the_textbook_rule_beside_the_best_model_at_the_main_size():
-    from peakmixer.sim2real import readme_textbook
+    from peakmixer.studies.sim2real import readme_textbook
 
     lines = readme_textbook(*_textbook_inputs(0.97))
     header = "| label | bands (cm-1) | r: rule | r: model v8 | synth-ir17 v8 validation: rule |"
@@ -791,7 +791,7 @@ def test_the_store_keeps_other_set_sizes_and_the_readme_sets_them_against_the_ma
 
 def test_the_cli_makes_version_3_with_its_own_knobs(tmp_path, capsys):
     from peakmixer.cli import main
-    from peakmixer.data import load
+    from peakmixer.data.dataset import load
 
     out = tmp_path / "v3.npz"
     args = ["data", "synth", "--kind", "synth-ir17", "--version", "3", "--n", "60", "--out", str(out)]
@@ -886,7 +886,7 @@ def test_the_readme_names_the_machines_and_the_rows_made_before_they_were_record
 def test_version_3_does_not_depend_on_the_number_of_worker_processes(monkeypatch):
     import concurrent.futures
 
-    import peakmixer.synthir as synthir
+    import peakmixer.synth.ir17_realistic as synthir
 
     pools = []
 

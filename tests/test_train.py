@@ -12,11 +12,11 @@ import pytest
 import torch
 import yaml
 
-import peakmixer.train as train_module
+import peakmixer.train.loop as train_module
 from peakmixer.cli import main
 from peakmixer.config import ConfigError
-from peakmixer.data import DatasetError, SpectraDataset, toy_dataset
-from peakmixer.train import (
+from peakmixer.data.dataset import DatasetError, SpectraDataset, toy_dataset
+from peakmixer.train.loop import (
     CrossProcessBatchNorm1d,
     cpu_has_native_bf16,
     cpu_supports_bf16,

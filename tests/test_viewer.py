@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from peakmixer.cam import CamSettings, grad_cam
-from peakmixer.data import toy_dataset
+from peakmixer.attribution.gradcam import CamSettings, grad_cam
+from peakmixer.data.dataset import toy_dataset
 from peakmixer.ip import attach_ip
 from peakmixer.models import build_model
 
 pytest.importorskip("anywidget")  # plotly's FigureWidget needs it
-from peakmixer.viewer import GradCamViewer  # noqa: E402
+from peakmixer.report.viewer import GradCamViewer  # noqa: E402
 
 
 @pytest.fixture
@@ -64,8 +64,8 @@ def test_cams_are_cached_and_the_static_figure_shows_the_same_state(viewer):
 
 def test_the_viewer_opens_a_users_files_on_the_models_axis(tmp_path, shared_data):
     from peakmixer.config import from_dict
-    from peakmixer.synth import make_synth
-    from peakmixer.train import TrainConfig, train
+    from peakmixer.synth.benchmarks import make_synth
+    from peakmixer.train.loop import TrainConfig, train
 
     data = make_synth("synth-ir17", 200, 0).save(tmp_path / "ir.npz")
     model = {"width": 8, "mixer_layers": 1, "hidden": 16, "ip": {"mode": "trainable"}}

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from peakmixer.data import toy_dataset
-from peakmixer.viz import (
+from peakmixer.data.dataset import toy_dataset
+from peakmixer.report.figures import (
     label_table,
     plot_dataset_overview,
     plot_examples,

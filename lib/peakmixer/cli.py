@@ -24,15 +24,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .architecture import IP_MODES
-from .config import add_threads_argument
-from .files import write_text
-from .io.batch import add_label_arguments, add_source_arguments
+from peakmixer.architecture import IP_MODES
+from peakmixer.config import add_threads_argument
+from peakmixer.data.io.batch import add_label_arguments, add_source_arguments
+from peakmixer.files import write_text
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from .ip import attach_ip
-    from .models import build_model, describe, profile_model
+    from peakmixer.ip import attach_ip
+    from peakmixer.models import build_model, describe, profile_model
 
     model = build_model(
         args.extractor,
@@ -63,8 +63,8 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import ConfigError
-    from .train import load_config, train
+    from peakmixer.config import ConfigError
+    from peakmixer.train.loop import load_config, train
 
     cfg = load_config(args.config, args.set)
     if args.threads:
@@ -102,10 +102,10 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .data import DatasetError
-    from .io.batch import import_from_args
-    from .io.dataset_file import is_dataset_path
-    from .train import checkpoint_axis, evaluate_checkpoint, load_checkpoint
+    from peakmixer.data.dataset import DatasetError
+    from peakmixer.data.io.batch import import_from_args
+    from peakmixer.data.io.dataset_file import is_dataset_path
+    from peakmixer.train.loop import checkpoint_axis, evaluate_checkpoint, load_checkpoint
 
     def score(data: str | None, split: str) -> dict:
         return evaluate_checkpoint(
@@ -168,7 +168,7 @@ def metrics_table(m: dict) -> str:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .train import export_model
+    from peakmixer.train.loop import export_model
 
     path = export_model(args.checkpoint, args.out)
     print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
@@ -176,8 +176,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _notebooks(args: argparse.Namespace) -> int:
-    from .config import apply_overrides
-    from .notebooks import NotebookFailed, run_notebooks
+    from peakmixer.config import apply_overrides
+    from peakmixer.report.notebooks import NotebookFailed, run_notebooks
 
     kwargs = {"out_root": Path(args.figures)} if args.figures else {}
     extra = apply_overrides({}, args.set)
@@ -191,7 +191,7 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import benchmark, benchmark_synth, describe_result, write_report
+    from peakmixer.studies.bench import benchmark, benchmark_synth, describe_result, write_report
 
     if args.report:
         print(write_report(Path(args.report), quick=args.quick))
@@ -227,7 +227,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _model_arguments(p: argparse.ArgumentParser) -> None:
-    from .architecture import DEFAULTS, EXTRACTORS, MIXERS
+    from peakmixer.architecture import DEFAULTS, EXTRACTORS, MIXERS
 
     p.add_argument("--extractor", default=DEFAULTS.extractor, choices=EXTRACTORS)
     p.add_argument("--mixer", default=DEFAULTS.mixer, choices=MIXERS)
@@ -352,7 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands that live with their module (data, sweep)."""
-    from . import calibrate, datacli, explain, readme, shipped, sim2real_report, sweep_command
+    from peakmixer.commands import data as datacli
+    from peakmixer.commands import sim2real as sim2real_report
+    from peakmixer.commands import sweep as sweep_command
+    from peakmixer.report import docs as readme
+    from peakmixer.report import explain, shipped
+    from peakmixer.studies import calibration as calibrate
 
     return [
         calibrate.register,
@@ -372,7 +377,7 @@ def _threads(args: argparse.Namespace) -> Iterator[None]:
     divide them among themselves) inherit the count as ``OMP_NUM_THREADS``."""
     import torch
 
-    from .train import default_threads
+    from peakmixer.train.loop import default_threads
 
     n = args.threads or default_threads()
     before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
@@ -397,8 +402,8 @@ CHECKOUT_COMMANDS = ("notebooks", "sweep", "results", "ship", "calibrate", "sim2
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import BadInput
-    from .provenance import REPO_ROOT, in_checkout
+    from peakmixer.config import BadInput
+    from peakmixer.paths import REPO_ROOT, in_checkout
 
     args = build_parser().parse_args(argv)
     needs_checkout = args.command in CHECKOUT_COMMANDS or (args.command == "explain" and not args.checkpoint)

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architecture import IP_MODES
-from .config import ConfigError
-from .models import PeakModel, PoolHead
+from peakmixer.architecture import IP_MODES
+from peakmixer.config import ConfigError
+from peakmixer.models import PeakModel, PoolHead
 
 IPMode = Literal["off", "trainable", "frozen"]
 
@@ -236,7 +236,7 @@ def pathway_metrics(
 ) -> dict[str, float]:
     """PICNN's pathway scores on a split: the main metric of pred_1 (all channels), pred_2 (the sampled
     classes' channels) and pred_3 (the true classes' channels removed), with seeded sampling."""
-    from .metrics import compute_metrics, main_metric
+    from peakmixer.metrics import compute_metrics, main_metric
 
     was_training = model.training
     model.eval()

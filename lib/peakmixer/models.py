@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architecture import DEFAULTS, EXTRACTORS, MIXERS, RESPEAK_BLOCKS
-from .config import ConfigError
-from .provenance import source_digest
+from peakmixer.architecture import DEFAULTS, EXTRACTORS, MIXERS, RESPEAK_BLOCKS
+from peakmixer.config import ConfigError
+from peakmixer.provenance import source_digest
 
 # --- building blocks -------------------------------------------------------------------------------
 

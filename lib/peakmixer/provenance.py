@@ -1,26 +1,16 @@
-"""Facts that make a result traceable: repository root, git SHA, package versions, code digests."""
+"""Facts that make a result traceable: git SHA, package versions, code digests."""
 
 from __future__ import annotations
 
 import ast
 import functools
 import hashlib
-import os
 import platform
 import subprocess
 import textwrap
 from importlib import metadata
-from pathlib import Path
 
-# The checkout the package works in (params/, results/, models/, notebooks/): where this file sits in a
-# checkout, or the folder PEAKMIXER_REPO names (for a package installed elsewhere, e.g. `pip install .`).
-REPO_ROOT = Path(os.environ.get("PEAKMIXER_REPO") or Path(__file__).resolve().parents[2]).resolve()
-
-
-def in_checkout(root: Path = REPO_ROOT) -> bool:
-    """Whether `root` is a PeakMixer checkout (its parameters and pyproject are there)."""
-    return (root / "params").is_dir() and (root / "pyproject.toml").is_file()
-
+from peakmixer.paths import REPO_ROOT
 
 PACKAGES = ("peakmixer", "torch", "numpy", "pandas", "scikit-learn", "captum", "matplotlib", "papermill")
 

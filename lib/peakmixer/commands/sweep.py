@@ -1,0 +1,40 @@
+"""`python -m peakmixer sweep`: run a sweep (resumable; `--workers` processes) and print its summary and
+verdict."""
+
+from __future__ import annotations
+
+import argparse
+
+from peakmixer.config import add_threads_argument
+from peakmixer.data.dataset import load
+from peakmixer.studies.store import claims, summarize, verdict_text
+from peakmixer.studies.sweep import dataset_path, load_sweep, run_sweep, run_workers
+
+
+def _cli(args: argparse.Namespace) -> int:
+    cfg = load_sweep(args.config, args.set)
+    if args.workers > 1:  # each worker gets `--threads` (default: the free cores divided among them)
+        table = run_workers(cfg, args.workers, threads=args.threads)
+    else:
+        table = run_sweep(cfg)
+    print(f"{len(table)} runs in {cfg.results_path}")
+    print(summarize(table).round(4).to_string(index=False))
+    classes = {ds.name: len(load(dataset_path(cfg, ds)).label_names) for ds in cfg.datasets}
+    print(verdict_text(claims(table, classes)))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="resumable extractor x mixer x seeds sweep into one table")
+    p.add_argument("--config", required=True, help="sweep YAML (see params/sweeps/)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. seeds=[0,1]"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="parallel runs, each with the free cores / N threads (BENCHMARKS.md: which pays here)",
+    )
+    add_threads_argument(p, "each worker's CPU threads")
+    p.set_defaults(func=_cli)

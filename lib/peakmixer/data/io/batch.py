@@ -1,0 +1,627 @@
+"""Batch import: many spectrum files -> one `SpectraDataset` file plus a report of what was refused.
+
+Pipeline per file: detect the format (by content, then extension) -> read (IR ordinates become
+absorbance-like, x becomes ascending cm-1) -> check coverage of the target axis -> resample -> optional
+min-max normalisation -> labels from SMILES. Every spectrum that fails a step is reported with its
+reason and the rest are kept; a traceback is never the answer to bad input.
+
+Decisions (documented in `import_files`):
+
+- Coverage rule: a spectrum must cover at least `min_coverage` (default 80%) of the target axis range;
+  the uncovered ends are edge-padded (the first/last value is held). NIST gas-phase spectra start near
+  450-600 cm-1 and stop near 3800-3975 cm-1: the 50 fixtures cover 91-100% of 400-4000 cm-1.
+- Resampling: when the source is at least twice as dense as the target, each target point is the mean
+  of the (linearly interpolated) source over its bin (bins end halfway between target points): an
+  anti-aliasing average, close to the paper's adaptive average pooling. Otherwise linear interpolation.
+- Normalisation: ``minmax`` (default) scales each spectrum to [0, 1] after resampling, as FCG-Former
+  does; ``None`` keeps absorbance (IR) or raw intensity (Raman). A constant spectrum cannot be min-max
+  scaled and is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import peakmixer
+from peakmixer.data import labels as labelsets
+from peakmixer.data.cache import smarts_957_path
+from peakmixer.data.dataset import (
+    DatasetError,
+    SpectraDataset,
+    minmax,
+    named_axis,
+    refuse_to_replace,
+    resample_spectra,
+)
+from peakmixer.data.dataset import axis_coverage as coverage
+from peakmixer.data.io.base import Item, ReadError, Rejection, Spectra, file_kind_error
+from peakmixer.data.io.csv import CsvOptions, read_csv
+from peakmixer.data.io.dataset_file import is_dataset_file, read_dataset
+from peakmixer.data.io.jcamp import read_jcamp
+from peakmixer.data.io.labelsource import LabelSource, resolve_labels
+from peakmixer.data.io.npy import AXIS_FILE, read_npy
+from peakmixer.data.io.npy import MAGIC as NPY_MAGIC
+from peakmixer.data.io.parquet import MAGIC as PARQUET_MAGIC
+from peakmixer.data.io.parquet import read_parquet
+from peakmixer.data.io.spc import read_spc
+from peakmixer.files import write_text
+
+Normalize = Literal["minmax"] | None
+LABEL_SETS = ("nist17", "qm9s957")
+TEXT_SUFFIXES = {".csv", ".tsv", ".txt"}
+
+
+@dataclass
+class ImportReport:
+    """What `import_files` did: the dataset written (None if nothing was kept) and every refusal."""
+
+    out: Path | None
+    report_path: Path
+    n_files: int
+    kept: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    padded: list[tuple[str, float]] = field(default_factory=list)  # (id, coverage < 1): edge-held ends
+    notes: list[str] = field(default_factory=list)
+    task: str = ""
+    classes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """A few lines for a terminal: counts, labels, padding, notes, then each rejection with its reason."""
+        head = f"kept {len(self.kept)} spectra from {self.n_files} files"
+        head += f" -> {self.out}" if self.out else " (nothing written)"
+        lines = [head]
+        if self.classes:
+            more = ", ..." if len(self.classes) > 8 else ""
+            lines.append(f"{self.task}: {len(self.classes)} labels ({', '.join(self.classes[:8])}{more})")
+        elif self.kept:
+            lines.append(
+                "no labels (an unlabelled dataset: give --labels, --labels-csv or --label-from-name)"
+            )
+        if self.padded:
+            least = min(c for _, c in self.padded)
+            lines.append(
+                f"padded {len(self.padded)} spectra that cover only part of the axis (least {least:.0%}; "
+                "their ends hold the nearest value)"
+            )
+        lines += [f"note: {n}" for n in self.notes]
+        lines.append(f"rejected {len(self.rejected)}:" if self.rejected else "rejected none")
+        lines += [f"  {r.source}: {r.reason}" for r in self.rejected]
+        lines.append(f"report: {self.report_path}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "out": str(self.out) if self.out else None,
+            "n_files": self.n_files,
+            "kept": self.kept,
+            "task": self.task,
+            "classes": self.classes,
+            "padded": [{"id": i, "coverage": c} for i, c in self.padded],
+            "notes": self.notes,
+            "rejected": [{"source": r.source, "reason": r.reason} for r in self.rejected],
+        }
+
+
+def read_file(
+    path: str | os.PathLike,
+    *,
+    npy_axis: str | os.PathLike | None = None,
+    csv: CsvOptions | None = None,
+    split: str | None = None,
+) -> list[Item]:
+    """Read any supported file: format by content (JCAMP ``##``, npy, parquet and dataset magic), else
+    extension. `split`: of a peakmixer dataset file, only that split's spectra.
+
+    Returns the file's items (`Spectra` or per-spectrum `ReadError`); raises `ReadError` when the whole
+    file is unusable, including unknown formats and unreadable files.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as e:
+        raise ReadError(path.name, f"cannot open ({e.strerror})") from None
+    suffix = path.suffix.lower()
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"##"):
+        return read_jcamp(path)
+    if head.startswith(NPY_MAGIC):
+        return read_npy(path, axis_file=npy_axis)
+    if head.startswith(PARQUET_MAGIC):
+        return read_parquet(path)
+    if is_dataset_file(path, head):
+        return read_dataset(path, split)
+    if suffix == ".spc":
+        return read_spc(path)
+    if suffix in TEXT_SUFFIXES:
+        return read_csv(path, csv)
+    raise file_kind_error(path, head)
+
+
+def resample(x: np.ndarray, Y: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(n, L) spectra on ascending `x` -> (n, L') on ascending `target`, edge-held outside `x`
+    (bin mean when downsampling, else linear: `data.dataset.resample_spectra`)."""
+    return resample_spectra(Y, x, target, outside="edge").astype(np.float64)
+
+
+def _label_set(name: str) -> tuple[list[str], list[str]]:
+    """(names, smarts) for ``nist17``, ``qm9s957`` (built by ``data download qm9s``) or a SMARTS file."""
+    if name == "nist17":
+        return list(labelsets.NIST17_NAMES), list(labelsets.NIST17_SMARTS)
+    if name == "qm9s957":
+        return labelsets.load_smarts_file(smarts_957_path())
+    if Path(name).is_file():
+        return labelsets.load_smarts_file(name)
+    raise DatasetError(f"--labels {name!r}: expected one of {', '.join(LABEL_SETS)} or a SMARTS list file")
+
+
+def _smiles_table(path: Path) -> dict[str, str]:
+    """Map file name (or id) -> SMILES from a CSV with a ``file`` or ``id`` column and a ``smiles`` column."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"--smiles {path}: cannot read ({e})") from None
+    cols = {c.lower(): c for c in table.columns}
+    key = cols.get("file") or cols.get("id")
+    if key is None or "smiles" not in cols:
+        raise DatasetError(f"--smiles {path}: needs a 'file' (or 'id') column and a 'smiles' column")
+    return dict(zip(table[key].str.strip(), table[cols["smiles"]].str.strip(), strict=True))
+
+
+@dataclass
+class Sources:
+    """The files named by a command's sources: ``files`` in order, and which of them a folder listed
+    (``listed``: there a table that holds no spectra, e.g. a molecules table, is skipped, not refused)."""
+
+    files: list[Path]
+    listed: set[Path] = field(default_factory=set)
+
+
+def expand_sources(sources: Sequence[str | os.PathLike], skip: set[Path] | None = None) -> Sources:
+    """Files named by `sources`, folders replaced by their (non-hidden) files, in order; `skip` (resolved
+    paths) left out. A source that does not exist, or an empty folder, is refused (`DatasetError`)."""
+    skip = skip or set()
+    out = Sources([])
+    for s in map(Path, sources):
+        if not s.exists():
+            raise DatasetError(f"{s}: no such file or folder")
+        if s.is_dir():
+            entries = sorted(p for p in s.iterdir() if p.is_file() and not p.name.startswith("."))
+            if not entries:
+                raise DatasetError(f"{s}: empty folder (no spectrum files in it)")
+            out.listed |= set(entries)
+        else:
+            entries = [s]
+        out.files += [p for p in entries if p.resolve() not in skip]
+    # An axis file is not a spectrum: it is used by the .npy matrices beside it.
+    out.files = [p for p in out.files if p.name != AXIS_FILE]
+    return out
+
+
+def _display_names(files: list[Path]) -> list[str]:
+    """File names as ids; paths relative to the common folder when two files share a name."""
+    names = [p.name for p in files]
+    if len(set(names)) == len(names):
+        return names
+    root = Path(os.path.commonpath([str(p.resolve().parent) for p in files]))
+    return [p.resolve().relative_to(root).as_posix() for p in files]
+
+
+def _renamed(item: Item, old: str, new: str) -> Item:
+    if old == new:
+        return item
+    if isinstance(item, ReadError):
+        return ReadError(new + item.source[len(old) :], item.reason)
+    item.ids = [new + i[len(old) :] for i in item.ids]
+    if "order" in item.meta:
+        item.meta["order"] = [new + i[len(old) :] for i in item.meta["order"]]
+    return item
+
+
+def import_files(
+    sources: Sequence[str | os.PathLike],
+    *,
+    out: str | os.PathLike,
+    smiles_csv: str | os.PathLike | None = None,
+    labels: str | None = None,
+    axis: str = "ir",
+    normalize: Normalize = "minmax",
+    min_coverage: float = 0.8,
+    npy_axis: str | os.PathLike | None = None,
+    progress: bool = False,
+    label_source: LabelSource | None = None,
+    csv: CsvOptions | None = None,
+    overwrite: bool = False,
+    split: str | None = None,
+) -> ImportReport:
+    """Import spectrum files into one `SpectraDataset` at `out`, with a JSON report beside it.
+
+    Args:
+        sources: files or folders (their files, not recursively); ``wavenumbers.npy`` is taken as the
+            axis of the ``.npy`` matrices beside it, never as spectra.
+        out: the dataset file to write (atomically; an existing file is replaced only on success).
+        smiles_csv: CSV with a ``file`` (or ``id``) and a ``smiles`` column; a spectrum's SMILES is
+            looked up by its id, then by its file name. Parquet files may carry their own ``smiles``.
+        labels: ``nist17``, ``qm9s957`` or a SMARTS list file; needs SMILES for every kept spectrum
+            (spectra without a usable SMILES are refused). None: an unlabelled dataset (K = 0).
+        axis: the `named_axis` to resample onto (``ir``: 1024 points 400-4000 cm-1; ``ho``: Ho et al.;
+            ``START:END:POINTS`` an evenly spaced axis of your own, e.g. ``600:1800:1000`` for Raman).
+        normalize: ``minmax`` per spectrum after resampling, or None to keep absorbance/intensity.
+        min_coverage: the least fraction of the target axis range a spectrum must cover (module doc).
+        npy_axis: an explicit axis file for ``.npy`` matrices.
+        progress: show a progress bar over files.
+        label_source: class labels from a table, the file names, or the files' own label column
+            (`data.io.labelsource`); the task follows from them. Not with `labels`.
+        csv: how to read delimited text files (`CsvOptions`: axis, delimiter, decimal, layout, columns).
+        split: of a peakmixer dataset file among the sources, only that split.
+        overwrite: replace an existing `out` (else refused before any file is read: runs trained on it
+            would be scored on other data).
+
+    Returns:
+        An `ImportReport`. The dataset holds X (N, L) float32 on the target axis, ids naming the source
+        files, extras ``coverage`` (N,) and, when known, ``smiles`` (N,). Nothing is written when no
+        spectrum is kept; the report file (``<out>.report.json``) is always written.
+
+    Raises:
+        DatasetError: for arguments that make the whole import meaningless (unknown label set or axis,
+            unreadable SMILES table), before any file is read.
+    """
+    out = Path(out)
+    report_path = out.with_name(out.name + ".report.json")
+    refuse_to_replace(out, overwrite)
+    try:
+        target = named_axis(axis)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+    if normalize not in ("minmax", None):
+        raise DatasetError(f"normalize must be 'minmax' or None, not {normalize!r}")
+    label_source = label_source or LabelSource()
+    if labels and label_source.given:
+        raise DatasetError("give SMILES labels (--labels) or class labels (--labels-csv, --label-from-name)")
+    label_names, smarts = _label_set(labels) if labels else ([], [])
+    patterns = labelsets.compile_smarts(smarts)
+    lookup = _smiles_table(Path(smiles_csv)) if smiles_csv else {}
+    skip = {Path(smiles_csv).resolve()} if smiles_csv else set()
+    found = expand_sources(sources, skip)
+    files = found.files
+    read = read_spectra(
+        files,
+        target,
+        normalize=normalize,
+        min_coverage=min_coverage,
+        npy_axis=npy_axis,
+        progress=progress,
+        smiles=lookup,
+        csv=csv,
+        split=split,
+        listed=found.listed,
+    )
+    rows, ids, smiles, covered, rejected = read.rows, read.ids, read.smiles, read.coverage, read.rejected
+    if unused := sorted(set(lookup) - set(read.order) - {p.name for p in files}):
+        more = ", ..." if len(unused) > 5 else ""
+        read.notes.append(
+            f"{Path(smiles_csv).name} names {len(unused)} spectra that are not among the sources: "
+            f"{', '.join(unused[:5])}{more}"
+        )
+    task = "multilabel"
+    if labels:
+        y, keep = _labels(ids, smiles, patterns, rejected)
+    elif found := resolve_labels(ids, read.labels, label_source, rejected, read.order):
+        y, keep, label_names, task = found.y, found.keep, found.names, found.task
+    else:
+        y, keep = None, list(range(len(ids)))
+    kept = [ids[i] for i in keep]
+    padded = [(ids[i], covered[i]) for i in keep if covered[i] < 1.0]
+    written = None
+    if kept:
+        extras = {"coverage": np.asarray([covered[i] for i in keep], dtype=np.float32)}
+        if any(smiles[i] for i in keep):
+            extras["smiles"] = np.asarray([smiles[i] or "" for i in keep], dtype=str)
+        dataset = SpectraDataset(
+            X=np.stack([rows[i] for i in keep]),
+            axis=target,
+            y=y if y is not None else np.zeros((len(keep), 0), dtype=np.uint8),
+            task=task,
+            label_names=label_names,
+            ids=kept,
+            provenance={
+                "synthetic": False,
+                "source": "peakmixer.io.import_files",  # a name in the data format (0.1)
+                "peakmixer_version": peakmixer.__version__,
+                "axis": axis,
+                "normalize": normalize,
+                "resample": "bin mean if the source is >= 2x denser, else linear; ends edge-held",
+                "min_coverage": min_coverage,
+                "labels": labels or _describe(label_source),
+                "n_files": len(files),
+                "n_rejected": len(rejected),
+                "spectrum_kind": _kind_of([read.kinds[i] for i in keep]),
+            },
+            extras=extras,
+        )
+        written = dataset.save(out)
+    report = ImportReport(
+        out=written,
+        report_path=report_path,
+        n_files=len(files),
+        kept=kept,
+        rejected=rejected,
+        padded=padded,
+        notes=read.notes,
+        task=task if kept else "",
+        classes=label_names if kept else [],
+    )
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(report_path, json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n")
+    return report
+
+
+@dataclass
+class ReadSpectra:
+    """Spectra read from files onto one axis: rows, ids (``file`` or ``file#k``), SMILES where known, the
+    fraction of the axis each covered, and what was refused (file and reason)."""
+
+    rows: list[np.ndarray] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    smiles: list[str | None] = field(default_factory=list)
+    coverage: list[float] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    labels: list[str | None] = field(default_factory=list)  # a file's own label column, where it has one
+    notes: list[str] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)  # every spectrum's id as read, kept or refused
+    kinds: list[str | None] = field(default_factory=list)  # ir / raman where the file says it, else None
+
+
+def read_spectra(
+    files: Sequence[Path],
+    target: np.ndarray,
+    *,
+    normalize: Normalize = "minmax",
+    min_coverage: float = 0.8,
+    npy_axis: str | os.PathLike | None = None,
+    progress: bool = False,
+    smiles: dict[str, str] | None = None,
+    csv: CsvOptions | None = None,
+    split: str | None = None,
+    listed: set[Path] | None = None,
+) -> ReadSpectra:
+    """Read every file onto `target` (resampled, checked for coverage, normalised); a broken file or
+    spectrum is recorded with its reason and the others are kept. `smiles` maps ids or file names to
+    SMILES (parquet files may carry their own); `split`: of dataset files, that split only. A text table
+    that a folder listed (`listed`) and that holds no spectra is skipped with a note."""
+    out = ReadSpectra()
+    lookup = smiles or {}
+    listed = listed or set()
+    pairs = list(zip(files, _display_names(list(files)), strict=True))
+    for path, name in tqdm(pairs, disable=not progress, desc="reading", unit="file"):
+        try:
+            read = read_file(path, npy_axis=npy_axis, csv=csv, split=split)
+            items = [_renamed(it, path.name, name) for it in read]
+        except ReadError as e:
+            if path in listed and path.suffix.lower() in TEXT_SUFFIXES:
+                out.notes.append(f"skipped {name}: not a spectrum table ({e.reason.split(':')[0]})")
+                continue
+            items = [_renamed(e, path.name, name)]
+        except Exception as e:  # a broken file must not end the batch: report what happened and go on
+            items = [ReadError(name, f"unexpected error while reading ({type(e).__name__}: {e})")]
+        # The file's spectra in its own order, refused ones included (a reader that splits a file into kept
+        # and refused items says the order in meta["order"])
+        given = [it.meta["order"] for it in items if isinstance(it, Spectra) and "order" in it.meta]
+        out.order += given[0] if given else [i for it in items for i in _ids(it)]
+        for item in items:
+            if isinstance(item, ReadError):
+                out.rejected.append(Rejection(item.source, item.reason))
+                continue
+            if item.meta.get("ignored_columns"):
+                out.notes.append(f"{name}: ignored non-numeric columns {item.meta['ignored_columns']}")
+            own = dict(zip(item.ids, item.labels, strict=True)) if item.labels else {}
+            block = _conform(item, target, normalize, min_coverage, out.rejected)
+            if block is None:
+                continue
+            frac = coverage(item.x, target)
+            for k, (sid, row) in enumerate(zip(block.ids, block.Y, strict=True)):
+                out.rows.append(row)
+                out.ids.append(sid)
+                own_smiles = block.smiles[k] if block.smiles else None
+                out.smiles.append(lookup.get(sid) or lookup.get(name) or own_smiles)
+                out.coverage.append(frac)
+                out.labels.append(own.get(sid))
+                out.kinds.append(item.meta.get("kind"))
+    return out
+
+
+def _kind_of(kinds: list[str | None]) -> str | None:
+    """The dataset's spectrum kind: the one its files state (ir or raman), ``mixed`` if they state both,
+    None if none does."""
+    said = {k for k in kinds if k}
+    return said.pop() if len(said) == 1 else "mixed" if said else None
+
+
+def _ids(item: Item) -> list[str]:
+    return [item.source] if isinstance(item, ReadError) else item.ids
+
+
+def _describe(source: LabelSource) -> str | None:
+    if source.table is not None:
+        column = f" (column {source.column})" if source.column else ""
+        return f"labels table {Path(source.table).name}{column}"
+    if source.from_name is not None:
+        return f"labels from file names: {source.from_name}"
+    return None
+
+
+def _conform(
+    block: Spectra, target: np.ndarray, normalize: Normalize, min_coverage: float, rejected: list[Rejection]
+) -> Spectra | None:
+    """The block on `target` (resampled, normalised), minus refused rows; None when nothing is left."""
+    frac = coverage(block.x, target)
+    if frac < min_coverage:
+        reason = (
+            f"covers {frac:.0%} of the target axis {target[0]:.0f}-{target[-1]:.0f} cm-1 "
+            f"(data {block.x[0]:.0f}-{block.x[-1]:.0f} cm-1; need {min_coverage:.0%})"
+        )
+        rejected += [Rejection(i, reason) for i in block.ids]
+        return None
+    finite = np.isfinite(block.Y).all(axis=1)
+    Y = resample(block.x, np.where(finite[:, None], block.Y, 0.0), target)
+    ok = finite.copy()
+    if normalize == "minmax":
+        Y, flat = minmax(Y)
+        ok &= ~flat
+    for i in np.flatnonzero(~ok):
+        why = "NaN or Inf values" if not finite[i] else "constant spectrum (cannot be min-max normalised)"
+        rejected.append(Rejection(block.ids[i], why))
+    if not ok.any():
+        return None
+    kept = np.flatnonzero(ok)
+    smiles = [block.smiles[i] for i in kept] if block.smiles else None
+    return Spectra(x=target, Y=Y[kept].astype(np.float32), ids=[block.ids[i] for i in kept], smiles=smiles)
+
+
+def _labels(
+    ids: list[str], smiles: list[str | None], patterns: list, rejected: list[Rejection]
+) -> tuple[np.ndarray, list[int]]:
+    """(N_kept, K) labels and the kept row indices; spectra without a usable SMILES are refused."""
+    keep, mols = [], []
+    for i, (sid, smi) in enumerate(zip(ids, smiles, strict=True)):
+        if not smi:
+            rejected.append(
+                Rejection(sid, "no SMILES for this spectrum (not in the SMILES table or the file)")
+            )
+            continue
+        try:
+            mols.append(labelsets.parse_smiles(smi))
+        except labelsets.LabelError as e:
+            rejected.append(Rejection(sid, str(e)))
+            continue
+        keep.append(i)
+    return labelsets.match_matrix(mols, patterns), keep
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, *, split: bool = True) -> None:
+    """How spectra are read, the same in every command that reads them (``data import``, ``explain``,
+    ``evaluate``): files, folders, dataset files with ``--split``, ``.npy`` with an axis file, delimited
+    text options. `split`: add ``--split`` (a command with its own leaves it out)."""
+    if split:
+        parser.add_argument(
+            "--split",
+            help="of a peakmixer dataset file (.npz) among the sources: only this split (default: all)",
+        )
+    parser.add_argument(
+        "--min-coverage",
+        type=float,
+        default=0.8,
+        help="least fraction of the target axis a spectrum must cover",
+    )
+    parser.add_argument(
+        "--npy-axis", type=Path, help="axis file for .npy matrices (default: wavenumbers.npy beside them)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    text = parser.add_argument_group("delimited text files (csv)")
+    text.add_argument("--x-start", type=float, help="with --x-end: the axis of a header of column indices")
+    text.add_argument("--x-end", type=float)
+    text.add_argument("--csv-axis", type=Path, help="or: the axis in a file, one value per line")
+    text.add_argument("--delimiter", help="column separator (default: sniffed from , ; tab)")
+    text.add_argument("--decimal", default=".", help="decimal mark, e.g. ',' (default '.')")
+    text.add_argument("--layout", default="auto", choices=["auto", "rows", "columns"], help="spectra in")
+    text.add_argument("--id-column", help="the column of spectrum ids (default: one named id/sample/name)")
+    text.add_argument("--label-column", help="a csv's own label column (with --labels-csv: that table's)")
+
+
+def csv_options(args: argparse.Namespace, own_labels: bool = True) -> CsvOptions:
+    """The `CsvOptions` of `add_source_arguments`' options; `own_labels`: ``--label-column`` names a csv's
+    own label column (else a labels table's)."""
+    return CsvOptions(
+        delimiter=args.delimiter,
+        decimal=args.decimal,
+        layout=args.layout,
+        x_start=args.x_start,
+        x_end=args.x_end,
+        axis_file=str(args.csv_axis) if args.csv_axis else None,
+        id_column=args.id_column,
+        label_column=args.label_column if own_labels else None,
+    )
+
+
+def add_import_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``python -m peakmixer data import``."""
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        type=Path,
+        help="spectrum files or folders (JCAMP-DX, SPC, npy, parquet, csv) or dataset files (.npz)",
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, help="dataset file to write; a report goes to OUT.report.json"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")
+    parser.add_argument(
+        "--axis",
+        default="ir",
+        help="target axis: ir (1024 points, 400-4000 cm-1; the default), ho (Ho et al.), or START:END:POINTS",
+    )
+    parser.add_argument(
+        "--normalize",
+        default="minmax",
+        choices=["minmax", "none"],
+        help="per-spectrum scaling (default: minmax)",
+    )
+    add_source_arguments(parser)
+    add_label_arguments(parser)
+
+
+def add_label_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the labels of imported spectra come from (``data import``, and ``evaluate`` of files)."""
+    labels = parser.add_argument_group("labels")
+    labels.add_argument("--smiles", type=Path, help="CSV with 'file' (or 'id') and 'smiles' columns")
+    labels.add_argument(
+        "--labels", help="label set: nist17, qm9s957 (after 'data download qm9s'), or a SMARTS list file"
+    )
+    labels.add_argument(
+        "--labels-csv", type=Path, help="class labels: a table keyed by 'file' or 'id' (or in spectrum order)"
+    )
+    labels.add_argument("--label-from-name", metavar="REGEX", help="the class is the regex's first group")
+    labels.add_argument("--task", choices=["multiclass", "multilabel"], help="what the labels must give")
+
+
+def import_from_args(
+    args: argparse.Namespace, out: Path, *, axis: str, overwrite: bool = False
+) -> ImportReport:
+    """`import_files` with the options of `add_source_arguments` and `add_label_arguments`."""
+    return import_files(
+        args.sources,
+        out=out,
+        smiles_csv=args.smiles,
+        labels=args.labels,
+        axis=axis,
+        normalize=None if getattr(args, "normalize", "minmax") == "none" else "minmax",
+        min_coverage=args.min_coverage,
+        npy_axis=args.npy_axis,
+        progress=not args.no_progress,
+        label_source=LabelSource(args.labels_csv, args.label_column, args.label_from_name, args.task),
+        overwrite=overwrite,
+        split=getattr(args, "split", None),
+        # --label-column names the table's column when there is a table, else the csv's own
+        csv=csv_options(args, own_labels=not args.labels_csv),
+    )
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Run ``data import``: 0 when a dataset was written, 1 when nothing was kept, 2 for bad arguments."""
+    try:
+        report = import_from_args(args, args.out, axis=args.axis, overwrite=args.overwrite)
+    except (DatasetError, labelsets.LabelError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 0 if report.out else 1

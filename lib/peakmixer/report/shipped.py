@@ -1,0 +1,234 @@
+"""The shipped models (``models/``): a stored run exported small, with a card saying how it was made and how
+it scores — on its synthetic test split over seeds, and on real spectra against a plain baseline.
+
+    python -m peakmixer ship --study ip_table1 --run synth-ir17/w64x6-mlpmixer4-iptrainable/seed0 \\
+        --name synth-ir17_ip --real nist-jcamp=DIR_OF_JDX_WITH_molecules.csv --real multimodal=FILE.parquet
+
+writes ``models/<name>.pt`` (`train.export_model`: fp16 weights, its run identity), ``models/<name>.md`` (the
+card) and ``models/<name>.json`` (the card's numbers). Real spectra are labelled from their SMILES with the
+model's label set (`labels nist17` for the IR model), imported onto the model's input axis as `explain` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from peakmixer.config import ConfigError
+from peakmixer.data.dataset import DatasetError
+from peakmixer.files import write_text
+from peakmixer.metrics import compute_metrics
+from peakmixer.models import profile_model
+from peakmixer.paths import MODELS_DIR
+from peakmixer.report.explain import Explainer
+from peakmixer.studies.sim2real import RealSet, import_real
+from peakmixer.studies.store import find_run, load_study, read_store
+from peakmixer.studies.sweep import dataset_path, stage_configs
+from peakmixer.train.loop import export_model, load_checkpoint
+
+
+def score_real(ex: Explainer, real: RealSet, labels: str) -> dict[str, Any]:
+    """Metrics of the model on real spectra labelled from SMILES, beside the prevalence baseline (every
+    label present in at least half of these spectra is predicted for all of them)."""
+    ds, refused = import_real(real, labels)
+    ds, X = ex.inputs(ds, name=real.name)
+    if list(ds.label_names) != ex.names:
+        raise DatasetError(f"{real.name}: labels {ds.label_names[:3]}... are not the model's")
+    with torch.no_grad():
+        logits = ex.model(X).float().numpy()
+    y = np.asarray(ds.y)
+    model = compute_metrics("multilabel", y, logits, label_names=ex.names)
+    baseline_pred = np.tile(y.mean(0) >= 0.5, (len(y), 1))
+    base = compute_metrics("multilabel", y, np.where(baseline_pred, 10.0, -10.0), label_names=ex.names)
+    keys = ("micro_f1", "macro_f1", "emr", "hamming_accuracy")
+    support = {n: int(s) for n, s in zip(ex.names, y.sum(0), strict=True) if s}
+    return {
+        "name": real.name,
+        "spectra": len(ds),
+        "refused": refused,
+        "model": {k: model[k] for k in keys},
+        "prevalence_baseline": {k: base[k] for k in keys},
+        "per_label_f1": {n: model["per_label"][n]["f1"] for n in support},
+        "support": support,
+    }
+
+
+def ship(
+    study: str,
+    run_id: str,
+    name: str,
+    *,
+    real: list[RealSet] = (),
+    labels: str = "nist17",
+    studies_dir: Path | None = None,
+    models_dir: Path = MODELS_DIR,
+) -> Path:
+    """Export a stored run of `study` to ``models/<name>.pt`` with its card (``.md``; numbers: ``.json``)."""
+    cfg = load_study(study, **({"studies_dir": studies_dir} if studies_dir else {}))
+    store = read_store({study: cfg})
+    rows = store.rows
+    row = rows[rows["run_id"] == run_id]
+    if row.empty:
+        raise ConfigError(f"{run_id}: no valid row in the {study} store")
+    row = row.iloc[0]
+    _, run = find_run({study: cfg}, run_id)
+    _, tc = stage_configs(cfg, run, dataset_path(cfg, run.dataset))
+    best = Path(tc.out_dir) / "best.pt"
+    if load_checkpoint(best).get("config_id") != row["config_id"]:
+        raise ConfigError(f"{best} is not the stored run {run_id} (another config id): retrain it first")
+    out = export_model(best, Path(models_dir) / f"{name}.pt")
+    ex = Explainer.load(out)
+    model_id = run_id.rsplit("/", 1)[0]
+    seeds = rows[rows["run_id"].str.rsplit("/", n=1).str[0] == model_id]  # this model, every seed
+    metric = "micro_f1" if row["task"] == "multilabel" else "accuracy"
+    cost = profile_model(ex.model)
+    card = {
+        "name": name,
+        "file": out.name,
+        "size_mb": round(out.stat().st_size / 1e6, 2),
+        "made": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "model": row["run_id"],
+        "params": int(cost["params"]),
+        "macs": float(cost["macs"]),
+        "study": study,
+        "command": f"python -m peakmixer sweep --config params/sweeps/{study}.yaml",
+        "config_id": row["config_id"],
+        "git_sha": row["git_sha"],
+        "trained_on": {
+            "device": row["device_name"],
+            "precision": row["precision"],
+            "threads": int(row["threads"]),
+            "epochs_run": int(row["epochs_run"]),
+            "ended_by": row["ended_by"],
+        },
+        "data": {
+            "dataset": row["dataset"],
+            "sha256": row["data_sha256"],
+            "synthetic": bool(row["synthetic"]),
+        },
+        "labels": ex.names,
+        "test": {"metric": metric, "this_run": float(row[metric])} | _spread(seeds, metric),
+        "attribution": {
+            k: float(row[k])
+            for k in ("infidelity_mean", "sensitivity_mean", "mass_accuracy_specific")
+            if k in row
+        },
+        "real": [score_real(ex, r, labels) for r in real],
+        "training_config": yaml.safe_load((Path(tc.out_dir) / "config.yaml").read_text()),
+    }
+    write_text(Path(models_dir) / f"{name}.json", json.dumps(card, indent=1, default=str) + "\n")
+    write_text(Path(models_dir) / f"{name}.md", card_text(card))
+    return out
+
+
+def _spread(rows: pd.DataFrame, metric: str) -> dict[str, Any]:
+    v = rows[metric].astype(float)
+    return {
+        "seeds": sorted(int(s) for s in rows["seed"]),
+        "mean": float(v.mean()),
+        "sd": float(v.std(ddof=1)),
+    }
+
+
+def card_text(card: dict[str, Any]) -> str:
+    """The model card in Markdown, from the card's numbers (made by `ship`, never typed)."""
+    t = card["test"]
+    lines = [
+        f"# {card['name']} — {card['model']}",
+        "",
+        f"`{card['file']}` ({card['size_mb']} MB, fp16 weights; {card['params'] / 1e6:.2f} M parameters, "
+        f"{card['macs'] / 1e9:.3f} GMACs per spectrum). Made {card['made']} by `python -m peakmixer ship` "
+        f"from the results store; load it with `train.loop.model_from_checkpoint` (weights only).",
+        "",
+        "## How it was trained",
+        "",
+        f"- Command: `{card['command']}` (run `{card['model']}`, config id `{card['config_id']}`, git "
+        f"`{card['git_sha'][:12]}`).",
+        f"- On {card['trained_on']['device']}, {card['trained_on']['precision']}, "
+        f"{card['trained_on']['threads']} thread(s); {card['trained_on']['epochs_run']} epochs, ended by "
+        f"{card['trained_on']['ended_by'].replace('_', ' ')}.",
+        f"- Data: `{card['data']['dataset']}`"
+        + (" (**synthetic**: generated by `synth.benchmarks`)" if card["data"]["synthetic"] else "")
+        + f", sha256 `{card['data']['sha256'][:16]}…`. Classes: {', '.join(card['labels'])}.",
+        "",
+        "## How it scores",
+        "",
+        f"- {'Synthetic test' if card['data']['synthetic'] else 'Test'} split, {t['metric']}: this run "
+        f"{t['this_run']:.4f}; the study's seeds {t['seeds']}: {t['mean']:.4f}"
+        + (f" ± {t['sd']:.4f}." if t["sd"] is not None else " (one seed so far)."),
+    ]
+    if card["attribution"]:
+        lines.append(
+            "- Class-specific Grad-CAM (test split): "
+            + ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in card["attribution"].items())
+            + "."
+        )
+    if card["real"]:
+        lines += [
+            "",
+            "### On real spectra (labels from SMILES; never used in training or tuning)",
+            "",
+            "| set | spectra (refused) | micro-F1 | macro-F1 | EMR | Hamming accuracy |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in card["real"]:
+            for who, m in (("model", r["model"]), ("prevalence baseline", r["prevalence_baseline"])):
+                lines.append(
+                    f"| {r['name']}: {who} | {r['spectra']} ({r['refused']}) | {m['micro_f1']:.3f} | "
+                    f"{m['macro_f1']:.3f} | {m['emr']:.3f} | {m['hamming_accuracy']:.3f} |"
+                )
+        lines += [
+            "",
+            "The prevalence baseline predicts, for every spectrum, each label present in at least half of "
+            "the set. Per-label F1 on real spectra (support in brackets): "
+            + "; ".join(
+                f"{r['name']}: "
+                + ", ".join(f"{n} {f:.2f} ({r['support'][n]})" for n, f in r["per_label_f1"].items())
+                for r in card["real"]
+            )
+            + ".",
+        ]
+    else:
+        lines += ["", "No real spectra of these classes were available to score it."]
+    lines += [
+        "",
+        "## Limits",
+        "",
+        (
+            "Trained on synthetic spectra only: read its explanations of real spectra as those of a model "
+            "that has never seen one. "
+            if card["data"]["synthetic"]
+            else ""
+        )
+        + "It expects spectra on (or resampled onto) its input axis, min-max normalised.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    out = ship(
+        args.study, args.run, args.name, real=[RealSet.parse(r) for r in args.real], labels=args.labels
+    )
+    print(f"{out} ({out.stat().st_size / 1e6:.2f} MB), card {out.with_suffix('.md')}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ship", help="export a stored run to models/ with its model card")
+    p.add_argument("--study", required=True, help="the study whose store holds the run (params/sweeps/)")
+    p.add_argument(
+        "--run", required=True, help="its run id, e.g. synth-ir17/w64x6-mlpmixer4-iptrainable/seed0"
+    )
+    p.add_argument("--name", required=True, help="file name in models/ (without extension)")
+    p.add_argument("--real", action="append", default=[], metavar="NAME=PATH", help="real spectra to score")
+    p.add_argument("--labels", default="nist17", help="label set of the real spectra (from their SMILES)")
+    p.set_defaults(func=_cli)

@@ -1,0 +1,707 @@
+"""Throughput and memory benchmarks, printed as ratios measured in one run (these machines are noisy).
+
+`python -m peakmixer bench --width 160 --n-classes 957` times training steps and inference on random spectra
+in two modes, in one process:
+
+- ``eager``: plain fp32 eager PyTorch (AdamW, ``torch.no_grad`` inference);
+- ``fast``: what the project really does by default: the training loop's precision (``auto``: bf16 autocast
+  where the device supports it), ``torch.inference_mode`` for evaluation, the loop's AdamW; with
+  ``--compile`` also ``torch.compile`` (inductor), timed after its compile time, which is reported.
+
+and prints spectra/s per mode, the fast/eager ratios, and memory: on CUDA the allocator's peak per mode; on
+CPU (no allocator statistics) what training holds per spectrum, measured, not estimated: the bytes of the
+tensors autograd saves for backward, plus weights, gradients and AdamW state, and for inference the largest
+activation a layer hands on. `--synth` times the synthetic generators instead. BENCHMARKS.md is written by
+``python -m peakmixer bench --report BENCHMARKS.md`` (`write_report`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from peakmixer.config import MissingFile
+from peakmixer.files import write_text
+from peakmixer.models import build_model, describe, profile_model
+from peakmixer.paths import TRAIN_PARAMS
+from peakmixer.train.loop import (
+    autocast,
+    cpu_fields,
+    cpu_has_native_bf16,
+    loss_fn,
+    onednn_isa_cap,
+    resolve_device,
+    resolve_precision,
+)
+
+MODES = ("eager", "fast")
+# On a CPU where the fast path stays fp32 but bf16 is native (AVX512-BF16 on an Intel without AMX), a third
+# row shows what bf16 autocast would do there; where bf16 is only emulated the row is skipped and named (it
+# would take minutes to time something 8-20x slower than fp32).
+ALL_MODES = (*MODES, "bf16")
+# The CPU flags that decide which kernels run (reported with every result: BENCHMARKS.md names them).
+KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def cpu_kernel_flags() -> dict[str, Any]:
+    """This CPU's flags among `KERNEL_FLAGS`, oneDNN's ISA cap where set, and whether bf16 is native."""
+    flags = set(cpu_fields().get("flags", "").split())
+    return {
+        "flags": [f for f in KERNEL_FLAGS if f in flags],
+        "onednn_max_cpu_isa": onednn_isa_cap(),
+        "native_bf16": cpu_has_native_bf16(),
+    }
+
+
+def benchmark_synth(
+    kind: str = "synth-ir17", n: int = 20_000, seed: int = 0, version: str | None = None, repeats: int = 3
+) -> dict[str, Any]:
+    """Generation + save speed of a synthetic benchmark (target: >= 10k spectra/s on 2 cores).
+
+    The once-per-process cost of the realistic versions' molecule pool (RDKit matches of 5 000 structures)
+    and, from v6, of its normal-mode table is timed apart as ``setup_seconds``; then `n` spectra are generated
+    and saved, `repeats` times. The speed is the fastest repeat's, as ``timeit`` reports: a slower repeat
+    measures what else the machine did (the same code's first 20k of v4 took 2.1 s and its second 1.6 s,
+    measured 2026-11-30); every repeat is in ``seconds_each``."""
+    from peakmixer.synth.benchmarks import GENERATOR_VERSION, REALISTIC_IR17, make_synth
+    from peakmixer.synth.ir17_realistic import knobs_for, prepare, worker_count
+
+    version = version or GENERATOR_VERSION
+    t0 = time.perf_counter()
+    if kind == "synth-ir17" and version in REALISTIC_IR17:
+        prepare(knobs_for(version))
+    setup = time.perf_counter() - t0
+    each = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            make_synth(kind, n, seed, version).save(Path(tmp) / "bench.npz")
+            each.append(time.perf_counter() - t0)
+    seconds = min(each)
+    return {
+        "kind": kind,
+        "version": version,
+        "n": n,
+        "seconds": seconds,
+        "seconds_each": each,
+        "setup_seconds": setup,
+        "spectra_per_s": n / seconds,
+        "target_per_s": 10_000,
+        "cores": worker_count(),
+    }
+
+
+def _process_peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _time(fn: Callable[[], None], steps: int, device: torch.device) -> float:
+    fn()  # warm-up (allocations, oneDNN/cuDNN kernel choice)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0
+
+
+def training_bytes(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str
+) -> dict[str, int]:
+    """What one training step holds: bytes saved for backward (activations), and weights + gradients + two
+    AdamW moments (4 x the parameter bytes)."""
+    saved = 0
+    weights_at = {p.data_ptr() for p in model.parameters()}  # saved weights are counted with the states
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        if t.data_ptr() not in weights_at:
+            saved += t.numel() * t.element_size()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast(x.device, precision):
+        loss = loss_fn("multilabel", model(x), y)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    return {"activations": saved, "states": 4 * weights}
+
+
+def inference_bytes(model: torch.nn.Module, x: torch.Tensor, precision: str) -> int:
+    """The largest input + output of one leaf module in an inference pass (what must coexist)."""
+    peak = 0
+
+    def hook(_m: torch.nn.Module, inputs: tuple, output: Any) -> None:
+        nonlocal peak
+        tensors = [t for t in (*inputs, output) if isinstance(t, torch.Tensor)]
+        peak = max(peak, sum(t.numel() * t.element_size() for t in tensors))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        model.eval()
+        with torch.inference_mode(), autocast(x.device, precision):
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return peak
+
+
+def _measure(
+    precision: str,
+    inference: bool,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    dev: torch.device,
+    compile_model: bool,
+) -> dict[str, Any]:
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    net = model
+    compile_seconds = None
+    if compile_model:
+        net = torch.compile(model)
+        t0 = time.perf_counter()
+        _train_step(net, opt, x, y, dev, precision)  # the first call compiles (train graph)
+        _infer(net, x, dev, precision, inference=True)  # and the eval graph
+        compile_seconds = time.perf_counter() - t0
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    t_train = _time(lambda: _train_step(net, opt, x, y, dev, precision), steps, dev)
+    t_infer = _time(lambda: _infer(net, x, dev, precision, inference=inference), steps, dev)
+    batch = len(x)
+    if dev.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
+        train_mb, infer_mb = peak_mb, None
+    else:
+        held = training_bytes(model, x, y, precision)
+        train_mb = (held["activations"] + held["states"]) / 2**20
+        infer_mb = inference_bytes(model, x, precision) / 2**20
+        peak_mb = train_mb
+    return {
+        "precision": precision,
+        "compiled": compile_model,
+        "compile_seconds": compile_seconds,
+        "train_spectra_per_s": batch * steps / t_train,
+        "infer_spectra_per_s": batch * steps / t_infer,
+        "peak_mem_mb": peak_mb,
+        "train_mb_per_spectrum": None if dev.type == "cuda" else train_mb / batch,
+        "infer_mb_per_spectrum": None if infer_mb is None else infer_mb / batch,
+    }
+
+
+def _train_step(
+    net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, dev, precision: str
+) -> None:
+    net.train()
+    with autocast(dev, precision):
+        logits = net(x)
+    loss = loss_fn("multilabel", logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def _infer(net: torch.nn.Module, x: torch.Tensor, dev, precision: str, *, inference: bool) -> None:
+    net.eval()
+    with torch.inference_mode() if inference else torch.no_grad(), autocast(dev, precision):
+        net(x)
+
+
+_PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def matmul_gmacs(dev: torch.device, precision: str, seconds: float = 0.3) -> float:
+    """Multiply-accumulates per second (1e9) of one large square matmul in `precision`: what this device's
+    best-tuned kernel reaches, the practical ceiling for a model's convolutions and linear layers. Repeated
+    for about `seconds` (a CPU without native fp16 or bf16 arithmetic is slow at it: a fixed count could take
+    minutes there)."""
+    n = 8192 if dev.type == "cuda" else 1024
+    a = torch.randn(n, n, device=dev).to(_PEAK_DTYPES[precision])
+    b = torch.randn(n, n, device=dev).to(_PEAK_DTYPES[precision])
+    once = _time(lambda: torch.mm(a, b), 1, dev)
+    reps = max(1, int(seconds / max(once, 1e-6)))
+    return n**3 * reps / _time(lambda: torch.mm(a, b), reps, dev) / 1e9
+
+
+def roofline(eager: dict[str, Any], macs: float, dev: torch.device) -> dict[str, Any]:
+    """How far plain fp32 eager is from this device's matmul ceiling, and so about the largest fast/eager
+    ratio that fp32, bf16 or fp16 could give: ``ceiling = best matmul GMAC/s / eager's GMAC/s``.
+
+    `macs` is the model's forward multiply-accumulates per spectrum; a training step counts 3 x that (the
+    backward pass computes input and weight gradients, one forward's worth each). An estimate, not a proof:
+    the matmul rate is measured briefly (1024 x 1024 on a CPU) on a machine that may be busy, and a model's
+    small convolutions seldom run as fast as one large matmul; a measured ratio above it says the estimate
+    was low."""
+    peaks = {p: matmul_gmacs(dev, p) for p in _PEAK_DTYPES}
+    achieved = {
+        "train": 3 * macs * eager["train_spectra_per_s"] / 1e9,
+        "infer": macs * eager["infer_spectra_per_s"] / 1e9,
+    }
+    best = max(peaks.values())
+    return {
+        "forward_macs_per_spectrum": macs,
+        "matmul_gmacs": peaks,
+        "eager_gmacs": achieved,
+        "eager_share_of_fp32_peak": {k: v / peaks["fp32"] for k, v in achieved.items()},
+        "ceiling": {k: best / v for k, v in achieved.items()},
+    }
+
+
+def benchmark(
+    *,
+    extractor: str = "respeak",
+    mixer: str = "mlpmixer",
+    width: int = 64,
+    blocks: int | None = None,
+    mixer_layers: int = 4,
+    n_classes: int = 17,
+    input_length: int = 1024,
+    batch: int = 64,
+    steps: int = 10,
+    device: str = "auto",
+    compile_model: bool = False,
+) -> dict[str, Any]:
+    """Train-step and inference throughput of plain fp32 eager against the project's fast path, with the
+    ratios fast/eager from the same run (module docstring)."""
+    dev = resolve_device(device)
+    torch.manual_seed(0)
+    x = torch.randn(batch, 1, input_length, device=dev)
+    y = torch.randint(0, 2, (batch, n_classes), device=dev).float()
+    config = {
+        "extractor": extractor,
+        "mixer": mixer,
+        "width": width,
+        "blocks": blocks,
+        "mixer_layers": mixer_layers,
+        "n_classes": n_classes,
+        "input_length": input_length,
+        "batch": batch,
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+    }
+    out: dict[str, Any] = {}
+    fast = resolve_precision("auto", dev)
+    modes = {"eager": ("fp32", False), "fast": (fast, True)}
+    skipped = {}
+    if dev.type == "cpu" and fast != "bf16":
+        if cpu_has_native_bf16():
+            modes["bf16"] = ("bf16", True)
+        else:
+            skipped["bf16"] = (
+                "this CPU has no native bf16: emulated bf16 is 8-20x slower than fp32, not timed"
+            )
+    macs = 0.0
+    for mode, (precision, inference) in modes.items():
+        kw = {"blocks": blocks} if blocks else {}
+        model = build_model(
+            extractor,
+            mixer,
+            n_classes=n_classes,
+            width=width,
+            mixer_layers=mixer_layers,
+            input_length=input_length,
+            **kw,
+        ).to(dev)
+        macs = macs or profile_model(model)["macs"]  # every mode's model is the same architecture
+        out[mode] = _measure(precision, inference, model, x, y, steps, dev, compile_model and mode == "fast")
+    return {
+        **out,
+        "ratio": {
+            "train": out["fast"]["train_spectra_per_s"] / out["eager"]["train_spectra_per_s"],
+            "infer": out["fast"]["infer_spectra_per_s"] / out["eager"]["infer_spectra_per_s"],
+        },
+        "roofline": roofline(out["eager"], macs, dev),
+        "config": config,
+        "model": describe(model.spec),
+        "device": _device_name(dev),
+        "cpu": cpu_kernel_flags(),
+        "skipped": skipped,
+        "process_peak_rss_mb": _process_peak_rss_mb(),
+    }
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(dev)}"
+    return f"cpu: {cpu_model()} ({os.cpu_count()} cores)"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def describe_result(result: dict[str, Any]) -> str:
+    """The human-readable lines of a `benchmark` result."""
+    c = result["config"]
+    lines = [
+        f"{result['model']} on {result['device']}, batch {c['batch']}, {c['steps']} steps, "
+        f"{c['threads']} threads"
+    ]
+    for mode in (m for m in ALL_MODES if m in result):
+        r = result[mode]
+        mem = (
+            f"peak CUDA memory {r['peak_mem_mb']:.0f} MB"
+            if r["train_mb_per_spectrum"] is None
+            else f"{r['train_mb_per_spectrum']:.2f} MB/spectrum training, "
+            f"{r['infer_mb_per_spectrum']:.3f} MB/spectrum inference"
+        )
+        comp = f", compiled in {r['compile_seconds']:.0f} s" if r["compiled"] else ""
+        lines.append(
+            f"  {mode:>5} ({r['precision']}{comp}): train {r['train_spectra_per_s']:8.1f} spectra/s, "
+            f"infer {r['infer_spectra_per_s']:8.1f} spectra/s; {mem}"
+        )
+    lines += [f"  {mode:>5} skipped: {why}" for mode, why in result.get("skipped", {}).items()]
+    lines.append(
+        f"  fast / eager: train x{result['ratio']['train']:.2f}, infer x{result['ratio']['infer']:.2f}"
+    )
+    roof = result["roofline"]
+    peaks = ", ".join(f"{p} {g:.0f}" for p, g in roof["matmul_gmacs"].items())
+    share = roof["eager_share_of_fp32_peak"]
+    lines.append(
+        f"  matmul ceiling (GMAC/s): {peaks}; fp32 eager runs at "
+        f"{share['train']:.0%} (train) / {share['infer']:.0%} (infer) of the fp32 one: a fast path that ran "
+        f"at the best matmul rate would gain about x{roof['ceiling']['train']:.2f} / "
+        f"x{roof['ceiling']['infer']:.2f}"
+    )
+    return "\n".join(lines)
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+# The issue's reference configurations: the paper-size model (width 160, K = 957) and the Fig. 1 width.
+REPORT_MODELS = (
+    {"width": 160, "blocks": 6, "mixer_layers": 4, "n_classes": 957},
+    {"width": 64, "blocks": 6, "mixer_layers": 4, "n_classes": 17},
+)
+
+
+def _bench_args(model: dict[str, int], steps: int) -> list[str]:
+    """The `bench` command line of one of `REPORT_MODELS`."""
+    args = ["bench"]
+    for key in ("width", "blocks", "mixer_layers", "n_classes"):
+        args += [f"--{key.replace('_', '-')}", str(model[key])]
+    return [*args, "--steps", str(steps)]
+
+
+def _run_json(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One `python -m peakmixer …` in its own process (threads and memory of its own), its JSON output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "peakmixer", *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def workers_throughput(runs: int = 2, epochs: int = 2, n: int = 1200) -> dict[str, Any]:
+    """Runs per hour of a short Fig. 1-like training (ResPeak-32 + MLPMixer-4, synth-ir17) as one process
+    with all threads, one run after the other, against one single-thread process per core side by side."""
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        from peakmixer.synth.benchmarks import ensure_synth
+
+        data = ensure_synth("synth-ir17", n, 0, tmp)
+        base = [
+            "--config",
+            str(TRAIN_PARAMS / "synth_ir17.yaml"),
+            "--set",
+            f"data.path={data}",
+            "--set",
+            "model.width=32",
+            "--set",
+            "model.mixer_layers=4",
+            "--set",
+            f"optim.epochs={epochs}",
+            "--set",
+            "optim.patience=100",
+            "--set",
+            "progress=false",
+        ]
+
+        def command(i: int, tag: str) -> list[str]:
+            return [
+                sys.executable,
+                "-m",
+                "peakmixer",
+                "train",
+                *base,
+                "--set",
+                f"out_dir={tmp}/{tag}{i}",
+                "--set",
+                f"seed={i}",
+            ]
+
+        t0 = time.perf_counter()
+        for i in range(runs):
+            subprocess.run(
+                command(i, "serial"),
+                check=True,
+                capture_output=True,
+                env={**os.environ, "OMP_NUM_THREADS": str(cores)},
+            )
+        serial = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        procs = [
+            subprocess.Popen(
+                command(i, "parallel"),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
+            for i in range(runs)
+        ]
+        for p in procs:
+            if p.wait() != 0:
+                raise RuntimeError(p.stderr.read().decode() if p.stderr else "a parallel run failed")
+        parallel = time.perf_counter() - t0
+    return {
+        "runs": runs,
+        "epochs": epochs,
+        "n": n,
+        "cores": cores,
+        f"1x{cores}_threads_runs_per_hour": runs * 3600 / serial,
+        f"{runs}x1_thread_runs_per_hour": runs * 3600 / parallel,
+        "ratio": serial / parallel,
+    }
+
+
+def _flags_line(cpu: dict[str, Any]) -> str:
+    cap = f"; oneDNN capped at {cpu['onednn_max_cpu_isa']}" if cpu["onednn_max_cpu_isa"] else ""
+    native = "native bf16" if cpu["native_bf16"] else "no native bf16 (bf16 would be emulated)"
+    flags = " ".join(cpu["flags"]) or "none of " + ", ".join(KERNEL_FLAGS)
+    return f"CPU flags that choose the kernels: {flags}{cap}: {native}."
+
+
+def write_report(path: Path, *, quick: bool = False) -> Path:
+    """BENCHMARKS.md: machine, commands, numbers and date, measured now (`quick`: tiny sizes, for tests)."""
+    from peakmixer.synth.benchmarks import VERSIONS
+
+    steps = 2 if quick else 10
+    models = [dict(m, width=8, n_classes=17) for m in REPORT_MODELS[:1]] if quick else REPORT_MODELS
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on "
+        f"{_device_name(torch.device('cpu'))}, torch {torch.__version__}, "
+        f"Python {platform.python_version()}, "
+        "by `python -m peakmixer bench --report BENCHMARKS.md` (every number below comes from that one run; "
+        "ratios are measured within one process, so they survive a noisy machine better than speeds do).",
+        "",
+        _flags_line(cpu_kernel_flags()),
+        "",
+        "## Training and inference step: plain fp32 eager against the project's fast path",
+        "",
+        "| model | K | threads | mode | precision | train spectra/s | infer spectra/s | train MB/spectrum | "
+        "infer MB/spectrum |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    ratios, roofs, fast_rows = [], [], {}
+    for m in models:
+        args = _bench_args(m, steps)
+        r = _run_json(args)
+        roofs.append(_roofline_row(r))
+        fast_rows[m["width"]] = r["fast"]
+        for mode in (m for m in ALL_MODES if m in r):
+            x = r[mode]
+            lines.append(
+                f"| {r['model']} | {m['n_classes']} | {r['config']['threads']} | {mode} | {x['precision']} | "
+                f"{x['train_spectra_per_s']:.0f} | {x['infer_spectra_per_s']:.0f} | "
+                f"{_mb(x['train_mb_per_spectrum'])} | {_mb(x['infer_mb_per_spectrum'])} |"
+            )
+        ratios.append(
+            f"- {r['model']}: fast / eager = **x{r['ratio']['train']:.2f}** training, "
+            f"**x{r['ratio']['infer']:.2f}** inference (`{' '.join(args)}`)"
+            + (
+                f"; bf16 autocast / eager would be x{_ratio(r, 'bf16', 'train'):.2f} training, "
+                f"x{_ratio(r, 'bf16', 'infer'):.2f} inference"
+                if "bf16" in r
+                else "".join(f"; {mode} {why}" for mode, why in r.get("skipped", {}).items())
+            )
+        )
+    lines += [
+        "",
+        *ratios,
+        "",
+        "## How far plain fp32 eager is from this machine's ceiling",
+        "",
+        "A large square matmul is the fastest thing this device does per multiply-accumulate. The model's "
+        "forward MACs per spectrum (training: 3 x, for the two gradients) times eager's spectra/s says how "
+        "much of that ceiling fp32 eager already uses, and so about the largest fast/eager ratio that fp32, "
+        "bf16 or fp16 could give (best matmul GMAC/s over eager's GMAC/s). An estimate: the matmul is timed "
+        "briefly, and a model's small convolutions seldom run as fast as one large matmul.",
+        "",
+        "| model | matmul GMAC/s fp32 / bf16 / fp16 | eager GMAC/s train / infer | share of the fp32 "
+        "ceiling train / infer | about the largest fast/eager train / infer |",
+        "|---|---|---|---|---|",
+        *roofs,
+        "",
+    ]
+    if not quick:
+        compiled = REPORT_MODELS[1]
+        args = [*_bench_args(compiled, steps), "--compile"]
+        with tempfile.TemporaryDirectory() as cache:  # an empty inductor cache: what a user's first run pays
+            c = _run_json(args, env={"TORCHINDUCTOR_CACHE_DIR": cache})["fast"]
+        uncompiled = fast_rows[compiled["width"]]
+        plain = uncompiled["train_spectra_per_s"]
+        saved = 1 / plain - 1 / c["train_spectra_per_s"]  # seconds saved per training spectrum
+        payback = (
+            f"it pays back after {c['compile_seconds'] / saved:,.0f} training spectra "
+            f"({c['compile_seconds'] / saved / plain / 60:.0f} min of uncompiled training)"
+            if saved > 0
+            else "it never pays back, since the compiled step is not faster"
+        )
+        lines += [
+            "## torch.compile (inductor) on this CPU",
+            "",
+            f"`{' '.join(args)}`, with an empty inductor cache: the first training step and inference call, "
+            f"which compile the two graphs, took **{c['compile_seconds']:.0f} s**; then "
+            f"{c['train_spectra_per_s']:.0f} training and "
+            f"{c['infer_spectra_per_s']:.0f} inference spectra/s, against {plain:.0f} and "
+            f"{uncompiled['infer_spectra_per_s']:.0f} uncompiled (the fast row above): {payback}. "
+            "The training loop does not compile: a run must be longer than that pay-back to gain from it.",
+            "",
+        ]
+    lines += [
+        "## Synthetic generators",
+        "",
+        "| generator | spectra | cores it may use | spectra/s (generate + save, best of 3) | slowest of 3 | "
+        "once per process (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, version in ((kind, v) for kind, versions in VERSIONS.items() for v in versions):
+        s = _run_json(["bench", "--synth", kind, "--version", version, "--n", "2000" if quick else "20000"])
+        speed, setup = f"{s['spectra_per_s']:.0f}", f"{s['setup_seconds']:.1f}"
+        slowest = f"{s['n'] / max(s['seconds_each']):.0f}"
+        lines.append(f"| {kind} v{version} | {s['n']} | {s['cores']} | {speed} | {slowest} | {setup} |")
+    if not quick:
+        w = workers_throughput()
+        serial = w[f"1x{w['cores']}_threads_runs_per_hour"]
+        parallel = w[f"{w['runs']}x1_thread_runs_per_hour"]
+        lines += [
+            "",
+            "## Sweep workers: one process with every thread, or one single-thread process per core",
+            "",
+            f"{w['runs']} short training runs (ResPeak-32 + MLPMixer-4, synth-ir17 n = {w['n']}, "
+            f"{w['epochs']} epochs each): 1 x {w['cores']} threads one after the other **{serial:.0f}** "
+            "runs/h; "
+            f"{w['runs']} x 1 thread side by side **{parallel:.0f}** runs/h (x{w['ratio']:.2f}). "
+            "`sweep --workers N` runs N at once with cores/N threads each.",
+        ]
+        a = accuracy_check()
+        lines += [
+            "",
+            "## Accuracy of the fast path",
+            "",
+            "The default budget (`params/train/synth_ir17.yaml`, synth-ir17 n = 4000) in fp32 and in the "
+            f"fast path's precision ({a['fast_precision']}), seeds {a['seeds']}: test micro-F1 "
+            + ", ".join(f"{e:.4f} / {f:.4f}" for e, f in zip(a["eager"], a["fast"], strict=True))
+            + f"; mean change {a['mean_change']:+.4f} (largest |change| {a['max_abs_change']:.4f}).",
+        ]
+    lines.append("")
+    write_text(path, "\n".join(lines))
+    return path
+
+
+def accuracy_check(seeds: tuple[int, ...] = (0, 1, 2), n: int = 4000) -> dict[str, Any]:
+    """Test micro-F1 of the default budget trained in fp32 and in the fast path's precision, per seed."""
+    from peakmixer.synth.benchmarks import ensure_synth
+    from peakmixer.train.loop import load_config, train
+
+    config = TRAIN_PARAMS / "synth_ir17.yaml"
+    fast_precision = resolve_precision("auto", torch.device("cpu"))
+    scores: dict[str, list[float]] = {"eager": [], "fast": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = ensure_synth("synth-ir17", n, 0, tmp)
+        for seed in seeds:
+            for mode, precision in (("eager", "fp32"), ("fast", "auto")):
+                sets = [
+                    f"data.path={data}",
+                    f"seed={seed}",
+                    f"precision={precision}",
+                    f"out_dir={tmp}/{mode}{seed}",
+                    "progress=false",
+                    "device=cpu",
+                ]
+                scores[mode].append(train(load_config(config, sets))["test"]["micro_f1"])
+    change = [f - e for e, f in zip(scores["eager"], scores["fast"], strict=True)]
+    return {
+        "seeds": list(seeds),
+        "fast_precision": fast_precision,
+        **scores,
+        "mean_change": sum(change) / len(change),
+        "max_abs_change": max(abs(c) for c in change),
+    }
+
+
+def _roofline_row(result: dict[str, Any]) -> str:
+    """One row of the report's ceiling table."""
+    r = result["roofline"]
+    peaks = " / ".join(f"{r['matmul_gmacs'][p]:.0f}" for p in _PEAK_DTYPES)
+    eager, share, ceiling = r["eager_gmacs"], r["eager_share_of_fp32_peak"], r["ceiling"]
+    return (
+        f"| {result['model']} | {peaks} | {eager['train']:.0f} / {eager['infer']:.0f} | "
+        f"{share['train']:.0%} / {share['infer']:.0%} | x{ceiling['train']:.2f} / x{ceiling['infer']:.2f} |"
+    )
+
+
+def _ratio(result: dict[str, Any], mode: str, what: str) -> float:
+    return result[mode][f"{what}_spectra_per_s"] / result["eager"][f"{what}_spectra_per_s"]
+
+
+def _mb(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def gpu_markdown(folder: Path, command: str) -> str:
+    """The GPU section of BENCHMARKS.md from the JSON files `tools/gpu_check.sh` wrote into `folder`."""
+    results = [json.loads(p.read_text()) for p in folder.glob("bench_w*.json")]
+    results.sort(key=lambda r: (r["config"]["width"], r["fast"]["compiled"]))
+    if not results:
+        raise MissingFile(f"{folder}: no bench_w*.json (run tools/gpu_check.sh first)")
+    evaluation = folder / "evaluate.json"
+    micro = json.loads(evaluation.read_text()).get("micro_f1") if evaluation.exists() else None
+    lines = [
+        f"## GPU: {results[0]['device']}",
+        "",
+        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by `{command}`; target >= 20 000 "
+        "training spectra/s at width 160 (fast path)."
+        + (f" Smoke run (train + evaluate there): test micro-F1 {micro:.3f}." if micro is not None else ""),
+        "",
+        "| model | K | batch | mode | precision | compiled | train spectra/s | infer spectra/s | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for mode in (m for m in ALL_MODES if m in r):
+            x = r[mode]
+            comp = f"yes ({x['compile_seconds']:.0f} s)" if x["compiled"] else "no"
+            lines.append(
+                f"| {r['model']} | {r['config']['n_classes']} | {r['config']['batch']} | {mode} | "
+                f"{x['precision']} | {comp} | {x['train_spectra_per_s']:.0f} | "
+                f"{x['infer_spectra_per_s']:.0f} | {x['peak_mem_mb']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,338 @@
+"""The interpretable path evaluated from stored runs: Table 1, the ground-truth scores, the verdict, and
+spot checks that re-score a stored run's model live.
+
+Rows come from the results store (`studies.store`); each IP run there carries its attribution scores
+(`cam.score_run`: mean and sd over its test spectra) and PICNN's pathway scores. Spread over seeds is the
+sd of the per-run means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from peakmixer.attribution.gradcam import CHANNEL_SUBSETS, GROUND_TRUTH_SCORES, RunScoring, score_run
+from peakmixer.config import from_dict
+from peakmixer.data.dataset import load
+from peakmixer.metrics import main_metric
+from peakmixer.paths import MODELS_DIR, REPO_ROOT
+from peakmixer.studies.store import (
+    find_run,
+    fmt_mean_sd,
+    judge,
+    load_study,
+    read_store,
+    study_facts,
+    where_and_how_long,
+)
+from peakmixer.studies.sweep import SweepConfig, dataset_path, stage_configs
+from peakmixer.train.loop import (
+    TrainConfig,
+    load_checkpoint,
+    model_from_checkpoint,
+    prepare_split,
+    shipped_weights,
+)
+
+TABLE1_SCORES = {"infidelity": "lower", "sensitivity": "lower"}  # both: lower is better
+MODE_NAMES = {"trainable": "trainable", "frozen": "frozen (untrainable)", "off": "off (no IP)"}
+
+
+def _mean_sd(values: pd.Series) -> tuple[float, float, int]:
+    v = values.dropna().astype(float)
+    return float(v.mean()) if len(v) else np.nan, float(v.std(ddof=1)) if len(v) > 1 else np.nan, len(v)
+
+
+def table1(rows: pd.DataFrame) -> pd.DataFrame:
+    """Table 1: infidelity and sensitivity of class-specific Grad-CAM, trainable vs frozen matrix, per
+    dataset: mean ± sd over seeds of the per-run means, and the mean per-run sd over test spectra."""
+    out = []
+    ip = rows[rows["ip_mode"].isin(["trainable", "frozen"])]
+    for score in TABLE1_SCORES:
+        for mode in ("trainable", "frozen"):
+            for dataset, at in ip[ip["ip_mode"] == mode].groupby("dataset", sort=False):
+                mean, sd, n = _mean_sd(at[f"{score}_mean"])
+                out.append(
+                    {
+                        "score": score,
+                        "correlation": mode,
+                        "dataset": dataset,
+                        "mean": mean,
+                        "sd_over_seeds": sd,
+                        "sd_over_spectra": float(at[f"{score}_sd"].mean()),
+                        "seeds": n,
+                        "pairs_per_run": float(at["scored_pairs"].mean()),
+                    }
+                )
+    return pd.DataFrame(out)
+
+
+def ground_truth_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Relevance mass / rank accuracy and pointing game per dataset, IP mode and channel subset (mean ± sd
+    over seeds), with PICNN's pathway scores (pred_1 all channels, pred_2 class-specific, pred_3
+    complementary) beside them."""
+    out = []
+    for (dataset, mode), at in rows.groupby(["dataset", "ip_mode"], sort=False):
+        metric = "accuracy" if at["task"].iloc[0] == "multiclass" else "micro-F1"
+        for subset in CHANNEL_SUBSETS:
+            for name in GROUND_TRUTH_SCORES:
+                col = f"{name}_{subset}"
+                if col not in at or at[col].isna().all():
+                    continue
+                mean, sd, n = _mean_sd(at[col])
+                out.append(
+                    {
+                        "dataset": dataset,
+                        "ip_mode": mode,
+                        "channels": subset,
+                        "score": name,
+                        "mean": mean,
+                        "sd": sd,
+                        "seeds": n,
+                    }
+                )
+        for path in ("pred_1", "pred_2", "pred_3"):
+            col = f"pathway_{path}"
+            if col in at and at[col].notna().any():
+                mean, sd, n = _mean_sd(at[col])
+                out.append(
+                    {
+                        "dataset": dataset,
+                        "ip_mode": mode,
+                        "channels": {"pred_1": "all", "pred_2": "specific", "pred_3": "complement"}[path],
+                        "score": f"pathway {path} ({metric})",
+                        "mean": mean,
+                        "sd": sd,
+                        "seeds": n,
+                    }
+                )
+    return pd.DataFrame(out)
+
+
+def ip_verdict(rows: pd.DataFrame) -> pd.DataFrame:
+    """Does the trainable matrix beat the frozen one? Per dataset and score: the difference of per-run means
+    (trainable − frozen) with a 95% Welch t interval over seeds, and whether it favours the trainable
+    matrix beyond that interval ("supported"), the frozen one ("contradicted"), or neither."""
+    scores = {f"{s}_mean": "lower" for s in TABLE1_SCORES} | {
+        f"{name}_specific": "higher" for name in GROUND_TRUTH_SCORES
+    }
+    scores |= {"pathway_pred_2": "higher"}
+    out = []
+    for dataset, at in rows.groupby("dataset", sort=False):
+        for col, better in scores.items():
+            if col not in at:
+                continue
+            a = at.loc[at["ip_mode"] == "trainable", col].dropna().astype(float).to_numpy()
+            b = at.loc[at["ip_mode"] == "frozen", col].dropna().astype(float).to_numpy()
+            if len(a) == 0 or len(b) == 0:
+                continue
+            diff, lo, hi, outcome, reason = judge(a, b, better)
+            out.append(
+                {
+                    "dataset": dataset,
+                    "score": col.removesuffix("_mean"),
+                    "better": better,
+                    "trainable": float(a.mean()),
+                    "frozen": float(b.mean()),
+                    "difference": diff,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": f"{len(a)}/{len(b)}",
+                    "outcome": outcome,
+                    "reason": reason,
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def ip_verdict_text(verdict: pd.DataFrame, *, synthetic: Iterable[str] = ()) -> str:
+    if verdict.empty:
+        return "No trainable and frozen runs to compare."
+    lines = []
+    synthetic = sorted(set(synthetic))
+    if synthetic:
+        lines.append(f"On SYNTHETIC data ({', '.join(synthetic)}).")
+    lines.append(
+        "Does the trainable correlation matrix beat the frozen (untrainable) one? Test: per score, the "
+        "mean difference over seeds with a two-sided 95% Welch t interval (unequal variances; no correction "
+        "across the scores)."
+    )
+    for v in verdict.itertuples(index=False):
+        ci = "" if not np.isfinite(v.ci_low) else f", 95% CI [{v.ci_low:+.3g}, {v.ci_high:+.3g}]"
+        lines.append(
+            f"  {v.dataset}, {v.score} ({v.better} is better): trainable {v.trainable:.4g} vs frozen "
+            f"{v.frozen:.4g}, difference {v.difference:+.3g}{ci} (n = {v.n}): {v.outcome}"
+            + (f" ({v.reason})" if v.reason else "")
+        )
+    tally = verdict["outcome"].value_counts()
+    lines.append("Tally: " + ", ".join(f"{k} {n}" for k, n in tally.items()) + f" (of {len(verdict)}).")
+    return "\n".join(lines)
+
+
+# --- spot checks: re-score a stored run's model live ----------------------------------------------------
+
+
+def model_of(config_id: str, candidates: Iterable[Path]) -> Path | None:
+    """The first checkpoint among `candidates` whose run identity is `config_id`."""
+    for path in candidates:
+        if path.exists() and load_checkpoint(path).get("config_id") == config_id:
+            return path
+    return None
+
+
+def rescore_check(
+    studies: Mapping[str, SweepConfig],
+    store: pd.DataFrame,
+    run_ids: Iterable[str],
+    *,
+    tolerance: float,
+    models_dir: Path = MODELS_DIR,
+) -> pd.DataFrame:
+    """Re-score each named stored run's best model live and compare every stored score with it.
+
+    The model is the one whose run identity is the stored row's: the run's own directory when this machine
+    made it, else a shipped copy in ``models/``; without either the run is reported NOT CHECKED. One row per
+    run: where the model came from, how many scores were compared, the largest |difference| (a score that is
+    a number on one side and missing on the other counts as infinite), agreement.
+    """
+    out = []
+    for run_id in run_ids:
+        name, run = find_run(studies, run_id)
+        cfg = studies[name]
+        row = store[store["run_id"] == run_id]
+        if row.empty:  # not made yet, or stale: said, not hidden
+            out.append({"run_id": run_id, "checked": False, "agrees": False})
+            continue
+        row = row.iloc[0]
+        path = dataset_path(cfg, run.dataset)
+        _, tc = stage_configs(cfg, run, path)
+        local = Path(tc.out_dir) / "best.pt"
+        source = model_of(row["config_id"], [local, *sorted(Path(models_dir).glob("*.pt"))])
+        if source is None:  # neither this machine's run nor a shipped copy of it: said, not hidden
+            out.append({"run_id": run_id, "checked": False, "agrees": False, "why": "its model is not here"})
+            continue
+        ckpt = load_checkpoint(source)
+        ckpt["model"] = shipped_weights(ckpt["model"])  # scores are made on the weights as shipped
+        model = model_from_checkpoint(ckpt)
+        train_cfg = from_dict(TrainConfig, ckpt["config"])
+        dataset = load(path)
+        test = prepare_split(dataset, train_cfg.data.test_split, train_cfg)
+        part = dataset.split(train_cfg.data.test_split).to_length(train_cfg.model.input_length)
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+            live = score_run(model, test.X, test.y, part.masks, test.task, from_dict(RunScoring, cfg.scores))
+        # every stored score is compared; a number on one side and NaN on the other is a disagreement
+        deltas = {}
+        for key, value in live.items():
+            stored = float(row[key]) if key in row and row[key] == row[key] else np.nan
+            both_nan = np.isnan(stored) and np.isnan(value)
+            deltas[key] = (
+                0.0 if both_nan else abs(value - stored) if np.isfinite([value, stored]).all() else np.inf
+            )
+        worst = max(deltas, key=deltas.get)
+        out.append(
+            {
+                "run_id": run_id,
+                "checked": True,
+                "model_from": "run directory" if source == local else f"models/{source.name}",
+                "scores_compared": len(deltas),
+                "max_abs_delta": deltas[worst],
+                "worst_score": worst,
+                "tolerance": tolerance,
+                "agrees": deltas[worst] <= tolerance,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def rescore_text(checks: pd.DataFrame) -> str:
+    if checks.empty:
+        return "Spot check: nothing re-scored."
+    unchecked = checks[~checks["checked"]]
+    why = unchecked["why"] if "why" in unchecked else pd.Series(index=unchecked.index, dtype=object)
+    stale = "no valid row in the store (not made yet, or stale)"
+    tail = [
+        f"  {r}: NOT CHECKED, {w if isinstance(w, str) else stale}"
+        for r, w in zip(unchecked["run_id"], why, strict=True)
+    ]
+    checks = checks[checks["checked"]]
+    if checks.empty:
+        return "\n".join(["Spot check: no named run has a valid stored row; nothing re-scored.", *tail])
+    bad = int((~checks["agrees"].astype(bool)).sum())
+    lines = [
+        f"Spot check: {len(checks)} stored run(s) re-scored live from their trained model: "
+        + ("all agree." if bad == 0 else f"{bad} DISAGREE — the stored scores are not reproduced here.")
+    ]
+    for c in checks.itertuples(index=False):
+        state = "agrees" if c.agrees else f"DISAGREES (beyond {c.tolerance})"
+        lines.append(
+            f"  {c.run_id} ({c.model_from}): {c.scores_compared} scores, max |Δ| = {c.max_abs_delta:.2e} "
+            f"({c.worst_score}): {state}"
+        )
+    return "\n".join(lines + tail)
+
+
+def readme_ip_results(study: str = "ip_table1", cfg: SweepConfig | None = None) -> str:
+    """The README's Table 1 section, made from the study's committed rows alone: the main test metric per IP
+    mode (what the path costs), Table 1, and the verdict."""
+    cfg = cfg or load_study(study)
+    store = read_store({study: cfg}, allow_missing=True)
+    rows = store.rows
+    if rows.empty:
+        return f"No finished run of `{study}` in the store yet: `./run_all.sh --profile full` makes them."
+    facts = study_facts({study: cfg})
+    synthetic = [k for k, f in facts.items() if f["synthetic"]]
+    ip = cfg.train["model"]["ip"]
+    table = Path(cfg.results).resolve()
+    shown = table.relative_to(REPO_ROOT) if table.is_relative_to(REPO_ROOT) else table
+    out = [
+        f"From `{shown}` (ResPeak-{cfg.widths[0]} + MLPMixer-{cfg.mixer_layers[0]}, "
+        f"interpretable path with {ip['channels']} channels; Grad-CAM of each run scored on the first "
+        f"{cfg.scores['n_spectra']} test spectra). Mean ± sd over seeds"
+        + (", on the embedded **synthetic** benchmarks." if len(synthetic) == len(facts) else "."),
+        "",
+        "| dataset | main test metric | " + " | ".join(MODE_NAMES[m] for m in cfg.ip_modes) + " |",
+        "|---|---|" + "---|" * len(cfg.ip_modes),
+    ]
+    for dataset, at in rows.groupby("dataset", sort=False):
+        metric = main_metric(at["task"].iloc[0])
+        cells = []
+        for mode in cfg.ip_modes:
+            mean, sd, n = _mean_sd(at.loc[at["ip_mode"] == mode, metric])
+            cells.append(f"{fmt_mean_sd(mean, sd, n)} ({n})" if n else "not yet")
+        out.append(f"| {dataset} | {metric} (seeds) | " + " | ".join(cells) + " |")
+    table = table1(rows)
+    if not table.empty:
+        datasets = list(dict.fromkeys(table["dataset"]))
+        out += [
+            "",
+            "**Table 1** (class-specific Grad-CAM; lower is better; n = seeds):",
+            "",
+            "| score | correlation matrix | " + " | ".join(datasets) + " |",
+            "|---|---|" + "---|" * len(datasets),
+        ]
+        for (score, mode), at in table.groupby(["score", "correlation"], sort=False):
+            cells = []
+            for d in datasets:
+                cell = at[at["dataset"] == d]
+                if cell.empty:
+                    cells.append("")
+                    continue
+                n = int(cell["seeds"].iloc[0])
+                cells.append(
+                    f"{fmt_mean_sd(cell['mean'].iloc[0], cell['sd_over_seeds'].iloc[0], n)} (n = {n})"
+                )
+            out.append(f"| {score} | {MODE_NAMES[mode]} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "**Verdict** (computed from the rows):",
+        "",
+        "```",
+        ip_verdict_text(ip_verdict(rows), synthetic=synthetic),
+        "```",
+    ]
+    out += ["", "**Where and how long:**", ""] + where_and_how_long({study: cfg}, store)
+    return "\n".join(out)

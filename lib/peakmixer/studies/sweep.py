@@ -1,0 +1,760 @@
+"""Resumable sweeps: dataset x extractor width x mixer x mixer layers x seed, into one tidy table.
+
+    python -m peakmixer sweep --config params/sweeps/example.yaml
+
+Every run goes through the normal training path (`train.loop.train`) in its own run directory.
+A finished run has a row in ``results.csv`` and is skipped next time; a killed run resumes from its
+``last.pt``. Datasets with ``protocol: pretrain_finetune`` follow Ho et al.: pre-train on the reference
+split once per model, then fine-tune per seed on a fresh random train/validation split of the fine-tune
+set, and test on the test split; the spread over seeds is the fine-tuning spread, as in their paper.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from peakmixer.architecture import LAYERED_MIXERS, MIXERS
+from peakmixer.attribution.gradcam import SCORE_COLUMNS, RunScoring, score_run, scores_identity
+from peakmixer.config import ConfigError, MissingFile, apply_overrides, from_dict, load_yaml, to_dict
+from peakmixer.data.dataset import SpectraDataset, file_sha256, load
+from peakmixer.files import atomic, write_text
+from peakmixer.provenance import git_sha, package_versions
+from peakmixer.train.loop import (
+    TrainConfig,
+    default_threads,
+    load_checkpoint,
+    machine,
+    model_from_checkpoint,
+    planned_config_id,
+    prepare_split,
+    resolve_device,
+    resolve_precision,
+    shipped_weights,
+    train,
+)
+
+METRIC_COLUMNS = ("micro_f1", "macro_f1", "samples_f1", "hamming_accuracy", "emr", "accuracy")
+# One row per finished run: what it is, how it scored, how it ended, and where and with what it was made.
+COLUMNS = (
+    "run_id",
+    "config_id",
+    "init_id",
+    "dataset",
+    "synthetic",
+    "task",
+    "extractor",
+    "width",
+    "blocks",
+    "mixer",
+    "mixer_layers",
+    "seed",
+    "params",
+    "macs",
+    *METRIC_COLUMNS,
+    "all_negative_hamming_accuracy",
+    "best_epoch",
+    "best_val",
+    "epochs_run",
+    "epoch_cap",
+    "ended_by",
+    "train_seconds",
+    "pretrain_seconds",
+    "spectra_per_second",
+    "device",
+    "device_name",
+    "precision",
+    "threads",
+    "torch",
+    "data_sha256",
+    "git_sha",
+    "finished_at",
+    # interpretable-path runs, and runs scored for their explanations (`scores` of the sweep)
+    "ip_mode",
+    "ip_channels",
+    "pathway_pred_1",
+    "pathway_pred_2",
+    "pathway_pred_3",
+    *SCORE_COLUMNS,
+    "scores_id",
+)
+# Read as text whatever they look like: an all-digit id must not become an integer, nor "12e345" inf.
+TEXT_COLUMNS = (
+    "run_id",
+    "config_id",
+    "init_id",
+    "dataset",
+    "task",
+    "extractor",
+    "mixer",
+    "ended_by",
+    "device",
+    "device_name",
+    "precision",
+    "torch",
+    "data_sha256",
+    "git_sha",
+    "finished_at",
+    "ip_mode",
+    "scores_id",
+)
+
+
+@dataclass
+class SweepDataset:
+    name: str  # the dataset's name in the table and figures
+    path: str = ""  # a SpectraDataset file; or leave empty and name a synthetic `kind`
+    kind: str = ""  # a synthetic benchmark (synth-ir17 | synth-bac30), generated into the sweep's data_dir
+    n: int = 0  # spectra of the synthetic benchmark
+    data_seed: int = 0  # its generator seed
+    recipe: str = ""  # a training recipe of `PROTOCOLS` (the paper's, per dataset); explicit keys win
+    protocol: Literal["standard", "pretrain_finetune"] = "standard"
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides (the pre-train stage)
+    finetune: dict[str, Any] = field(default_factory=dict)  # overrides of the fine-tune stage
+
+
+@dataclass
+class SweepConfig:
+    datasets: list[SweepDataset] = field(default_factory=list)
+    extractor: str = "respeak"
+    widths: list[int] = field(default_factory=lambda: [32])
+    blocks: int | None = None
+    mixers: list[str] = field(default_factory=lambda: list(MIXERS))
+    mixer_layers: list[int] = field(default_factory=lambda: [4])  # for mlpmixer and transformer
+    ip_modes: list[str] = field(
+        default_factory=lambda: ["off"]
+    )  # interpretable path: off | trainable | frozen
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    pretrain_seed: int = 0  # the one pre-training per model of pretrain_finetune datasets
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides for every run
+    out_dir: str = "runs/sweep"  # run directories (checkpoints; not committed)
+    results: str = ""  # the results table; empty: out_dir/results.csv
+    data_dir: str = "data"  # where synthetic datasets are generated and cached
+    scores: dict[str, Any] = field(default_factory=dict)  # score explanations after training (cam.RunScoring)
+
+    @property
+    def results_path(self) -> Path:
+        return Path(self.results) if self.results else Path(self.out_dir) / "results.csv"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One cell of the sweep; `model_id` names the model, `run_id` the model and seed."""
+
+    dataset: SweepDataset
+    width: int
+    blocks: int | None
+    mixer: str
+    layers: int
+    seed: int
+    ip: str = "off"
+
+    @property
+    def model_id(self) -> str:
+        blocks = "" if self.blocks is None else f"x{self.blocks}"
+        ip = "" if self.ip == "off" else f"-ip{self.ip}"
+        return f"{self.dataset.name}/w{self.width}{blocks}-{self.mixer}{self.layers}{ip}"
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.model_id}/seed{self.seed}"
+
+
+# Ho et al.'s protocol for bacteria data (real or synthetic): pre-train on the reference split, fine-tune on
+# the fine-tune split with a random 10% held out per seed, small batches and a lower learning rate.
+HO_PROTOCOL: dict[str, Any] = {
+    "protocol": "pretrain_finetune",
+    "train": {"data": {"train_split": "reference", "val_split": "val"}},
+    "finetune": {
+        "data": {"train_split": "finetune", "val_fraction": 0.1},
+        "optim": {"lr": 3e-4, "batch_size": 8},
+    },
+}
+# The paper's recipes for the real datasets (UPSTREAM_SPEC §3, with one cosine period over the whole run
+# instead of upstream's 10-epoch sawtooth); they override the sweep-wide training settings.
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "synth-bac30": HO_PROTOCOL,
+    "bacteria": HO_PROTOCOL
+    | {
+        "train": {
+            "data": {"train_split": "reference", "val_fraction": 0.1},
+            "optim": {"lr": 1e-3, "epochs": 50},
+        }
+    },
+    "qm9s": {"train": {"optim": {"lr": 1e-4, "epochs": 200}}},
+    # patience >= epochs: a warm restart lifts the rate back up, so early stopping would cut the recipe short
+    "nist-ir": {
+        "train": {
+            "optim": {"lr": 2e-3, "epochs": 600, "scheduler": "cosine_restarts", "t_0": 40, "patience": 600}
+        }
+    },
+}
+
+
+def dataset_entry(name: str, path: str | Path = "", **fields: Any) -> SweepDataset:
+    """A sweep dataset with the protocol its name implies (Ho et al.'s for bacteria, else plain splits)."""
+    return from_dict(SweepDataset, {"name": name, "path": str(path), **PROTOCOLS.get(name, {}), **fields})
+
+
+def sweep_from_dict(data: dict[str, Any]) -> SweepConfig:
+    """A `SweepConfig` from a mapping; a dataset's `recipe` fills in what the dataset does not set."""
+    data = dict(data)
+    entries = []
+    for i, ds in enumerate(data.get("datasets", [])):
+        recipe = ds.get("recipe", "") if isinstance(ds, dict) else ""
+        if recipe:
+            if recipe not in PROTOCOLS:
+                raise ConfigError(
+                    f"datasets[{i}].recipe: unknown recipe {recipe!r}; known: {sorted(PROTOCOLS)}"
+                )
+            ds = _merge(PROTOCOLS[recipe], ds)
+        entries.append(ds)
+    if entries:
+        data["datasets"] = entries
+    return from_dict(SweepConfig, data)
+
+
+def load_sweep(
+    path: str | Path | None = None, overrides: list[str] | None = None, *, root: str | Path | None = None
+) -> SweepConfig:
+    """A sweep from YAML plus ``key=value`` overrides. Relative paths (out_dir, results, data_dir, dataset
+    paths) are taken relative to `root` when given (the repository, for the committed studies), else to
+    the working directory."""
+    data = load_yaml(path) if path else {}
+    cfg = sweep_from_dict(apply_overrides(data, overrides or []))
+    if root is not None:
+        base = Path(root)
+        for key in ("out_dir", "results", "data_dir"):
+            value = getattr(cfg, key)
+            if value and not Path(value).is_absolute():
+                setattr(cfg, key, str(base / value))
+        for ds in cfg.datasets:
+            if ds.path and not Path(ds.path).is_absolute():
+                ds.path = str(base / ds.path)
+    return cfg
+
+
+def dataset_path(cfg: SweepConfig, ds: SweepDataset) -> Path:
+    """The dataset's file; a synthetic one is generated into `cfg.data_dir` on first use."""
+    if ds.kind:
+        from peakmixer.synth.benchmarks import ensure_synth
+
+        if ds.n <= 0:
+            raise ConfigError(f"dataset {ds.name}: a synthetic kind needs n > 0")
+        return ensure_synth(ds.kind, ds.n, ds.data_seed, cfg.data_dir)
+    if not ds.path:
+        raise ConfigError(f"dataset {ds.name}: give a path or a synthetic kind")
+    path = Path(ds.path)
+    if not path.exists():
+        raise MissingFile(f"dataset {ds.name}: {path} not found; prepare it first (data_download/)")
+    return path
+
+
+def plan(cfg: SweepConfig) -> list[Run]:
+    """All runs of the sweep in a stable order. `none` and `mlp` have no mixer layers to vary."""
+    runs = []
+    for ds in cfg.datasets:
+        for width in cfg.widths:
+            for mixer in cfg.mixers:
+                layers = cfg.mixer_layers if mixer in LAYERED_MIXERS else [0]
+                for n in layers:
+                    for ip in cfg.ip_modes:
+                        runs += [Run(ds, width, cfg.blocks, mixer, n, seed, ip) for seed in cfg.seeds]
+    return runs
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def run_config(
+    cfg: SweepConfig, run: Run, stage: Literal["train", "finetune"], out: Path, data_path: Path | str
+) -> TrainConfig:
+    """The TrainConfig of one run (or one stage of a pre-train -> fine-tune run). The run's width, blocks,
+    mixer and layers are set only where the sweep names them: other model settings come from `train`."""
+    model: dict[str, Any] = {"extractor": cfg.extractor, "mixer": run.mixer, "width": run.width}
+    if run.blocks is not None:
+        model["blocks"] = run.blocks
+    if run.mixer in LAYERED_MIXERS:
+        model["mixer_layers"] = run.layers
+    for source, where in ((cfg.train, "train"), (run.dataset.train, f"datasets[{run.dataset.name}].train")):
+        given = source.get("model", {})
+        clash = sorted(set(given) & set(model)) + (["ip.mode"] if "mode" in given.get("ip", {}) else [])
+        if clash:  # the sweep's own value would silently win: say so instead
+            raise ConfigError(
+                f"{where}.model.{clash[0]} is set by the sweep itself; use its top-level key "
+                "(extractor, mixers, widths, blocks, mixer_layers, ip_modes) instead"
+            )
+    data = _merge(cfg.train, run.dataset.train)
+    if stage == "finetune":
+        data = _merge(data, run.dataset.finetune)
+    model["ip"] = {**data.get("model", {}).get("ip", {}), "mode": run.ip}
+    data = _merge(
+        data, {"model": model, "data": {"path": str(data_path)}, "out_dir": str(out), "seed": run.seed}
+    )
+    return from_dict(TrainConfig, data)
+
+
+def stage_configs(
+    cfg: SweepConfig, run: Run, data_path: Path | str
+) -> tuple[TrainConfig | None, TrainConfig]:
+    """(pre-training config or None, the run's config). Pre-training is done once per model, with
+    `cfg.pretrain_seed` (in its own folder, so another seed list never collides with it), and every seed's
+    fine-tuning starts from its ``best.pt``."""
+    runs = Path(cfg.out_dir) / "runs"
+    tc = run_config(cfg, run, "train", runs / run.run_id, data_path)
+    pre = None
+    if run.dataset.protocol == "pretrain_finetune":
+        first = Run(run.dataset, run.width, run.blocks, run.mixer, run.layers, cfg.pretrain_seed, run.ip)
+        pre_dir = runs / run.model_id / f"pretrain-seed{cfg.pretrain_seed}"
+        pre = run_config(cfg, first, "train", pre_dir, data_path)
+        tc = run_config(cfg, run, "finetune", runs / run.run_id, data_path)
+        tc.init_from = str(Path(pre.out_dir) / "best.pt")
+        pre.progress = False
+    tc.progress = False
+    return pre, tc
+
+
+def run_identity(
+    pre: TrainConfig | None,
+    tc: TrainConfig,
+    dataset: SpectraDataset,
+    *,
+    device_type: str | None = None,
+    precision: str | None = None,
+) -> str:
+    """The config id the run will have (see `train.config_fingerprint`), without training it: a fine-tuned
+    run's id includes its pre-training's id, so a changed pre-training changes it too. `precision` (a
+    row's: the fine-tuning's, resolved) stands for the pre-training's too where the two share a setting
+    (``auto``, or one pinned precision); a pre-training pinned to another precision is its own."""
+    init_id = ""
+    if pre is not None:
+        mine = precision if pre.precision in ("auto", tc.precision) else None
+        init_id = (
+            planned_config_id(pre, dataset, init_id="", device_type=device_type, precision=mine) + ":best"
+        )
+    return planned_config_id(tc, dataset, init_id=init_id, device_type=device_type, precision=precision)
+
+
+def row_state(config_id: str, scores_id: str, expected: str, scoring: RunScoring | None) -> tuple[str, str]:
+    """The one rule for a stored row, as (state, why): ``valid`` when its config id is `expected` (what the
+    code computes for its run on the row's own device type and precision, `run_identity`) and, for a scored
+    study, its scores id is what the score code gives that run; ``other run`` when the id differs (trained
+    with other settings, code or data); ``other scores`` when only the scores differ (its model can be
+    scored again). `results.validate` counts the store with it; a sweep acts on it."""
+    if config_id != expected:
+        return "other run", f"config id {config_id} != {expected}: settings, code or data changed"
+    if scoring is not None and scores_id != scores_identity(scoring, expected):
+        return "other scores", "its attribution scores were made with other settings or score code"
+    return "valid", ""
+
+
+def _row(run: Run, summary: dict[str, Any], pretrain_seconds: float, synthetic: bool, cap: int) -> dict:
+    test = summary.get("test", {})
+    spec = summary["model_spec"]
+    return {
+        "run_id": run.run_id,
+        "config_id": summary["config_id"],
+        "init_id": summary["init_id"],
+        "dataset": run.dataset.name,
+        "synthetic": synthetic,
+        "task": summary["task"],
+        "extractor": spec["extractor"],
+        "width": run.width,
+        "blocks": _blocks(spec),
+        "mixer": run.mixer,
+        "mixer_layers": spec["mlp_layers"] if run.mixer == "mlp" else run.layers,
+        "seed": run.seed,
+        "params": summary["params"],
+        "macs": summary["macs"],
+        **{m: test.get(m, np.nan) for m in METRIC_COLUMNS},
+        "all_negative_hamming_accuracy": test.get("all_negative", {}).get("hamming_accuracy", np.nan),
+        "best_epoch": summary["best_epoch"],
+        "best_val": summary["best_val"],
+        "epochs_run": summary["epochs_run"],
+        "epoch_cap": cap,
+        "ended_by": summary["ended_by"],
+        "train_seconds": summary["train_seconds"],
+        "pretrain_seconds": pretrain_seconds,
+        "spectra_per_second": summary["spectra_per_second"],
+        "device": summary["device"].split(":")[0],
+        "device_name": summary["gpu"] or summary["cpu"],
+        "precision": summary["precision"],
+        "threads": summary["threads"],
+        "torch": summary["torch"],
+        "data_sha256": summary["data_hash"],
+        "git_sha": summary["git_sha"],  # where and when the run was trained (`train._MADE`)
+        "finished_at": summary["finished_at"],
+        "ip_mode": run.ip,
+        "ip_channels": spec.get("ip", {}).get("channels", np.nan),
+        **{f"pathway_{k}": v for k, v in test.get("pathways", {}).items()},
+    }
+
+
+def _blocks(spec: dict[str, Any]) -> int:
+    if spec["blocks"] is not None:
+        return spec["blocks"]
+    return 6 if spec["extractor"] == "respeak" else 1
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """A results table (ids and names read as text), or an empty one with the store's columns."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=list(COLUMNS))
+    table = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
+    for c in TEXT_COLUMNS:
+        if c in table:
+            table[c] = table[c].fillna("")
+    if (
+        "ip_mode" in table
+    ):  # rows written before the column existed had the path off (their config id says so)
+        table["ip_mode"] = table["ip_mode"].replace("", "off")
+    return table
+
+
+def _stored(table: pd.DataFrame) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[str, str]]]:
+    """Per stored run: its config id, its scores id, and the device type and precision it was made with."""
+    known = dict(zip(table["run_id"], table["config_id"], strict=True))
+    scored = dict(zip(table["run_id"], table["scores_id"], strict=True)) if "scores_id" in table else {}
+    made_on = (
+        dict(zip(table["run_id"], zip(table["device"], table["precision"], strict=True), strict=True))
+        if {"device", "precision"} <= set(table)
+        else {}
+    )
+    return known, scored, made_on
+
+
+def _append(path: Path, row: dict[str, Any]) -> bool:
+    """Add one row unless the table already has that run (another process finished it meanwhile), under
+    the table's lock, rewriting it atomically so a kill never leaves half a line; True when added."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(_lock_of(path)):
+        old = read_results(path)
+        if row["run_id"] in set(old["run_id"]):
+            return False
+        new = pd.DataFrame([row])
+        table = new if old.empty else pd.concat([old, new], ignore_index=True)
+        with atomic(path) as tmp:
+            table.to_csv(tmp, index=False)
+    return True
+
+
+def _replace(path: Path, run_id: str, values: dict[str, Any], *, whole: bool = False) -> None:
+    """Set columns of one row (a run scored again; with `whole`, a run trained again: every column, those
+    `values` lack emptied), in its place, under the table's lock (a row another worker appends meanwhile is
+    kept), rewriting the table atomically."""
+    with _locked(_lock_of(path)):
+        table = read_results(path)
+        at = table.index[table["run_id"] == run_id]
+        if whole:
+            for key in set(table) - set(values):
+                table.loc[at, key] = "" if table[key].dtype == object else np.nan
+        for key, value in values.items():
+            if key not in table:
+                table[key] = np.nan
+            table.loc[at, key] = value
+        with atomic(path) as tmp:
+            table.to_csv(tmp, index=False)
+
+
+def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]) -> Path:
+    """``<results>.json``: the sweep that writes the table, the machine, and the wall time spent so far
+    (summed over runs: parallel workers' times add up)."""
+    path = cfg.results_path.with_suffix(".json")
+    info = json.loads(path.read_text()) if path.exists() else {}
+    total = float(info.get("wall_seconds", 0.0)) + wall_seconds
+    info = {
+        "table": cfg.results_path.name,
+        "sweep": to_dict(cfg),
+        "data_sha256": hashes,
+        "wall_seconds": total,
+        "machine": {**machine(), "cores": os.cpu_count()},
+        "packages": package_versions(),
+        "git_sha": git_sha(),
+        "written_by": "peakmixer.studies.sweep.run_sweep (never by hand)",
+    }
+    write_text(path, json.dumps(info, indent=1, sort_keys=True, default=str))
+    return path
+
+
+def _lock_of(table: Path) -> Path:
+    """The lock file of a results table (beside it, hidden)."""
+    return table.with_name(f".{table.name}.lock")
+
+
+@contextmanager
+def _locked(lock: Path):
+    """An exclusive lock on `lock` (a file) for the block; other processes wait for it."""
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _claim(run_dir: str | Path, *, wait: bool = True):
+    """Hold a run directory while training it; yields whether it is held. Another sweep process (another
+    study sharing the folder) that reaches the same run waits, then finds it finished instead of training
+    it twice; a worker (`wait=False`) is told at once that the run is taken and moves on."""
+    path = Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _worker(cfg: SweepConfig, threads: int, progress: bool) -> None:
+    """One sweep worker process: its share of the cores, runs no other worker holds."""
+    import torch
+
+    torch.set_num_threads(threads)
+    run_sweep(cfg, progress=progress, skip_taken=True)
+
+
+@contextmanager
+def _workers_stop_with_this_process(procs: list) -> Iterator[None]:
+    """Stop the worker processes `procs` when this process is stopped (SIGTERM, Ctrl-C, an error) before they
+    end: otherwise they live on as orphans, training and writing rows. A stopped worker's run resumes from its
+    last checkpoint next time. SIGTERM becomes an exit here only from the main thread, where Python allows a
+    handler."""
+
+    def exit_on_sigterm(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, exit_on_sigterm) if main else None
+    try:
+        yield
+    finally:
+        if main:  # None: a handler not set from Python, which cannot be put back from here
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            if proc.pid is not None:  # started
+                proc.join()
+
+
+def run_workers(
+    cfg: SweepConfig, workers: int, *, progress: bool = True, threads: int | None = None
+) -> pd.DataFrame:
+    """`workers` sweep processes over one plan, each with `threads` torch threads (default
+    `train.default_threads`: the free cores divided among the workers); each takes the next run no other
+    holds (run claims) and rows go into the one table under its lock. A last pass in this process picks up
+    anything left and returns the rows."""
+    import multiprocessing
+
+    threads = threads or default_threads(workers)
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+    procs = [ctx.Process(target=_worker, args=(cfg, threads, progress)) for _ in range(workers)]
+    with _workers_stop_with_this_process(procs):
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+    failed = [i for i, proc in enumerate(procs) if proc.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"sweep workers {failed} of {workers} failed (see their messages above)")
+    return run_sweep(cfg, progress=progress)
+
+
+def remade_here(tc: TrainConfig, stored_precision: str) -> bool:
+    """Whether a valid stored row is trained again: its study pins a precision (not ``auto``) that this
+    machine computes as asked, and the row was made in another one (the Fig. 1 store, once made in bf16 on
+    a CPU with AMX, is remade in fp32, which every CPU runs natively and can check)."""
+    pinned = tc.precision
+    if pinned == "auto" or stored_precision == pinned:
+        return False
+    return resolve_precision(pinned, resolve_device(tc.device)) == pinned
+
+
+def _set_aside(out_dir: str | Path, config_id: str) -> None:
+    """Move a run directory holding another run (a row being remade: the old precision's checkpoints) to
+    ``<dir>.<its config id>``, kept, so that the new run starts there afresh instead of refusing to resume."""
+    out = Path(out_dir)
+    last = out / "last.pt"
+    if not last.exists():
+        return
+    old = load_checkpoint(last).get("config_id", "unknown")
+    if old != config_id:
+        aside = out.with_name(f"{out.name}.{old}")
+        out.rename(aside)
+        print(f"[sweep] {out}: another run's checkpoints (id {old}) kept in {aside.name}", flush=True)
+
+
+def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> dict[str, float]:
+    """The attribution scores of a finished run's best model, its weights rounded as shipped
+    (`train.shipped_weights`), on its test split (`cam.score_run`)."""
+    ckpt = load_checkpoint(Path(tc.out_dir) / "best.pt")
+    model = model_from_checkpoint(ckpt | {"model": shipped_weights(ckpt["model"])})
+    test = prepare_split(dataset, tc.data.test_split, tc)
+    part = dataset.split(tc.data.test_split).to_length(tc.model.input_length)
+    masks = part.masks if tc.data.target == "y" else None
+    return score_run(model, test.X, test.y, masks, test.task, scoring)
+
+
+def _made(results: Path, run_id: str, remake: str) -> bool:
+    """Whether the table holds the run as this sweep would make it (another worker finished it meanwhile):
+    any row, or, for a row being remade, one no longer in the old precision."""
+    table = read_results(results)
+    row = table[table["run_id"] == run_id]
+    return not row.empty and (not remake or row["precision"].iloc[0] != remake)
+
+
+def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = False) -> pd.DataFrame:
+    """Run every planned run that has no row in the results table yet; returns the planned runs' rows.
+    With `skip_taken` (a worker of `run_workers`) a run another process is training is left to it.
+
+    A row made with other settings, code or data (its ``config_id`` differs) is never reused: that is an
+    error naming the run, so a changed budget cannot silently show old results; a row made on another
+    device type or precision is kept when it is what the code computes there. A row whose training is
+    the same but whose attribution scores were made otherwise (``scores_id``) is scored again from the
+    run's model. A run cut short by ``max_steps`` writes no row (it resumes next time). A valid row made in
+    another precision than the one the study pins is trained again and replaced (`remade_here`); until
+    then it stays in the table, and counts, as what it is.
+    """
+    results = cfg.results_path
+    known, scored, made_on = _stored(read_results(results))
+    scoring = from_dict(RunScoring, cfg.scores) if cfg.scores else None
+    runs = plan(cfg)
+    paths = {ds.name: dataset_path(cfg, ds) for ds in cfg.datasets}
+    hashes = {name: file_sha256(p) for name, p in paths.items()}
+    datasets = {name: load(p) for name, p in paths.items()}
+    synthetic = {name: bool(ds.provenance.get("synthetic")) for name, ds in datasets.items()}
+    pretrain_seconds: dict[str, float] = {}
+    for i, run in enumerate(runs):
+        name = run.dataset.name
+        pre, tc = stage_configs(cfg, run, paths[name])
+        config_id = run_identity(pre, tc, datasets[name])
+        scores_id = scores_identity(scoring, config_id) if scoring else ""
+        if skip_taken:  # another worker may have finished or re-scored it since this one started
+            known, scored, made_on = _stored(read_results(results))
+        elsewhere = ""  # for the error below: the id the code plans on the row's own device and precision
+        remake = ""  # the precision of a valid row this sweep trains again
+        if run.run_id in known and known[run.run_id] != config_id and run.run_id in made_on:
+            # made with another device type or precision (`precision: auto`, `device: auto` on another
+            # machine): still valid when it is what the code computes there, as `results.validate` counts it
+            device, precision = made_on[run.run_id]
+            there = run_identity(pre, tc, datasets[name], device_type=device, precision=precision)
+            if there == known[run.run_id] and remade_here(tc, precision):
+                remake = precision
+            elif there == known[run.run_id]:
+                config_id = there
+                scores_id = scores_identity(scoring, config_id) if scoring else ""
+            elif there != config_id:
+                elsewhere = f"; {there} on its {device}, {precision}"
+        state = row_state(known.get(run.run_id, ""), scored.get(run.run_id, ""), config_id, scoring)[0]
+        if run.run_id in known and not remake:
+            if state == "other run":
+                raise ConfigError(
+                    f"{results} already holds {run.run_id} made with other settings, code or data (config id "
+                    f"{known[run.run_id]}, now {config_id}{elsewhere}); use another results "
+                    "table, or delete that row "
+                    "and its run directory"
+                )
+            if state == "other scores":
+                # the same trained run, scored with other settings or score code: score its model again
+                if not (Path(tc.out_dir) / "best.pt").exists():
+                    raise ConfigError(
+                        f"{results} holds {run.run_id} scored otherwise (scores id "
+                        f"{scored.get(run.run_id)!r}, now {scores_id!r}) and its model is not here to score "
+                        f"again ({tc.out_dir}); retrain it (delete that row) or use another results table"
+                    )
+                with _claim(tc.out_dir, wait=not skip_taken) as held:
+                    if not held:
+                        continue
+                    if progress:
+                        print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}: scoring again", flush=True)
+                    scores = _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
+                    _replace(results, run.run_id, scores)
+                scored[run.run_id] = scores_id
+            continue
+        waited = 0.0  # time spent waiting for another process's run is not this sweep's work
+        t0 = time.perf_counter()
+        if pre is not None and run.model_id not in pretrain_seconds:
+            w0 = time.perf_counter()
+            with _claim(pre.out_dir, wait=not skip_taken) as held:
+                waited += time.perf_counter() - w0
+                if not held:  # a worker leaves a model another is pre-training to it
+                    continue
+                if progress:
+                    print(f"[sweep] {i + 1}/{len(runs)} {run.model_id}: pre-training", flush=True)
+                if remake:
+                    _set_aside(pre.out_dir, planned_config_id(pre, datasets[name], init_id=""))
+                pre_summary = train(pre, resume=True, dataset=datasets[name])
+            if pre_summary.get("stopped"):
+                print(f"[sweep] {run.model_id} pre-training cut short by max_steps: no row", flush=True)
+                continue
+            pretrain_seconds[run.model_id] = float(pre_summary["train_seconds"])
+        w0 = time.perf_counter()
+        with _claim(tc.out_dir, wait=not skip_taken) as held:
+            waited += time.perf_counter() - w0
+            # the row is written while the run is held, so no other process trains it in between
+            if not held or (skip_taken and _made(results, run.run_id, remake)):
+                continue
+            if progress:
+                again = f": made in {remake}, the study pins {tc.precision}; trained again" if remake else ""
+                print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}{again}", flush=True)
+            if remake:
+                _set_aside(tc.out_dir, config_id)
+            summary = train(tc, resume=True, dataset=datasets[name])
+            if summary.get("stopped"):
+                print(
+                    f"[sweep] {run.run_id} cut short by max_steps: no row; it resumes next time", flush=True
+                )
+                continue
+            if summary["config_id"] != config_id:  # the planned identity must be the one training records
+                raise RuntimeError(
+                    f"{run.run_id}: planned config id {config_id}, trained {summary['config_id']}"
+                )
+            row = _row(
+                run, summary, pretrain_seconds.get(run.model_id, 0.0), synthetic[name], tc.optim.epochs
+            )
+            if scoring is not None:
+                row |= _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
+            if remake:
+                _replace(results, run.run_id, row, whole=True)
+            if remake or _append(results, row):
+                with _locked(_lock_of(results)):  # workers add their times in turn
+                    _write_sidecar(cfg, time.perf_counter() - t0 - waited, hashes)
+        known[run.run_id] = config_id
+    table = read_results(results)
+    return table[table["run_id"].isin({r.run_id for r in runs})].reset_index(drop=True)
+
+
+__all__ = [
+    "Run",
+    "SweepConfig",
+    "SweepDataset",
+    "load_sweep",
+    "plan",
+    "read_results",
+    "run_sweep",
+    "run_workers",
+]
