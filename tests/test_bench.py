@@ -12,7 +12,8 @@ import torch
 from peakmixer.cli import main
 from peakmixer.models import build_model, profile_model
 from peakmixer.studies.bench import benchmark_synth, inference_bytes, training_bytes, write_report
-from peakmixer.train.loop import predict, resolve_precision
+from peakmixer.train.device import resolve_precision
+from peakmixer.train.prepare import predict
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"n_classes": 17, "width": 8, "mixer_layers": 1, "input_length": 256}

@@ -8,7 +8,8 @@ import yaml
 
 from peakmixer.cli import main
 from peakmixer.data.dataset import load, split_dataset, toy_dataset
-from peakmixer.train.loop import load_config, train
+from peakmixer.train.config import load_config
+from peakmixer.train.loop import train
 
 TINY = {
     "model": {"width": 8, "blocks": 2, "mixer_layers": 1, "input_length": 128, "hidden": 16},
@@ -166,7 +167,7 @@ def test_a_bug_keeps_its_traceback(files, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("an internal inconsistency")
 
-    monkeypatch.setattr("peakmixer.train.loop.compute_metrics", broken)
+    monkeypatch.setattr("peakmixer.train.evaluate.compute_metrics", broken)
     with pytest.raises(ValueError, match="internal inconsistency"):
         main(["evaluate", "--checkpoint", str(files["best"])])
 
@@ -229,6 +230,6 @@ def test_a_missing_file_inside_the_code_is_a_bug_not_bad_input(files, monkeypatc
     def internal(*args, **kwargs):
         raise FileNotFoundError("an internal resource is gone")
 
-    monkeypatch.setattr("peakmixer.train.loop.compute_metrics", internal)
+    monkeypatch.setattr("peakmixer.train.evaluate.compute_metrics", internal)
     with pytest.raises(FileNotFoundError, match="internal resource"):
         main(["evaluate", "--checkpoint", str(files["best"])])

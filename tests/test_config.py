@@ -1,7 +1,7 @@
 import pytest
 
 from peakmixer.config import ConfigError, apply_overrides, from_dict
-from peakmixer.train.loop import TrainConfig, load_config
+from peakmixer.train.config import TrainConfig, load_config
 
 
 def test_yaml_and_overrides_give_typed_values(tmp_path):

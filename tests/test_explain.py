@@ -9,7 +9,8 @@ import pytest
 from peakmixer.cli import main
 from peakmixer.config import from_dict
 from peakmixer.synth.benchmarks import make_synth
-from peakmixer.train.loop import TrainConfig, train
+from peakmixer.train.config import TrainConfig
+from peakmixer.train.loop import train
 
 
 @pytest.fixture(scope="module")

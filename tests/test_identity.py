@@ -24,15 +24,10 @@ from peakmixer.data.dataset import data_identity, file_sha256, load, toy_dataset
 from peakmixer.models import build_model, code_fingerprint
 from peakmixer.provenance import source_digest, stable_ast_dump
 from peakmixer.synth import benchmarks as synth
-from peakmixer.train.loop import (
-    TRAINING_PATH_VERSION,
-    TrainConfig,
-    export_model,
-    init_identity,
-    load_checkpoint,
-    planned_config_id,
-    train,
-)
+from peakmixer.train.checkpoint import export_model, load_checkpoint
+from peakmixer.train.config import TrainConfig
+from peakmixer.train.identity import TRAINING_PATH_VERSION, init_identity, planned_config_id
+from peakmixer.train.loop import train
 
 GOLDEN = Path(__file__).with_name("golden") / "training_path.json"
 # The interpretable path draws Bernoulli / multinomial samples against the model's probabilities, and another
@@ -122,8 +117,8 @@ def test_training_path_version_guards_a_reference_run(tmp_path):
             values,
             rtol=SAMPLED_RTOL if task.endswith("-ip") else KERNEL_RTOL,
             err_msg=f"the training path computes something else than at version {TRAINING_PATH_VERSION} "
-            f"({task}): bump TRAINING_PATH_VERSION in peakmixer/train.py (every stored row becomes stale "
-            "and the full sweep must be rerun) and regenerate the reference",
+            f"({task}): bump TRAINING_PATH_VERSION in peakmixer/train/identity.py (every stored row becomes "
+            "stale and the full sweep must be rerun) and regenerate the reference",
         )
 
 
@@ -270,7 +265,7 @@ def test_resume_refuses_a_run_made_with_another_precision(tmp_path, monkeypatch)
     cfg = tiny_config(tmp_path, max_steps=3)
     assert train(cfg)["stopped"]
     # bf16 as it runs where it is native (elsewhere it runs in fp32, the same run); refused before a step
-    monkeypatch.setattr("peakmixer.train.loop.cpu_has_native_bf16", lambda *a, **k: True)
+    monkeypatch.setattr("peakmixer.train.device.cpu_has_native_bf16", lambda *a, **k: True)
     cfg.precision = "bf16"
     with pytest.raises(ConfigError, match="other settings, code, data, device type or precision"):
         train(cfg, resume=True)
@@ -333,7 +328,8 @@ def test_scores_version_guards_a_reference_scoring():
             rtol=0.02,  # infidelity subtracts nearly equal outputs: loose, yet far tighter than a code change
             atol=1e-12,
             err_msg=f"{key}: the scores are computed otherwise than at version {SCORES_VERSION}: bump "
-            "SCORES_VERSION in peakmixer/cam.py (the sweep then scores stored runs again) and regenerate",
+            "SCORES_VERSION in peakmixer/attribution/gradcam.py (the sweep then scores stored runs again) "
+            "and regenerate",
         )
 
 

@@ -10,7 +10,9 @@ from peakmixer.config import from_dict
 from peakmixer.data.dataset import toy_dataset
 from peakmixer.ip import IPModel, attach_ip, class_channels, ip_loss
 from peakmixer.models import MIXERS, build_model, profile_model
-from peakmixer.train.loop import TrainConfig, load_checkpoint, model_from_checkpoint, train
+from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint
+from peakmixer.train.config import TrainConfig
+from peakmixer.train.loop import train
 
 KW = {"width": 8, "blocks": 2, "input_length": 128, "hidden": 16, "mlp_hidden": 16, "mixer_layers": 1}
 

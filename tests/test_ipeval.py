@@ -18,7 +18,7 @@ from peakmixer.studies.ipeval import (
 )
 from peakmixer.studies.store import load_study, read_store
 from peakmixer.studies.sweep import read_results, run_sweep
-from peakmixer.train.loop import export_model
+from peakmixer.train.checkpoint import export_model
 
 SCORES = {"n_spectra": 5, "score": {"n_perturb_samples": 2, "sensitivity_samples": 2}}
 

@@ -12,7 +12,7 @@ from peakmixer.models import profile_model
 from peakmixer.report.notebooks import PARAMS_DIR
 from peakmixer.studies.store import load_study
 from peakmixer.studies.sweep import PROTOCOLS, plan, stage_configs
-from peakmixer.train.loop import build_from_config
+from peakmixer.train.checkpoint import build_from_config
 
 CLASSES = {"qm9s": 957, "nist-ir": len(NIST17_NAMES), "bacteria": len(BAC30_CLASSES)}
 TASKS = {"qm9s": "multilabel", "nist-ir": "multilabel", "bacteria": "multiclass"}

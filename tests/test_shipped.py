@@ -7,7 +7,7 @@ import pytest
 from peakmixer.report.shipped import RealSet, ship
 from peakmixer.studies.store import load_study
 from peakmixer.studies.sweep import run_sweep
-from peakmixer.train.loop import load_checkpoint
+from peakmixer.train.checkpoint import load_checkpoint
 
 
 def test_ship_exports_a_stored_run_with_its_card(tmp_path, shared_data):

@@ -24,7 +24,7 @@ from peakmixer.studies.sweep import (
     run_sweep,
     run_workers,
 )
-from peakmixer.train.loop import load_checkpoint
+from peakmixer.train.checkpoint import load_checkpoint
 
 TRAIN = {
     "model": {"blocks": 2, "input_length": 128, "hidden": 16, "mlp_hidden": 16, "mlp_layers": 1},

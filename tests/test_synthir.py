@@ -40,7 +40,7 @@ from peakmixer.studies.sim2real import (
 from peakmixer.synth import benchmarks as synth
 from peakmixer.synth.ir17_realistic import PRESETS, IR17V3Knobs, knobs_for, molecule_pool, render_ir17_v3
 from peakmixer.synth.normalmodes import molecule_modes, nci_modes, table_digest
-from peakmixer.train.loop import machine
+from peakmixer.train.identity import machine
 
 IR = {name: k for k, name in enumerate(NIST17_NAMES)}
 (CF,) = compile_smarts(["[#6]F"])

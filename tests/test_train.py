@@ -12,21 +12,16 @@ import pytest
 import torch
 import yaml
 
-import peakmixer.train.loop as train_module
+import peakmixer.train.device as train_device
 from peakmixer.cli import main
 from peakmixer.config import ConfigError
 from peakmixer.data.dataset import DatasetError, SpectraDataset, toy_dataset
-from peakmixer.train.loop import (
-    CrossProcessBatchNorm1d,
-    cpu_has_native_bf16,
-    cpu_supports_bf16,
-    evaluate_checkpoint,
-    load_checkpoint,
-    load_config,
-    model_from_checkpoint,
-    shipped_weights,
-    train,
-)
+from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint, shipped_weights
+from peakmixer.train.config import load_config
+from peakmixer.train.device import cpu_has_native_bf16, cpu_supports_bf16
+from peakmixer.train.distributed import CrossProcessBatchNorm1d
+from peakmixer.train.evaluate import evaluate_checkpoint
+from peakmixer.train.loop import train
 
 TINY = {
     "model": {
@@ -243,7 +238,7 @@ def test_bf16_autocast_trains_on_cpu_where_it_is_native(tmp_path):
 def test_bf16_asked_on_a_cpu_without_native_bf16_runs_fp32_and_says_so(tmp_path, monkeypatch, capsys):
     # oneDNN capped at AVX2 is what a CPU without AVX512-BF16 gives: bf16 only by emulation, 8-20x slower
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    monkeypatch.setattr(train_module, "_TOLD", set())
+    monkeypatch.setattr(train_device, "_TOLD", set())
     calls = []
     real = torch.autocast
     monkeypatch.setattr(torch, "autocast", lambda *a, **k: calls.append(k) or real(*a, **k))

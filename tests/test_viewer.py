@@ -65,7 +65,8 @@ def test_cams_are_cached_and_the_static_figure_shows_the_same_state(viewer):
 def test_the_viewer_opens_a_users_files_on_the_models_axis(tmp_path, shared_data):
     from peakmixer.config import from_dict
     from peakmixer.synth.benchmarks import make_synth
-    from peakmixer.train.loop import TrainConfig, train
+    from peakmixer.train.config import TrainConfig
+    from peakmixer.train.loop import train
 
     data = make_synth("synth-ir17", 200, 0).save(tmp_path / "ir.npz")
     model = {"width": 8, "mixer_layers": 1, "hidden": 16, "ip": {"mode": "trainable"}}

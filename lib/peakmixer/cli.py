@@ -64,7 +64,8 @@ def _profile(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from peakmixer.config import ConfigError
-    from peakmixer.train.loop import load_config, train
+    from peakmixer.train.config import load_config
+    from peakmixer.train.loop import train
 
     cfg = load_config(args.config, args.set)
     if args.threads:
@@ -105,7 +106,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from peakmixer.data.dataset import DatasetError
     from peakmixer.data.io.batch import import_from_args
     from peakmixer.data.io.dataset_file import is_dataset_path
-    from peakmixer.train.loop import checkpoint_axis, evaluate_checkpoint, load_checkpoint
+    from peakmixer.train.checkpoint import checkpoint_axis, load_checkpoint
+    from peakmixer.train.evaluate import evaluate_checkpoint
 
     def score(data: str | None, split: str) -> dict:
         return evaluate_checkpoint(
@@ -168,7 +170,7 @@ def metrics_table(m: dict) -> str:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from peakmixer.train.loop import export_model
+    from peakmixer.train.checkpoint import export_model
 
     path = export_model(args.checkpoint, args.out)
     print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
@@ -377,7 +379,7 @@ def _threads(args: argparse.Namespace) -> Iterator[None]:
     divide them among themselves) inherit the count as ``OMP_NUM_THREADS``."""
     import torch
 
-    from peakmixer.train.loop import default_threads
+    from peakmixer.train.device import default_threads
 
     n = args.threads or default_threads()
     before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")

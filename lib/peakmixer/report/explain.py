@@ -47,14 +47,10 @@ from peakmixer.files import write_csv, write_text
 from peakmixer.paths import MODELS_DIR
 from peakmixer.report.figures import plot_cam_grid, plot_mean_cams, save_figure
 from peakmixer.synth.ir17_bands import textbook_bands
-from peakmixer.train.loop import (
-    TrainConfig,
-    checkpoint_axis,
-    class_probabilities,
-    load_checkpoint,
-    model_from_checkpoint,
-    normalize,
-)
+from peakmixer.train.checkpoint import checkpoint_axis, load_checkpoint, model_from_checkpoint
+from peakmixer.train.config import TrainConfig
+from peakmixer.train.evaluate import class_probabilities
+from peakmixer.train.prepare import normalize
 
 SHIPPED = {
     "ir": MODELS_DIR / "synth-ir17_ip.pt",

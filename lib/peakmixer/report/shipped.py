@@ -32,7 +32,7 @@ from peakmixer.report.explain import Explainer
 from peakmixer.studies.sim2real import RealSet, import_real
 from peakmixer.studies.store import find_run, load_study, read_store
 from peakmixer.studies.sweep import dataset_path, stage_configs
-from peakmixer.train.loop import export_model, load_checkpoint
+from peakmixer.train.checkpoint import export_model, load_checkpoint
 
 
 def score_real(ex: Explainer, real: RealSet, labels: str) -> dict[str, Any]:

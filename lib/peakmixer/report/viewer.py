@@ -20,7 +20,8 @@ import torch
 from peakmixer.attribution.gradcam import CamSettings, grad_cam, subsets_of
 from peakmixer.data.dataset import DatasetError, SpectraDataset, load
 from peakmixer.report.figures import CAM_CMAP, SUBSET_TITLES, band_legend, fill_by_cam, mark_bands
-from peakmixer.train.loop import class_probabilities, normalize
+from peakmixer.train.evaluate import class_probabilities
+from peakmixer.train.prepare import normalize
 
 LAYERS = ("stem", "extractor", "features")
 

@@ -36,15 +36,15 @@ from peakmixer.config import MissingFile
 from peakmixer.files import write_text
 from peakmixer.models import build_model, describe, profile_model
 from peakmixer.paths import TRAIN_PARAMS
-from peakmixer.train.loop import (
+from peakmixer.train.device import (
     autocast,
     cpu_fields,
     cpu_has_native_bf16,
-    loss_fn,
     onednn_isa_cap,
     resolve_device,
     resolve_precision,
 )
+from peakmixer.train.prepare import loss_fn
 
 MODES = ("eager", "fast")
 # On a CPU where the fast path stays fp32 but bf16 is native (AVX512-BF16 on an Intel without AMX), a third
@@ -630,7 +630,8 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
 def accuracy_check(seeds: tuple[int, ...] = (0, 1, 2), n: int = 4000) -> dict[str, Any]:
     """Test micro-F1 of the default budget trained in fp32 and in the fast path's precision, per seed."""
     from peakmixer.synth.benchmarks import ensure_synth
-    from peakmixer.train.loop import load_config, train
+    from peakmixer.train.config import load_config
+    from peakmixer.train.loop import train
 
     config = TRAIN_PARAMS / "synth_ir17.yaml"
     fast_precision = resolve_precision("auto", torch.device("cpu"))

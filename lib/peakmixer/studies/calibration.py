@@ -89,7 +89,9 @@ def case_data(case: Case, data_dir: Path) -> Path:
 
 def _trained(config: str, data: Path, out: Path, extra: Sequence[str]) -> dict[str, Any]:
     """The default budget's `config` on `data`: trained, or its finished run reused (same config id)."""
-    from peakmixer.train.loop import load_config, planned_config_id, train
+    from peakmixer.train.config import load_config
+    from peakmixer.train.identity import planned_config_id
+    from peakmixer.train.loop import train
 
     cfg = load_config(PARAMS / config, [f"data.path={data}", *extra])
     cfg.progress = False

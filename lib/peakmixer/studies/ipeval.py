@@ -30,13 +30,9 @@ from peakmixer.studies.store import (
     where_and_how_long,
 )
 from peakmixer.studies.sweep import SweepConfig, dataset_path, stage_configs
-from peakmixer.train.loop import (
-    TrainConfig,
-    load_checkpoint,
-    model_from_checkpoint,
-    prepare_split,
-    shipped_weights,
-)
+from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint, shipped_weights
+from peakmixer.train.config import TrainConfig
+from peakmixer.train.prepare import prepare_split
 
 TABLE1_SCORES = {"infidelity": "lower", "sensitivity": "lower"}  # both: lower is better
 MODE_NAMES = {"trainable": "trainable", "frozen": "frozen (untrainable)", "off": "off (no IP)"}

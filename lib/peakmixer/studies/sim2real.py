@@ -301,7 +301,9 @@ def baselines(y: np.ndarray, names: Sequence[str], draws: int = 200, seed: int =
 def train_on_synthetic(version: str, seed: int, cfg: Sim2RealConfig) -> Path:
     """The best checkpoint of the default budget on synth-ir17 `version`: trained, or reused when this run
     (named by its identity, `train.planned_config_id`) has finished before; a killed one resumes."""
-    from peakmixer.train.loop import load_config, planned_config_id, train
+    from peakmixer.train.config import load_config
+    from peakmixer.train.identity import planned_config_id
+    from peakmixer.train.loop import train
 
     data = ensure_synth("synth-ir17", cfg.n, cfg.data_seed, cfg.data_dir, version)
     tc = load_config(cfg.train_config, [*cfg.overrides, f"data.path={data}", f"seed={seed}"])
@@ -320,13 +322,9 @@ def probabilities(checkpoint: Path, ds: SpectraDataset) -> np.ndarray:
     """Sigmoid outputs (N, K) of a checkpoint on a dataset, on its input axis and normalised as in its
     training."""
     from peakmixer.config import from_dict
-    from peakmixer.train.loop import (
-        TrainConfig,
-        checkpoint_axis,
-        load_checkpoint,
-        model_from_checkpoint,
-        normalize,
-    )
+    from peakmixer.train.checkpoint import checkpoint_axis, load_checkpoint, model_from_checkpoint
+    from peakmixer.train.config import TrainConfig
+    from peakmixer.train.prepare import normalize
 
     ckpt = load_checkpoint(checkpoint)
     names = list(ckpt["label_names"])

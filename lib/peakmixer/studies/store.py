@@ -45,7 +45,8 @@ from peakmixer.studies.sweep import (
     stage_configs,
     sweep_from_dict,
 )
-from peakmixer.train.loop import build_from_config, label_space
+from peakmixer.train.checkpoint import build_from_config
+from peakmixer.train.prepare import label_space
 
 # The studies behind Fig. 1, in the order their tables are read.
 FIG1_STUDIES = ("fig1_mixers", "fig1d_grid", "fig1_w128")
@@ -261,7 +262,7 @@ def spot_check(
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from peakmixer.train.loop import cpu_has_native_bf16
+    from peakmixer.train.device import cpu_has_native_bf16
 
     out: dict[str, dict[str, Any]] = {}
     jobs: dict[str, tuple[SweepConfig, int, pd.Series, float]] = {}

@@ -32,19 +32,12 @@ from peakmixer.config import ConfigError, MissingFile, apply_overrides, from_dic
 from peakmixer.data.dataset import SpectraDataset, file_sha256, load
 from peakmixer.files import atomic, write_text
 from peakmixer.provenance import git_sha, package_versions
-from peakmixer.train.loop import (
-    TrainConfig,
-    default_threads,
-    load_checkpoint,
-    machine,
-    model_from_checkpoint,
-    planned_config_id,
-    prepare_split,
-    resolve_device,
-    resolve_precision,
-    shipped_weights,
-    train,
-)
+from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint, shipped_weights
+from peakmixer.train.config import TrainConfig
+from peakmixer.train.device import default_threads, resolve_device, resolve_precision
+from peakmixer.train.identity import machine, planned_config_id
+from peakmixer.train.loop import train
+from peakmixer.train.prepare import prepare_split
 
 METRIC_COLUMNS = ("micro_f1", "macro_f1", "samples_f1", "hamming_accuracy", "emr", "accuracy")
 # One row per finished run: what it is, how it scored, how it ended, and where and with what it was made.

@@ -425,7 +425,7 @@ def _seeded_block(
 def worker_count() -> int:
     """Processes to render with: the cores this process may use, at most 4, and no more than
     ``OMP_NUM_THREADS`` (a single-thread sweep worker beside others renders alone: it has one core)."""
-    from peakmixer.train.loop import usable_cores
+    from peakmixer.train.device import usable_cores
 
     cores = usable_cores()
     threads = os.environ.get("OMP_NUM_THREADS", "")
