@@ -16,27 +16,23 @@ from peakmixer.data.labels import NIST17_NAMES, compile_smarts, functional_group
 from peakmixer.studies.sim2real import (
     RealSet,
     Sim2RealConfig,
-    baselines,
-    bootstrap_micro_f1,
-    fit_thresholds,
     import_real,
-    label_free_errors,
     label_set,
-    machines,
-    marker_windows,
-    ranking,
     read_predictions,
-    readme_sim2real,
     run_sim2real,
-    score,
     store_result,
+)
+from peakmixer.studies.sim2real_scoring import baselines, fit_thresholds, ranking, score, threshold_ceiling
+from peakmixer.studies.sim2real_summary import (
+    bootstrap_micro_f1,
+    label_free_errors,
+    machines,
+    readme_sim2real,
     summary,
-    textbook_rule,
-    textbook_scores,
-    threshold_ceiling,
     verdict,
     weak_labels,
 )
+from peakmixer.studies.textbook_rule import marker_windows, textbook_rule, textbook_scores
 from peakmixer.synth import benchmarks as synth
 from peakmixer.synth.ir17_realistic import PRESETS, IR17V3Knobs, knobs_for, molecule_pool, render_ir17_v3
 from peakmixer.synth.normalmodes import molecule_modes, nci_modes, table_digest
@@ -586,7 +582,7 @@ def _textbook_inputs(nist_auc):
 
 
 def test_the_readme_sets_the_textbook_rule_beside_the_best_model_at_the_main_size():
-    from peakmixer.studies.sim2real import readme_textbook
+    from peakmixer.studies.sim2real_summary import readme_textbook
 
     lines = readme_textbook(*_textbook_inputs(0.97))
     header = "| label | bands (cm-1) | r: rule | r: model v8 | synth-ir17 v8 validation: rule |"

@@ -7,14 +7,9 @@ import pandas as pd
 import pytest
 
 from peakmixer.data.dataset import toy_dataset
-from peakmixer.report.figures import (
-    label_table,
-    plot_dataset_overview,
-    plot_examples,
-    plot_fig1,
-    save_figure,
-    save_table,
-)
+from peakmixer.report.dataset_figures import label_table, plot_dataset_overview, plot_examples
+from peakmixer.report.fig1 import plot_fig1
+from peakmixer.report.figures import save_figure, save_table
 
 
 def figure():

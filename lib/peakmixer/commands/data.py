@@ -56,7 +56,7 @@ def _info(args: argparse.Namespace) -> int:
         import matplotlib
 
         matplotlib.use("agg")
-        from peakmixer.report.figures import plot_class_means
+        from peakmixer.report.dataset_figures import plot_class_means
 
         plot_class_means(ds, str(args.dataset)).savefig(args.plot, dpi=120, bbox_inches="tight")
         print(f"mean ± sd per class: {args.plot}")

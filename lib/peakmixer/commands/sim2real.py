@@ -8,7 +8,8 @@ from pathlib import Path
 
 from peakmixer.config import add_threads_argument
 from peakmixer.paths import FIGURES_DIR
-from peakmixer.report.figures import plot_sim2real, save_figure, save_table
+from peakmixer.report.figures import save_figure, save_table
+from peakmixer.report.sim2real_figure import plot_sim2real
 from peakmixer.studies import sim2real
 from peakmixer.studies.sim2real import (
     DEFAULT_N,
@@ -17,8 +18,8 @@ from peakmixer.studies.sim2real import (
     Sim2RealResult,
     run_sim2real,
     store_result,
-    summary,
 )
+from peakmixer.studies.sim2real_summary import summary
 
 
 def write_outputs(result: Sim2RealResult, out_dir: Path, *, store: bool = False) -> list[Path]:

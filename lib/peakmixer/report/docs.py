@@ -11,7 +11,7 @@ from peakmixer.files import write_text
 from peakmixer.paths import README
 from peakmixer.studies.calibration import readme_calibration
 from peakmixer.studies.ipeval import readme_ip_results
-from peakmixer.studies.sim2real import readme_sim2real
+from peakmixer.studies.sim2real_summary import readme_sim2real
 from peakmixer.studies.store import readme_results
 
 

@@ -45,7 +45,8 @@ from peakmixer.data.io.dataset_file import is_dataset_path
 from peakmixer.data.split_record import check_scored_split
 from peakmixer.files import write_csv, write_text
 from peakmixer.paths import MODELS_DIR
-from peakmixer.report.figures import plot_cam_grid, plot_mean_cams, save_figure
+from peakmixer.report.cam_figures import plot_cam_grid, plot_mean_cams
+from peakmixer.report.figures import save_figure
 from peakmixer.synth.ir17_bands import textbook_bands
 from peakmixer.train.checkpoint import checkpoint_axis, load_checkpoint, model_from_checkpoint
 from peakmixer.train.config import TrainConfig

@@ -19,7 +19,8 @@ import torch
 
 from peakmixer.attribution.gradcam import CamSettings, grad_cam, subsets_of
 from peakmixer.data.dataset import DatasetError, SpectraDataset, load
-from peakmixer.report.figures import CAM_CMAP, SUBSET_TITLES, band_legend, fill_by_cam, mark_bands
+from peakmixer.report.cam_figures import CAM_CMAP, band_legend, fill_by_cam, mark_bands
+from peakmixer.report.ip_figures import SUBSET_TITLES
 from peakmixer.train.evaluate import class_probabilities
 from peakmixer.train.prepare import normalize
 
