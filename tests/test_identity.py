@@ -23,7 +23,7 @@ from peakmixer.config import ConfigError, from_dict
 from peakmixer.data.dataset import data_identity, file_sha256, load, toy_dataset
 from peakmixer.models import build_model, code_fingerprint
 from peakmixer.provenance import source_digest, stable_ast_dump
-from peakmixer.synth import benchmarks as synth
+from peakmixer.synth import benchmarks
 from peakmixer.train.checkpoint import export_model, load_checkpoint
 from peakmixer.train.config import TrainConfig
 from peakmixer.train.identity import TRAINING_PATH_VERSION, init_identity, planned_config_id
@@ -336,7 +336,7 @@ def test_scores_version_guards_a_reference_scoring():
 # --- the synthetic draws: a stored run counts its data by recipe, so a recipe must keep its spectra -----
 
 SYNTH_GOLDEN = Path(__file__).with_name("golden") / "synth_draws.json"
-DRAWS = [(kind, v) for kind, versions in synth.VERSIONS.items() for v in versions]  # every makeable one
+DRAWS = [(kind, v) for kind, versions in benchmarks.VERSIONS.items() for v in versions]  # every makeable one
 
 
 def _draw(kind: str, version: str) -> dict:

@@ -8,10 +8,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from peakmixer.data.dataset import file_sha256, load, named_axis
-from peakmixer.synth import benchmarks as synth
+from peakmixer.synth import bac30, benchmarks, ir17, render
 
 # Ho et al.'s classes and treatment groups, transcribed independently from csho33/bacteria-ID config.py
-# (STRAINS, ATCC_GROUPINGS) so that a slip in synth.py's table shows up here.
+# (STRAINS, ATCC_GROUPINGS) so that a slip in benchmarks.py's table shows up here.
 HO_STRAINS = [
     "C. albicans",
     "C. glabrata",
@@ -111,31 +111,31 @@ N_BAC_SMALL = 30 * 12  # the smallest bac30 with the default 5 finetune + 5 test
 
 @pytest.fixture(scope="module")
 def ir_parts():
-    return synth.render_components("synth-ir17", 300, 3)
+    return benchmarks.render_components("synth-ir17", 300, 3)
 
 
 @pytest.fixture(scope="module")
 def bac_parts():
-    return synth.render_components("synth-bac30", N_BAC_SMALL, 3)
+    return benchmarks.render_components("synth-bac30", N_BAC_SMALL, 3)
 
 
 @pytest.mark.parametrize("kind,n", [("synth-ir17", 200), ("synth-bac30", N_BAC_SMALL)])
 def test_files_are_byte_identical_for_same_arguments_and_differ_across_seeds(tmp_path, kind, n):
-    a = synth.make_synth(kind, n, 7).save(tmp_path / "a.pmds")
-    b = synth.make_synth(kind, n, 7).save(tmp_path / "b.pmds")
-    c = synth.make_synth(kind, n, 8).save(tmp_path / "c.pmds")
+    a = benchmarks.make_synth(kind, n, 7).save(tmp_path / "a.pmds")
+    b = benchmarks.make_synth(kind, n, 7).save(tmp_path / "b.pmds")
+    c = benchmarks.make_synth(kind, n, 8).save(tmp_path / "c.pmds")
     assert file_sha256(a) == file_sha256(b)
     assert file_sha256(a) != file_sha256(c)
 
 
 def test_spectra_do_not_depend_on_the_number_of_noise_threads(monkeypatch):
-    many = synth.make_synth_ir17(5000, 2).X  # several noise blocks
-    monkeypatch.setattr(synth.os, "cpu_count", lambda: 1)
-    assert np.array_equal(synth.make_synth_ir17(5000, 2).X, many)
+    many = benchmarks.make_synth_ir17(5000, 2).X  # several noise blocks
+    monkeypatch.setattr(render.os, "cpu_count", lambda: 1)
+    assert np.array_equal(benchmarks.make_synth_ir17(5000, 2).X, many)
 
 
 def test_ir17_layout_axis_labels_splits_and_provenance():
-    ds = synth.make_synth_ir17(500, 0, noise=0.03)
+    ds = benchmarks.make_synth_ir17(500, 0, noise=0.03)
     assert ds.X.shape == (500, 1024) and ds.X.dtype == np.float32
     np.testing.assert_array_equal(ds.axis, named_axis("ir"))
     assert ds.task == "multilabel" and ds.label_names == NIST_IR_ORDER
@@ -147,13 +147,13 @@ def test_ir17_layout_axis_labels_splits_and_provenance():
     prov = ds.provenance
     assert prov["synthetic"] is True and prov["kind"] == "synth-ir17"
     assert prov["n"] == 500 and prov["seed"] == 0
-    assert prov["generator_version"] == synth.GENERATOR_VERSION and prov["knobs"]["noise"] == 0.03
+    assert prov["generator_version"] == render.GENERATOR_VERSION and prov["knobs"]["noise"] == 0.03
 
 
 def test_ir17_label_statistics_follow_nist_ir():
-    y = synth.make_synth_ir17(4000, 1).y.astype(bool)
+    y = benchmarks.make_synth_ir17(4000, 1).y.astype(bool)
     share = y.sum(0) / y.sum()
-    target = np.array(synth.IR17_LABEL_SHARES)
+    target = np.array(ir17.IR17_LABEL_SHARES)
     assert np.all(np.abs(share - target) <= 0.15 * target + 0.004), np.round(share, 3)
     counts = y.sum(1)
     assert counts.min() >= 1 and counts.max() <= 6
@@ -167,9 +167,9 @@ def test_ir17_label_statistics_follow_nist_ir():
 
 
 def test_render_components_reproduces_the_dataset_spectra(ir_parts, bac_parts):
-    ir = synth.make_synth_ir17(300, 3)
+    ir = benchmarks.make_synth_ir17(300, 3)
     assert np.array_equal(ir_parts.labels, ir.y) and np.array_equal(ir_parts.X, ir.X)
-    bac = synth.make_synth_bac30(N_BAC_SMALL, 3)
+    bac = bac30.make_synth_bac30(N_BAC_SMALL, 3)
     assert np.array_equal(bac_parts.labels, bac.y) and np.array_equal(bac_parts.X, bac.X)
     assert ir_parts.components.shape == (300, 17, 1024)
     assert bac_parts.components.shape == (N_BAC_SMALL, 30, 1000)
@@ -182,7 +182,7 @@ def _mask_energy_fraction(components: np.ndarray, masks: np.ndarray) -> np.ndarr
 
 
 def test_ir17_masks_hold_present_groups_and_absent_groups_are_zero(ir_parts):
-    masks = synth.ir17_masks(named_axis("ir"))
+    masks = ir17.ir17_masks(named_axis("ir"))
     present = ir_parts.labels.astype(bool)
     energy = (ir_parts.components.astype(np.float64) ** 2).sum(-1)
     assert np.all(energy[present] > 0) and np.all(ir_parts.components[~present] == 0)
@@ -192,7 +192,7 @@ def test_ir17_masks_hold_present_groups_and_absent_groups_are_zero(ir_parts):
 
 
 def test_bac30_masks_hold_the_true_class_signature_and_other_classes_are_zero(bac_parts):
-    masks = synth.bac30_masks(named_axis("ho"))
+    masks = bac30.bac30_masks(named_axis("ho"))
     onehot = np.eye(30, dtype=bool)[bac_parts.labels]
     assert np.all(bac_parts.components[~onehot] == 0)
     assert np.all((bac_parts.components[onehot] ** 2).sum(-1) > 0)
@@ -205,10 +205,10 @@ def test_bac30_masks_hold_the_true_class_signature_and_other_classes_are_zero(ba
 def test_components_are_the_whole_label_dependent_signal():
     # ir17 without noise, baseline, skeleton bands or scaling: the spectrum is exactly its groups' bands.
     quiet = dict(noise=0.0, baseline=0.0, n_nuisance=0.0, normalize=False)
-    parts = synth.render_components("synth-ir17", 50, 0, **quiet)
+    parts = benchmarks.render_components("synth-ir17", 50, 0, **quiet)
     np.testing.assert_allclose(parts.X, parts.components.sum(1), atol=1e-5)
     # Min-max scaling scales the components with the spectrum and leaves only a per-row offset.
-    parts = synth.render_components("synth-ir17", 50, 0, **(quiet | {"normalize": True}))
+    parts = benchmarks.render_components("synth-ir17", 50, 0, **(quiet | {"normalize": True}))
     rest = parts.X - parts.components.sum(1)
     np.testing.assert_allclose(rest, np.broadcast_to(rest[:, :1], rest.shape), atol=1e-5)
     # bac30 without per-spectrum variation: removing the class signature leaves the same consensus cell in
@@ -222,8 +222,8 @@ def test_components_are_the_whole_label_dependent_signal():
         n_nuisance=0.0,
         normalize=False,
     )
-    parts = synth.render_components("synth-bac30", N_BAC_SMALL, 0, **still)
-    splits = synth.make_synth_bac30(N_BAC_SMALL, 0, **still).splits
+    parts = benchmarks.render_components("synth-bac30", N_BAC_SMALL, 0, **still)
+    splits = bac30.make_synth_bac30(N_BAC_SMALL, 0, **still).splits
     rest = parts.X - parts.components.sum(1)
     days = [rest[splits["reference"]], rest[np.concatenate([splits["finetune"], splits["test"]])]]
     for day in days:
@@ -233,7 +233,7 @@ def test_components_are_the_whole_label_dependent_signal():
 
 
 def test_bac30_classes_groups_and_provenance_are_ho_et_al():
-    ds = synth.make_synth_bac30(N_BAC_SMALL, 0)
+    ds = bac30.make_synth_bac30(N_BAC_SMALL, 0)
     assert ds.label_names == HO_STRAINS and ds.task == "multiclass"
     assert ds.X.shape == (N_BAC_SMALL, 1000)
     np.testing.assert_array_equal(ds.axis, named_axis("ho"))
@@ -244,20 +244,20 @@ def test_bac30_classes_groups_and_provenance_are_ho_et_al():
 
 
 def test_bac30_splits_follow_ho_proportions_and_are_disjoint():
-    ds = synth.make_synth_bac30(6600, 0)  # 220 per class = Ho's 2200 per class at 1/10 scale
+    ds = bac30.make_synth_bac30(6600, 0)  # 220 per class = Ho's 2200 per class at 1/10 scale
     parts = [ds.splits[k] for k in ("reference", "val", "finetune", "test")]
     assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(6600))  # disjoint and complete
     per_class = {k: np.bincount(ds.y[v], minlength=30) for k, v in ds.splits.items()}
     assert np.all(per_class["finetune"] == 10) and np.all(per_class["test"] == 10)
     assert np.all(per_class["val"] == 20) and np.all(per_class["reference"] == 180)
-    small = synth.make_synth_bac30(N_BAC_SMALL, 0)
+    small = bac30.make_synth_bac30(N_BAC_SMALL, 0)
     assert all(np.all(np.bincount(small.y[small.splits[k]], minlength=30) >= 5) for k in ("finetune", "test"))
     with pytest.raises(ValueError, match="per class"):
-        synth.make_synth_bac30(N_BAC_SMALL - 1, 0)
+        bac30.make_synth_bac30(N_BAC_SMALL - 1, 0)
 
 
 def test_bac30_is_learnable_but_not_trivial_and_the_other_day_is_shifted():
-    ds = synth.make_synth_bac30(3300, 0)
+    ds = bac30.make_synth_bac30(3300, 0)
 
     def features(name):  # 4-point bins keep the fit fast; standardised, the background does not dominate
         part = ds.split(name)
@@ -271,13 +271,13 @@ def test_bac30_is_learnable_but_not_trivial_and_the_other_day_is_shifted():
     # The finetune/test day is measured differently: a reference-trained model loses accuracy there.
     assert acc_test < acc_val - 0.05, (acc_val, acc_test)
     # And with the signatures switched off the classes are indistinguishable.
-    centre, fwhm, family, weights = synth.bac30_signatures(synth.Bac30Knobs(separation=0.0))
+    centre, fwhm, family, weights = bac30.bac30_signatures(bac30.Bac30Knobs(separation=0.0))
     assert not weights[1:].any() and weights[0].any()
 
 
 def test_cli_writes_a_loadable_dataset_with_knobs(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    synth.add_synth_arguments(parser)
+    benchmarks.add_synth_arguments(parser)
     out = tmp_path / "d.pmds"
     args = parser.parse_args(
         [
@@ -297,14 +297,14 @@ def test_cli_writes_a_loadable_dataset_with_knobs(tmp_path, capsys):
             "min_shifted_per_class=4",
         ]
     )
-    assert synth.run_synth(args) == out and "synth-bac30" in capsys.readouterr().out
+    assert benchmarks.run_synth(args) == out and "synth-bac30" in capsys.readouterr().out
     ds = load(out)
     assert ds.provenance["knobs"]["noise"] == 0.05 and ds.provenance["knobs"]["normalize"] is False
     assert ds.provenance["seed"] == 4 and ds.masks.shape == (30, 1000)
     assert ds.X.max() > 1.0  # not min-max scaled
     with pytest.raises(ValueError, match="NAME=VALUE"):
-        synth.parse_knobs("synth-ir17", ["loudness=3"])
+        benchmarks.parse_knobs("synth-ir17", ["loudness=3"])
     with pytest.raises(ValueError, match="unknown synthetic kind"):
-        synth.make_synth("synth-ir18", 10, 0)
+        benchmarks.make_synth("synth-ir18", 10, 0)
     with pytest.raises(TypeError):
-        synth.make_synth_ir17(10, 0, shift_cm=2.0)  # a bac30 knob
+        benchmarks.make_synth_ir17(10, 0, shift_cm=2.0)  # a bac30 knob

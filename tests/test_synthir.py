@@ -33,7 +33,7 @@ from peakmixer.studies.sim2real_summary import (
     weak_labels,
 )
 from peakmixer.studies.textbook_rule import marker_windows, textbook_rule, textbook_scores
-from peakmixer.synth import benchmarks as synth
+from peakmixer.synth import benchmarks
 from peakmixer.synth.ir17_realistic import PRESETS, IR17V3Knobs, knobs_for, molecule_pool, render_ir17_v3
 from peakmixer.synth.normalmodes import molecule_modes, nci_modes, table_digest
 from peakmixer.train.identity import machine
@@ -44,29 +44,29 @@ IR = {name: k for k, name in enumerate(NIST17_NAMES)}
 
 @pytest.fixture(scope="module")
 def v3_parts():
-    return synth.render_components("synth-ir17", 200, 5, "3")
+    return benchmarks.render_components("synth-ir17", 200, 5, "3")
 
 
 def test_each_version_is_reproducible_and_version_2_is_unchanged(tmp_path):
-    a = synth.make_synth("synth-ir17", 150, 3, "3")
-    b = synth.make_synth("synth-ir17", 150, 3, "3")
+    a = benchmarks.make_synth("synth-ir17", 150, 3, "3")
+    b = benchmarks.make_synth("synth-ir17", 150, 3, "3")
     assert np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y)
-    assert not np.array_equal(a.X, synth.make_synth("synth-ir17", 150, 4, "3").X)
-    v2 = synth.make_synth("synth-ir17", 150, 3)
-    assert np.array_equal(v2.X, synth.make_synth_ir17(150, 3).X) and not np.array_equal(v2.X, a.X)
+    assert not np.array_equal(a.X, benchmarks.make_synth("synth-ir17", 150, 4, "3").X)
+    v2 = benchmarks.make_synth("synth-ir17", 150, 3)
+    assert np.array_equal(v2.X, benchmarks.make_synth_ir17(150, 3).X) and not np.array_equal(v2.X, a.X)
     assert a.provenance["generator_version"] == "3" and v2.provenance["generator_version"] == "2"
-    path = synth.ensure_synth("synth-ir17", 150, 3, tmp_path, "3")
+    path = benchmarks.ensure_synth("synth-ir17", 150, 3, tmp_path, "3")
     assert path.name == "synth-ir17_v3_n150_s3.npz"
     with pytest.raises(ConfigError, match="no generator version '10'"):
-        synth.make_synth("synth-ir17", 10, 0, "10")
+        benchmarks.make_synth("synth-ir17", 10, 0, "10")
     with pytest.raises(ConfigError, match="synth-bac30 has no generator version '3'"):
-        synth.ensure_synth("synth-bac30", 10, 0, tmp_path, "3")
+        benchmarks.ensure_synth("synth-bac30", 10, 0, tmp_path, "3")
 
 
 def test_label_sets_are_those_of_real_molecules(v3_parts):
     pool = molecule_pool()
     # Every spectrum's labels are its molecule's SMARTS matches: recomputed here from the SMILES it carries.
-    ds = synth.make_synth("synth-ir17", 200, 5, "3")
+    ds = benchmarks.make_synth("synth-ir17", 200, 5, "3")
     assert np.array_equal(functional_groups(list(ds.extras["smiles"])), ds.y)
     assert np.array_equal(ds.y, v3_parts.labels)
     # Co-occurrence is chemistry, not independent coin flips: an ester is always an ether by the SMARTS;
@@ -78,11 +78,11 @@ def test_label_sets_are_those_of_real_molecules(v3_parts):
         return (y[:, IR[a]] & y[:, IR[b]]).mean() / (y[:, IR[a]].mean() * y[:, IR[b]].mean())
 
     assert lift("methyl", "esters") > 1.3 and lift("amines", "esters") < 0.5
-    big = synth.make_synth("synth-ir17", 3000, 0, "3").y.mean(0)
+    big = benchmarks.make_synth("synth-ir17", 3000, 0, "3").y.mean(0)
     assert np.allclose(big, pool.labels.mean(0), atol=0.03)
 
 
-def _group_energy(parts: synth.SynthParts, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _group_energy(parts: benchmarks.SynthParts, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per present (spectrum, group): its component's energy, and the part of it inside the group's mask."""
     present = parts.labels.astype(bool)
     comp = parts.components.astype(np.float64)
@@ -91,8 +91,8 @@ def _group_energy(parts: synth.SynthParts, masks: np.ndarray) -> tuple[np.ndarra
 
 @pytest.mark.parametrize("version", ["3", "4", "5"])
 def test_masks_hold_each_present_group_and_absent_groups_are_zero(version, v3_parts):
-    parts = v3_parts if version == "3" else synth.render_components("synth-ir17", 200, 5, version)
-    masks = synth.make_synth("synth-ir17", 10, 5, version).masks
+    parts = v3_parts if version == "3" else benchmarks.render_components("synth-ir17", 200, 5, version)
+    masks = benchmarks.make_synth("synth-ir17", 10, 5, version).masks
     energy, inside = _group_energy(parts, masks)
     assert np.all(energy > 0) and np.all(parts.components[~parts.labels.astype(bool)] == 0)
     assert (inside / energy).min() >= 0.95
@@ -101,16 +101,16 @@ def test_masks_hold_each_present_group_and_absent_groups_are_zero(version, v3_pa
 def test_version_4_is_version_3_with_its_wider_preset():
     assert knobs_for("3") == IR17V3Knobs() and knobs_for("4") == IR17V3Knobs(**PRESETS["4"])
     assert knobs_for("4", p_gas=1.0).band_jitter == PRESETS["4"]["band_jitter"]
-    v4 = synth.make_synth("synth-ir17", 120, 2, "4")
-    same = synth.make_synth("synth-ir17", 120, 2, "3", **PRESETS["4"])
+    v4 = benchmarks.make_synth("synth-ir17", 120, 2, "4")
+    same = benchmarks.make_synth("synth-ir17", 120, 2, "3", **PRESETS["4"])
     assert np.array_equal(v4.X, same.X) and np.array_equal(v4.masks, same.masks)
-    v3 = synth.make_synth("synth-ir17", 120, 2, "3")
+    v3 = benchmarks.make_synth("synth-ir17", 120, 2, "3")
     assert np.array_equal(v3.y, v4.y) and not np.array_equal(v3.X, v4.X)  # same molecules, other spectra
     assert v4.provenance["generator_version"] == "4" and v4.provenance["knobs"]["band_jitter"] > 0
     assert v4.masks.sum() > v3.masks.sum()  # the per-band frequency error widens every band's window
     # Wider: the heights of the present groups' strongest points vary more across spectra and groups.
-    parts3 = synth.render_components("synth-ir17", 300, 3, "3")
-    parts4 = synth.render_components("synth-ir17", 300, 3, "4")
+    parts3 = benchmarks.render_components("synth-ir17", 300, 3, "3")
+    parts4 = benchmarks.render_components("synth-ir17", 300, 3, "4")
 
     def spread(parts) -> float:
         peak = parts.components.max(-1)  # (N, K): each group's strongest point
@@ -123,7 +123,7 @@ def test_version_4_is_version_3_with_its_wider_preset():
 def test_version_5_adds_label_free_small_molecules_and_volatile_gases():
     pool = molecule_pool()
     heavy = dict(zip(pool.smiles, pool.heavy_atoms, strict=True))
-    v5 = synth.make_synth("synth-ir17", 2000, 1, "5")
+    v5 = benchmarks.make_synth("synth-ir17", 2000, 1, "5")
     free = v5.extras["smiles"] == ""
     # About one spectrum in ten is of a molecule with none of the 17 groups: no label, no molecule named.
     assert 0.07 < free.mean() < 0.13 and not v5.y[free].any() and v5.y[~free].any(axis=1).mean() > 0.95
@@ -131,12 +131,12 @@ def test_version_5_adds_label_free_small_molecules_and_volatile_gases():
     # would have its median near 0.5), and its strongest points are few.
     assert np.median(np.median(v5.X[free], axis=1)) < 0.2 and np.median((v5.X[free] > 0.5).sum(1)) < 40
     # Every gas-phase spectrum is of a volatile molecule: with every spectrum a gas, no molecule is large.
-    gas = synth.make_synth("synth-ir17", 300, 1, "5", p_gas=1.0, p_label_free=0.0)
+    gas = benchmarks.make_synth("synth-ir17", 300, 1, "5", p_gas=1.0, p_label_free=0.0)
     assert max(heavy[s] for s in gas.extras["smiles"]) <= PRESETS["5"]["gas_max_atoms"]
     assert np.median([heavy[s] for s in v5.extras["smiles"][~free]]) < np.median(pool.heavy_atoms)
     # With its two knobs off, version 5 is version 4, and a recipe names them only where they are on.
-    off = synth.make_synth("synth-ir17", 120, 2, "5", gas_max_atoms=0, p_label_free=0.0)
-    v4 = synth.make_synth("synth-ir17", 120, 2, "4")
+    off = benchmarks.make_synth("synth-ir17", 120, 2, "5", gas_max_atoms=0, p_label_free=0.0)
+    v4 = benchmarks.make_synth("synth-ir17", 120, 2, "4")
     assert np.array_equal(off.X, v4.X) and off.provenance["knobs"] == v4.provenance["knobs"]
     assert "p_label_free" not in v4.provenance["knobs"] and v5.provenance["knobs"]["p_label_free"] == 0.1
 
@@ -189,9 +189,9 @@ def test_the_shipped_normal_modes_are_what_the_force_field_gives_and_their_chemi
 
 
 def test_version_6_draws_half_its_molecules_from_their_normal_modes_and_masks_hold_them():
-    v6 = synth.render_components("synth-ir17", 300, 5, "6")
-    physics = synth.render_components("synth-ir17", 300, 5, "6", p_physics=1.0)
-    masks = synth.make_synth("synth-ir17", 10, 5, "6").masks
+    v6 = benchmarks.render_components("synth-ir17", 300, 5, "6")
+    physics = benchmarks.render_components("synth-ir17", 300, 5, "6", p_physics=1.0)
+    masks = benchmarks.make_synth("synth-ir17", 10, 5, "6").masks
     # The same molecules (labels) and the same draws where the share does not decide.
     assert np.array_equal(v6.labels, physics.labels) and not np.array_equal(v6.X, physics.X)
     for parts in (v6, physics):
@@ -203,10 +203,10 @@ def test_version_6_draws_half_its_molecules_from_their_normal_modes_and_masks_ho
         assert shown.mean() > (0.97 if parts is v6 else 0.75)
         assert (inside[shown] / energy[shown]).min() >= 0.95
     # With the share off, version 6 is version 5; a recipe names the knob only where it is on.
-    off = synth.make_synth("synth-ir17", 120, 2, "6", p_physics=0.0)
-    v5 = synth.make_synth("synth-ir17", 120, 2, "5")
+    off = benchmarks.make_synth("synth-ir17", 120, 2, "6", p_physics=0.0)
+    v5 = benchmarks.make_synth("synth-ir17", 120, 2, "5")
     assert np.array_equal(off.X, v5.X) and off.provenance["knobs"] == v5.provenance["knobs"]
-    knobs = synth.make_synth("synth-ir17", 120, 2, "6").provenance["knobs"]
+    knobs = benchmarks.make_synth("synth-ir17", 120, 2, "6").provenance["knobs"]
     # The mode table is part of the recipe: a rebuilt table names other data.
     assert knobs["p_physics"] == 0.5 and knobs["mode_table"] == table_digest()
     with pytest.raises(ConfigError, match="p_physics must be a share"):
@@ -215,26 +215,26 @@ def test_version_6_draws_half_its_molecules_from_their_normal_modes_and_masks_ho
 
 def test_version_7_saturates_strong_bands_and_brightens_normal_mode_c_h_stretches():
     # With both knobs off, version 7 is version 6: same spectra, same recipe.
-    off = synth.make_synth("synth-ir17", 150, 2, "7", p_saturated=0.0, ch_stretch_max=1.0)
-    v6 = synth.make_synth("synth-ir17", 150, 2, "6")
+    off = benchmarks.make_synth("synth-ir17", 150, 2, "7", p_saturated=0.0, ch_stretch_max=1.0)
+    v6 = benchmarks.make_synth("synth-ir17", 150, 2, "6")
     assert np.array_equal(off.X, v6.X) and off.provenance["knobs"] == v6.provenance["knobs"]
-    assert synth.make_synth("synth-ir17", 10, 2, "7").provenance["knobs"]["p_saturated"] == 0.3
+    assert benchmarks.make_synth("synth-ir17", 10, 2, "7").provenance["knobs"]["p_saturated"] == 0.3
 
     # Saturation alone, on every spectrum: the same molecules, flat tops, weak bands gaining on strong ones;
     # the components (where a group's bands lie) still sit inside the masks.
-    linear = synth.render_components("synth-ir17", 200, 4, "7", p_saturated=0.0, ch_stretch_max=1.0)
-    flat = synth.render_components("synth-ir17", 200, 4, "7", p_saturated=1.0, ch_stretch_max=1.0)
+    linear = benchmarks.render_components("synth-ir17", 200, 4, "7", p_saturated=0.0, ch_stretch_max=1.0)
+    flat = benchmarks.render_components("synth-ir17", 200, 4, "7", p_saturated=1.0, ch_stretch_max=1.0)
     assert np.array_equal(linear.labels, flat.labels)
     for level, gain in ((0.8, 1.3), (0.5, 1.2)):  # broader tops; bands at half the top: more of them
         assert (flat.X >= level).sum(1).mean() > gain * (linear.X >= level).sum(1).mean()
-    masks = synth.make_synth("synth-ir17", 10, 4, "7").masks
+    masks = benchmarks.make_synth("synth-ir17", 10, 4, "7").masks
     energy, inside = _group_energy(flat, masks)
     shown = energy > 0
     assert shown.mean() > 0.97 and (inside[shown] / energy[shown]).min() >= 0.95
 
     # Normal-mode spectra of hydrocarbon-bearing molecules: a larger share of their area in the C-H stretches.
     def ch_share(ch_max: float) -> float:
-        ds = synth.make_synth(
+        ds = benchmarks.make_synth(
             "synth-ir17", 300, 6, "7", p_physics=1.0, p_saturated=0.0, ch_stretch_max=ch_max
         )
         ax, X = ds.axis, ds.X - ds.X.min(axis=1, keepdims=True)
@@ -249,8 +249,8 @@ def test_version_7_saturates_strong_bands_and_brightens_normal_mode_c_h_stretche
 
 
 def test_version_8_draws_the_bands_that_each_molecule_carries():
-    off = synth.make_synth("synth-ir17", 150, 2, "8", band_chemistry=False)
-    v7 = synth.make_synth("synth-ir17", 150, 2, "7")
+    off = benchmarks.make_synth("synth-ir17", 150, 2, "8", band_chemistry=False)
+    v7 = benchmarks.make_synth("synth-ir17", 150, 2, "7")
     assert np.array_equal(off.X, v7.X) and off.provenance["knobs"] == v7.provenance["knobs"]
 
     # Band-table spectra only: every alcohol shows its O-H stretch (free in the gas, H-bonded otherwise);
@@ -265,16 +265,16 @@ def test_version_8_draws_the_bands_that_each_molecule_carries():
     is_halide = y[:, IR["alkyl halides"]] == 1
     assert (is_halide & fluorine).sum() > 5 and (is_halide & ~fluorine).sum() > 20
     assert (above[is_halide & fluorine] > 0.05).all() and (above[is_halide & ~fluorine] < 0.05).all()
-    assert synth.make_synth("synth-ir17", 10, 2, "8").provenance["knobs"]["band_chemistry"] is True
+    assert benchmarks.make_synth("synth-ir17", 10, 2, "8").provenance["knobs"]["band_chemistry"] is True
 
 
 def test_version_9_renders_half_the_normal_mode_spectra_as_a_classical_md_run(monkeypatch):
     import peakmixer.synth.ir17_realistic as synthir
 
-    off = synth.make_synth("synth-ir17", 150, 2, "9", p_md=0.0)
-    v8 = synth.make_synth("synth-ir17", 150, 2, "8")
+    off = benchmarks.make_synth("synth-ir17", 150, 2, "9", p_md=0.0)
+    v8 = benchmarks.make_synth("synth-ir17", 150, 2, "8")
     assert np.array_equal(off.X, v8.X) and off.provenance["knobs"] == v8.provenance["knobs"]
-    assert synth.make_synth("synth-ir17", 10, 2, "9").provenance["knobs"]["p_md"] == 0.5
+    assert benchmarks.make_synth("synth-ir17", 10, 2, "9").provenance["knobs"]["p_md"] == 0.5
     with pytest.raises(ConfigError, match="p_md must be a share"):
         knobs_for("9", p_md=1.5)
 
@@ -283,8 +283,8 @@ def test_version_9_renders_half_the_normal_mode_spectra_as_a_classical_md_run(mo
     # masks. Without baseline, additive noise, atmosphere, cut-off or saturation: the lines alone.
     quiet = {"p_physics": 1.0, "p_saturated": 0.0, "ch_stretch_max": 1.0, "noise_min": 1e-9,
              "noise_max": 1e-9, "baseline_max": 1e-9, "p_atmosphere": 0.0, "p_cutoff": 0.0}  # fmt: skip
-    md = synth.render_components("synth-ir17", 300, 6, "9", p_md=1.0, **quiet)
-    normal = synth.render_components("synth-ir17", 300, 6, "9", p_md=0.0, **quiet)
+    md = benchmarks.render_components("synth-ir17", 300, 6, "9", p_md=1.0, **quiet)
+    normal = benchmarks.render_components("synth-ir17", 300, 6, "9", p_md=0.0, **quiet)
     assert np.array_equal(md.labels, normal.labels)
     axis = named_axis("ir")
     alkyl = (md.labels[:, IR["alkane"]] | md.labels[:, IR["methyl"]]) == 1
@@ -294,14 +294,14 @@ def test_version_9_renders_half_the_normal_mode_spectra_as_a_classical_md_run(mo
         return float(np.median(X[alkyl][:, ch].sum(1) / X[alkyl].sum(1)))
 
     assert alkyl.sum() > 100 and ch_share(md.X) < 0.7 * ch_share(normal.X)
-    energy, inside = _group_energy(md, synth.make_synth("synth-ir17", 10, 6, "9").masks)
+    energy, inside = _group_energy(md, benchmarks.make_synth("synth-ir17", 10, 6, "9").masks)
     shown = energy > 0
     assert shown.mean() > 0.75 and (inside[shown] / energy[shown]).min() >= 0.95
 
     # The trajectory's estimate error is proportional to the spectrum: where there is no line there is no
     # noise, and on the lines the log ratio to the same rendering without it has an sd in the drawn range.
     monkeypatch.setattr(synthir, "_MD_NOISE_SD", (1e-9, 1e-9))  # the same draws, a factor of 1
-    clean = synth.render_components("synth-ir17", 300, 6, "9", p_md=1.0, **quiet)
+    clean = benchmarks.render_components("synth-ir17", 300, 6, "9", p_md=1.0, **quiet)
     assert np.array_equal(clean.labels, md.labels)
     empty, strong = clean.X < 1e-4, clean.X > 0.05
     assert empty.mean() > 0.3 and np.abs(md.X - clean.X)[empty].max() < 1e-3
@@ -805,7 +805,7 @@ def _sim2real_on_own_set(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    ds = synth.make_synth("synth-ir17", 40, 11, "3")
+    ds = benchmarks.make_synth("synth-ir17", 40, 11, "3")
     grid = np.linspace(400.0, 4000.0, 1800)
     spectra = [np.interp(grid, ds.axis, x).tolist() for x in ds.X]
     path = tmp_path / "set.parquet"
@@ -903,11 +903,11 @@ def test_version_3_does_not_depend_on_the_number_of_worker_processes(monkeypatch
 
 
 def test_a_stale_cached_file_is_made_again(tmp_path):
-    path = synth.ensure_synth("synth-ir17", 60, 1, tmp_path, "4")
+    path = benchmarks.ensure_synth("synth-ir17", 60, 1, tmp_path, "4")
     made = path.read_bytes()
     # A file of the same name from another recipe (here: other knobs) would name its runs' data wrongly.
-    synth.make_synth("synth-ir17", 60, 1, "3").save(path)
-    assert synth.ensure_synth("synth-ir17", 60, 1, tmp_path, "4") == path and path.read_bytes() == made
+    benchmarks.make_synth("synth-ir17", 60, 1, "3").save(path)
+    assert benchmarks.ensure_synth("synth-ir17", 60, 1, tmp_path, "4") == path and path.read_bytes() == made
     mtime = path.stat().st_mtime_ns
-    synth.ensure_synth("synth-ir17", 60, 1, tmp_path, "4")  # the current recipe: kept as it is
+    benchmarks.ensure_synth("synth-ir17", 60, 1, tmp_path, "4")  # the current recipe: kept as it is
     assert path.stat().st_mtime_ns == mtime

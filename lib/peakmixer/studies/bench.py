@@ -75,8 +75,9 @@ def benchmark_synth(
     and saved, `repeats` times. The speed is the fastest repeat's, as ``timeit`` reports: a slower repeat
     measures what else the machine did (the same code's first 20k of v4 took 2.1 s and its second 1.6 s,
     measured 2026-11-30); every repeat is in ``seconds_each``."""
-    from peakmixer.synth.benchmarks import GENERATOR_VERSION, REALISTIC_IR17, make_synth
+    from peakmixer.synth.benchmarks import REALISTIC_IR17, make_synth
     from peakmixer.synth.ir17_realistic import knobs_for, prepare, worker_count
+    from peakmixer.synth.render import GENERATOR_VERSION
 
     version = version or GENERATOR_VERSION
     t0 = time.perf_counter()

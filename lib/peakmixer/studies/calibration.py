@@ -31,7 +31,8 @@ from peakmixer.files import write_csv
 from peakmixer.metrics import multilabel_metrics
 from peakmixer.paths import DATA_DIR, REPO_ROOT, RESULTS_DIR, RUNS_DIR, TRAIN_PARAMS
 from peakmixer.provenance import git_sha
-from peakmixer.synth.benchmarks import Bac30Knobs, make_synth
+from peakmixer.synth.bac30 import Bac30Knobs
+from peakmixer.synth.benchmarks import make_synth
 
 STORE = RESULTS_DIR / "calibration.csv"
 PARAMS = TRAIN_PARAMS

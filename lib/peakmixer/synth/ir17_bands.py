@@ -1,5 +1,6 @@
 """The IR band table of the paper's 17 functional groups (`IR17_BANDS`), shared by the synthetic generators
-(`synth`, `synthir`), the figures' textbook bands (`textbook_bands`) and sim-to-real's band rule."""
+(`synth.ir17`, `synth.ir17_realistic`), the figures' textbook bands (`textbook_bands`) and sim-to-real's band
+rule."""
 
 from __future__ import annotations
 
