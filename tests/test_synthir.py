@@ -269,7 +269,7 @@ def test_version_8_draws_the_bands_that_each_molecule_carries():
 
 
 def test_version_9_renders_half_the_normal_mode_spectra_as_a_classical_md_run(monkeypatch):
-    import peakmixer.synth.ir17_realistic as synthir
+    import peakmixer.synth.ir17_lines as ir17_lines
 
     off = benchmarks.make_synth("synth-ir17", 150, 2, "9", p_md=0.0)
     v8 = benchmarks.make_synth("synth-ir17", 150, 2, "8")
@@ -300,7 +300,7 @@ def test_version_9_renders_half_the_normal_mode_spectra_as_a_classical_md_run(mo
 
     # The trajectory's estimate error is proportional to the spectrum: where there is no line there is no
     # noise, and on the lines the log ratio to the same rendering without it has an sd in the drawn range.
-    monkeypatch.setattr(synthir, "_MD_NOISE_SD", (1e-9, 1e-9))  # the same draws, a factor of 1
+    monkeypatch.setattr(ir17_lines, "_MD_NOISE_SD", (1e-9, 1e-9))  # the same draws, a factor of 1
     clean = benchmarks.render_components("synth-ir17", 300, 6, "9", p_md=1.0, **quiet)
     assert np.array_equal(clean.labels, md.labels)
     empty, strong = clean.X < 1e-4, clean.X > 0.05

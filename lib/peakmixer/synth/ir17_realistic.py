@@ -143,7 +143,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache, partial
@@ -155,11 +155,11 @@ from peakmixer.config import ConfigError, MissingFile
 from peakmixer.data.dataset import named_axis
 from peakmixer.data.labels import NIST17_NAMES, NIST17_SMARTS, compile_smarts, parse_smiles
 from peakmixer.synth.ir17_bands import IR17_BANDS
-from peakmixer.synth.normalmodes import ModeTable, nci_modes, table_digest
+from peakmixer.synth.ir17_lines import add_atmosphere, add_lines, add_modes, contour, saturate
+from peakmixer.synth.normalmodes import nci_modes, table_digest
 from peakmixer.synth.streams import child_seed, minmax_rows
 
 MASK_REACH = 2.0  # mask half-widening, in nominal FWHM x the largest width scale
-_REACH = 4.0  # lines are drawn on +-4 FWHM (a Lorentzian is 1.5% of its peak there)
 _MAX_SKELETON = 40
 _BLOCK = 1024  # rows per random stream (fixed: it defines the stream) and per worker task
 # Phase of each band of IR17_BANDS: free O-H and monomer acid bands in the gas phase, H-bonded ones condensed.
@@ -167,10 +167,6 @@ _GAS_ONLY = {"O-H stretch, free", "O-H stretch, monomer"}
 _CONDENSED_ONLY = {"O-H stretch, H-bonded", "O-H stretch, dimer (broad)"}
 # Count patterns for intensity: C-H bearing sp3 carbons for "alkane" (the label also fires on a bare C).
 _COUNT_OVERRIDE = {"alkane": "[CX4;H1,H2]"}
-_WATER = ((1350.0, 1950.0), (3550.0, 3950.0))
-_CO2 = ((2337.0, 12.0, 1.0), (2361.0, 12.0, 0.9), (667.0, 6.0, 0.5))  # centre, FWHM, relative amplitude
-
-
 # Knobs that versions 5 to 9 added, at their "off" value.
 _LATER: dict[str, float | bool] = {
     "gas_max_atoms": 0,
@@ -181,23 +177,6 @@ _LATER: dict[str, float | bool] = {
     "band_chemistry": False,
     "p_md": 0.0,
 }
-# Version 6's normal-mode spectra: MMFF94 stretches run a few % high (normalmodes), so their one frequency
-# scale per spectrum is drawn below and around 1; a line's nominal FWHM (cm-1) before the width scale.
-_PHYSICS_SCALE = (0.95, 1.03)
-_PHYSICS_FWHM = 10.0
-# MMFF94 puts O-H and N-H stretches above this and C-H stretches below it (but an alkyne's, whose carbon is
-# none of the four groups below): a mode of those groups above it is an X-H stretch.
-_XH_STRETCH = 3150.0
-_CH_STRETCH = 2700.0  # ... and C-H stretches above this (bends and C-C stretches lie far below)
-# Version 7's saturated spectra: the peak absorbance (log-uniform) and the stray light's share of the beam
-# (log-uniform), which caps the measured absorbance near -log10(stray) (module docstring).
-_PEAK_ABSORBANCE = (0.5, 5.0)
-_STRAY_LIGHT = (1e-3, 3e-2)
-# Version 9's molecular-dynamics spectra (module docstring): the C-H stretch factor of fixed charges, the
-# exponent range of the classical intensities' 1 / wavenumber, and the estimate's log-normal noise sd range.
-_MD_CH_FACTOR = (0.25, 1.0)
-_MD_CLASSICAL_POWER = (0.0, 1.0)
-_MD_NOISE_SD = (0.15, 0.7)
 # Version 8: a table band of a group's sub-type shows when the molecule has the sub-type (Silverstein ch. 2;
 # Socrates 2001), instead of by a coin flip with the band's share: the halogen's own C-X stretch, the aryl-O
 # stretch of aryl ethers, the O-CH3 C-H stretch of methoxy groups, the CH2 rock of chains of four, the N-H
@@ -219,16 +198,6 @@ _BAND_SMARTS: dict[tuple[str, str], str] = {
 # it is the band that makes an alcohol's spectrum one.
 _ALWAYS = {("alcohols", "O-H stretch, free"), ("alcohols", "O-H stretch, H-bonded"),
            ("carboxylic acids", "O-H stretch, monomer")}  # fmt: skip
-# Condensed-phase H-bonding of O-H and N-H stretches (Silverstein ch. 2: free O-H 3650 -> bonded
-# 3200-3550, broad; acid dimers 2500-3300; N-H shifts ~100 cm-1): per group, the largest relative red shift
-# and the largest FWHM factor, both reached at a spectrum's full H-bond level (uniform in [0, 1]). The most
-# specific group first: an X-H stretch takes the first of its groups (an acid's O-H is also an "alcohol").
-_HBOND = {
-    "carboxylic acids": (0.20, 25.0),
-    "alcohols": (0.12, 15.0),
-    "amides": (0.04, 4.0),
-    "amines": (0.04, 4.0),
-}
 
 
 @dataclass(frozen=True)
@@ -511,10 +480,10 @@ def _render_block(
         centre = (b.lo + (b.hi - b.lo) * u[j, 0, rows]) * scale[rows] * jitter[j, rows]
         fwhm = np.maximum(b.fwhm * width[rows] * np.clip(np.exp(0.15 * g[j, 0, rows]), 0.8, 1.25), 4.0)
         amp = b.rel * group_level[rows, b.label] * np.exp(k.band_spread * g[j, 1, rows])
-        for line in _contour(rows, centre, fwhm, amp, eta[rows], gas[rows], branch_gap[rows], q_branch[rows]):
-            _add_lines(X, ax32, *line)
+        for line in contour(rows, centre, fwhm, amp, eta[rows], gas[rows], branch_gap[rows], q_branch[rows]):
+            add_lines(X, ax32, *line)
             if comp is not None:
-                _add_lines(comp.reshape(-1, len(axis)), ax32, line[0] * n_groups + b.label, *line[1:])
+                add_lines(comp.reshape(-1, len(axis)), ax32, line[0] * n_groups + b.label, *line[1:])
 
     # Skeleton: label-free bands, more for bigger molecules, mostly in the fingerprint region. A molecule
     # without any of the groups (version 5) has a few strong fundamentals anywhere instead (X-H stretches of
@@ -535,17 +504,31 @@ def _render_block(
         fwhm = np.maximum((8.0 + 20.0 * s[2, slot, rows]) * width[rows], 4.0)
         amp = np.exp(lo_amp[rows] + (np.log(k.skeleton_max) - lo_amp[rows]) * s[3, slot, rows])
         gas_free = gas[rows] & free[rows]
-        for line in _contour(rows, centre, fwhm, amp, eta[rows], gas_free, branch_gap[rows], q_branch[rows]):
-            _add_lines(X, ax32, *line)
+        for line in contour(rows, centre, fwhm, amp, eta[rows], gas_free, branch_gap[rows], q_branch[rows]):
+            add_lines(X, ax32, *line)
     if k.p_physics > 0:
         rows = np.flatnonzero(physics)
-        _add_modes(
-            X, comp, ax32, rng, k, modes, row_of[mol[rows]], rows, width, eta, gas, branch_gap, q_branch
+        masks = ir17_v3_masks(axis, k) if comp is not None else None
+        add_modes(
+            X,
+            comp,
+            masks,
+            ax32,
+            rng,
+            k,
+            modes,
+            row_of[mol[rows]],
+            rows,
+            width,
+            eta,
+            gas,
+            branch_gap,
+            q_branch,
         )
 
     if k.p_saturated > 0:
-        _saturate(X, rng, k.p_saturated)
-    _add_atmosphere(X, ax32, rng, k)
+        saturate(X, rng, k.p_saturated)
+    add_atmosphere(X, ax32, rng, k)
     peak = X.max(axis=1)
     peak[peak <= 0] = 1.0
     # Baseline and noise relative to the spectrum's strongest band; float32 and in place (speed).
@@ -598,210 +581,3 @@ def _mode_rows() -> np.ndarray:
     table, pool = nci_modes(), molecule_pool()
     row = {smi: m for m, smi in enumerate(table.smiles) if table.treated[m]}
     return np.array([row.get(smi, -1) for smi in pool.smiles], dtype=np.int64)
-
-
-def _add_modes(
-    X: np.ndarray,
-    comp: np.ndarray | None,
-    ax32: np.ndarray,
-    rng: np.random.Generator,
-    k: IR17V3Knobs,
-    table: ModeTable,
-    molecules: np.ndarray,
-    rows: np.ndarray,
-    width: np.ndarray,
-    eta: np.ndarray,
-    gas: np.ndarray,
-    gap: np.ndarray,
-    q: np.ndarray,
-) -> None:
-    """Version 6: the normal modes of each row's molecule (`table` rows `molecules`), randomised as the band
-    table's bands are (one frequency scale, per-band frequency error and intensity factors, per group a
-    level), condensed-phase X-H stretches H-bonded. A mode counts to its group's component only inside the
-    group's mask (outside it, it is a skeleton mode of the group's atoms)."""
-    n, n_groups = len(X), len(NIST17_NAMES)
-    start, stop = table.offsets[molecules], table.offsets[molecules + 1]
-    count = stop - start
-    row = np.repeat(rows, count)
-    # each row's modes start .. stop, laid end to end: a running index shifted by each row's own offset
-    mode = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
-    wn, amp, bits = table.wavenumber[mode], table.intensity[mode].copy(), table.groups[mode]
-    member = ((bits[:, None] >> np.arange(n_groups, dtype=np.uint32)) & 1).astype(bool)  # (modes, K)
-    scale = rng.uniform(*_PHYSICS_SCALE, n)
-    hbond = rng.random(n)
-    level = np.exp(k.intensity_spread * rng.standard_normal((n, n_groups)))
-    error = np.clip(rng.standard_normal(wn.size), -2.0, 2.0)
-    spread = rng.standard_normal(wn.size)
-    ch = (wn > _CH_STRETCH) & (wn <= _XH_STRETCH)
-    if k.ch_stretch_max > 1.0:  # version 7: this spectrum's C-H flux, 1 to sqrt(max) x normalmodes' (squared)
-        brighter = np.exp(rng.uniform(0.0, np.log(k.ch_stretch_max), n))
-        amp[ch] *= brighter[row[ch]]
-    md = np.zeros(n, dtype=bool)
-    if k.p_md > 0:  # version 9: a classical MD run's spectrum of these modes (module docstring)
-        md[rows] = rng.random(rows.size) < k.p_md
-        fixed = np.exp(rng.uniform(*np.log(_MD_CH_FACTOR), n))
-        power = rng.uniform(*_MD_CLASSICAL_POWER, n)
-        on = md[row]
-        fixed_ch = ch & on
-        amp[fixed_ch] = table.intensity[mode[fixed_ch]] * fixed[row[fixed_ch]]  # fixed charges, not v7's flux
-        amp[on] *= (wn[on] / 1000.0) ** -power[row[on]]
-        gas = gas & ~md  # a liquid box: H-bonded X-H stretches, no rotational contours
-    centre = wn * scale[row] * (1.0 + k.band_jitter * error)
-    fwhm = np.full(wn.size, _PHYSICS_FWHM) * width[row]
-    stretch = (wn > _XH_STRETCH) & ~gas[row]
-    done = np.zeros(wn.size, dtype=bool)
-    for name, (shift, broad) in _HBOND.items():
-        bonded = member[:, NIST17_NAMES.index(name)] & stretch & ~done
-        centre[bonded] *= 1.0 - shift * hbond[row[bonded]]
-        fwhm[bonded] *= 1.0 + (broad - 1.0) * hbond[row[bonded]]
-        done |= bonded
-    fwhm = np.maximum(fwhm, 4.0)
-    amp *= np.exp(k.band_spread * spread)
-    grouped = member.any(axis=1)
-    first = member.argmax(axis=1)
-    amp[grouped] *= level[row[grouped], first[grouped]]
-    for line in _contour(row, centre, fwhm, amp, eta[row], gas[row], gap[row], q[row]):
-        _add_lines(X, ax32, *line, repeated=True)
-    if md.any():  # the estimate's error, proportional to the spectrum (only the modes are in X's rows yet)
-        noisy = np.flatnonzero(md)
-        sd = np.exp(rng.uniform(*np.log(_MD_NOISE_SD), noisy.size)).astype(np.float32)
-        factor = rng.standard_normal((noisy.size, X.shape[1]), dtype=np.float32)
-        factor *= sd[:, None]
-        X[noisy] *= np.exp(factor - sd[:, None] ** 2 / 2)  # mean 1: the band areas stay as they were
-    if comp is None:
-        return
-    # A group's own modes whose line (centre, and +-1.5 FWHM beyond its gas-phase lobes) lies in its mask.
-    reach = 1.5 * fwhm + np.where(gas[row], gap[row] / 2, 0.0)
-    masks = ir17_v3_masks(named_axis("ir"), k)
-    inside = member.copy()
-    for edge in (centre - reach, centre, centre + reach):
-        inside &= masks[:, np.clip(np.searchsorted(ax32, edge), 0, len(ax32) - 1)].T
-    m, g = np.nonzero(inside)
-    key = row[m] * n_groups + g  # the rows of comp's (N * K, L) view: spectrum x group
-    for line in _contour(key, centre[m], fwhm[m], amp[m], eta[row[m]], gas[row[m]], gap[row[m]], q[row[m]]):
-        _add_lines(comp.reshape(-1, len(ax32)), ax32, *line, repeated=True)
-
-
-def _contour(
-    rows: np.ndarray,
-    centre: np.ndarray,
-    fwhm: np.ndarray,
-    amp: np.ndarray,
-    eta: np.ndarray,
-    gas: np.ndarray,
-    gap: np.ndarray,
-    q: np.ndarray,
-) -> list[tuple[np.ndarray, ...]]:
-    """The lines of one band, as parts each with distinct rows: one line per row, or in the gas phase P and R
-    lobes (and a sharp Q)."""
-    g = gas & (fwhm < 100.0)  # broad bands have no resolved contour
-    parts = [(rows[~g], centre[~g], fwhm[~g], amp[~g], eta[~g])]
-    lobe = np.maximum(0.6 * fwhm[g], 4.0)
-    for side in (-0.5, 0.5):
-        parts.append((rows[g], centre[g] + side * gap[g], lobe, 0.6 * amp[g], eta[g]))
-    qq = g & q
-    parts.append((rows[qq], centre[qq], np.maximum(0.25 * fwhm[qq], 4.0), 0.8 * amp[qq], eta[qq]))
-    return [p for p in parts if p[0].size]
-
-
-def _add_lines(
-    out: np.ndarray,
-    ax32: np.ndarray,
-    rows: np.ndarray,
-    centre: np.ndarray,
-    fwhm: np.ndarray,
-    amp: np.ndarray,
-    eta: np.ndarray,
-    *,
-    repeated: bool = False,
-) -> None:
-    """``out[rows[i]] += amp[i] * pseudo-Voigt(centre[i], fwhm[i], eta[i])`` on +-4 FWHM windows. `rows` are
-    distinct (a fancy-index += adds a repeated row once) unless `repeated` (a molecule's many modes): then
-    the lines of each row are summed first."""
-    if not repeated:
-        for sel, cols, v in _line_windows(ax32, centre, fwhm, amp, eta):
-            out[rows[sel, None], cols] += v
-        return
-    length = len(ax32)
-    distinct, slot = np.unique(rows, return_inverse=True)
-    dense = np.zeros(distinct.size * length)
-    for sel, cols, v in _line_windows(ax32, centre, fwhm, amp, eta):
-        dense += np.bincount((slot[sel, None] * length + cols).ravel(), v.ravel(), dense.size)
-    out[distinct] += dense.reshape(distinct.size, length).astype(np.float32)
-
-
-def _line_windows(
-    ax32: np.ndarray, centre: np.ndarray, fwhm: np.ndarray, amp: np.ndarray, eta: np.ndarray
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per group of lines with one window size: the lines (indices), their axis columns and values."""
-    if centre.size == 0:
-        return
-    length = len(ax32)
-    dx = float(ax32[1] - ax32[0])
-    # Lines are grouped by window size (a broad O-H band must not widen every sharp line's window).
-    need = np.ceil(_REACH * fwhm / dx)
-    bucket = np.minimum(8 * np.ceil(np.maximum(need, 1) / 8), length // 2).astype(int)  # few window sizes
-    for half in np.unique(bucket):
-        sel = np.flatnonzero(bucket == half)
-        half = int(half)
-        width = min(2 * half + 1, length)
-        start = np.clip(np.searchsorted(ax32, centre[sel]) - half, 0, length - width)
-        cols = start[:, None] + np.arange(width)
-        d = (ax32[cols] - centre[sel, None].astype(np.float32)) / fwhm[sel, None].astype(np.float32)
-        d *= d
-        gauss = np.exp(np.float32(-4.0 * np.log(2.0)) * d)
-        lorentz = 1.0 / (1.0 + 4.0 * d)
-        e = eta[sel, None].astype(np.float32)
-        v = (1.0 - e) * gauss + e * lorentz
-        v *= amp[sel, None].astype(np.float32)
-        yield sel, cols, v
-
-
-def _saturate(X: np.ndarray, rng: np.random.Generator, share: float) -> None:
-    """Version 7: on `share` of the spectra, strong bands beyond the linear range. Rows scaled to a peak
-    absorbance A, then measured through stray light s: A' = -log10((10^-A + s) / (1 + s)), flat-topped near
-    -log10(s) where A is far above it; weak bands stay nearly linear."""
-    n = len(X)
-    rows = np.flatnonzero(rng.random(n) < share)
-    peak_abs = np.exp(rng.uniform(*np.log(_PEAK_ABSORBANCE), n))[rows]
-    stray = np.exp(rng.uniform(*np.log(_STRAY_LIGHT), n))[rows]
-    peak = X[rows].max(axis=1)
-    peak[peak <= 0] = 1.0
-    a = X[rows] * (peak_abs / peak)[:, None]
-    X[rows] = -np.log10((10.0 ** (-a) + stray[:, None]) / (1.0 + stray[:, None]))
-
-
-def _add_atmosphere(X: np.ndarray, ax32: np.ndarray, rng: np.random.Generator, k: IR17V3Knobs) -> None:
-    """Residual water-vapour lines and the CO2 bands, of either sign, on a share of the spectra."""
-    n = len(X)
-    which = rng.random(n) < k.p_atmosphere
-    level = rng.uniform(0.005, 0.06, n) * rng.choice([-1.0, 1.0], n)
-    n_water = 30
-    spans = np.array(_WATER)
-    pick = rng.integers(0, len(spans), (n, n_water))
-    pos = spans[pick, 0] + (spans[pick, 1] - spans[pick, 0]) * rng.random((n, n_water))
-    strength = rng.exponential(1.0, (n, n_water))
-    rows = np.flatnonzero(which)
-    if rows.size == 0:
-        return
-    for line in range(n_water):
-        _add_lines(
-            X,
-            ax32,
-            rows,
-            pos[rows, line],
-            np.full(rows.size, 4.0),
-            level[rows] * 0.4 * strength[rows, line],
-            np.full(rows.size, 0.5),
-        )
-    co2 = rng.uniform(0.0, 1.0, n)
-    for centre, fwhm, rel in _CO2:
-        _add_lines(
-            X,
-            ax32,
-            rows,
-            np.full(rows.size, centre),
-            np.full(rows.size, fwhm),
-            level[rows] * co2[rows] * rel,
-            np.zeros(rows.size),
-        )
