@@ -16,8 +16,9 @@ from peakmixer.studies.ipeval import (
     rescore_text,
     table1,
 )
-from peakmixer.studies.store import load_study, read_store
-from peakmixer.studies.sweep import read_results, run_sweep
+from peakmixer.studies.results import load_study, read_store
+from peakmixer.studies.store import read_results
+from peakmixer.studies.sweep import run_sweep
 from peakmixer.train.checkpoint import export_model
 
 SCORES = {"n_spectra": 5, "score": {"n_perturb_samples": 2, "sensitivity_samples": 2}}

@@ -10,7 +10,7 @@ from peakmixer.data import download
 from peakmixer.data.labels import BAC30_CLASSES, NIST17_NAMES
 from peakmixer.models import profile_model
 from peakmixer.report.notebooks import PARAMS_DIR
-from peakmixer.studies.store import load_study
+from peakmixer.studies.results import load_study
 from peakmixer.studies.sweep import PROTOCOLS, plan, stage_configs
 from peakmixer.train.checkpoint import build_from_config
 

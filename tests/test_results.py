@@ -10,19 +10,11 @@ from scipy import stats
 from peakmixer.data.dataset import toy_dataset
 from peakmixer.report import docs as readme
 from peakmixer.studies import store as results
-from peakmixer.studies.store import (
-    claims,
-    load_study,
-    read_store,
-    rows_of,
-    run_studies,
-    spot_check,
-    spot_check_text,
-    store_report,
-    verdict_text,
-    welch_interval,
-)
-from peakmixer.studies.sweep import read_results, run_sweep
+from peakmixer.studies.claims import claims, verdict_text, welch_interval
+from peakmixer.studies.results import load_study, read_store, rows_of, run_studies, store_report
+from peakmixer.studies.spot_check import spot_check, spot_check_text
+from peakmixer.studies.store import read_results
+from peakmixer.studies.sweep import run_sweep
 
 TRAIN = {
     "model": {"input_length": 128, "hidden": 16, "mlp_hidden": 16, "mlp_layers": 1},

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from peakmixer.report.shipped import RealSet, ship
-from peakmixer.studies.store import load_study
+from peakmixer.studies.results import load_study
 from peakmixer.studies.sweep import run_sweep
 from peakmixer.train.checkpoint import load_checkpoint
 

@@ -15,15 +15,8 @@ import peakmixer
 from peakmixer.cli import main
 from peakmixer.config import ConfigError
 from peakmixer.data.dataset import toy_dataset
-from peakmixer.studies.sweep import (
-    SweepConfig,
-    SweepDataset,
-    load_sweep,
-    plan,
-    read_results,
-    run_sweep,
-    run_workers,
-)
+from peakmixer.studies.store import read_results
+from peakmixer.studies.sweep import SweepConfig, SweepDataset, load_sweep, plan, run_sweep, run_workers
 from peakmixer.train.checkpoint import load_checkpoint
 
 TRAIN = {
@@ -250,7 +243,7 @@ def test_an_ip_sweep_scores_every_run_and_keeps_the_scores_with_their_settings(t
 
 
 def test_a_pre_training_pinned_to_another_precision_keeps_its_rows_valid(tmp_path):
-    from peakmixer.studies.store import validate
+    from peakmixer.studies.results import validate
 
     data = toy_pretrain_dataset(tmp_path)
     data["train"] = {**data["train"], "precision": "bf16"}  # pre-training in bf16, fine-tuning in fp32
@@ -428,18 +421,18 @@ def _running(pid: int) -> bool:
 def test_rescoring_a_row_keeps_a_row_another_worker_appends_meanwhile(tmp_path, monkeypatch):
     from contextlib import contextmanager
 
-    from peakmixer.studies import sweep
+    from peakmixer.studies import store
 
     path, ready = tmp_path / "table.csv", tmp_path / "ready"
-    sweep._append(path, dict.fromkeys(sweep.COLUMNS, "") | {"run_id": "run1", "config_id": "c1"})
+    store.append_row(path, dict.fromkeys(store.COLUMNS, "") | {"run_id": "run1", "config_id": "c1"})
     other = (  # another worker process appends run2 once it is ready
-        "import pathlib, sys\nfrom peakmixer import sweep\n"
+        "import pathlib, sys\nfrom peakmixer.studies import store\n"
         f"pathlib.Path({str(ready)!r}).touch()\n"
-        f"sweep._append(pathlib.Path({str(path)!r}), dict.fromkeys(sweep.COLUMNS, '') | "
+        f"store.append_row(pathlib.Path({str(path)!r}), dict.fromkeys(store.COLUMNS, '') | "
         "{'run_id': 'run2', 'config_id': 'c2'})\n"
     )
-    lib = str(Path(sweep.__file__).parents[1])
-    real = sweep.atomic
+    lib = str(Path(store.__file__).parents[2])
+    real = store.atomic
 
     @contextmanager
     def rewrite_late(target):  # the re-scoring worker has read the table; the other one appends now
@@ -456,11 +449,11 @@ def test_rescoring_a_row_keeps_a_row_another_worker_appends_meanwhile(tmp_path, 
         with real(target) as tmp:
             yield tmp
 
-    monkeypatch.setattr(sweep, "atomic", rewrite_late)
-    sweep._replace(path, "run1", {"scores_id": "new"})
-    monkeypatch.setattr(sweep, "atomic", real)
+    monkeypatch.setattr(store, "atomic", rewrite_late)
+    store.replace_row(path, "run1", {"scores_id": "new"})
+    monkeypatch.setattr(store, "atomic", real)
     assert rewrite_late.proc.wait(timeout=120) == 0
-    table = sweep.read_results(path)
+    table = store.read_results(path)
     assert (
         sorted(table["run_id"]) == ["run1", "run2"]
         and table.set_index("run_id").loc["run1", "scores_id"] == "new"

@@ -7,7 +7,7 @@ import argparse
 
 from peakmixer.config import add_threads_argument
 from peakmixer.data.dataset import load
-from peakmixer.studies.store import claims, summarize, verdict_text
+from peakmixer.studies.claims import claims, summarize, verdict_text
 from peakmixer.studies.sweep import dataset_path, load_sweep, run_sweep, run_workers
 
 

@@ -11,8 +11,8 @@ from peakmixer.files import write_text
 from peakmixer.paths import README
 from peakmixer.studies.calibration import readme_calibration
 from peakmixer.studies.ipeval import readme_ip_results
+from peakmixer.studies.results_section import readme_results
 from peakmixer.studies.sim2real_summary import readme_sim2real
-from peakmixer.studies.store import readme_results
 
 
 def _markers(section: str) -> tuple[str, str]:

@@ -29,8 +29,9 @@ from peakmixer.metrics import compute_metrics
 from peakmixer.models import profile_model
 from peakmixer.paths import MODELS_DIR
 from peakmixer.report.explain import Explainer
+from peakmixer.studies.results import load_study, read_store
 from peakmixer.studies.sim2real import RealSet, import_real
-from peakmixer.studies.store import find_run, load_study, read_store
+from peakmixer.studies.spot_check import find_run
 from peakmixer.studies.sweep import dataset_path, stage_configs
 from peakmixer.train.checkpoint import export_model, load_checkpoint
 

@@ -27,10 +27,10 @@ import pandas as pd
 
 from peakmixer.config import add_threads_argument
 from peakmixer.data.dataset import DatasetError, SpectraDataset, file_sha256, load
-from peakmixer.files import write_csv
 from peakmixer.metrics import multilabel_metrics
 from peakmixer.paths import DATA_DIR, REPO_ROOT, RESULTS_DIR, RUNS_DIR, TRAIN_PARAMS
 from peakmixer.provenance import git_sha
+from peakmixer.studies.store import write_tables
 from peakmixer.synth.bac30 import Bac30Knobs
 from peakmixer.synth.benchmarks import make_synth
 
@@ -279,8 +279,7 @@ def _table_row(path: Path, case: str, knobs: str, part: pd.DataFrame, *, several
 def _cli(args: argparse.Namespace) -> int:
     table = calibrate(seeds=args.seeds)
     if args.store:
-        STORE.parent.mkdir(parents=True, exist_ok=True)
-        write_csv(STORE, table)
+        write_tables({STORE: table})
         print(STORE)
     print(table[["case", "knobs", "seed", "stage", "metric", "value", "seconds"]].to_string(index=False))
     return 0

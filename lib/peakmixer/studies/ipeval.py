@@ -20,15 +20,10 @@ from peakmixer.config import from_dict
 from peakmixer.data.dataset import load
 from peakmixer.metrics import main_metric
 from peakmixer.paths import MODELS_DIR, REPO_ROOT
-from peakmixer.studies.store import (
-    find_run,
-    fmt_mean_sd,
-    judge,
-    load_study,
-    read_store,
-    study_facts,
-    where_and_how_long,
-)
+from peakmixer.studies.claims import judge, study_facts
+from peakmixer.studies.results import load_study, read_store
+from peakmixer.studies.results_section import fmt_mean_sd, where_and_how_long
+from peakmixer.studies.spot_check import find_run
 from peakmixer.studies.sweep import SweepConfig, dataset_path, stage_configs
 from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint, shipped_weights
 from peakmixer.train.config import TrainConfig

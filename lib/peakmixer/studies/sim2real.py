@@ -69,6 +69,7 @@ from peakmixer.studies.sim2real_scoring import (
     score,
     threshold_ceiling,
 )
+from peakmixer.studies.store import lock_of, locked
 from peakmixer.studies.textbook_rule import BANDS_NAME, textbook_rule
 from peakmixer.synth.benchmarks import VERSIONS, ensure_synth
 
@@ -329,40 +330,43 @@ def store_result(result: Sim2RealResult, store: Path = STORE) -> list[Path]:
     predictions tables, the rows of every generator `result` scored (version and set size) replace that
     generator's stored rows; all other rows stay (another set size, a version not run this time); rows are
     kept in version and set-size order. Of the textbook rule's table (`BANDS_NAME`), the rows of each set
-    scored replace that set's, real sets first."""
+    scored replace that set's, real sets first. Under the store's lock (`store.locked`): a second writer
+    waits."""
     store.parent.mkdir(parents=True, exist_ok=True)
-    stored = pd.read_csv(store, dtype={"version": str, "config_id": str}) if store.exists() else None
-    scored = _generators(result.table).unique()
-    tables: dict[Path, pd.DataFrame] = {}
-    for frame, path in (
-        (result.table, store),
-        (result.labels, store.with_name(LABELS_NAME)),
-        (result.predictions, store.with_name(PREDICTIONS_NAME)),
-    ):
-        if stored is not None and path.exists():
-            old = (
-                read_predictions(path)
-                if path.name == PREDICTIONS_NAME
-                else pd.read_csv(path, dtype={"version": str, "config_id": str})
+    with locked(lock_of(store)):  # read, merge and replace the four tables as one step
+        stored = pd.read_csv(store, dtype={"version": str, "config_id": str}) if store.exists() else None
+        scored = _generators(result.table).unique()
+        tables: dict[Path, pd.DataFrame] = {}
+        for frame, path in (
+            (result.table, store),
+            (result.labels, store.with_name(LABELS_NAME)),
+            (result.predictions, store.with_name(PREDICTIONS_NAME)),
+        ):
+            if stored is not None and path.exists():
+                old = (
+                    read_predictions(path)
+                    if path.name == PREDICTIONS_NAME
+                    else pd.read_csv(path, dtype={"version": str, "config_id": str})
+                )
+                old = with_set_size(old, stored)
+                frame = pd.concat([old[~_generators(old).isin(scored)], frame], ignore_index=True)
+            # by version and set size, whichever was stored last: the README's table and "first / last"
+            # follow it
+            frame = frame.sort_values(
+                ["version", "n_synthetic"],
+                key=lambda c: c.astype(str).str.zfill(8) if c.name == "version" else c.astype(int),
+                kind="stable",
             )
-            old = with_set_size(old, stored)
-            frame = pd.concat([old[~_generators(old).isin(scored)], frame], ignore_index=True)
-        # by version and set size, whichever was stored last: the README's table and "first / last" follow it
-        frame = frame.sort_values(
-            ["version", "n_synthetic"],
-            key=lambda c: c.astype(str).str.zfill(8) if c.name == "version" else c.astype(int),
-            kind="stable",
+            tables[path] = frame
+        # the textbook rule depends on a set alone: the sets scored now replace their rows, other sets' stay
+        path, bands = store.with_name(BANDS_NAME), result.bands
+        if path.exists():
+            old = pd.read_csv(path)
+            bands = pd.concat([old[~old["set"].isin(bands["set"])], bands], ignore_index=True)
+        tables[path] = bands.sort_values(
+            ["kind", "set"], key=lambda c: c.ne("real") if c.name == "kind" else c, kind="stable"
         )
-        tables[path] = frame
-    # the textbook rule depends on a set alone: the sets scored now replace their rows, other sets' stay
-    path, bands = store.with_name(BANDS_NAME), result.bands
-    if path.exists():
-        old = pd.read_csv(path)
-        bands = pd.concat([old[~old["set"].isin(bands["set"])], bands], ignore_index=True)
-    tables[path] = bands.sort_values(
-        ["kind", "set"], key=lambda c: c.ne("real") if c.name == "kind" else c, kind="stable"
-    )
-    return write_csvs(tables)  # the four tables are replaced together: a crash leaves them agreeing
+        return write_csvs(tables)  # replaced together: a crash leaves them agreeing
 
 
 def _generators(frame: pd.DataFrame) -> pd.Series:

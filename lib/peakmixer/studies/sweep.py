@@ -27,82 +27,27 @@ import numpy as np
 import pandas as pd
 
 from peakmixer.architecture import LAYERED_MIXERS, MIXERS
-from peakmixer.attribution.gradcam import SCORE_COLUMNS, RunScoring, score_run, scores_identity
+from peakmixer.attribution.gradcam import RunScoring, score_run, scores_identity
 from peakmixer.config import ConfigError, MissingFile, apply_overrides, from_dict, load_yaml, to_dict
 from peakmixer.data.dataset import SpectraDataset, file_sha256, load
-from peakmixer.files import atomic, write_text
+from peakmixer.files import write_text
 from peakmixer.provenance import git_sha, package_versions
+from peakmixer.studies.store import (
+    METRIC_COLUMNS,
+    append_row,
+    lock_of,
+    locked,
+    read_results,
+    replace_row,
+    row_state,
+    stored_ids,
+)
 from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint, shipped_weights
 from peakmixer.train.config import TrainConfig
 from peakmixer.train.device import default_threads, resolve_device, resolve_precision
 from peakmixer.train.identity import machine, planned_config_id
 from peakmixer.train.loop import train
 from peakmixer.train.prepare import prepare_split
-
-METRIC_COLUMNS = ("micro_f1", "macro_f1", "samples_f1", "hamming_accuracy", "emr", "accuracy")
-# One row per finished run: what it is, how it scored, how it ended, and where and with what it was made.
-COLUMNS = (
-    "run_id",
-    "config_id",
-    "init_id",
-    "dataset",
-    "synthetic",
-    "task",
-    "extractor",
-    "width",
-    "blocks",
-    "mixer",
-    "mixer_layers",
-    "seed",
-    "params",
-    "macs",
-    *METRIC_COLUMNS,
-    "all_negative_hamming_accuracy",
-    "best_epoch",
-    "best_val",
-    "epochs_run",
-    "epoch_cap",
-    "ended_by",
-    "train_seconds",
-    "pretrain_seconds",
-    "spectra_per_second",
-    "device",
-    "device_name",
-    "precision",
-    "threads",
-    "torch",
-    "data_sha256",
-    "git_sha",
-    "finished_at",
-    # interpretable-path runs, and runs scored for their explanations (`scores` of the sweep)
-    "ip_mode",
-    "ip_channels",
-    "pathway_pred_1",
-    "pathway_pred_2",
-    "pathway_pred_3",
-    *SCORE_COLUMNS,
-    "scores_id",
-)
-# Read as text whatever they look like: an all-digit id must not become an integer, nor "12e345" inf.
-TEXT_COLUMNS = (
-    "run_id",
-    "config_id",
-    "init_id",
-    "dataset",
-    "task",
-    "extractor",
-    "mixer",
-    "ended_by",
-    "device",
-    "device_name",
-    "precision",
-    "torch",
-    "data_sha256",
-    "git_sha",
-    "finished_at",
-    "ip_mode",
-    "scores_id",
-)
 
 
 @dataclass
@@ -344,19 +289,6 @@ def run_identity(
     return planned_config_id(tc, dataset, init_id=init_id, device_type=device_type, precision=precision)
 
 
-def row_state(config_id: str, scores_id: str, expected: str, scoring: RunScoring | None) -> tuple[str, str]:
-    """The one rule for a stored row, as (state, why): ``valid`` when its config id is `expected` (what the
-    code computes for its run on the row's own device type and precision, `run_identity`) and, for a scored
-    study, its scores id is what the score code gives that run; ``other run`` when the id differs (trained
-    with other settings, code or data); ``other scores`` when only the scores differ (its model can be
-    scored again). `results.validate` counts the store with it; a sweep acts on it."""
-    if config_id != expected:
-        return "other run", f"config id {config_id} != {expected}: settings, code or data changed"
-    if scoring is not None and scores_id != scores_identity(scoring, expected):
-        return "other scores", "its attribution scores were made with other settings or score code"
-    return "valid", ""
-
-
 def _row(run: Run, summary: dict[str, Any], pretrain_seconds: float, synthetic: bool, cap: int) -> dict:
     test = summary.get("test", {})
     spec = summary["model_spec"]
@@ -405,67 +337,6 @@ def _blocks(spec: dict[str, Any]) -> int:
     return 6 if spec["extractor"] == "respeak" else 1
 
 
-def read_results(path: str | Path) -> pd.DataFrame:
-    """A results table (ids and names read as text), or an empty one with the store's columns."""
-    path = Path(path)
-    if not path.exists():
-        return pd.DataFrame(columns=list(COLUMNS))
-    table = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
-    for c in TEXT_COLUMNS:
-        if c in table:
-            table[c] = table[c].fillna("")
-    if (
-        "ip_mode" in table
-    ):  # rows written before the column existed had the path off (their config id says so)
-        table["ip_mode"] = table["ip_mode"].replace("", "off")
-    return table
-
-
-def _stored(table: pd.DataFrame) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[str, str]]]:
-    """Per stored run: its config id, its scores id, and the device type and precision it was made with."""
-    known = dict(zip(table["run_id"], table["config_id"], strict=True))
-    scored = dict(zip(table["run_id"], table["scores_id"], strict=True)) if "scores_id" in table else {}
-    made_on = (
-        dict(zip(table["run_id"], zip(table["device"], table["precision"], strict=True), strict=True))
-        if {"device", "precision"} <= set(table)
-        else {}
-    )
-    return known, scored, made_on
-
-
-def _append(path: Path, row: dict[str, Any]) -> bool:
-    """Add one row unless the table already has that run (another process finished it meanwhile), under
-    the table's lock, rewriting it atomically so a kill never leaves half a line; True when added."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(_lock_of(path)):
-        old = read_results(path)
-        if row["run_id"] in set(old["run_id"]):
-            return False
-        new = pd.DataFrame([row])
-        table = new if old.empty else pd.concat([old, new], ignore_index=True)
-        with atomic(path) as tmp:
-            table.to_csv(tmp, index=False)
-    return True
-
-
-def _replace(path: Path, run_id: str, values: dict[str, Any], *, whole: bool = False) -> None:
-    """Set columns of one row (a run scored again; with `whole`, a run trained again: every column, those
-    `values` lack emptied), in its place, under the table's lock (a row another worker appends meanwhile is
-    kept), rewriting the table atomically."""
-    with _locked(_lock_of(path)):
-        table = read_results(path)
-        at = table.index[table["run_id"] == run_id]
-        if whole:
-            for key in set(table) - set(values):
-                table.loc[at, key] = "" if table[key].dtype == object else np.nan
-        for key, value in values.items():
-            if key not in table:
-                table[key] = np.nan
-            table.loc[at, key] = value
-        with atomic(path) as tmp:
-            table.to_csv(tmp, index=False)
-
-
 def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]) -> Path:
     """``<results>.json``: the sweep that writes the table, the machine, and the wall time spent so far
     (summed over runs: parallel workers' times add up)."""
@@ -484,22 +355,6 @@ def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]
     }
     write_text(path, json.dumps(info, indent=1, sort_keys=True, default=str))
     return path
-
-
-def _lock_of(table: Path) -> Path:
-    """The lock file of a results table (beside it, hidden)."""
-    return table.with_name(f".{table.name}.lock")
-
-
-@contextmanager
-def _locked(lock: Path):
-    """An exclusive lock on `lock` (a file) for the block; other processes wait for it."""
-    with open(lock, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -633,7 +488,7 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
     then it stays in the table, and counts, as what it is.
     """
     results = cfg.results_path
-    known, scored, made_on = _stored(read_results(results))
+    known, scored, made_on = stored_ids(read_results(results))
     scoring = from_dict(RunScoring, cfg.scores) if cfg.scores else None
     runs = plan(cfg)
     paths = {ds.name: dataset_path(cfg, ds) for ds in cfg.datasets}
@@ -647,7 +502,7 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
         config_id = run_identity(pre, tc, datasets[name])
         scores_id = scores_identity(scoring, config_id) if scoring else ""
         if skip_taken:  # another worker may have finished or re-scored it since this one started
-            known, scored, made_on = _stored(read_results(results))
+            known, scored, made_on = stored_ids(read_results(results))
         elsewhere = ""  # for the error below: the id the code plans on the row's own device and precision
         remake = ""  # the precision of a valid row this sweep trains again
         if run.run_id in known and known[run.run_id] != config_id and run.run_id in made_on:
@@ -685,7 +540,7 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
                     if progress:
                         print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}: scoring again", flush=True)
                     scores = _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
-                    _replace(results, run.run_id, scores)
+                    replace_row(results, run.run_id, scores)
                 scored[run.run_id] = scores_id
             continue
         waited = 0.0  # time spent waiting for another process's run is not this sweep's work
@@ -732,9 +587,9 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
             if scoring is not None:
                 row |= _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
             if remake:
-                _replace(results, run.run_id, row, whole=True)
-            if remake or _append(results, row):
-                with _locked(_lock_of(results)):  # workers add their times in turn
+                replace_row(results, run.run_id, row, whole=True)
+            if remake or append_row(results, row):
+                with locked(lock_of(results)):  # workers add their times in turn
                     _write_sidecar(cfg, time.perf_counter() - t0 - waited, hashes)
         known[run.run_id] = config_id
     table = read_results(results)
