@@ -11,7 +11,8 @@ import torch
 
 from peakmixer.cli import main
 from peakmixer.models import build_model, profile_model
-from peakmixer.studies.bench import benchmark_synth, inference_bytes, training_bytes, write_report
+from peakmixer.studies.bench import benchmark_synth, inference_bytes, training_bytes
+from peakmixer.studies.bench_report import write_report
 from peakmixer.train.device import resolve_precision
 from peakmixer.train.prepare import predict
 

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from peakmixer.cli import main
-from peakmixer.data.dataset import load, split_dataset, toy_dataset
+from peakmixer.data.dataset import load, toy_dataset
+from peakmixer.data.splits import split_dataset
 from peakmixer.train.config import load_config
 from peakmixer.train.loop import train
 

@@ -21,6 +21,7 @@ import pytest
 
 from peakmixer.data import cache
 from peakmixer.data import download as dl
+from peakmixer.data import prepare as prep
 from peakmixer.data.dataset import DatasetError, load
 from peakmixer.data.io import import_files
 from peakmixer.data.labels import NIST17_NAMES, functional_groups
@@ -155,9 +156,9 @@ def test_unreachable_host_gives_a_clear_message(tmp_path, capsys):
     with pytest.raises(dl.DownloadError, match=r"cannot reach 127\.0\.0\.1:\d+ .*Check your connection"):
         dl.download("toy", cache_dir=tmp_path, base_url=url, progress=False, reg=toy_registry(b"", None))
     parser = argparse.ArgumentParser()
-    dl.add_download_arguments(parser)
+    prep.add_download_arguments(parser)
     args = parser.parse_args(["bacteria", "--cache-dir", str(tmp_path), "--base-url", url, "--no-progress"])
-    assert dl.run_download(args) == 1
+    assert prep.run_download(args) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: cannot reach 127.0.0.1") and "Traceback" not in err
 
@@ -238,7 +239,7 @@ def test_bacteria_download_and_prepare(mirror, tmp_path):
     dl.download(
         "bacteria", cache_dir=tmp_path, base_url=mirror.url, progress=False, reg=mirrored("bacteria", mirror)
     )
-    ds = dl.prepare("bacteria", cache_dir=tmp_path, out=tmp_path / "b.npz")
+    ds = prep.prepare("bacteria", cache_dir=tmp_path, out=tmp_path / "b.npz")
     axis = np.load(tmp_path / "bacteria" / "wavenumbers.npy")
     X_ref = np.load(tmp_path / "bacteria" / "X_reference.npy")
     assert ds.task == "multiclass" and ds.label_names == list(dl.HO_STRAINS) and len(ds) == 120
@@ -249,7 +250,7 @@ def test_bacteria_download_and_prepare(mirror, tmp_path):
     assert dl.HO_ANTIBIOTICS[groups[ds.y.tolist().index(17)]] == "Vancomycin"  # MRSA 2
     assert dl.HO_ANTIBIOTICS[groups[ds.y.tolist().index(0)]] == "Caspofungin"  # C. albicans
     assert ds.provenance["y_group_names"] == list(dl.HO_ANTIBIOTICS)
-    clinical = dl.prepare("bacteria", cache_dir=tmp_path, clinical=True)
+    clinical = prep.prepare("bacteria", cache_dir=tmp_path, clinical=True)
     assert clinical.label_names == list(dl.HO_ANTIBIOTICS) and set(clinical.y.tolist()) == {0, 3}
     assert np.bincount(clinical.extras["patient"]).tolist() == [400, 400, 100, 100]
 
@@ -268,7 +269,7 @@ def test_qm9s_download_converts_smarts_and_prepares(mirror, tmp_path, monkeypatc
     )
     assert (folder / cache.SMARTS_957).read_text().splitlines()[1:] == ["[CH3]", "[OX2H]", "c", "[NX1]#[CX2]"]
     assert cache.smarts_957_path(tmp_path) == folder / cache.SMARTS_957
-    ds = dl.prepare("qm9s", cache_dir=tmp_path)
+    ds = prep.prepare("qm9s", cache_dir=tmp_path)
     assert ds.ids == ["qm9s#0", "qm9s#1", "qm9s#2"] and ds.provenance["n_dropped"] == 1  # "C1CC" is no SMILES
     assert ds.y.tolist() == [[1, 1, 0, 0], [1, 0, 0, 1], [0, 0, 1, 0]]
     np.testing.assert_array_equal(ds.axis, np.linspace(500, 4000, 20))
@@ -299,7 +300,7 @@ def test_smarts_pickle_that_names_code_is_refused(tmp_path):
 def test_multimodal_download_and_prepare(mirror, tmp_path):
     reg = mirrored("multimodal-ir", mirror)
     dl.download("multimodal-ir", cache_dir=tmp_path, base_url=mirror.url, progress=False, reg=reg)
-    ds = dl.prepare("multimodal-ir", cache_dir=tmp_path)
+    ds = prep.prepare("multimodal-ir", cache_dir=tmp_path)
     assert len(ds) == 4 and ds.label_names == list(NIST17_NAMES) and ds.length == 1024
     np.testing.assert_array_equal(ds.y, functional_groups(["CCO", "CC(C)=O", "Cc1ccccc1", "CC#N"]))
     assert sum(len(v) for v in ds.splits.values()) == 4
@@ -318,7 +319,7 @@ def test_nist_ir_needs_the_manual_step_then_prepares(tmp_path):
                 " ".join("1" if i == k else "0" for i in range(17))
             )
     assert dl.download("nist-ir", cache_dir=tmp_path) == tmp_path / "nist-ir"
-    ds = dl.prepare("nist-ir", cache_dir=tmp_path)
+    ds = prep.prepare("nist-ir", cache_dir=tmp_path)
     assert len(ds) == 6 and ds.axis[0] == 400 and ds.axis[-1] == 4000 and ds.length == 3602
     assert ds.ids[:2] == ["train/m0.npy", "train/m1.npy"] and ds.y[1, 1] == 1 and ds.y.sum() == 6
     assert list(ds.splits) == ["train", "val", "test"]
@@ -344,13 +345,13 @@ def test_nist_webbook_fetcher_is_opt_in_throttled_and_cached(mirror, tmp_path):
 
 def test_cli_list_names_every_dataset(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    dl.add_download_arguments(parser)
-    assert dl.run_download(parser.parse_args(["--list", "--cache-dir", str(tmp_path)])) == 0
+    prep.add_download_arguments(parser)
+    assert prep.run_download(parser.parse_args(["--list", "--cache-dir", str(tmp_path)])) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in dl.list_datasets()) and "licence" in out
 
 
 def test_prepare_before_download_says_what_to_run(tmp_path):
     with pytest.raises(DatasetError, match="data download bacteria"):
-        dl.prepare("bacteria", cache_dir=tmp_path)
+        prep.prepare("bacteria", cache_dir=tmp_path)
     assert not Path(tmp_path / "bacteria").exists()

@@ -215,7 +215,8 @@ def test_run_all_smoke_04_gradcam(smoke):
 
 def users_run(tmp_path: Path, name: str, data: Path) -> Path:
     """A tiny run of a user's own dataset (split 0.5 / 0.25 / 0.25); returns its best.pt."""
-    from peakmixer.data.dataset import load, split_dataset
+    from peakmixer.data.dataset import load
+    from peakmixer.data.splits import split_dataset
     from peakmixer.train.config import load_config
     from peakmixer.train.loop import train
 

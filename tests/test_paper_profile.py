@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from peakmixer.data import download
+from peakmixer.data import download, prepare
 from peakmixer.data.labels import BAC30_CLASSES, NIST17_NAMES
 from peakmixer.models import profile_model
 from peakmixer.report.notebooks import PARAMS_DIR
@@ -34,7 +34,7 @@ def test_the_paper_profile_names_studies():
 def test_a_paper_study_builds_profiles_and_knows_its_data_and_recipes(name):
     cfg = load_study(name)
     for ds in cfg.datasets:
-        assert ds.name in download.list_datasets() and ds.name in download.recipes(), ds.name
+        assert ds.name in download.list_datasets() and ds.name in prepare.recipes(), ds.name
         assert ds.recipe in PROTOCOLS, f"{ds.name}: no training recipe {ds.recipe!r}"
     seen = {}
     for run in plan(cfg):

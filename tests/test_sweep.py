@@ -16,7 +16,8 @@ from peakmixer.cli import main
 from peakmixer.config import ConfigError
 from peakmixer.data.dataset import toy_dataset
 from peakmixer.studies.store import read_results
-from peakmixer.studies.sweep import SweepConfig, SweepDataset, load_sweep, plan, run_sweep, run_workers
+from peakmixer.studies.sweep import SweepConfig, SweepDataset, load_sweep, plan, run_sweep
+from peakmixer.studies.workers import run_workers
 from peakmixer.train.checkpoint import load_checkpoint
 
 TRAIN = {

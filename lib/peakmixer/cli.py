@@ -26,7 +26,7 @@ from pathlib import Path
 
 from peakmixer.architecture import IP_MODES
 from peakmixer.config import add_threads_argument
-from peakmixer.data.io.batch import add_label_arguments, add_source_arguments
+from peakmixer.data.io.arguments import add_label_arguments, add_source_arguments
 from peakmixer.files import write_text
 
 
@@ -104,7 +104,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     import tempfile
 
     from peakmixer.data.dataset import DatasetError
-    from peakmixer.data.io.batch import import_from_args
+    from peakmixer.data.io.arguments import import_from_args
     from peakmixer.data.io.dataset_file import is_dataset_path
     from peakmixer.train.checkpoint import checkpoint_axis, load_checkpoint
     from peakmixer.train.evaluate import evaluate_checkpoint
@@ -193,7 +193,8 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from peakmixer.studies.bench import benchmark, benchmark_synth, describe_result, write_report
+    from peakmixer.studies.bench import benchmark, benchmark_synth, describe_result
+    from peakmixer.studies.bench_report import write_report
 
     if args.report:
         print(write_report(Path(args.report), quick=args.quick))

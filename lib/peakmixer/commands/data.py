@@ -22,7 +22,8 @@ def _import(args: argparse.Namespace) -> int:
 
 def _split(args: argparse.Namespace) -> int:
     from peakmixer.config import ConfigError
-    from peakmixer.data.dataset import DatasetError, describe_dataset, load, refuse_to_replace, split_dataset
+    from peakmixer.data.dataset import DatasetError, describe_dataset, load, refuse_to_replace
+    from peakmixer.data.splits import split_dataset
 
     try:
         fractions = [float(f) for f in args.fractions.split(",")]
@@ -64,7 +65,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from peakmixer.data.download import run_download
+    from peakmixer.data.prepare import run_download
 
     return run_download(args)
 
@@ -82,8 +83,8 @@ def _modes(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from peakmixer.data.download import add_download_arguments
     from peakmixer.data.io import add_import_arguments
+    from peakmixer.data.prepare import add_download_arguments
     from peakmixer.synth.benchmarks import add_synth_arguments
 
     data = sub.add_parser("data", help="make, import or download datasets")

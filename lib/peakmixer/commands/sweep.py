@@ -8,7 +8,8 @@ import argparse
 from peakmixer.config import add_threads_argument
 from peakmixer.data.dataset import load
 from peakmixer.studies.claims import claims, summarize, verdict_text
-from peakmixer.studies.sweep import dataset_path, load_sweep, run_sweep, run_workers
+from peakmixer.studies.sweep import dataset_path, load_sweep, run_sweep
+from peakmixer.studies.workers import run_workers
 
 
 def _cli(args: argparse.Namespace) -> int:

@@ -32,14 +32,8 @@ from tqdm import tqdm
 from peakmixer.attribution.gradcam import cams_for, mean_class_cams, subsets_of
 from peakmixer.config import MissingFile, add_threads_argument, from_dict
 from peakmixer.data.dataset import SPECTRUM_KINDS, DatasetError, SpectraDataset, load
-from peakmixer.data.io.batch import (
-    ReadSpectra,
-    Rejection,
-    add_source_arguments,
-    csv_options,
-    expand_sources,
-    read_spectra,
-)
+from peakmixer.data.io.arguments import add_source_arguments, csv_options
+from peakmixer.data.io.batch import ReadSpectra, Rejection, expand_sources, read_spectra
 from peakmixer.data.io.csv import CsvOptions
 from peakmixer.data.io.dataset_file import is_dataset_path
 from peakmixer.data.split_record import check_scored_split

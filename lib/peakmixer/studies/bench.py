@@ -17,25 +17,18 @@ activation a layer hands on. `--synth` times the synthetic generators instead. B
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from peakmixer.config import MissingFile
-from peakmixer.files import write_text
 from peakmixer.models import build_model, describe, profile_model
-from peakmixer.paths import TRAIN_PARAMS
 from peakmixer.train.device import (
     autocast,
     cpu_fields,
@@ -225,7 +218,7 @@ def _infer(net: torch.nn.Module, x: torch.Tensor, dev, precision: str, *, infere
         net(x)
 
 
-_PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def matmul_gmacs(dev: torch.device, precision: str, seconds: float = 0.3) -> float:
@@ -234,8 +227,8 @@ def matmul_gmacs(dev: torch.device, precision: str, seconds: float = 0.3) -> flo
     for about `seconds` (a CPU without native fp16 or bf16 arithmetic is slow at it: a fixed count could take
     minutes there)."""
     n = 8192 if dev.type == "cuda" else 1024
-    a = torch.randn(n, n, device=dev).to(_PEAK_DTYPES[precision])
-    b = torch.randn(n, n, device=dev).to(_PEAK_DTYPES[precision])
+    a = torch.randn(n, n, device=dev).to(PEAK_DTYPES[precision])
+    b = torch.randn(n, n, device=dev).to(PEAK_DTYPES[precision])
     once = _time(lambda: torch.mm(a, b), 1, dev)
     reps = max(1, int(seconds / max(once, 1e-6)))
     return n**3 * reps / _time(lambda: torch.mm(a, b), reps, dev) / 1e9
@@ -250,7 +243,7 @@ def roofline(eager: dict[str, Any], macs: float, dev: torch.device) -> dict[str,
     the matmul rate is measured briefly (1024 x 1024 on a CPU) on a machine that may be busy, and a model's
     small convolutions seldom run as fast as one large matmul; a measured ratio above it says the estimate
     was low."""
-    peaks = {p: matmul_gmacs(dev, p) for p in _PEAK_DTYPES}
+    peaks = {p: matmul_gmacs(dev, p) for p in PEAK_DTYPES}
     achieved = {
         "train": 3 * macs * eager["train_spectra_per_s"] / 1e9,
         "infer": macs * eager["infer_spectra_per_s"] / 1e9,
@@ -331,14 +324,14 @@ def benchmark(
         "roofline": roofline(out["eager"], macs, dev),
         "config": config,
         "model": describe(model.spec),
-        "device": _device_name(dev),
+        "device": device_name(dev),
         "cpu": cpu_kernel_flags(),
         "skipped": skipped,
         "process_peak_rss_mb": _process_peak_rss_mb(),
     }
 
 
-def _device_name(dev: torch.device) -> str:
+def device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(dev)}"
     return f"cpu: {cpu_model()} ({os.cpu_count()} cores)"
@@ -388,322 +381,3 @@ def describe_result(result: dict[str, Any]) -> str:
         f"x{roof['ceiling']['infer']:.2f}"
     )
     return "\n".join(lines)
-
-
-# --- the report ------------------------------------------------------------------------------------
-
-# The issue's reference configurations: the paper-size model (width 160, K = 957) and the Fig. 1 width.
-REPORT_MODELS = (
-    {"width": 160, "blocks": 6, "mixer_layers": 4, "n_classes": 957},
-    {"width": 64, "blocks": 6, "mixer_layers": 4, "n_classes": 17},
-)
-
-
-def _bench_args(model: dict[str, int], steps: int) -> list[str]:
-    """The `bench` command line of one of `REPORT_MODELS`."""
-    args = ["bench"]
-    for key in ("width", "blocks", "mixer_layers", "n_classes"):
-        args += [f"--{key.replace('_', '-')}", str(model[key])]
-    return [*args, "--steps", str(steps)]
-
-
-def _run_json(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """One `python -m peakmixer …` in its own process (threads and memory of its own), its JSON output."""
-    done = subprocess.run(
-        [sys.executable, "-m", "peakmixer", *args, "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **(env or {})},
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def workers_throughput(runs: int = 2, epochs: int = 2, n: int = 1200) -> dict[str, Any]:
-    """Runs per hour of a short Fig. 1-like training (ResPeak-32 + MLPMixer-4, synth-ir17) as one process
-    with all threads, one run after the other, against one single-thread process per core side by side."""
-    cores = os.cpu_count() or 1
-    with tempfile.TemporaryDirectory() as tmp:
-        from peakmixer.synth.benchmarks import ensure_synth
-
-        data = ensure_synth("synth-ir17", n, 0, tmp)
-        base = [
-            "--config",
-            str(TRAIN_PARAMS / "synth_ir17.yaml"),
-            "--set",
-            f"data.path={data}",
-            "--set",
-            "model.width=32",
-            "--set",
-            "model.mixer_layers=4",
-            "--set",
-            f"optim.epochs={epochs}",
-            "--set",
-            "optim.patience=100",
-            "--set",
-            "progress=false",
-        ]
-
-        def command(i: int, tag: str) -> list[str]:
-            return [
-                sys.executable,
-                "-m",
-                "peakmixer",
-                "train",
-                *base,
-                "--set",
-                f"out_dir={tmp}/{tag}{i}",
-                "--set",
-                f"seed={i}",
-            ]
-
-        t0 = time.perf_counter()
-        for i in range(runs):
-            subprocess.run(
-                command(i, "serial"),
-                check=True,
-                capture_output=True,
-                env={**os.environ, "OMP_NUM_THREADS": str(cores)},
-            )
-        serial = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        procs = [
-            subprocess.Popen(
-                command(i, "parallel"),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env={**os.environ, "OMP_NUM_THREADS": "1"},
-            )
-            for i in range(runs)
-        ]
-        for p in procs:
-            if p.wait() != 0:
-                raise RuntimeError(p.stderr.read().decode() if p.stderr else "a parallel run failed")
-        parallel = time.perf_counter() - t0
-    return {
-        "runs": runs,
-        "epochs": epochs,
-        "n": n,
-        "cores": cores,
-        f"1x{cores}_threads_runs_per_hour": runs * 3600 / serial,
-        f"{runs}x1_thread_runs_per_hour": runs * 3600 / parallel,
-        "ratio": serial / parallel,
-    }
-
-
-def _flags_line(cpu: dict[str, Any]) -> str:
-    cap = f"; oneDNN capped at {cpu['onednn_max_cpu_isa']}" if cpu["onednn_max_cpu_isa"] else ""
-    native = "native bf16" if cpu["native_bf16"] else "no native bf16 (bf16 would be emulated)"
-    flags = " ".join(cpu["flags"]) or "none of " + ", ".join(KERNEL_FLAGS)
-    return f"CPU flags that choose the kernels: {flags}{cap}: {native}."
-
-
-def write_report(path: Path, *, quick: bool = False) -> Path:
-    """BENCHMARKS.md: machine, commands, numbers and date, measured now (`quick`: tiny sizes, for tests)."""
-    from peakmixer.synth.benchmarks import VERSIONS
-
-    steps = 2 if quick else 10
-    models = [dict(m, width=8, n_classes=17) for m in REPORT_MODELS[:1]] if quick else REPORT_MODELS
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on "
-        f"{_device_name(torch.device('cpu'))}, torch {torch.__version__}, "
-        f"Python {platform.python_version()}, "
-        "by `python -m peakmixer bench --report BENCHMARKS.md` (every number below comes from that one run; "
-        "ratios are measured within one process, so they survive a noisy machine better than speeds do).",
-        "",
-        _flags_line(cpu_kernel_flags()),
-        "",
-        "## Training and inference step: plain fp32 eager against the project's fast path",
-        "",
-        "| model | K | threads | mode | precision | train spectra/s | infer spectra/s | train MB/spectrum | "
-        "infer MB/spectrum |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    ratios, roofs, fast_rows = [], [], {}
-    for m in models:
-        args = _bench_args(m, steps)
-        r = _run_json(args)
-        roofs.append(_roofline_row(r))
-        fast_rows[m["width"]] = r["fast"]
-        for mode in (m for m in ALL_MODES if m in r):
-            x = r[mode]
-            lines.append(
-                f"| {r['model']} | {m['n_classes']} | {r['config']['threads']} | {mode} | {x['precision']} | "
-                f"{x['train_spectra_per_s']:.0f} | {x['infer_spectra_per_s']:.0f} | "
-                f"{_mb(x['train_mb_per_spectrum'])} | {_mb(x['infer_mb_per_spectrum'])} |"
-            )
-        ratios.append(
-            f"- {r['model']}: fast / eager = **x{r['ratio']['train']:.2f}** training, "
-            f"**x{r['ratio']['infer']:.2f}** inference (`{' '.join(args)}`)"
-            + (
-                f"; bf16 autocast / eager would be x{_ratio(r, 'bf16', 'train'):.2f} training, "
-                f"x{_ratio(r, 'bf16', 'infer'):.2f} inference"
-                if "bf16" in r
-                else "".join(f"; {mode} {why}" for mode, why in r.get("skipped", {}).items())
-            )
-        )
-    lines += [
-        "",
-        *ratios,
-        "",
-        "## How far plain fp32 eager is from this machine's ceiling",
-        "",
-        "A large square matmul is the fastest thing this device does per multiply-accumulate. The model's "
-        "forward MACs per spectrum (training: 3 x, for the two gradients) times eager's spectra/s says how "
-        "much of that ceiling fp32 eager already uses, and so about the largest fast/eager ratio that fp32, "
-        "bf16 or fp16 could give (best matmul GMAC/s over eager's GMAC/s). An estimate: the matmul is timed "
-        "briefly, and a model's small convolutions seldom run as fast as one large matmul.",
-        "",
-        "| model | matmul GMAC/s fp32 / bf16 / fp16 | eager GMAC/s train / infer | share of the fp32 "
-        "ceiling train / infer | about the largest fast/eager train / infer |",
-        "|---|---|---|---|---|",
-        *roofs,
-        "",
-    ]
-    if not quick:
-        compiled = REPORT_MODELS[1]
-        args = [*_bench_args(compiled, steps), "--compile"]
-        with tempfile.TemporaryDirectory() as cache:  # an empty inductor cache: what a user's first run pays
-            c = _run_json(args, env={"TORCHINDUCTOR_CACHE_DIR": cache})["fast"]
-        uncompiled = fast_rows[compiled["width"]]
-        plain = uncompiled["train_spectra_per_s"]
-        saved = 1 / plain - 1 / c["train_spectra_per_s"]  # seconds saved per training spectrum
-        payback = (
-            f"it pays back after {c['compile_seconds'] / saved:,.0f} training spectra "
-            f"({c['compile_seconds'] / saved / plain / 60:.0f} min of uncompiled training)"
-            if saved > 0
-            else "it never pays back, since the compiled step is not faster"
-        )
-        lines += [
-            "## torch.compile (inductor) on this CPU",
-            "",
-            f"`{' '.join(args)}`, with an empty inductor cache: the first training step and inference call, "
-            f"which compile the two graphs, took **{c['compile_seconds']:.0f} s**; then "
-            f"{c['train_spectra_per_s']:.0f} training and "
-            f"{c['infer_spectra_per_s']:.0f} inference spectra/s, against {plain:.0f} and "
-            f"{uncompiled['infer_spectra_per_s']:.0f} uncompiled (the fast row above): {payback}. "
-            "The training loop does not compile: a run must be longer than that pay-back to gain from it.",
-            "",
-        ]
-    lines += [
-        "## Synthetic generators",
-        "",
-        "| generator | spectra | cores it may use | spectra/s (generate + save, best of 3) | slowest of 3 | "
-        "once per process (s) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for kind, version in ((kind, v) for kind, versions in VERSIONS.items() for v in versions):
-        s = _run_json(["bench", "--synth", kind, "--version", version, "--n", "2000" if quick else "20000"])
-        speed, setup = f"{s['spectra_per_s']:.0f}", f"{s['setup_seconds']:.1f}"
-        slowest = f"{s['n'] / max(s['seconds_each']):.0f}"
-        lines.append(f"| {kind} v{version} | {s['n']} | {s['cores']} | {speed} | {slowest} | {setup} |")
-    if not quick:
-        w = workers_throughput()
-        serial = w[f"1x{w['cores']}_threads_runs_per_hour"]
-        parallel = w[f"{w['runs']}x1_thread_runs_per_hour"]
-        lines += [
-            "",
-            "## Sweep workers: one process with every thread, or one single-thread process per core",
-            "",
-            f"{w['runs']} short training runs (ResPeak-32 + MLPMixer-4, synth-ir17 n = {w['n']}, "
-            f"{w['epochs']} epochs each): 1 x {w['cores']} threads one after the other **{serial:.0f}** "
-            "runs/h; "
-            f"{w['runs']} x 1 thread side by side **{parallel:.0f}** runs/h (x{w['ratio']:.2f}). "
-            "`sweep --workers N` runs N at once with cores/N threads each.",
-        ]
-        a = accuracy_check()
-        lines += [
-            "",
-            "## Accuracy of the fast path",
-            "",
-            "The default budget (`params/train/synth_ir17.yaml`, synth-ir17 n = 4000) in fp32 and in the "
-            f"fast path's precision ({a['fast_precision']}), seeds {a['seeds']}: test micro-F1 "
-            + ", ".join(f"{e:.4f} / {f:.4f}" for e, f in zip(a["eager"], a["fast"], strict=True))
-            + f"; mean change {a['mean_change']:+.4f} (largest |change| {a['max_abs_change']:.4f}).",
-        ]
-    lines.append("")
-    write_text(path, "\n".join(lines))
-    return path
-
-
-def accuracy_check(seeds: tuple[int, ...] = (0, 1, 2), n: int = 4000) -> dict[str, Any]:
-    """Test micro-F1 of the default budget trained in fp32 and in the fast path's precision, per seed."""
-    from peakmixer.synth.benchmarks import ensure_synth
-    from peakmixer.train.config import load_config
-    from peakmixer.train.loop import train
-
-    config = TRAIN_PARAMS / "synth_ir17.yaml"
-    fast_precision = resolve_precision("auto", torch.device("cpu"))
-    scores: dict[str, list[float]] = {"eager": [], "fast": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        data = ensure_synth("synth-ir17", n, 0, tmp)
-        for seed in seeds:
-            for mode, precision in (("eager", "fp32"), ("fast", "auto")):
-                sets = [
-                    f"data.path={data}",
-                    f"seed={seed}",
-                    f"precision={precision}",
-                    f"out_dir={tmp}/{mode}{seed}",
-                    "progress=false",
-                    "device=cpu",
-                ]
-                scores[mode].append(train(load_config(config, sets))["test"]["micro_f1"])
-    change = [f - e for e, f in zip(scores["eager"], scores["fast"], strict=True)]
-    return {
-        "seeds": list(seeds),
-        "fast_precision": fast_precision,
-        **scores,
-        "mean_change": sum(change) / len(change),
-        "max_abs_change": max(abs(c) for c in change),
-    }
-
-
-def _roofline_row(result: dict[str, Any]) -> str:
-    """One row of the report's ceiling table."""
-    r = result["roofline"]
-    peaks = " / ".join(f"{r['matmul_gmacs'][p]:.0f}" for p in _PEAK_DTYPES)
-    eager, share, ceiling = r["eager_gmacs"], r["eager_share_of_fp32_peak"], r["ceiling"]
-    return (
-        f"| {result['model']} | {peaks} | {eager['train']:.0f} / {eager['infer']:.0f} | "
-        f"{share['train']:.0%} / {share['infer']:.0%} | x{ceiling['train']:.2f} / x{ceiling['infer']:.2f} |"
-    )
-
-
-def _ratio(result: dict[str, Any], mode: str, what: str) -> float:
-    return result[mode][f"{what}_spectra_per_s"] / result["eager"][f"{what}_spectra_per_s"]
-
-
-def _mb(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
-def gpu_markdown(folder: Path, command: str) -> str:
-    """The GPU section of BENCHMARKS.md from the JSON files `tools/gpu_check.sh` wrote into `folder`."""
-    results = [json.loads(p.read_text()) for p in folder.glob("bench_w*.json")]
-    results.sort(key=lambda r: (r["config"]["width"], r["fast"]["compiled"]))
-    if not results:
-        raise MissingFile(f"{folder}: no bench_w*.json (run tools/gpu_check.sh first)")
-    evaluation = folder / "evaluate.json"
-    micro = json.loads(evaluation.read_text()).get("micro_f1") if evaluation.exists() else None
-    lines = [
-        f"## GPU: {results[0]['device']}",
-        "",
-        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by `{command}`; target >= 20 000 "
-        "training spectra/s at width 160 (fast path)."
-        + (f" Smoke run (train + evaluate there): test micro-F1 {micro:.3f}." if micro is not None else ""),
-        "",
-        "| model | K | batch | mode | precision | compiled | train spectra/s | infer spectra/s | peak MB |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        for mode in (m for m in ALL_MODES if m in r):
-            x = r[mode]
-            comp = f"yes ({x['compile_seconds']:.0f} s)" if x["compiled"] else "no"
-            lines.append(
-                f"| {r['model']} | {r['config']['n_classes']} | {r['config']['batch']} | {mode} | "
-                f"{x['precision']} | {comp} | {x['train_spectra_per_s']:.0f} | "
-                f"{x['infer_spectra_per_s']:.0f} | {x['peak_mem_mb']:.0f} |"
-            )
-    return "\n".join(lines) + "\n"

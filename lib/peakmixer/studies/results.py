@@ -35,10 +35,10 @@ from peakmixer.studies.sweep import (
     plan,
     run_identity,
     run_sweep,
-    run_workers,
     stage_configs,
     sweep_from_dict,
 )
+from peakmixer.studies.workers import run_workers
 
 FIG1_STUDIES = ("fig1_mixers", "fig1d_grid", "fig1_w128")
 

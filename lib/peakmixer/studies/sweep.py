@@ -14,10 +14,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +41,7 @@ from peakmixer.studies.store import (
 )
 from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint, shipped_weights
 from peakmixer.train.config import TrainConfig
-from peakmixer.train.device import default_threads, resolve_device, resolve_precision
+from peakmixer.train.device import resolve_device, resolve_precision
 from peakmixer.train.identity import machine, planned_config_id
 from peakmixer.train.loop import train
 from peakmixer.train.prepare import prepare_split
@@ -376,62 +373,6 @@ def _claim(run_dir: str | Path, *, wait: bool = True):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _worker(cfg: SweepConfig, threads: int, progress: bool) -> None:
-    """One sweep worker process: its share of the cores, runs no other worker holds."""
-    import torch
-
-    torch.set_num_threads(threads)
-    run_sweep(cfg, progress=progress, skip_taken=True)
-
-
-@contextmanager
-def _workers_stop_with_this_process(procs: list) -> Iterator[None]:
-    """Stop the worker processes `procs` when this process is stopped (SIGTERM, Ctrl-C, an error) before they
-    end: otherwise they live on as orphans, training and writing rows. A stopped worker's run resumes from its
-    last checkpoint next time. SIGTERM becomes an exit here only from the main thread, where Python allows a
-    handler."""
-
-    def exit_on_sigterm(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, exit_on_sigterm) if main else None
-    try:
-        yield
-    finally:
-        if main:  # None: a handler not set from Python, which cannot be put back from here
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in procs:
-            if proc.pid is not None:  # started
-                proc.join()
-
-
-def run_workers(
-    cfg: SweepConfig, workers: int, *, progress: bool = True, threads: int | None = None
-) -> pd.DataFrame:
-    """`workers` sweep processes over one plan, each with `threads` torch threads (default
-    `train.default_threads`: the free cores divided among the workers); each takes the next run no other
-    holds (run claims) and rows go into the one table under its lock. A last pass in this process picks up
-    anything left and returns the rows."""
-    import multiprocessing
-
-    threads = threads or default_threads(workers)
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
-    procs = [ctx.Process(target=_worker, args=(cfg, threads, progress)) for _ in range(workers)]
-    with _workers_stop_with_this_process(procs):
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join()
-    failed = [i for i, proc in enumerate(procs) if proc.exitcode != 0]
-    if failed:
-        raise RuntimeError(f"sweep workers {failed} of {workers} failed (see their messages above)")
-    return run_sweep(cfg, progress=progress)
-
-
 def remade_here(tc: TrainConfig, stored_precision: str) -> bool:
     """Whether a valid stored row is trained again: its study pins a precision (not ``auto``) that this
     machine computes as asked, and the row was made in another one (the Fig. 1 store, once made in bf16 on
@@ -602,7 +543,5 @@ __all__ = [
     "SweepDataset",
     "load_sweep",
     "plan",
-    "read_results",
     "run_sweep",
-    "run_workers",
 ]

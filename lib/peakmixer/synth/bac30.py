@@ -12,10 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from peakmixer.config import ConfigError
-from peakmixer.data.dataset import (
-    SpectraDataset,
-    named_axis,
-)
+from peakmixer.data.dataset import SpectraDataset, named_axis
 from peakmixer.data.labels import BAC30_CLASS_TO_GROUP, BAC30_CLASSES, BAC30_GROUPS, BAC30_LABELS
 from peakmixer.synth.render import (
     MASK_FWHM,

@@ -55,12 +55,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from peakmixer.config import ConfigError
-from peakmixer.data.dataset import (
-    SpectraDataset,
-    load,
-    named_axis,
-    synth_recipe,
-)
+from peakmixer.data.dataset import SpectraDataset, load, named_axis, synth_recipe
 from peakmixer.synth.bac30 import Bac30Knobs, make_synth_bac30, simulate_bac30
 from peakmixer.synth.ir17 import IR17Knobs, ir17_dataset, ir17_masks, simulate_ir17
 from peakmixer.synth.render import GENERATOR_VERSION, MASK_FWHM, synth_provenance

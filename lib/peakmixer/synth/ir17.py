@@ -12,11 +12,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from peakmixer.config import ConfigError
-from peakmixer.data.dataset import (
-    SpectraDataset,
-    named_axis,
-    random_splits,
-)
+from peakmixer.data.dataset import SpectraDataset, named_axis, random_splits
 from peakmixer.synth.ir17_bands import GROUP_INDEX as _IR
 from peakmixer.synth.ir17_bands import IR17_BANDS, IR17_LABELS
 from peakmixer.synth.render import MASK_FWHM, add_humps, axis_helpers, gaussian_windows, standard_normal

@@ -11,9 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from peakmixer.data.dataset import (
-    SYNTH_GENERATOR,
-)
+from peakmixer.data.dataset import SYNTH_GENERATOR
 from peakmixer.synth.streams import child_seed
 
 GENERATOR_VERSION = "2"  # the default version of every kind (what the results store was made with)

@@ -18,10 +18,7 @@ from peakmixer.config import (
     MissingFile,
     from_dict,
 )
-from peakmixer.data.dataset import (
-    input_grid,
-    load,
-)
+from peakmixer.data.dataset import input_grid, load
 from peakmixer.files import atomic
 from peakmixer.ip import IPModel, attach_ip
 from peakmixer.models import PeakModel, build_model

@@ -15,9 +15,7 @@ from peakmixer.config import (
     ConfigError,
     from_dict,
 )
-from peakmixer.data.dataset import (
-    load,
-)
+from peakmixer.data.dataset import load
 from peakmixer.data.split_record import check_scored_split
 from peakmixer.files import write_csv
 from peakmixer.metrics import compute_metrics

@@ -15,11 +15,7 @@ import torch
 from peakmixer.config import (
     to_dict,
 )
-from peakmixer.data.dataset import (
-    SpectraDataset,
-    data_identity,
-    file_sha256,
-)
+from peakmixer.data.dataset import SpectraDataset, data_identity, file_sha256
 from peakmixer.models import code_fingerprint
 from peakmixer.train.checkpoint import build_from_config, load_checkpoint
 from peakmixer.train.config import TrainConfig

@@ -30,14 +30,7 @@ from peakmixer.config import (
     ConfigError,
     to_dict,
 )
-from peakmixer.data.dataset import (
-    SpectraDataset,
-    data_identity,
-    file_sha256,
-    input_grid,
-    load,
-    spectrum_kind,
-)
+from peakmixer.data.dataset import SpectraDataset, data_identity, file_sha256, input_grid, load, spectrum_kind
 from peakmixer.data.split_record import record_splits
 from peakmixer.files import write_text
 from peakmixer.ip import IPModel, IPOutput, ip_loss, pathway_metrics

@@ -15,11 +15,7 @@ from torch import nn
 from peakmixer.config import (
     ConfigError,
 )
-from peakmixer.data.dataset import (
-    SpectraDataset,
-    minmax,
-    random_splits,
-)
+from peakmixer.data.dataset import SpectraDataset, minmax, random_splits
 from peakmixer.metrics import compute_metrics
 from peakmixer.train.config import TrainConfig
 from peakmixer.train.device import autocast

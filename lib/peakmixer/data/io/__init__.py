@@ -5,17 +5,16 @@ or returns `ReadError` (a `ValueError` carrying ``source`` and ``reason``) for w
 `import_files` turns many files into one `peakmixer.data.dataset.SpectraDataset`.
 """
 
+from peakmixer.data.io.arguments import add_import_arguments, run_import
 from peakmixer.data.io.base import ReadError, Spectra
 from peakmixer.data.io.batch import (
     ImportReport,
     ReadSpectra,
     Rejection,
-    add_import_arguments,
     import_files,
     read_file,
     read_spectra,
     resample,
-    run_import,
 )
 from peakmixer.data.io.csv import read_csv
 from peakmixer.data.io.jcamp import read_jcamp
