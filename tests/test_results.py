@@ -9,7 +9,7 @@ from scipy import stats
 
 from peakmixer.data.dataset import toy_dataset
 from peakmixer.report import docs as readme
-from peakmixer.studies import store as results
+from peakmixer.studies import results_section
 from peakmixer.studies.claims import claims, verdict_text, welch_interval
 from peakmixer.studies.results import load_study, read_store, rows_of, run_studies, store_report
 from peakmixer.studies.spot_check import spot_check, spot_check_text
@@ -242,7 +242,7 @@ def test_the_readme_shows_panel_d_and_sets_its_0_layer_runs_against_the_panels_n
     write_study(tmp_path, name="grid", mixers=["mlpmixer"], mixer_layers=[0, 1], seeds=[0])
     studies = {"toy": stored, "grid": study(tmp_path, "grid")}
     run_sweep(studies["grid"], progress=False)
-    text = results.readme_results(studies, grid_study="grid", mixer_layers=1)
+    text = results_section.readme_results(studies, grid_study="grid", mixer_layers=1)
     rows = read_store(studies).rows.set_index("run_id")["micro_f1"]
     zero, one, none = (rows[f"toy-ml/w8x2-{m}/seed0"] for m in ("mlpmixer0", "mlpmixer1", "none0"))
     assert "| width | 0 layers | 1 layer |" in text and f"| 8 | {zero:.4f} | {one:.4f} |" in text
@@ -260,12 +260,12 @@ def test_the_readme_results_agree_with_the_store():
 def test_a_spot_check_does_not_retrain_a_bf16_row_on_a_cpu_that_only_emulates_bf16(
     tmp_path, stored, monkeypatch
 ):
-    import peakmixer.train.loop
+    import peakmixer.train.device
 
     store = read_store({"toy": stored}).rows.copy()
     run_id = "toy-ml/w8x2-none0/seed0"
     store.loc[store["run_id"] == run_id, "precision"] = "bf16"
-    monkeypatch.setattr(peakmixer.train.loop, "cpu_has_native_bf16", lambda *a, **k: False)
+    monkeypatch.setattr(peakmixer.train.device, "cpu_has_native_bf16", lambda *a, **k: False)
     checks = spot_check({"toy": stored}, store, [run_id], tolerance=0.01, runs_dir=tmp_path, progress=False)
     assert not checks["checked"].any()
     assert f"{run_id}: NOT CHECKED, stored in bf16, which this CPU only emulates" in spot_check_text(checks)

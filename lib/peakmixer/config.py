@@ -55,18 +55,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where=where)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(arg, value, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0])
+        return _coerce_union(typing.get_args(hint), value, where)
     if origin is typing.Literal:
         if value not in typing.get_args(hint) or isinstance(value, bool):
             raise ConfigError(
@@ -84,6 +73,26 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return dict(value)
     if hint is Any:
         return value
+    return _coerce_scalar(hint, value, where)
+
+
+def _coerce_union(args: tuple[Any, ...], value: Any, where: str) -> Any:
+    """The first member of a union (``X | None``) that takes `value`; else the first member's error."""
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(arg, value, where)
+        except ConfigError as e:
+            errors.append(str(e))
+    raise ConfigError(errors[0])
+
+
+def _coerce_scalar(hint: type, value: Any, where: str) -> Any:
+    """A float, int, bool or str setting, strictly: a bool is no number and a number no bool."""
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str):

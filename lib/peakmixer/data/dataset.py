@@ -131,16 +131,7 @@ class SpectraDataset:
             names = [self.ids[i] for i in rows] if len(self.ids) == n else rows
             raise DatasetError(f"{int(bad.sum())} spectra contain NaN or Inf, e.g. {names}")
         k = len(self.label_names)
-        if self.task == "multilabel":
-            if self.y.shape != (n, k):
-                raise DatasetError(f"multilabel y must be (N, K) = ({n}, {k}), got {self.y.shape}")
-            if self.y.size and self.y.max() > 1:
-                raise DatasetError("multilabel y must be 0/1")
-        else:
-            if self.y.shape != (n,):
-                raise DatasetError(f"multiclass y must be (N,) = ({n},), got {self.y.shape}")
-            if n and (self.y.min() < 0 or self.y.max() >= k):
-                raise DatasetError(f"class ids must lie in [0, {k}), got [{self.y.min()}, {self.y.max()}]")
+        self._validate_labels(n, k)
         if len(self.ids) != n:
             raise DatasetError(f"{len(self.ids)} ids for {n} spectra")
         for name, idx in self.splits.items():
@@ -151,6 +142,18 @@ class SpectraDataset:
         for name, arr in self.extras.items():
             if len(arr) != n:
                 raise DatasetError(f"extra {name!r} has {len(arr)} rows for {n} spectra")
+
+    def _validate_labels(self, n: int, k: int) -> None:
+        if self.task == "multilabel":
+            if self.y.shape != (n, k):
+                raise DatasetError(f"multilabel y must be (N, K) = ({n}, {k}), got {self.y.shape}")
+            if self.y.size and self.y.max() > 1:
+                raise DatasetError("multilabel y must be 0/1")
+            return
+        if self.y.shape != (n,):
+            raise DatasetError(f"multiclass y must be (N,) = ({n},), got {self.y.shape}")
+        if n and (self.y.min() < 0 or self.y.max() >= k):
+            raise DatasetError(f"class ids must lie in [0, {k}), got [{self.y.min()}, {self.y.max()}]")
 
     # -- views --------------------------------------------------------------------------------------
     @property

@@ -416,6 +416,32 @@ def _made(results: Path, run_id: str, remake: str) -> bool:
     return not row.empty and (not remake or row["precision"].iloc[0] != remake)
 
 
+@dataclass
+class _Pass:
+    """One pass of `run_sweep` over a study: what it reads once, and what it learns as it goes."""
+
+    cfg: SweepConfig
+    progress: bool
+    skip_taken: bool
+    scoring: RunScoring | None
+    runs: list[Run]
+    paths: dict[str, Path]
+    hashes: dict[str, str]
+    datasets: dict[str, SpectraDataset]
+    synthetic: dict[str, bool]
+    known: dict[str, str] = field(default_factory=dict)  # stored config id per run
+    scored: dict[str, str] = field(default_factory=dict)  # stored scores id per run
+    made_on: dict[str, tuple[str, str]] = field(default_factory=dict)  # stored device type, precision
+    pretrain_seconds: dict[str, float] = field(default_factory=dict)
+
+    def say(self, i: int, text: str) -> None:
+        if self.progress:
+            print(f"[sweep] {i + 1}/{len(self.runs)} {text}", flush=True)
+
+    def read_store(self) -> None:
+        self.known, self.scored, self.made_on = stored_ids(read_results(self.cfg.results_path))
+
+
 def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = False) -> pd.DataFrame:
     """Run every planned run that has no row in the results table yet; returns the planned runs' rows.
     With `skip_taken` (a worker of `run_workers`) a run another process is training is left to it.
@@ -428,113 +454,152 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
     another precision than the one the study pins is trained again and replaced (`remade_here`); until
     then it stays in the table, and counts, as what it is.
     """
-    results = cfg.results_path
-    known, scored, made_on = stored_ids(read_results(results))
-    scoring = from_dict(RunScoring, cfg.scores) if cfg.scores else None
-    runs = plan(cfg)
     paths = {ds.name: dataset_path(cfg, ds) for ds in cfg.datasets}
-    hashes = {name: file_sha256(p) for name, p in paths.items()}
     datasets = {name: load(p) for name, p in paths.items()}
-    synthetic = {name: bool(ds.provenance.get("synthetic")) for name, ds in datasets.items()}
-    pretrain_seconds: dict[str, float] = {}
-    for i, run in enumerate(runs):
-        name = run.dataset.name
-        pre, tc = stage_configs(cfg, run, paths[name])
-        config_id = run_identity(pre, tc, datasets[name])
-        scores_id = scores_identity(scoring, config_id) if scoring else ""
+    s = _Pass(
+        cfg=cfg,
+        progress=progress,
+        skip_taken=skip_taken,
+        scoring=from_dict(RunScoring, cfg.scores) if cfg.scores else None,
+        runs=plan(cfg),
+        paths=paths,
+        hashes={name: file_sha256(p) for name, p in paths.items()},
+        datasets=datasets,
+        synthetic={name: bool(ds.provenance.get("synthetic")) for name, ds in datasets.items()},
+    )
+    s.read_store()
+    for i, run in enumerate(s.runs):
+        pre, tc = stage_configs(cfg, run, paths[run.dataset.name])
         if skip_taken:  # another worker may have finished or re-scored it since this one started
-            known, scored, made_on = stored_ids(read_results(results))
-        elsewhere = ""  # for the error below: the id the code plans on the row's own device and precision
-        remake = ""  # the precision of a valid row this sweep trains again
-        if run.run_id in known and known[run.run_id] != config_id and run.run_id in made_on:
-            # made with another device type or precision (`precision: auto`, `device: auto` on another
-            # machine): still valid when it is what the code computes there, as `results.validate` counts it
-            device, precision = made_on[run.run_id]
-            there = run_identity(pre, tc, datasets[name], device_type=device, precision=precision)
-            if there == known[run.run_id] and remade_here(tc, precision):
-                remake = precision
-            elif there == known[run.run_id]:
-                config_id = there
-                scores_id = scores_identity(scoring, config_id) if scoring else ""
-            elif there != config_id:
-                elsewhere = f"; {there} on its {device}, {precision}"
-        state = row_state(known.get(run.run_id, ""), scored.get(run.run_id, ""), config_id, scoring)[0]
-        if run.run_id in known and not remake:
-            if state == "other run":
-                raise ConfigError(
-                    f"{results} already holds {run.run_id} made with other settings, code or data (config id "
-                    f"{known[run.run_id]}, now {config_id}{elsewhere}); use another results "
-                    "table, or delete that row "
-                    "and its run directory"
-                )
-            if state == "other scores":
-                # the same trained run, scored with other settings or score code: score its model again
-                if not (Path(tc.out_dir) / "best.pt").exists():
-                    raise ConfigError(
-                        f"{results} holds {run.run_id} scored otherwise (scores id "
-                        f"{scored.get(run.run_id)!r}, now {scores_id!r}) and its model is not here to score "
-                        f"again ({tc.out_dir}); retrain it (delete that row) or use another results table"
-                    )
-                with _claim(tc.out_dir, wait=not skip_taken) as held:
-                    if not held:
-                        continue
-                    if progress:
-                        print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}: scoring again", flush=True)
-                    scores = _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
-                    replace_row(results, run.run_id, scores)
-                scored[run.run_id] = scores_id
+            s.read_store()
+        config_id, remake, elsewhere = _identity_here(s, run, pre, tc)
+        scores_id = scores_identity(s.scoring, config_id) if s.scoring else ""
+        if run.run_id in s.known and not remake:
+            _keep_or_rescore(s, i, run, tc, config_id, scores_id, elsewhere)
             continue
-        waited = 0.0  # time spent waiting for another process's run is not this sweep's work
-        t0 = time.perf_counter()
-        if pre is not None and run.model_id not in pretrain_seconds:
-            w0 = time.perf_counter()
-            with _claim(pre.out_dir, wait=not skip_taken) as held:
-                waited += time.perf_counter() - w0
-                if not held:  # a worker leaves a model another is pre-training to it
-                    continue
-                if progress:
-                    print(f"[sweep] {i + 1}/{len(runs)} {run.model_id}: pre-training", flush=True)
-                if remake:
-                    _set_aside(pre.out_dir, planned_config_id(pre, datasets[name], init_id=""))
-                pre_summary = train(pre, resume=True, dataset=datasets[name])
-            if pre_summary.get("stopped"):
-                print(f"[sweep] {run.model_id} pre-training cut short by max_steps: no row", flush=True)
-                continue
-            pretrain_seconds[run.model_id] = float(pre_summary["train_seconds"])
-        w0 = time.perf_counter()
-        with _claim(tc.out_dir, wait=not skip_taken) as held:
-            waited += time.perf_counter() - w0
-            # the row is written while the run is held, so no other process trains it in between
-            if not held or (skip_taken and _made(results, run.run_id, remake)):
-                continue
-            if progress:
-                again = f": made in {remake}, the study pins {tc.precision}; trained again" if remake else ""
-                print(f"[sweep] {i + 1}/{len(runs)} {run.run_id}{again}", flush=True)
-            if remake:
-                _set_aside(tc.out_dir, config_id)
-            summary = train(tc, resume=True, dataset=datasets[name])
-            if summary.get("stopped"):
-                print(
-                    f"[sweep] {run.run_id} cut short by max_steps: no row; it resumes next time", flush=True
-                )
-                continue
-            if summary["config_id"] != config_id:  # the planned identity must be the one training records
-                raise RuntimeError(
-                    f"{run.run_id}: planned config id {config_id}, trained {summary['config_id']}"
-                )
-            row = _row(
-                run, summary, pretrain_seconds.get(run.model_id, 0.0), synthetic[name], tc.optim.epochs
-            )
-            if scoring is not None:
-                row |= _score(tc, datasets[name], scoring) | {"scores_id": scores_id}
-            if remake:
-                replace_row(results, run.run_id, row, whole=True)
-            if remake or append_row(results, row):
-                with locked(lock_of(results)):  # workers add their times in turn
-                    _write_sidecar(cfg, time.perf_counter() - t0 - waited, hashes)
-        known[run.run_id] = config_id
-    table = read_results(results)
-    return table[table["run_id"].isin({r.run_id for r in runs})].reset_index(drop=True)
+        _train_and_store(s, i, run, pre, tc, config_id, scores_id, remake)
+    table = read_results(cfg.results_path)
+    return table[table["run_id"].isin({r.run_id for r in s.runs})].reset_index(drop=True)
+
+
+def _identity_here(s: _Pass, run: Run, pre: TrainConfig | None, tc: TrainConfig) -> tuple[str, str, str]:
+    """The run's config id as this sweep counts it, the precision of a valid row to train again (or
+    ""), and, for the error on a changed row, the id the code plans on the row's own device and precision.
+
+    A row made with another device type or precision (`precision: auto`, `device: auto` on another
+    machine) is still valid when it is what the code computes there, as `results.validate` counts it."""
+    dataset = s.datasets[run.dataset.name]
+    config_id = run_identity(pre, tc, dataset)
+    stored = s.known.get(run.run_id)
+    if stored is None or stored == config_id or run.run_id not in s.made_on:
+        return config_id, "", ""
+    device, precision = s.made_on[run.run_id]
+    there = run_identity(pre, tc, dataset, device_type=device, precision=precision)
+    if there == stored and remade_here(tc, precision):
+        return config_id, precision, ""
+    if there == stored:
+        return there, "", ""
+    return config_id, "", (f"; {there} on its {device}, {precision}" if there != config_id else "")
+
+
+def _keep_or_rescore(
+    s: _Pass, i: int, run: Run, tc: TrainConfig, config_id: str, scores_id: str, elsewhere: str
+) -> None:
+    """A run with a stored row: keep a valid row, score a row of other scores again, refuse another run."""
+    results = s.cfg.results_path
+    state = row_state(s.known[run.run_id], s.scored.get(run.run_id, ""), config_id, s.scoring)[0]
+    if state == "other run":
+        raise ConfigError(
+            f"{results} already holds {run.run_id} made with other settings, code or data (config id "
+            f"{s.known[run.run_id]}, now {config_id}{elsewhere}); use another results "
+            "table, or delete that row "
+            "and its run directory"
+        )
+    if state != "other scores":
+        return
+    # the same trained run, scored with other settings or score code: score its model again
+    if not (Path(tc.out_dir) / "best.pt").exists():
+        raise ConfigError(
+            f"{results} holds {run.run_id} scored otherwise (scores id "
+            f"{s.scored.get(run.run_id)!r}, now {scores_id!r}) and its model is not here to score "
+            f"again ({tc.out_dir}); retrain it (delete that row) or use another results table"
+        )
+    with _claim(tc.out_dir, wait=not s.skip_taken) as held:
+        if not held:
+            return
+        s.say(i, f"{run.run_id}: scoring again")
+        scores = _score(tc, s.datasets[run.dataset.name], s.scoring) | {"scores_id": scores_id}
+        replace_row(results, run.run_id, scores)
+    s.scored[run.run_id] = scores_id
+
+
+def _pretrain(s: _Pass, i: int, run: Run, pre: TrainConfig, remake: str) -> tuple[bool, float]:
+    """Pre-train the run's model once per sweep; (whether fine-tuning can go on, seconds spent waiting for
+    another process that holds it)."""
+    if run.model_id in s.pretrain_seconds:
+        return True, 0.0
+    dataset = s.datasets[run.dataset.name]
+    w0 = time.perf_counter()
+    with _claim(pre.out_dir, wait=not s.skip_taken) as held:
+        waited = time.perf_counter() - w0
+        if not held:  # a worker leaves a model another is pre-training to it
+            return False, waited
+        s.say(i, f"{run.model_id}: pre-training")
+        if remake:
+            _set_aside(pre.out_dir, planned_config_id(pre, dataset, init_id=""))
+        pre_summary = train(pre, resume=True, dataset=dataset)
+    if pre_summary.get("stopped"):
+        print(f"[sweep] {run.model_id} pre-training cut short by max_steps: no row", flush=True)
+        return False, waited
+    s.pretrain_seconds[run.model_id] = float(pre_summary["train_seconds"])
+    return True, waited
+
+
+def _train_and_store(
+    s: _Pass,
+    i: int,
+    run: Run,
+    pre: TrainConfig | None,
+    tc: TrainConfig,
+    config_id: str,
+    scores_id: str,
+    remake: str,
+) -> None:
+    """Train a run (after its pre-training) and write its row; time spent waiting for another process's
+    run is not this sweep's work."""
+    results, name = s.cfg.results_path, run.dataset.name
+    t0, waited = time.perf_counter(), 0.0
+    if pre is not None:
+        go_on, waited = _pretrain(s, i, run, pre, remake)
+        if not go_on:
+            return
+    w0 = time.perf_counter()
+    with _claim(tc.out_dir, wait=not s.skip_taken) as held:
+        waited += time.perf_counter() - w0
+        # the row is written while the run is held, so no other process trains it in between
+        if not held or (s.skip_taken and _made(results, run.run_id, remake)):
+            return
+        again = f": made in {remake}, the study pins {tc.precision}; trained again" if remake else ""
+        s.say(i, f"{run.run_id}{again}")
+        if remake:
+            _set_aside(tc.out_dir, config_id)
+        summary = train(tc, resume=True, dataset=s.datasets[name])
+        if summary.get("stopped"):
+            print(f"[sweep] {run.run_id} cut short by max_steps: no row; it resumes next time", flush=True)
+            return
+        if summary["config_id"] != config_id:  # the planned identity must be the one training records
+            raise RuntimeError(f"{run.run_id}: planned config id {config_id}, trained {summary['config_id']}")
+        row = _row(
+            run, summary, s.pretrain_seconds.get(run.model_id, 0.0), s.synthetic[name], tc.optim.epochs
+        )
+        if s.scoring is not None:
+            row |= _score(tc, s.datasets[name], s.scoring) | {"scores_id": scores_id}
+        if remake:
+            replace_row(results, run.run_id, row, whole=True)
+        if remake or append_row(results, row):
+            with locked(lock_of(results)):  # workers add their times in turn
+                _write_sidecar(s.cfg, time.perf_counter() - t0 - waited, s.hashes)
+    s.known[run.run_id] = config_id
 
 
 __all__ = [

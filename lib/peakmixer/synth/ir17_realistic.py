@@ -415,7 +415,7 @@ def _map_blocks(render: Callable[[int], tuple], starts: Sequence[int]) -> list[t
         return list(pool.map(render, starts))
 
 
-def _render_block(
+def _render_block(  # noqa: C901, PLR0915 -- the order of its draws is the random stream: one reading
     n: int, rng: np.random.Generator, k: IR17V3Knobs, pool: MoleculePool, with_components: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """`render_ir17_v3` for one block of `n` rows from its own random stream."""
