@@ -6,12 +6,12 @@ evaluate   metrics of a checkpoint on a split
 export     a slim copy of a trained model for models/ (no optimiser state)
 data       synth | import | download
 sweep      resumable extractor x mixer x seeds sweeps into one table
-results    the results store as the README's results section (--readme rewrites it, --check compares)
+results    the generated README / docs sections from the store (--readme writes, --check compares)
 explain    predictions and Grad-CAM figures for your own spectrum files (exit 1 when some were refused)
 ship       export a stored run to models/ with its model card
 notebooks  run the paper notebooks with papermill (what ./run_all.sh calls)
 bench      throughput and memory, as ratios measured in one run
-calibrate  the default training budget on each synthetic benchmark (the README's calibration table)
+calibrate  the default training budget on each synthetic benchmark (the calibration table in docs/)
 """
 
 from __future__ import annotations

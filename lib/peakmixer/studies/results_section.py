@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,19 +30,47 @@ def fmt_mean_sd(mean: float, sd: float, n: int) -> str:
     return f"{mean:.4f}" if n < 2 or not np.isfinite(sd) else f"{mean:.4f} ± {sd:.4f}"
 
 
+NO_RUNS = "No finished run in the results store yet: make them with `./run_all.sh --profile full`."
+
+
+def fig1_rows(
+    studies: Mapping[str, SweepConfig], *, grid_study: str = "fig1d_grid", mixer_layers: int = 4
+) -> tuple[StoreView, dict[str, dict[str, Any]], pd.DataFrame]:
+    """The store of Fig. 1's studies, each dataset's facts, and the valid rows of panels a-c (the main
+    mixers at `mixer_layers`, each run once)."""
+    store = read_store(studies, allow_missing=True)
+    facts = study_facts(studies)
+    if store.rows.empty:
+        return store, facts, store.rows
+    main = panel_rows(
+        pd.concat([rows_of(store.rows, cfg) for name, cfg in studies.items() if name != grid_study]),
+        mixer_layers,
+    ).drop_duplicates("run_id")
+    return store, facts, main
+
+
+def _verdict(main: pd.DataFrame, facts: Mapping[str, Mapping[str, Any]], mixer_layers: int) -> str:
+    claim_table = claims(main, {k: f["classes"] for k, f in facts.items()}, mixer_layers=mixer_layers)
+    return verdict_text(claim_table, synthetic=[k for k, f in facts.items() if f["synthetic"]])
+
+
+def fig1_verdict(
+    studies: Mapping[str, SweepConfig] | None = None, *, grid_study: str = "fig1d_grid", mixer_layers: int = 4
+) -> str:
+    """Fig. 1's claims, each with its 95% interval and verdict, from the committed store alone."""
+    studies = dict(studies or {name: load_study(name) for name in FIG1_STUDIES})
+    _, facts, main = fig1_rows(studies, grid_study=grid_study, mixer_layers=mixer_layers)
+    return _verdict(main, facts, mixer_layers) if not main.empty else NO_RUNS
+
+
 def readme_results(
     studies: Mapping[str, SweepConfig] | None = None, *, grid_study: str = "fig1d_grid", mixer_layers: int = 4
 ) -> str:
     """The README's "Results" section, made from the committed store alone (valid rows only)."""
     studies = dict(studies or {name: load_study(name) for name in FIG1_STUDIES})
-    store = read_store(studies, allow_missing=True)
-    if store.rows.empty:
-        return "No finished run in the results store yet: make them with `./run_all.sh --profile full`."
-    facts = study_facts(studies)
-    main = panel_rows(
-        pd.concat([rows_of(store.rows, cfg) for name, cfg in studies.items() if name != grid_study]),
-        mixer_layers,
-    ).drop_duplicates("run_id")
+    store, facts, main = fig1_rows(studies, grid_study=grid_study, mixer_layers=mixer_layers)
+    if main.empty:
+        return NO_RUNS
     out = [
         "All numbers below come from the committed results store (`results/*.csv`, one row per training "
         "run with its provenance), written by `python -m peakmixer sweep --config "
@@ -90,14 +119,12 @@ def readme_results(
                 + " | ".join(cells)
                 + f" | {r.n_seeds} | {int(runs['epochs_run'].median())} | {early} of {len(runs)} |"
             )
-    claim_table = claims(main, {k: f["classes"] for k, f in facts.items()}, mixer_layers=mixer_layers)
-    synthetic = [k for k, f in facts.items() if f["synthetic"]]
     out += [
         "",
         "**Verdict** (computed from the rows above):",
         "",
         "```",
-        verdict_text(claim_table, synthetic=synthetic),
+        _verdict(main, facts, mixer_layers),
         "```",
     ]
     if grid_study in studies:

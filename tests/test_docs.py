@@ -1,0 +1,83 @@
+"""The README as a front door, the pages under docs/ and the API page: links resolve, names import."""
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+from peakmixer.paths import REPO_ROOT
+
+PAGES = sorted(
+    {*REPO_ROOT.glob("*.md"), *(REPO_ROOT / "docs").glob("*.md"), *REPO_ROOT.glob("*/README.md")}
+    - {*REPO_ROOT.glob(".venv/**/*.md")}
+)
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    return {_slug(line.lstrip("#")) for line in page.read_text().splitlines() if line.startswith("#")}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_every_relative_link_resolves(page):
+    broken = []
+    for target in LINK.findall(page.read_text()):
+        if re.match(r"[a-z]+:", target):  # http(s), mailto: another site's business
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+            broken.append(f"{target} (no heading #{anchor})")
+    assert broken == [], f"{page.relative_to(REPO_ROOT)}: {broken}"
+
+
+def test_the_link_check_sees_a_broken_link_and_a_missing_anchor(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Title\n\n[ok](page.md#title) [gone](nowhere.md) [bad anchor](page.md#no-such)\n")
+    targets = LINK.findall(page.read_text())
+    assert targets == ["page.md#title", "nowhere.md", "page.md#no-such"]
+    assert "title" in _anchors(page) and "no-such" not in _anchors(page)
+    assert not (tmp_path / "nowhere.md").exists()
+
+
+def test_the_readme_is_a_front_door():
+    text = (REPO_ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    for command in ("./run_all.sh", "./run_tests.sh"):
+        assert command in text
+    linked = {
+        (REPO_ROOT / t.partition("#")[0]).resolve() for t in LINK.findall(text) if not re.match("[a-z]+:", t)
+    }
+    assert {p.resolve() for p in (REPO_ROOT / "docs").glob("*.md")} <= linked, "a docs page the README omits"
+    assert (
+        "headline:start" in text
+        and (REPO_ROOT / "CITATION.cff").is_file()
+        and (REPO_ROOT / "LICENSE").is_file()
+    )
+
+
+def test_every_name_on_the_api_page_imports():
+    text = (REPO_ROOT / "docs" / "api.md").read_text()
+    current = text.split("## Moved in this version")[0]
+    missing = []
+    for dotted in set(re.findall(r"`(peakmixer(?:\.\w+)+)`", current)):
+        module, _, name = dotted.rpartition(".")
+        try:  # a module, or a name in one
+            importlib.import_module(dotted)
+        except ModuleNotFoundError:
+            if not hasattr(importlib.import_module(module), name):
+                missing.append(dotted)
+    for row in re.findall(r"^\| (`[^|]+) \| `(peakmixer[\w.]*)` \|$", current, flags=re.M):
+        names, module = re.findall(r"`(\w+)`", row[0]), importlib.import_module(row[1])
+        missing += [f"{row[1]}.{n}" for n in names if not hasattr(module, n)]
+    assert missing == []
+    assert len(re.findall(r"^\| `", current, flags=re.M)) >= 15  # the tables were read
