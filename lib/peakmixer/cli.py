@@ -17,6 +17,7 @@ calibrate  the default training budget on each synthetic benchmark (the calibrat
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -26,7 +27,6 @@ from pathlib import Path
 
 from peakmixer.architecture import IP_MODES
 from peakmixer.config import add_threads_argument
-from peakmixer.data.io.arguments import add_label_arguments, add_source_arguments
 from peakmixer.files import write_text
 
 
@@ -247,20 +247,14 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m peakmixer",
-        description="PeakMixer's commands; `python -m peakmixer COMMAND --help` for one command's options.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
-
-    p = sub.add_parser("profile", help="params / MACs / FLOPs of a model at batch 1")
+def _add_profile(p: argparse.ArgumentParser) -> None:
     _model_arguments(p)
     p.add_argument("--ip", default="off", choices=IP_MODES, help="interpretable path")
     p.add_argument("--ip-channels", type=int, default=0, help="C_ip (0: the extractor's width)")
     p.set_defaults(func=_profile)
 
-    p = sub.add_parser("train", help="train from a YAML config")
+
+def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="YAML file (see params/train/)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-3"
@@ -270,7 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads_argument(p, "CPU threads (else the config's `threads`)")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("evaluate", help="metrics of a checkpoint on a split (and per-spectrum predictions)")
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    from peakmixer.data.io.arguments import add_label_arguments, add_source_arguments
+
     p.add_argument("--checkpoint", required=True)
     p.add_argument(
         "--split",
@@ -300,12 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads_argument(p)
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("export", help="a slim copy of a trained model (weights, spec, identity) for models/")
+
+def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a run's best.pt")
     p.add_argument("--out", required=True, help="output file, e.g. models/NAME.pt")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("notebooks", help="run the notebooks with papermill into figures/<profile>/")
+
+def _add_notebooks(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="default", choices=["smoke", "default", "full", "paper"])
     p.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK")
     p.add_argument("--figures", default=None, help="output root instead of <repo>/figures")
@@ -324,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads_argument(p, "CPU threads of the notebooks' kernels")
     p.set_defaults(func=_notebooks)
 
-    p = sub.add_parser("bench", help="fp32 eager vs the fast path: throughput, memory (ratios from one run)")
+
+def _add_bench(p: argparse.ArgumentParser) -> None:
     _model_arguments(p)
     p.set_defaults(width=64, n_classes=17)
     p.add_argument(
@@ -348,29 +348,51 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads_argument(p)
     p.set_defaults(func=_bench)
 
-    for register in _extensions():
-        register(sub)
+
+# Every command: its name, its one-line help, and what adds its options (a function here, or the module whose
+# `add_arguments` does). Only the command being run is built, so `--help` imports neither torch nor RDKit.
+COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None] | str], ...] = (
+    ("profile", "params / MACs / FLOPs of a model at batch 1", _add_profile),
+    ("train", "train from a YAML config", _add_train),
+    ("evaluate", "metrics of a checkpoint on a split (and per-spectrum predictions)", _add_evaluate),
+    ("export", "a slim copy of a trained model (weights, spec, identity) for models/", _add_export),
+    ("data", "make, import or download datasets", "peakmixer.commands.data"),
+    ("sweep", "resumable extractor x mixer x seeds sweep into one table", "peakmixer.commands.sweep"),
+    ("results", "the results store as the README's and docs' generated sections", "peakmixer.report.docs"),
+    ("explain", "predictions and Grad-CAM figures for your own spectrum files", "peakmixer.report.explain"),
+    ("ship", "export a stored run to models/ with its model card", "peakmixer.report.shipped"),
+    ("notebooks", "run the notebooks with papermill into figures/<profile>/", _add_notebooks),
+    ("bench", "fp32 eager vs the fast path: throughput, memory (ratios from one run)", _add_bench),
+    (
+        "calibrate",
+        "the default training budget on each synthetic benchmark case (difficulty)",
+        "peakmixer.studies.calibration",
+    ),
+    (
+        "sim2real",
+        "train on synthetic IR only, score on real labelled IR spectra",
+        "peakmixer.commands.sim2real",
+    ),
+)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line; of the commands, only the one `argv` names gets its options (and imports)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m peakmixer",
+        description="PeakMixer's commands; `python -m peakmixer COMMAND --help` for one command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
+    wanted = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+    for name, help_text, add in COMMANDS:
+        p = sub.add_parser(name, help=help_text)
+        if name != wanted:
+            continue
+        if isinstance(add, str):
+            importlib.import_module(add).add_arguments(p)
+        else:
+            add(p)
     return parser
-
-
-def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
-    """Subcommands that live with their module (data, sweep)."""
-    from peakmixer.commands import data as datacli
-    from peakmixer.commands import sim2real as sim2real_report
-    from peakmixer.commands import sweep as sweep_command
-    from peakmixer.report import docs as readme
-    from peakmixer.report import explain, shipped
-    from peakmixer.studies import calibration as calibrate
-
-    return [
-        calibrate.register,
-        datacli.register,
-        sweep_command.register,
-        readme.register,
-        explain.register,
-        shipped.register,
-        sim2real_report.register,
-    ]
 
 
 @contextmanager
@@ -408,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     from peakmixer.config import BadInput
     from peakmixer.paths import REPO_ROOT, in_checkout
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     needs_checkout = args.command in CHECKOUT_COMMANDS or (args.command == "explain" and not args.checkpoint)
     if needs_checkout and not in_checkout():
         print(

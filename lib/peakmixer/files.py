@@ -6,8 +6,10 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # a type only: writing text needs no pandas
+    import pandas as pd
 
 
 @contextmanager

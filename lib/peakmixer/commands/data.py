@@ -82,12 +82,11 @@ def _modes(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def add_arguments(data: argparse.ArgumentParser) -> None:
     from peakmixer.data.io import add_import_arguments
     from peakmixer.data.prepare import add_download_arguments
     from peakmixer.synth.benchmarks import add_synth_arguments
 
-    data = sub.add_parser("data", help="make, import or download datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     p = data_sub.add_parser("synth", help="write a synthetic benchmark (synth-ir17 | synth-bac30)")
     add_synth_arguments(p)

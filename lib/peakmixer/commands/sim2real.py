@@ -85,12 +85,8 @@ def _cli(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sim2real",
-        help="train on synthetic IR only, score on real labelled IR spectra",
-        description=sim2real.__doc__.split("\n\n")[0],
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = sim2real.__doc__.split("\n\n")[0]
     p.add_argument(
         "--real",
         action="append",

@@ -25,8 +25,7 @@ def _cli(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="resumable extractor x mixer x seeds sweep into one table")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="sweep YAML (see params/sweeps/)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. seeds=[0,1]"

@@ -196,8 +196,7 @@ def _cli(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("results", help="the results store as the README's and docs' generated sections")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--readme", action="store_true", help="rewrite the generated sections and the teaser")
     group.add_argument("--check", action="store_true", help="exit 1 when a page disagrees with the store")

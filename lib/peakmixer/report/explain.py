@@ -236,8 +236,7 @@ def _cli(args: argparse.Namespace) -> int:
     return done.exit_code
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="predictions and Grad-CAM figures for your own spectrum files")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "files",
         nargs="+",

@@ -223,8 +223,7 @@ def _cli(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ship", help="export a stored run to models/ with its model card")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", required=True, help="the study whose store holds the run (params/sweeps/)")
     p.add_argument(
         "--run", required=True, help="its run id, e.g. synth-ir17/w64x6-mlpmixer4-iptrainable/seed0"

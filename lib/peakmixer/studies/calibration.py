@@ -285,12 +285,8 @@ def _cli(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "calibrate",
-        help="the default training budget on each synthetic benchmark case (difficulty)",
-        description=__doc__.split("\n\n")[0],
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = __doc__.split("\n\n")[0]
     p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="training seeds")
     p.add_argument("--store", action="store_true", help="also write results/calibration.csv (the README's)")
     add_threads_argument(p)
