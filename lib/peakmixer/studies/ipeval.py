@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,19 @@ def table1(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _score_row(dataset: str, mode: str, channels: str, score: str, values: pd.Series) -> dict[str, Any]:
+    mean, sd, n = _mean_sd(values)
+    return {
+        "dataset": dataset,
+        "ip_mode": mode,
+        "channels": channels,
+        "score": score,
+        "mean": mean,
+        "sd": sd,
+        "seeds": n,
+    }
+
+
 def ground_truth_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Relevance mass / rank accuracy and pointing game per dataset, IP mode and channel subset (mean ± sd
     over seeds), with PICNN's pathway scores (pred_1 all channels, pred_2 class-specific, pred_3
@@ -74,33 +88,12 @@ def ground_truth_table(rows: pd.DataFrame) -> pd.DataFrame:
                 col = f"{name}_{subset}"
                 if col not in at or at[col].isna().all():
                     continue
-                mean, sd, n = _mean_sd(at[col])
-                out.append(
-                    {
-                        "dataset": dataset,
-                        "ip_mode": mode,
-                        "channels": subset,
-                        "score": name,
-                        "mean": mean,
-                        "sd": sd,
-                        "seeds": n,
-                    }
-                )
+                out.append(_score_row(dataset, mode, subset, name, at[col]))
         for path in ("pred_1", "pred_2", "pred_3"):
             col = f"pathway_{path}"
             if col in at and at[col].notna().any():
-                mean, sd, n = _mean_sd(at[col])
-                out.append(
-                    {
-                        "dataset": dataset,
-                        "ip_mode": mode,
-                        "channels": {"pred_1": "all", "pred_2": "specific", "pred_3": "complement"}[path],
-                        "score": f"pathway {path} ({metric})",
-                        "mean": mean,
-                        "sd": sd,
-                        "seeds": n,
-                    }
-                )
+                subset = {"pred_1": "all", "pred_2": "specific", "pred_3": "complement"}[path]
+                out.append(_score_row(dataset, mode, subset, f"pathway {path} ({metric})", at[col]))
     return pd.DataFrame(out)
 
 

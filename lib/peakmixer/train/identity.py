@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from peakmixer.config import (
     to_dict,
@@ -100,11 +101,24 @@ def planned_config_id(
     task, names = label_space(dataset, cfg)
     with torch.device("meta"):  # structure only: no memory, no initialisation cost
         model = build_from_config(cfg, len(names), task)
+    return model_config_id(cfg, dataset, model, device_type=device.type, precision=precision, init_id=init_id)
+
+
+def model_config_id(
+    cfg: TrainConfig,
+    dataset: SpectraDataset,
+    model: nn.Module,
+    *,
+    device_type: str,
+    precision: str,
+    init_id: str,
+) -> str:
+    """`config_fingerprint` of `cfg` training `model` on `dataset`: the id a run records, a plan expects."""
     return config_fingerprint(
         cfg,
         data_identity(dataset, cfg.data.path),
         model_code=code_fingerprint(model),
-        device_type=device.type,
+        device_type=device_type,
         precision=precision,
         init_id=init_id,
     )

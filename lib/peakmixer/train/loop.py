@@ -30,12 +30,12 @@ from peakmixer.config import (
     ConfigError,
     to_dict,
 )
-from peakmixer.data.dataset import SpectraDataset, data_identity, file_sha256, input_grid, load, spectrum_kind
+from peakmixer.data.dataset import SpectraDataset, file_sha256, input_grid, load, spectrum_kind
 from peakmixer.data.split_record import record_splits
 from peakmixer.files import write_text
 from peakmixer.ip import IPModel, IPOutput, ip_loss, pathway_metrics
 from peakmixer.metrics import main_metric
-from peakmixer.models import PeakModel, code_fingerprint, describe, profile_model
+from peakmixer.models import PeakModel, describe, profile_model
 from peakmixer.provenance import git_sha
 from peakmixer.train.checkpoint import (
     build_from_config,
@@ -48,7 +48,7 @@ from peakmixer.train.checkpoint import (
 from peakmixer.train.config import OptimConfig, TrainConfig
 from peakmixer.train.device import autocast, resolve_device, resolve_precision
 from peakmixer.train.distributed import Dist, init_distributed, sync_batchnorm
-from peakmixer.train.identity import config_fingerprint, init_identity, machine
+from peakmixer.train.identity import init_identity, machine, model_config_id
 from peakmixer.train.prepare import (
     Prepared,
     check_trainable,
@@ -261,13 +261,8 @@ def _start(cfg: TrainConfig, dataset: SpectraDataset | None) -> _Session:
 
     model = build_from_config(cfg, n_classes, train_data.task)
     init_id = init_identity(cfg.init_from) if cfg.init_from else ""
-    config_id = config_fingerprint(
-        cfg,
-        data_identity(dataset, cfg.data.path),
-        model_code=code_fingerprint(model),
-        device_type=device.type,
-        precision=precision,
-        init_id=init_id,
+    config_id = model_config_id(
+        cfg, dataset, model, device_type=device.type, precision=precision, init_id=init_id
     )
     if cfg.init_from:
         _load_init(model, cfg, n_classes)
