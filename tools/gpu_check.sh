@@ -32,7 +32,7 @@ if [ "${COMPILE:-1}" = 1 ]; then  # COMPILE=0 skips it (inductor takes minutes o
     --compile --json > "$OUT/bench_w${FIRST}_compile.json"
 fi
 set +x
-$PY -c "import sys; from pathlib import Path; from peakmixer.studies.bench import gpu_markdown; \
+$PY -c "import sys; from pathlib import Path; from peakmixer.studies.bench_report import gpu_markdown; \
 print(gpu_markdown(Path(sys.argv[1]), ' '.join(sys.argv[2:])))" "$OUT" "tools/gpu_check.sh $*" \
   > "$OUT/gpu_benchmarks.md"
 cat "$OUT/gpu_benchmarks.md"
