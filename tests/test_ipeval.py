@@ -64,7 +64,7 @@ def test_a_stored_run_is_rescored_exactly_from_its_own_model_or_a_shipped_copy(s
     assert checks.iloc[0]["scores_compared"] >= 10
 
     # a fresh clone has no run directory: the shipped copy with the row's run identity is found by it
-    run_dir = root / "runs" / "runs" / RUN
+    (run_dir,) = (root / "runs" / "runs").glob(f"{RUN}-*")
     export_model(run_dir / "best.pt", root / "models" / "whatever_name.pt")
     shutil.move(run_dir, root / "away")
     try:

@@ -43,6 +43,12 @@ def sweep_config(tmp_path, **changes) -> SweepConfig:
     return load_sweep(path)
 
 
+def run_dir(runs: Path, name: str) -> Path:
+    """The one run folder of `name` (a run's folder carries its settings' digest: NAME-xxxxxxxx)."""
+    (found,) = runs.glob(f"{name}-*")
+    return found
+
+
 def test_plan_covers_the_grid_once():
     ds = SweepDataset(name="d", path="d.npz")
     cfg = SweepConfig(
@@ -109,7 +115,7 @@ def test_a_run_cut_short_writes_no_row_and_resumes_mid_epoch_to_the_same_result(
     cut.train = {**cut.train, "max_steps": 3, "checkpoint_every": 1}  # of 2 epochs x 2 steps
     assert run_sweep(cut, progress=False).empty  # a run stopped by max_steps is not a result
     last = load_checkpoint(
-        tmp_path / "b" / "sweep" / "runs" / "toy-ml" / "w8-mlpmixer1" / "seed0" / "last.pt"
+        run_dir(tmp_path / "b" / "sweep" / "runs" / "toy-ml" / "w8-mlpmixer1", "seed0") / "last.pt"
     )
     assert last["state"]["epoch"] == 1 and last["state"]["step_in_epoch"] == 1  # stopped mid-epoch
     cut.train = {k: v for k, v in cut.train.items() if k not in ("max_steps", "checkpoint_every")}
@@ -138,16 +144,21 @@ def test_pretrain_finetune_protocol(tmp_path):
     table = run_sweep(cfg, progress=False)
     assert len(table) == 2 and table["accuracy"].between(0, 1).all() and table["micro_f1"].isna().all()
     runs = tmp_path / "sweep" / "runs" / "toy-mc" / "w8-mlpmixer1"
-    assert (runs / "pretrain-seed0" / "best.pt").exists()  # one pre-training, shared by both seeds
+    assert (run_dir(runs, "pretrain-seed0") / "best.pt").exists()  # one pre-training, shared by both seeds
     for seed in (0, 1):
-        cfg_used = (runs / f"seed{seed}" / "config.yaml").read_text()
-        assert "init_from: " + str(runs / "pretrain-seed0" / "best.pt") in cfg_used
+        cfg_used = (run_dir(runs, f"seed{seed}") / "config.yaml").read_text()
+        assert "init_from: " + str(run_dir(runs, "pretrain-seed0") / "best.pt") in cfg_used
     assert table["init_id"].nunique() == 1 and (table["pretrain_seconds"] > 0).all()
 
     # another seed list shares the same pre-training (its folder does not depend on the seeds)
     cfg.seeds = [1, 2]
     assert set(run_sweep(cfg, progress=False)["init_id"]) == set(table["init_id"])
-    assert sorted(p.name for p in runs.iterdir()) == ["pretrain-seed0", "seed0", "seed1", "seed2"]
+    assert sorted(p.name.rsplit("-", 1)[0] for p in runs.iterdir()) == [
+        "pretrain-seed0",
+        "seed0",
+        "seed1",
+        "seed2",
+    ]
 
     # another pre-training is another run for every fine-tuned seed: its old rows are not reused
     cfg.datasets[0].train = {**cfg.datasets[0].train, "optim": {"lr": 0.001}}
@@ -236,8 +247,8 @@ def test_an_ip_sweep_scores_every_run_and_keeps_the_scores_with_their_settings(t
     assert all(p.stat().st_mtime_ns == t for p, t in stamp.items())  # nothing retrained
     assert again.loc["trainable", "mass_accuracy_all"] != table.loc["trainable", "mass_accuracy_all"]
     # ...which needs the model: without its run directory that is an error that says so
-    for run_dir in (tmp_path / "sweep" / "runs").rglob("seed0"):
-        (run_dir / "best.pt").unlink()
+    for folder in (tmp_path / "sweep" / "runs").rglob("seed0-*"):
+        (folder / "best.pt").unlink()
     cfg.scores = {**scores, "layer": "features"}
     with pytest.raises(ConfigError, match="scored otherwise .* its model is not here"):
         run_sweep(cfg, progress=False)
@@ -281,9 +292,9 @@ def test_a_row_made_in_another_precision_than_the_study_pins_is_trained_again_in
     table.to_csv(cfg.results_path, index=False)
     # and a run directory that holds another run's checkpoints (the old precision's): set aside, not lost
     runs = Path(cfg.out_dir) / "runs"
-    seed0 = runs / "toy-ml" / "w8-none0" / "seed0"
+    seed0 = run_dir(runs / "toy-ml" / "w8-none0", "seed0")
     shutil.rmtree(seed0)
-    shutil.copytree(seed0.with_name("seed1"), seed0)
+    shutil.copytree(run_dir(runs / "toy-ml" / "w8-none0", "seed1"), seed0)
     other = load_checkpoint(seed0 / "last.pt")["config_id"]
 
     again = run_sweep(cfg, progress=False)
@@ -291,7 +302,7 @@ def test_a_row_made_in_another_precision_than_the_study_pins_is_trained_again_in
     assert (again["precision"] == "fp32").all()
     assert again["config_id"].tolist() == made["config_id"].tolist()
     pd.testing.assert_frame_equal(again[["micro_f1", "accuracy"]], made[["micro_f1", "accuracy"]])
-    assert (seed0.with_name(f"seed0.{other}") / "last.pt").exists()
+    assert (seed0.with_name(f"{seed0.name}.{other}") / "last.pt").exists()
     # the rows no longer stale are left alone next time
     stamp = (seed0 / "last.pt").stat().st_mtime_ns
     run_sweep(cfg, progress=False)
@@ -356,7 +367,7 @@ def test_parallel_workers_write_the_same_rows_as_one_worker(tmp_path):
         parallel[cols].sort_values("run_id").reset_index(drop=True),
         serial[cols].sort_values("run_id").reset_index(drop=True),
     )
-    assert len(list((tmp_path / "two" / "runs" / "toy-mc").glob("*/pretrain-seed0/best.pt"))) == 2
+    assert len(list((tmp_path / "two" / "runs" / "toy-mc").glob("*/pretrain-seed0-*/best.pt"))) == 2
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
@@ -502,3 +513,20 @@ def test_a_reused_run_whose_record_predates_finished_at_takes_the_time_its_recor
     reused = run_sweep(other, progress=False)
     assert reused["finished_at"].tolist() == ["2023-11-14T22:13:20Z"]
     assert first["finished_at"].tolist() != reused["finished_at"].tolist()
+
+
+def test_one_run_name_at_two_budgets_gets_two_folders_and_two_valid_rows(tmp_path):
+    short = sweep_config(tmp_path, mixers=["none"], seeds=[0], results=str(tmp_path / "short.csv"))
+    long = sweep_config(
+        tmp_path, mixers=["none"], seeds=[0], results=str(tmp_path / "long.csv"),
+        train={**TRAIN, "optim": {**TRAIN.get("optim", {}), "epochs": 3}},
+    )  # fmt: skip
+    assert short.out_dir == long.out_dir and plan(short)[0].run_id == plan(long)[0].run_id
+    a, b = run_sweep(short, progress=False), run_sweep(long, progress=False)
+    assert a["config_id"].iloc[0] != b["config_id"].iloc[0] and b["epochs_run"].iloc[0] <= 3
+    folders = sorted((Path(short.out_dir) / "runs" / "toy-ml" / "w8-none0").iterdir())
+    assert len(folders) == 2 and all(f.name.startswith("seed0-") for f in folders)
+    assert {load_checkpoint(f / "best.pt")["config_id"] for f in folders} == {
+        a["config_id"].iloc[0],
+        b["config_id"].iloc[0],
+    }

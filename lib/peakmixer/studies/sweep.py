@@ -42,7 +42,7 @@ from peakmixer.studies.store import (
 from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint, shipped_weights
 from peakmixer.train.config import TrainConfig
 from peakmixer.train.device import resolve_device, resolve_precision
-from peakmixer.train.identity import machine, planned_config_id
+from peakmixer.train.identity import machine, planned_config_id, settings_digest
 from peakmixer.train.loop import train
 from peakmixer.train.prepare import prepare_split
 
@@ -253,15 +253,18 @@ def stage_configs(
     fine-tuning starts from its ``best.pt``."""
     runs = Path(cfg.out_dir) / "runs"
     tc = run_config(cfg, run, "train", runs / run.run_id, data_path)
-    pre = None
+    pre, pre_digest = None, ""
     if run.dataset.protocol == "pretrain_finetune":
         first = Run(run.dataset, run.width, run.blocks, run.mixer, run.layers, cfg.pretrain_seed, run.ip)
-        pre_dir = runs / run.model_id / f"pretrain-seed{cfg.pretrain_seed}"
-        pre = run_config(cfg, first, "train", pre_dir, data_path)
+        pre = run_config(cfg, first, "train", runs / run.model_id, data_path)
+        pre_digest = settings_digest(pre)
+        pre.out_dir = str(runs / run.model_id / f"pretrain-seed{cfg.pretrain_seed}-{pre_digest}")
         tc = run_config(cfg, run, "finetune", runs / run.run_id, data_path)
         tc.init_from = str(Path(pre.out_dir) / "best.pt")
         pre.progress = False
     tc.progress = False
+    # the folder names the run and its settings: another budget under the same run name is another folder
+    tc.out_dir = str(runs / f"{run.run_id}-{settings_digest(tc, starts_from=pre_digest)}")
     return pre, tc
 
 

@@ -42,6 +42,16 @@ _VOLATILE = (
 )
 
 
+def settings_digest(cfg: TrainConfig, *, starts_from: str = "") -> str:
+    """8 hex digits of the settings that decide what a run computes, less its data, code, device and the
+    path it starts from (`starts_from`: that start's own digest instead): a sweep names run folders with
+    it, so that two studies with one run name at two budgets never share a folder."""
+    d = {k: v for k, v in to_dict(cfg).items() if k not in (*_VOLATILE, "init_from")}
+    d["data"] = {k: v for k, v in d["data"].items() if k != "path"}
+    blob = json.dumps([d, starts_from], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
 def config_fingerprint(
     cfg: TrainConfig,
     data_id: str,
