@@ -14,13 +14,16 @@ from __future__ import annotations
 import fcntl
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from peakmixer.attribution.gradcam import SCORE_COLUMNS, RunScoring, scores_identity
 from peakmixer.files import atomic, write_csvs
+
+if TYPE_CHECKING:  # annotations only: the sweep writes through this module
+    from peakmixer.studies.sweep import Run
 
 METRIC_COLUMNS = ("micro_f1", "macro_f1", "samples_f1", "hamming_accuracy", "emr", "accuracy")
 # One row per finished run: what it is, how it scored, how it ended, and where and with what it was made.
@@ -99,6 +102,56 @@ def row_state(config_id: str, scores_id: str, expected: str, scoring: RunScoring
     if scoring is not None and scores_id != scores_identity(scoring, expected):
         return "other scores", "its attribution scores were made with other settings or score code"
     return "valid", ""
+
+
+def run_row(run: Run, summary: dict[str, Any], pretrain_seconds: float, synthetic: bool, cap: int) -> dict:
+    """The store's row of a finished run: what it is (run and config ids, model, seed), how it scores on the
+    test split, what it cost, how it ended, and where and when it was made (`summary`: `train`'s)."""
+    test = summary.get("test", {})
+    spec = summary["model_spec"]
+    return {
+        "run_id": run.run_id,
+        "config_id": summary["config_id"],
+        "init_id": summary["init_id"],
+        "dataset": run.dataset.name,
+        "synthetic": synthetic,
+        "task": summary["task"],
+        "extractor": spec["extractor"],
+        "width": run.width,
+        "blocks": _blocks(spec),
+        "mixer": run.mixer,
+        "mixer_layers": spec["mlp_layers"] if run.mixer == "mlp" else run.layers,
+        "seed": run.seed,
+        "params": summary["params"],
+        "macs": summary["macs"],
+        **{m: test.get(m, np.nan) for m in METRIC_COLUMNS},
+        "all_negative_hamming_accuracy": test.get("all_negative", {}).get("hamming_accuracy", np.nan),
+        "best_epoch": summary["best_epoch"],
+        "best_val": summary["best_val"],
+        "epochs_run": summary["epochs_run"],
+        "epoch_cap": cap,
+        "ended_by": summary["ended_by"],
+        "train_seconds": summary["train_seconds"],
+        "pretrain_seconds": pretrain_seconds,
+        "spectra_per_second": summary["spectra_per_second"],
+        "device": summary["device"].split(":")[0],
+        "device_name": summary["gpu"] or summary["cpu"],
+        "precision": summary["precision"],
+        "threads": summary["threads"],
+        "torch": summary["torch"],
+        "data_sha256": summary["data_hash"],
+        "git_sha": summary["git_sha"],  # where and when the run was trained
+        "finished_at": summary["finished_at"],
+        "ip_mode": run.ip,
+        "ip_channels": spec.get("ip", {}).get("channels", np.nan),
+        **{f"pathway_{k}": v for k, v in test.get("pathways", {}).items()},
+    }
+
+
+def _blocks(spec: dict[str, Any]) -> int:
+    if spec["blocks"] is not None:
+        return spec["blocks"]
+    return 6 if spec["extractor"] == "respeak" else 1
 
 
 def read_results(path: str | Path) -> pd.DataFrame:

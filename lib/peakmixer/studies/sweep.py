@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from peakmixer.architecture import LAYERED_MIXERS, MIXERS
@@ -30,13 +29,13 @@ from peakmixer.data.dataset import SpectraDataset, file_sha256, load
 from peakmixer.files import write_text
 from peakmixer.provenance import git_sha, package_versions
 from peakmixer.studies.store import (
-    METRIC_COLUMNS,
     append_row,
     lock_of,
     locked,
     read_results,
     replace_row,
     row_state,
+    run_row,
     stored_ids,
 )
 from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint, shipped_weights
@@ -287,54 +286,6 @@ def run_identity(
             planned_config_id(pre, dataset, init_id="", device_type=device_type, precision=mine) + ":best"
         )
     return planned_config_id(tc, dataset, init_id=init_id, device_type=device_type, precision=precision)
-
-
-def _row(run: Run, summary: dict[str, Any], pretrain_seconds: float, synthetic: bool, cap: int) -> dict:
-    test = summary.get("test", {})
-    spec = summary["model_spec"]
-    return {
-        "run_id": run.run_id,
-        "config_id": summary["config_id"],
-        "init_id": summary["init_id"],
-        "dataset": run.dataset.name,
-        "synthetic": synthetic,
-        "task": summary["task"],
-        "extractor": spec["extractor"],
-        "width": run.width,
-        "blocks": _blocks(spec),
-        "mixer": run.mixer,
-        "mixer_layers": spec["mlp_layers"] if run.mixer == "mlp" else run.layers,
-        "seed": run.seed,
-        "params": summary["params"],
-        "macs": summary["macs"],
-        **{m: test.get(m, np.nan) for m in METRIC_COLUMNS},
-        "all_negative_hamming_accuracy": test.get("all_negative", {}).get("hamming_accuracy", np.nan),
-        "best_epoch": summary["best_epoch"],
-        "best_val": summary["best_val"],
-        "epochs_run": summary["epochs_run"],
-        "epoch_cap": cap,
-        "ended_by": summary["ended_by"],
-        "train_seconds": summary["train_seconds"],
-        "pretrain_seconds": pretrain_seconds,
-        "spectra_per_second": summary["spectra_per_second"],
-        "device": summary["device"].split(":")[0],
-        "device_name": summary["gpu"] or summary["cpu"],
-        "precision": summary["precision"],
-        "threads": summary["threads"],
-        "torch": summary["torch"],
-        "data_sha256": summary["data_hash"],
-        "git_sha": summary["git_sha"],  # where and when the run was trained (`train._MADE`)
-        "finished_at": summary["finished_at"],
-        "ip_mode": run.ip,
-        "ip_channels": spec.get("ip", {}).get("channels", np.nan),
-        **{f"pathway_{k}": v for k, v in test.get("pathways", {}).items()},
-    }
-
-
-def _blocks(spec: dict[str, Any]) -> int:
-    if spec["blocks"] is not None:
-        return spec["blocks"]
-    return 6 if spec["extractor"] == "respeak" else 1
 
 
 def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]) -> Path:
@@ -592,7 +543,7 @@ def _train_and_store(
             return
         if summary["config_id"] != config_id:  # the planned identity must be the one training records
             raise RuntimeError(f"{run.run_id}: planned config id {config_id}, trained {summary['config_id']}")
-        row = _row(
+        row = run_row(
             run, summary, s.pretrain_seconds.get(run.model_id, 0.0), s.synthetic[name], tc.optim.epochs
         )
         if s.scoring is not None:
