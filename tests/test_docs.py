@@ -81,3 +81,47 @@ def test_every_name_on_the_api_page_imports():
         missing += [f"{row[1]}.{n}" for n in names if not hasattr(module, n)]
     assert missing == []
     assert len(re.findall(r"^\| `", current, flags=re.M)) >= 15  # the tables were read
+
+
+def test_the_readme_headline_numbers_are_the_stores_and_the_papers():
+    # the numbers, not the wording: every cell of the headline against what the store and the paper give
+    from peakmixer.report.docs import PAPER_DATASETS, PAPER_TABLE1, readme_headline
+    from peakmixer.studies.claims import claims
+    from peakmixer.studies.ipeval import table1
+    from peakmixer.studies.results import FIG1_STUDIES, load_study, read_store
+    from peakmixer.studies.results_section import fig1_rows
+
+    # the paper's Table 1 as printed (NIST-IR, bacteria)
+    assert PAPER_TABLE1[("infidelity", "trainable")] == (0.6813, 8.5290)
+    assert PAPER_TABLE1[("infidelity", "frozen")] == (0.7183, 9.0944)
+    assert PAPER_TABLE1[("sensitivity", "trainable")] == (0.1069, 0.2831)
+    assert PAPER_TABLE1[("sensitivity", "frozen")] == (0.9682, 1.3614)
+    text = readme_headline()
+    _, facts, main = fig1_rows({name: load_study(name) for name in FIG1_STUDIES})
+    claim_table = claims(main, {k: f["classes"] for k, f in facts.items()})
+    fair = claim_table[claim_table["fair"]]
+    rows = [r.split(" | ") for r in text.splitlines() if r.startswith("| synth-") and " beats " in r]
+    assert len(rows) == len(fair) > 0
+    for cells, r in zip(rows, fair.itertuples(index=False), strict=True):
+        assert cells[0] == f"| {r.dataset}" and cells[2] == r.claim and cells[4] == f"{r.outcome} |"
+        diff, low, high = (float(x) for x in re.findall(r"[+-]\d+\.\d+", cells[3]))
+        assert (diff, low, high) == pytest.approx((r.difference, r.ci_low, r.ci_high), abs=5e-5)
+    ours = table1(read_store({"ip_table1": load_study("ip_table1")}).rows)
+    for (score, mode), paper in PAPER_TABLE1.items():
+        name = "untrainable (frozen)" if mode == "frozen" else mode
+        (line,) = [x for x in text.splitlines() if x.startswith(f"| {score} | {name} |")]
+        cells = line.strip("|").split(" | ")[2:]
+        for k, (_, mine) in enumerate(PAPER_DATASETS):
+            assert float(cells[2 * k]) == paper[k]
+            mean = _cell(ours, score, mode, mine)
+            assert float(cells[2 * k + 1].split(" ")[0]) == pytest.approx(mean, abs=5e-5)
+    # the direction per cell follows from the two means
+    for _, mine in PAPER_DATASETS:
+        for score in ("infidelity", "sensitivity"):
+            a, b = (_cell(ours, score, m, mine) for m in ("trainable", "frozen"))
+            assert f"- {mine}, {score}: trainable {'lower' if a < b else 'higher'}" in text
+
+
+def _cell(table1, score: str, mode: str, dataset: str) -> float:
+    at = (table1["score"] == score) & (table1["correlation"] == mode) & (table1["dataset"] == dataset)
+    return float(table1.loc[at, "mean"].iloc[0])
