@@ -85,9 +85,9 @@ def test_every_name_on_the_api_page_imports():
 
 def test_the_readme_headline_numbers_are_the_stores_and_the_papers():
     # the numbers, not the wording: every cell of the headline against what the store and the paper give
-    from peakmixer.report.docs import PAPER_DATASETS, PAPER_TABLE1, readme_headline
+    from peakmixer.report.docs import readme_headline
     from peakmixer.studies.claims import claims
-    from peakmixer.studies.ipeval import table1
+    from peakmixer.studies.ipeval import PAPER_DATASETS, PAPER_TABLE1, table1, table1_beside_paper
     from peakmixer.studies.results import FIG1_STUDIES, load_study, read_store
     from peakmixer.studies.results_section import fig1_rows
 
@@ -115,11 +115,14 @@ def test_the_readme_headline_numbers_are_the_stores_and_the_papers():
             assert float(cells[2 * k]) == paper[k]
             mean = _cell(ours, score, mode, mine)
             assert float(cells[2 * k + 1].split(" ")[0]) == pytest.approx(mean, abs=5e-5)
-    # the direction per cell follows from the two means
-    for _, mine in PAPER_DATASETS:
-        for score in ("infidelity", "sensitivity"):
-            a, b = (_cell(ours, score, m, mine) for m in ("trainable", "frozen"))
-            assert f"- {mine}, {score}: trainable {'lower' if a < b else 'higher'}" in text
+    # one sentence per cell, its word the verdict's beside the paper's direction
+    beside = table1_beside_paper(read_store({"ip_table1": load_study("ip_table1")}).rows)
+    assert set(beside["beside_paper"]) <= {"reproduced", "reversed", "not resolved"}
+    for r in beside.itertuples(index=False):
+        (line,) = [x for x in text.splitlines() if x.startswith(f"- {r.score}, {r.dataset} in place of")]
+        assert line.endswith(f"**{r.beside_paper}**.")
+        low, high = (float(x) for x in re.search(r"\[([+-][\d.]+), ([+-][\d.]+)\]", line).groups())
+        assert (low, high) == pytest.approx((r.ci_low, r.ci_high), abs=5e-5)
 
 
 def _cell(table1, score: str, mode: str, dataset: str) -> float:

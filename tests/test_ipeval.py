@@ -142,3 +142,28 @@ def test_the_readme_section_names_the_committed_table_relative_to_the_clone():
     text = readme_ip_results()
     assert "From `results/ip_table1.csv`" in text or text.startswith("No finished run")
     assert str(REPO_ROOT) not in text
+
+
+def test_table1_beside_the_paper_says_reproduced_reversed_or_not_resolved_per_cell():
+    from peakmixer.studies.ipeval import beside_paper_text, table1_beside_paper
+
+    def runs(dataset, trainable, frozen):  # three seeds per arm; the paper has trainable lower everywhere
+        return [
+            {"dataset": dataset, "ip_mode": mode, "infidelity_mean": v + d, "sensitivity_mean": s + d}
+            for mode, (v, s) in (("trainable", trainable), ("frozen", frozen))
+            for d in (-0.01, 0.0, 0.01)
+        ]
+
+    rows = pd.DataFrame(
+        runs("synth-ir17", (0.2, 1.0), (0.8, 1.0 + 1e-3))
+    )  # infidelity lower; sensitivity tie
+    frame = table1_beside_paper(rows).set_index(["score", "dataset"])["beside_paper"]
+    assert frame[("infidelity", "synth-ir17")] == "reproduced"
+    assert frame[("sensitivity", "synth-ir17")] == "not resolved"
+    assert frame[("infidelity", "synth-bac30")] == "no runs"  # no bacteria rows: said, not dropped
+    reversed_rows = pd.DataFrame(runs("synth-bac30", (0.9, 2.0), (0.1, 1.0)))
+    assert set(
+        table1_beside_paper(reversed_rows).set_index("dataset").loc["synth-bac30", "beside_paper"]
+    ) == {"reversed"}
+    text = beside_paper_text(table1_beside_paper(rows))
+    assert len(text) == 4 and text[0].endswith("**reproduced**.") and "no runs yet" in text[1]

@@ -150,8 +150,11 @@ def test_run_all_smoke_03_ip_eval(smoke):
     assert set(table["correlation"]) == {"trainable", "frozen"}
     assert set(table["dataset"]) == {"synth-ir17", "synth-bac30"} and (table["seeds"] == 2).all()
     assert table["mean"].notna().all() and (table["mean"] >= 0).all()
-    for name in ("ip_table1", "ip_ground_truth", "ip_verdict_table"):
+    for name in ("ip_table1", "ip_table1_vs_paper", "ip_ground_truth", "ip_verdict_table"):
         assert_sidecar(figs / f"{name}.csv")
+    beside = pd.read_csv(figs / "ip_table1_vs_paper.csv")  # the paper's four cells, each with a word
+    assert len(beside) == 4 and beside["paper_trainable"].notna().all()
+    assert set(beside["beside_paper"]) <= {"reproduced", "reversed", "not resolved"}
     assert_figure(figs, "ip_table1_figure")
     assert_figure(figs, "ip_ground_truth_figure")
     side = json.loads((figs / "ip_table1.json").read_text())

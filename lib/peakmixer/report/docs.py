@@ -19,23 +19,18 @@ from peakmixer.files import write_text
 from peakmixer.paths import DOCS_DIR, README, REPO_ROOT
 from peakmixer.studies.calibration import readme_calibration
 from peakmixer.studies.claims import claims, summarize
-from peakmixer.studies.ipeval import readme_ip_results, table1
+from peakmixer.studies.ipeval import (
+    PAPER_DATASETS,
+    PAPER_TABLE1,
+    beside_paper_text,
+    readme_ip_results,
+    table1,
+    table1_beside_paper,
+)
 from peakmixer.studies.results import FIG1_STUDIES, load_study, read_store, rows_of
 from peakmixer.studies.results_section import NO_RUNS, fig1_rows, panel_rows, readme_results
 from peakmixer.studies.sim2real_summary import readme_sim2real
 
-# The paper's Table 1 (class-specific Grad-CAM; lower is better): NIST-IR and bacteria, trainable and
-# untrainable correlation matrix, as printed in the paper.
-PAPER_TABLE1 = {
-    ("infidelity", "trainable"): (0.6813, 8.5290),
-    ("infidelity", "frozen"): (0.7183, 9.0944),
-    ("sensitivity", "trainable"): (0.1069, 0.2831),
-    ("sensitivity", "frozen"): (0.9682, 1.3614),
-}
-PAPER_DATASETS = (
-    ("NIST-IR", "synth-ir17"),
-    ("bacteria", "synth-bac30"),
-)  # the paper's, and ours in their place
 TEASER = DOCS_DIR / "img" / "fig1"
 
 
@@ -97,15 +92,11 @@ def _table1_beside_paper() -> list[str]:
         out.append(f"| {score} | {name} | " + " | ".join(cells) + " |")
     out += [
         "",
-        "Trainable against frozen, mean over seeds (the paper has trainable lower in all four cells; the "
-        "intervals are in [the results](docs/results.md)):",
+        "Trainable against frozen, each cell beside the paper's (difference of means over seeds, 95% Welch "
+        "interval; the paper has the trainable matrix lower in all four):",
+        "",
+        *beside_paper_text(table1_beside_paper(rows)),
     ]
-    for score in ("infidelity", "sensitivity"):
-        for _, mine in PAPER_DATASETS:
-            a, b = (ours.get((score, m, mine), (float("nan"), 0))[0] for m in ("trainable", "frozen"))
-            if pd.notna(a) and pd.notna(b):
-                way = "lower, as in the paper" if a < b else "higher: reversed"
-                out.append(f"- {mine}, {score}: trainable {way} ({a:.4f} vs {b:.4f})")
     return out
 
 
