@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -47,3 +48,15 @@ def artifacts() -> Path:
     path = Path(os.environ.get("PEAKMIXER_ARTIFACTS", REPO / "test-artifacts"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def numbers_in(text: str) -> list[float]:
+    """The decimal numbers a generated line states, signs kept: tests check a section's numbers, not its
+    wording, so a reworded sentence passes and a wrong number fails."""
+    return [float(x) for x in re.findall(r"[+-]?\d+\.\d+", text)]
+
+
+def line_with(text: str, start: str) -> str:
+    """The one line of `text` that starts with `start`."""
+    (line,) = [x for x in text.splitlines() if x.startswith(start)]
+    return line
