@@ -54,15 +54,6 @@ def _verdict(main: pd.DataFrame, facts: Mapping[str, Mapping[str, Any]], mixer_l
     return verdict_text(claim_table, synthetic=[k for k, f in facts.items() if f["synthetic"]])
 
 
-def fig1_verdict(
-    studies: Mapping[str, SweepConfig] | None = None, *, grid_study: str = "fig1d_grid", mixer_layers: int = 4
-) -> str:
-    """Fig. 1's claims, each with its 95% interval and verdict, from the committed store alone."""
-    studies = dict(studies or {name: load_study(name) for name in FIG1_STUDIES})
-    _, facts, main = fig1_rows(studies, grid_study=grid_study, mixer_layers=mixer_layers)
-    return _verdict(main, facts, mixer_layers) if not main.empty else NO_RUNS
-
-
 def readme_results(
     studies: Mapping[str, SweepConfig] | None = None, *, grid_study: str = "fig1d_grid", mixer_layers: int = 4
 ) -> str:
