@@ -127,7 +127,8 @@ def test_ground_truth_scores_agree_with_quantus():
 
 
 def test_a_class_without_channels_is_left_out_of_the_scores_not_scored_best():
-    from peakmixer.attribution.gradcam import RunScoring, ScoreSettings, score_run
+    from peakmixer.attribution.gradcam import ScoreSettings
+    from peakmixer.attribution.run_scores import RunScoring, score_run
 
     model = tiny(k=3, channels=9)
     with torch.no_grad():  # class 2 owns no channel under the argmax rule

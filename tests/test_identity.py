@@ -294,7 +294,8 @@ SCORES_GOLDEN = Path(__file__).with_name("golden") / "scores.json"
 
 
 def test_scores_version_guards_a_reference_scoring():
-    from peakmixer.attribution.gradcam import SCORES_VERSION, RunScoring, ScoreSettings, score_run
+    from peakmixer.attribution.gradcam import ScoreSettings
+    from peakmixer.attribution.run_scores import SCORES_VERSION, RunScoring, score_run
     from peakmixer.ip import attach_ip
 
     threads = torch.get_num_threads()

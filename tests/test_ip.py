@@ -122,3 +122,27 @@ def test_the_multiclass_path_trains_and_reloads(tmp_path):
     model = model_from_checkpoint(Path(cfg.out_dir) / "best.pt")
     assert isinstance(model, IPModel) and model.task == "multiclass" and model.mode == "trainable"
     assert 0 <= summary["test"]["accuracy"] <= 1 and 0 <= summary["test"]["pathways"]["pred_2"] <= 1
+
+
+def test_the_redrawn_matrix_changes_every_training_batch_and_holds_still_out_of_training(tmp_path):
+    from peakmixer.ip import RedrawnIPModel
+
+    model = ip_model(mode="redrawn")
+    assert isinstance(model, RedrawnIPModel) and model.mode == "redrawn"
+    assert "correlation" not in dict(model.named_parameters())  # never learnt
+    x, y = (
+        torch.rand(3, 1, 128),
+        torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, 1]], dtype=torch.float32),
+    )
+    seen = [model.correlation.clone()]
+    for _ in range(2):
+        model.train()(x, y)
+        seen.append(model.correlation.clone())
+    assert not torch.equal(seen[0], seen[1]) and not torch.equal(seen[1], seen[2])
+    model.eval()(x, y)
+    model(x)
+    assert torch.equal(model.correlation, seen[2])  # evaluation and Grad-CAM read the last matrix drawn
+    cfg = tiny_config(tmp_path, "redrawn")
+    train(cfg)
+    again = model_from_checkpoint(Path(cfg.out_dir) / "best.pt")
+    assert isinstance(again, RedrawnIPModel) and again.spec["ip"]["mode"] == "redrawn"

@@ -137,7 +137,20 @@ def test_the_readme_section_is_made_from_the_rows(stored):
     f1 = rows.loc[rows["ip_mode"] == "frozen", "micro_f1"]
     metric_row = numbers_in(next(x for x in text.splitlines() if x.startswith("| ") and "(seeds)" in x))
     assert round(f1.mean(), 4) in metric_row and round(f1.std(), 4) in metric_row
-    assert "**synthetic**" in text and "**Verdict**" in text
+    assert "**synthetic**" in text and "**Verdict over seeds**" in text
+    # the pair-level parts come from the detail tables the sweep wrote beside the rows
+    from peakmixer.studies.ip_pairs import fidelity_table
+    from peakmixer.studies.ipeval import study_details
+
+    pairs, channels = study_details(cfg, rows)
+    fid = fidelity_table(pairs).set_index(["ip_mode", "rule"]).loc[("trainable", "argmax")]
+    line = line_with(text, "- synth-ir17, trainable, argmax: infidelity share")
+    assert numbers_in(line)[:3] == [
+        round(fid["share_mean"], 3),
+        round(fid["share_ci_low"], 3),
+        round(fid["share_ci_high"], 3),
+    ]
+    assert "**Channel ownership**" in text and len(channels) > 0
 
 
 def test_the_readme_section_names_the_committed_table_relative_to_the_clone():

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from peakmixer.report.shipped import RealSet, ship
+from peakmixer.report.shipped import RealSet, refresh_card, ship
 from peakmixer.studies.results import load_study
+from peakmixer.studies.store import read_results, replace_row
 from peakmixer.studies.sweep import run_sweep
 from peakmixer.train.checkpoint import load_checkpoint
 
@@ -53,6 +54,20 @@ def test_ship_exports_a_stored_run_with_its_card(tmp_path, shared_data):
     assert (
         "prevalence baseline" in text and "synthetic" in text and f"{real['model']['micro_f1']:.3f}" in text
     )
+    # the card's numbers are its stored row's: a card that disagrees with the store is found
+    stored = read_results(tmp_path / "store" / "tiny.csv").set_index("run_id").loc[card["model"]]
+    assert card["stored"] and card["test"]["this_run"] == pytest.approx(stored["micro_f1"])
+    assert not refresh_card(out.with_suffix(".json"), write=False, studies_dir=tmp_path / "studies")
+    tampered = card | {"test": card["test"] | {"this_run": 0.5}}
+    out.with_suffix(".json").write_text(json.dumps(tampered))
+    assert refresh_card(out.with_suffix(".json"), write=False, studies_dir=tmp_path / "studies")
+    # rewritten from the store
+    assert refresh_card(out.with_suffix(".json"), studies_dir=tmp_path / "studies")
+    assert json.loads(out.with_suffix(".json").read_text())["test"] == card["test"]
+    # the run made again (another time): the card no longer claims the store's numbers for these weights
+    replace_row(tmp_path / "store" / "tiny.csv", card["model"], {"finished_at": "2030-01-01T00:00:00Z"})
+    assert refresh_card(out.with_suffix(".json"), studies_dir=tmp_path / "studies")
+    assert "no longer holds the run these weights come from" in out.with_suffix(".md").read_text()
     with pytest.raises(ValueError, match="no valid row"):
         ship(
             "tiny", "synth-ir17/nope/seed0", "x", studies_dir=tmp_path / "studies", models_dir=tmp_path / "m"

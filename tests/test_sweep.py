@@ -160,6 +160,21 @@ def test_pretrain_finetune_protocol(tmp_path):
         "seed2",
     ]
 
+    # one pre-training per seed: independent seeds, each fine-tuned from its own
+    per_seed = sweep_config(
+        tmp_path,
+        datasets=[toy_pretrain_dataset(tmp_path)],
+        mixers=["mlpmixer"],
+        pretrain_per_seed=True,
+        out_dir=str(tmp_path / "per-seed"),
+    )
+    independent = run_sweep(per_seed, progress=False)
+    assert independent["init_id"].nunique() == 2
+    runs = tmp_path / "per-seed" / "runs" / "toy-mc" / "w8-mlpmixer1"
+    for seed in (0, 1):
+        cfg_used = (run_dir(runs, f"seed{seed}") / "config.yaml").read_text()
+        assert "init_from: " + str(run_dir(runs, f"pretrain-seed{seed}") / "best.pt") in cfg_used
+
     # another pre-training is another run for every fine-tuned seed: its old rows are not reused
     cfg.datasets[0].train = {**cfg.datasets[0].train, "optim": {"lr": 0.001}}
     with pytest.raises(ConfigError, match="already holds toy-mc/w8-mlpmixer1/seed1 made with other settings"):
@@ -178,6 +193,28 @@ def test_a_stored_row_is_reused_and_a_changed_configuration_is_not(tmp_path, cha
     cfg.train = {**cfg.train, **change}
     with pytest.raises(ConfigError, match="already holds toy-ml/w8-mlpmixer1/seed0 made with other settings"):
         run_sweep(cfg, progress=False)
+
+
+def test_a_sweep_can_run_one_datasets_runs_alone(tmp_path):
+    cfg = sweep_config(
+        tmp_path,
+        mixers=["none"],
+        seeds=[0],
+        datasets=[
+            {
+                "name": "toy-ml",
+                "path": str(toy_dataset(n=64, length=128, n_classes=4, seed=0).save(tmp_path / "a.npz")),
+            },
+            {
+                "name": "toy-b",
+                "path": str(toy_dataset(n=64, length=128, n_classes=4, seed=1).save(tmp_path / "b.npz")),
+            },
+        ],
+    )
+    assert list(run_sweep(cfg, progress=False, datasets=["toy-b"])["dataset"]) == ["toy-b"]
+    assert list(read_results(cfg.results_path)["dataset"]) == ["toy-b"]
+    with pytest.raises(ConfigError, match="no dataset 'toy-c' in this sweep"):
+        run_sweep(cfg, progress=False, datasets=["toy-c"])
 
 
 def test_the_returned_table_holds_only_the_planned_runs(tmp_path):
@@ -252,6 +289,50 @@ def test_an_ip_sweep_scores_every_run_and_keeps_the_scores_with_their_settings(t
     cfg.scores = {**scores, "layer": "features"}
     with pytest.raises(ConfigError, match="scored otherwise .* its model is not here"):
         run_sweep(cfg, progress=False)
+    # ... or, asked, trained again here: the same run (config id), its row replaced with today's scores
+    third = run_sweep(cfg, progress=False, retrain_missing=True).set_index("ip_mode")
+    assert (third["config_id"] == table["config_id"]).all() and len(third) == 3
+    assert not set(third["scores_id"]) & set(again["scores_id"])
+    assert len(read_results(cfg.results_path)) == 3
+
+
+def test_a_scored_sweep_keeps_every_pair_and_the_channels_each_class_owns(tmp_path):
+    from peakmixer.studies.store import detail_table, read_details
+
+    scores = {"n_spectra": 4, "score": {"n_perturb_samples": 2, "sensitivity_samples": 2}}
+    cfg = sweep_config(
+        tmp_path,
+        mixers=["mlpmixer"],
+        seeds=[0],
+        ip_modes=["trainable", "off"],
+        train={**TRAIN, "model": {**TRAIN["model"], "ip": {"channels": 12}}},
+        scores=scores,
+    )
+    table = run_sweep(cfg, progress=False)
+    pairs = read_details(cfg.results_path, "pairs", table)
+    channels = read_details(cfg.results_path, "channels", table)
+    for row in table.itertuples():
+        mine = pairs[pairs["run_id"] == row.run_id]
+        maps = 5 if row.ip_mode == "trainable" else 1  # all, and specific/complement under two rules
+        assert len(mine) == row.scored_pairs * maps and (mine["scores_id"] == row.scores_id).all()
+    trainable = table[table["ip_mode"] == "trainable"].iloc[0]
+    mine = pairs[
+        (pairs["run_id"] == trainable.run_id)
+        & (pairs["channels"] == "specific")
+        & (pairs["rule"] == "argmax")
+    ]
+    assert mine["infidelity"].mean() == pytest.approx(trainable.infidelity_mean, rel=1e-4)
+    assert list(channels["run_id"].unique()) == [trainable.run_id]  # the IP run's 4 classes
+    assert channels["channels_argmax"].sum() == 12 and len(channels) == 4
+    from peakmixer.data.dataset import load
+
+    assert list(channels["label"]) == list(load(tmp_path / "ml.npz").label_names)  # read without the data
+    # scored again: the run's pairs are replaced, not added to
+    cfg.scores = {**scores, "layer": "extractor"}
+    again = run_sweep(cfg, progress=False)
+    assert len(pd.read_csv(detail_table(cfg.results_path, "pairs"))) == len(pairs)
+    assert len(read_details(cfg.results_path, "pairs", table)) == 0  # the old scores id no longer counts
+    assert len(read_details(cfg.results_path, "pairs", again)) == len(pairs)
 
 
 def test_a_pre_training_pinned_to_another_precision_keeps_its_rows_valid(tmp_path):

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 EXTRACTORS = ("respeak", "cnnpeak")
 MIXERS = ("none", "mlp", "mlpmixer", "transformer")
 LAYERED_MIXERS = ("mlpmixer", "transformer")  # the mixers `mixer_layers` counts the layers of
-IP_MODES = ("off", "trainable", "frozen")  # the interpretable path: none, learnt, or a fixed matrix
+# the interpretable path: none, a learnt matrix, a fixed random one, or a random one drawn afresh for every
+# training batch (the authors' code)
+IP_MODES = ("off", "trainable", "frozen", "redrawn")
 
 
 @dataclass(frozen=True)

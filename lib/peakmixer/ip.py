@@ -10,8 +10,9 @@ A multi-label port of PICNN (Guo et al., AAAI 2024) as the paper uses it, and a 
 P = softmax over classes of the K x C_ip correlation matrix (each channel's weights over classes sum to 1).
 Training minimises L(pred_1) + weight * L(pred_2 on the entries whose sampled class was right), which makes
 a class's own channels sufficient for its prediction. Modes: ``trainable`` (the matrix is a parameter),
-``frozen`` (random at initialisation, a buffer, never updated: the paper's "untrainable") and ``off`` (no
-path: `build_model` returns the ordinary model). Without targets the model returns pred_1 and samples
+``frozen`` (random at initialisation, a buffer, never updated: the paper's "untrainable"), ``redrawn``
+(`RedrawnIPModel`: random and drawn afresh for every training batch, as the authors' code does) and ``off``
+(no path: `build_model` returns the ordinary model). Without targets the model returns pred_1 and samples
 nothing, so inference, evaluation and profiling see an ordinary classifier.
 
 Fixed relative to the authors' code: the complement masks the rows of the positive classes (upstream
@@ -33,7 +34,7 @@ from peakmixer.architecture import IP_MODES
 from peakmixer.config import ConfigError
 from peakmixer.models import PeakModel, PoolHead
 
-IPMode = Literal["off", "trainable", "frozen"]
+IPMode = Literal["off", "trainable", "frozen", "redrawn"]
 
 
 @dataclass
@@ -155,6 +156,24 @@ class IPModel(nn.Module):
         self.spec = {**self.spec, "n_classes": n_classes}
 
 
+class RedrawnIPModel(IPModel):
+    """The authors' untrainable path: the matrix is random and drawn afresh for every training batch, so no
+    channel is ever tied to a class. Out of training (evaluation, Grad-CAM) it keeps the last matrix drawn,
+    which the checkpoint holds: channels read from it are as arbitrary as the training saw them."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **{**kwargs, "mode": "frozen"})
+        self.mode = "redrawn"
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor | IPOutput:
+        if y is not None and self.training:
+            fresh = torch.rand(self.correlation.shape, generator=generator, device=self.correlation.device)
+            self.correlation.copy_(fresh)
+        return super().forward(x, y, generator=generator)
+
+
 def attach_ip(
     model: PeakModel,
     *,
@@ -171,7 +190,8 @@ def attach_ip(
     width = model.extractor.out_channels
     c_ip = channels or width
     spec = {**model.spec, "ip": {"mode": mode, "task": task, "channels": c_ip}}
-    return IPModel(
+    cls = RedrawnIPModel if mode == "redrawn" else IPModel
+    return cls(
         model.extractor,
         model.mixer,
         in_channels=width,
@@ -224,6 +244,24 @@ def class_channels(
     return idx[own], idx[~own]
 
 
+def channel_ownership(model: IPModel, topk: int = 0) -> list[dict[str, float]]:
+    """Per class: how many channels it owns under the argmax rule (0 for a class the rule leaves without
+    any) and under the top-k rule (`topk`, default C_ip // K), and its largest weight in the matrix."""
+    P = model.channel_weights().detach().cpu()
+    K, C = P.shape
+    n = topk or max(1, C // K)
+    owners = P.argmax(dim=0)
+    return [
+        {
+            "class": k,
+            "channels_argmax": int((owners == k).sum()),
+            "channels_topk": n,
+            "largest_weight": float(P[k].max()),
+        }
+        for k in range(K)
+    ]
+
+
 @torch.no_grad()
 def pathway_metrics(
     model: IPModel,
@@ -252,4 +290,14 @@ def pathway_metrics(
     return {name: compute_metrics(task, y.numpy(), torch.cat(v).numpy())[metric] for name, v in outs.items()}
 
 
-__all__ = ["IPModel", "IPOutput", "IP_MODES", "attach_ip", "class_channels", "ip_loss", "pathway_metrics"]
+__all__ = [
+    "IPModel",
+    "IPOutput",
+    "IP_MODES",
+    "RedrawnIPModel",
+    "attach_ip",
+    "channel_ownership",
+    "class_channels",
+    "ip_loss",
+    "pathway_metrics",
+]

@@ -11,17 +11,19 @@ block, half the input resolution; the paper's script hooked the first conv), ``e
 channel axis, and linearly interpolated to the input length. Every result carries its settings.
 
 Scores of an attribution a (B, 1, L) for class k:
-- `infidelity`: captum's E[(Iᵀa − (f(x) − f(x − I)))²] over Gaussian perturbations I, normalised (scale-free);
+- `infidelity`: captum's E[(Iᵀa − (f(x) − f(x − I)))²] over Gaussian perturbations I, with the attribution's
+  best scale fitted (``normalize``): that removes the map's scale, not the model's (`run_scores` says why);
 - `sensitivity`: captum's max ‖a(x + δ) − a(x)‖ over uniform δ in an L∞ ball;
 - against a true band mask s (synthetic data only): relevance mass accuracy (share of positive attribution
   inside s), relevance rank accuracy (share of the |s| highest points inside s) and the pointing game (is the
   maximum inside s), as Quantus defines them (a test checks that).
+
+A trained run's scores over its test pairs, their chance levels and the scale-free share of infidelity are
+in `peakmixer.attribution.run_scores`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -79,7 +81,7 @@ def channel_mask(model: nn.Module, k: int, channels: Channels, rule: str = "argm
     return mask
 
 
-def _forward(model: nn.Module, mask: torch.Tensor | None):
+def pathway(model: nn.Module, mask: torch.Tensor | None):
     """x -> logits through the masked pathway (the plain forward for all channels)."""
     if mask is None:
         return model
@@ -87,7 +89,7 @@ def _forward(model: nn.Module, mask: torch.Tensor | None):
 
 
 @contextmanager
-def _eval(model: nn.Module):
+def eval_mode(model: nn.Module):
     was = model.training
     model.eval()
     try:
@@ -101,7 +103,7 @@ def layer_cam(model: nn.Module, x: torch.Tensor, k: int, settings: CamSettings) 
     gradient over positions) times the activations, summed over channels; ReLU if asked."""
     mask = channel_mask(model, k, settings.channels, settings.rule)
     layer = cam_layer(model, settings.layer)
-    return LayerGradCam(_forward(model, mask), layer).attribute(x, target=k, relu_attributions=settings.relu)
+    return LayerGradCam(pathway(model, mask), layer).attribute(x, target=k, relu_attributions=settings.relu)
 
 
 def grad_cam(
@@ -121,7 +123,7 @@ def grad_cam(
         x = x.unsqueeze(1)
     targets = torch.as_tensor(classes, device=x.device).reshape(-1).expand(len(x)).tolist()
     out = torch.zeros(x.shape[0], 1, x.shape[-1], device=x.device)
-    with _eval(model):
+    with eval_mode(model):
         for k in sorted(set(targets)):
             rows = torch.tensor([i for i, t in enumerate(targets) if t == k], device=x.device)
             cam = layer_cam(model, x[rows], k, settings)
@@ -221,11 +223,11 @@ def infidelity_scores(
         noise = torch.randn_like(inputs) * score.noise_sd
         return noise, inputs - noise
 
-    with _eval(model), torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+    with eval_mode(model), torch.random.fork_rng(devices=range(torch.cuda.device_count())):
         torch.manual_seed(score.seed)
         for k in sorted(set(targets)):
             rows = torch.tensor([i for i, t in enumerate(targets) if t == k])
-            fwd = _forward(model, channel_mask(model, k, cam.channels, cam.rule))
+            fwd = pathway(model, channel_mask(model, k, cam.channels, cam.rule))
             out[rows] = (
                 infidelity(
                     fwd,
@@ -317,16 +319,6 @@ GROUND_TRUTH_SCORES = {
     "rank_accuracy": relevance_rank_accuracy,
     "pointing_game": pointing_game,
 }
-# The columns `score_run` fills (a store row keeps them).
-SCORE_COLUMNS = (
-    "scored_pairs",
-    "degenerate_pairs",
-    *(f"{name}_{subset}" for name in GROUND_TRUTH_SCORES for subset in CHANNEL_SUBSETS),
-    "infidelity_mean",
-    "infidelity_sd",
-    "sensitivity_mean",
-    "sensitivity_sd",
-)
 
 
 def settings_record(cam: CamSettings, score: ScoreSettings | None = None) -> dict:
@@ -334,98 +326,9 @@ def settings_record(cam: CamSettings, score: ScoreSettings | None = None) -> dic
     return {**{f"cam_{k}": v for k, v in asdict(cam).items()}, **asdict(score or ScoreSettings())}
 
 
-# --- a trained run's attribution scores (what the results store keeps per run) ------------------------------
-
-# Bump when the CAM or score code changes the numbers it stores (the run identity of the scores).
-SCORES_VERSION = 2
-
-
-@dataclass(frozen=True)
-class RunScoring:
-    """How a sweep scores a trained model's explanations on its test split."""
-
-    n_spectra: int = 100  # the first test spectra, each with its positive (multilabel) or true class
-    layer: str = "stem"
-    rule: Literal["argmax", "topk"] = "argmax"
-    score: ScoreSettings = ScoreSettings()
-
-
-def scores_identity(scoring: RunScoring, config_id: str) -> str:
-    """The identity of a run's stored scores: how they were made, the score code's version and the run."""
-    blob = json.dumps([asdict(scoring), SCORES_VERSION, config_id], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def explained_pairs(
-    X: torch.Tensor, y: torch.Tensor, task: str, n_spectra: int
-) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """(spectra, classes, row of each) for the first `n_spectra` spectra: one pair per positive label
-    (multilabel) or the true class (multiclass)."""
-    rows, classes = [], []
-    for i in range(min(n_spectra, len(X))):
-        ks = torch.nonzero(y[i]).flatten().tolist() if task == "multilabel" else [int(y[i])]
-        rows += [i] * len(ks)
-        classes += ks
-    idx = np.asarray(rows, dtype=np.int64)
-    return X[idx], torch.as_tensor(classes, dtype=torch.long), idx
-
-
-def score_run(
-    model: nn.Module,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    masks: np.ndarray | None,
-    task: str,
-    scoring: RunScoring,
-) -> dict[str, float]:
-    """Attribution scores of a trained model on a prepared split (X (N, 1, L), targets, the true band masks
-    (K, L) or None): ground-truth scores for every channel subset the model has, and, with an interpretable
-    path, Table 1's infidelity and sensitivity of the class-specific Grad-CAM (mean and sd over pairs).
-
-    A (spectrum, class) pair whose class owns no channel of a subset (possible under the argmax rule), or
-    whose map is flat, is left out of that subset's scores rather than scored: an empty explanation would
-    otherwise get the best infidelity and sensitivity (0) and a pointing-game hit. ``degenerate_pairs``
-    counts the pairs left out of the class-specific scores."""
-    x, k, _ = explained_pairs(X, y, task, scoring.n_spectra)
-    subsets = subsets_of(model)
-    out: dict[str, float] = {"scored_pairs": float(len(k))}
-    cams, usable = {}, {}
-    for subset in subsets:
-        settings = CamSettings(channels=subset, layer=scoring.layer, rule=scoring.rule)
-        cams[subset] = grad_cam(model, x, k, settings)
-        # a class that owns no channel of this subset, or a flat map, explains nothing: left out, counted
-        owned = np.array([_owns(model, int(c), subset, scoring.rule) for c in k.tolist()], dtype=bool)
-        usable[subset] = owned & (np.ptp(cams[subset][:, 0].cpu().numpy(), axis=1) > 0)
-        if masks is not None:
-            a, s = cams[subset][:, 0].cpu().numpy(), np.asarray(masks, bool)[k.numpy()]
-            for name, fn in GROUND_TRUTH_SCORES.items():
-                values = np.where(usable[subset], fn(a, s), np.nan)
-                out[f"{name}_{subset}"] = float(np.nanmean(values)) if np.isfinite(values).any() else np.nan
-    if isinstance(model, IPModel):
-        keep = torch.from_numpy(usable["specific"])
-        out["degenerate_pairs"] = float((~keep).sum())
-        specific = CamSettings(channels="specific", layer=scoring.layer, rule=scoring.rule)
-        inf = infidelity_scores(model, x[keep], k[keep], cams["specific"][keep], specific, scoring.score)
-        sens = sensitivity_scores(model, x[keep], k[keep], specific, scoring.score)
-        out |= {
-            "infidelity_mean": float(inf.mean()) if len(inf) else np.nan,
-            "infidelity_sd": float(inf.std()) if len(inf) > 1 else np.nan,
-            "sensitivity_mean": float(sens.mean()) if len(sens) else np.nan,
-            "sensitivity_sd": float(sens.std()) if len(sens) > 1 else np.nan,
-        }
-    return out
-
-
-def _owns(model: nn.Module, k: int, subset: str, rule: str) -> bool:
-    """Whether class k has any channel in `subset` (always, for all channels)."""
-    mask = channel_mask(model, k, subset, rule)
-    return mask is None or bool(mask.sum() > 0)
-
-
 __all__ = [
     "CHANNEL_SUBSETS",
     "CamSettings",
-    "RunScoring",
     "ScoreSettings",
     "cam_layer",
     "cams_for",
@@ -438,7 +341,5 @@ __all__ = [
     "pointing_game",
     "relevance_mass_accuracy",
     "relevance_rank_accuracy",
-    "score_run",
-    "scores_identity",
     "sensitivity_scores",
 ]

@@ -5,6 +5,7 @@ and checks (``--check``) them, each made from the committed results store alone.
     docs/results.md           results (Fig. 1, every run's summary) and ip-results (Table 1 and its verdict)
     docs/synthetic_data.md    calibration (the default budget per benchmark) and sim2real
     docs/img/fig1.png         the teaser figure (Fig. 1 from the store), with its JSON sidecar
+    models/<name>.md, .json   each shipped model's card: its test and attribution numbers from its stored row
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 
 from peakmixer.files import write_text
 from peakmixer.paths import DOCS_DIR, README, REPO_ROOT
+from peakmixer.report.shipped import card_paths, refresh_card
 from peakmixer.studies.calibration import readme_calibration
 from peakmixer.studies.claims import claims, summarize
 from peakmixer.studies.ipeval import (
@@ -181,6 +183,14 @@ def _cli(args: argparse.Namespace) -> int:
             print(f"{page}: {section} section {'agrees with' if same else 'DIFFERS from'} the store")
         else:
             print(text + "\n")
+    for card in card_paths():
+        page = _shown(card.with_suffix(".md"))
+        if args.readme:
+            print(f"{page} (card): {'updated' if refresh_card(card) else 'up to date'}")
+        elif args.check:
+            differs = refresh_card(card, write=False)
+            bad += differs
+            print(f"{page}: card {'DIFFERS from' if differs else 'agrees with'} the store")
     if args.readme:
         for path in write_teaser():
             print(f"{_shown(path)}: written")

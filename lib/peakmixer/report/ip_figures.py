@@ -76,7 +76,7 @@ SUBSET_TITLES = {
     "specific": "class-specific channels",
     "complement": "complementary channels",
 }
-MODE_COLORS = {"trainable": "lightcoral", "frozen": "slategray", "off": "steelblue"}
+MODE_COLORS = {"trainable": "lightcoral", "frozen": "slategray", "off": "steelblue", "redrawn": "darkkhaki"}
 
 
 def plot_ground_truth(gt: pd.DataFrame, *, synthetic: Mapping[str, bool]) -> plt.Figure:
@@ -89,7 +89,7 @@ def plot_ground_truth(gt: pd.DataFrame, *, synthetic: Mapping[str, bool]) -> plt
     for ax, dataset in zip(axes[:, 0], datasets, strict=True):
         at = gt[gt["dataset"] == dataset]
         scores = list(dict.fromkeys(at["score"]))
-        groups = [(m, c) for m in ("trainable", "frozen", "off") for c in ("specific", "complement", "all")]
+        groups = [(m, c) for m in MODE_COLORS for c in ("specific", "complement", "all")]
         groups = [g for g in groups if ((at["ip_mode"] == g[0]) & (at["channels"] == g[1])).any()]
         width = 0.8 / max(len(groups), 1)
         for gi, (mode, subset) in enumerate(groups):
@@ -121,5 +121,52 @@ def plot_ground_truth(gt: pd.DataFrame, *, synthetic: Mapping[str, bool]) -> plt
         )
         style_axes(ax)
     axes[-1, 0].legend(fontsize=8, ncol=5, loc="upper left", bbox_to_anchor=(0, -0.15), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_channel_ownership(
+    channels: pd.DataFrame,
+    rows: pd.DataFrame,
+    *,
+    synthetic: Mapping[str, bool],
+    labels: Mapping[str, list[str]],
+) -> plt.Figure:
+    """Channels each class owns under the paper's argmax rule, per dataset (rows) and IP mode (columns):
+    one dot per seed, the bar their mean; a class with no channel in some seed is marked in red (its pairs
+    are left out of the argmax scores). The dashed line is the top-k rule's share for every class."""
+    info = rows.drop_duplicates("run_id").set_index("run_id")
+    at = channels.join(info[["dataset", "ip_mode", "seed"]], on="run_id")
+    datasets = list(dict.fromkeys(at["dataset"]))
+    modes = [m for m in MODE_COLORS if m in set(at["ip_mode"])]
+    fig, axes = plt.subplots(
+        len(datasets),
+        len(modes),
+        figsize=(4.2 * len(modes), 2.8 * len(datasets)),
+        squeeze=False,
+        sharey="row",
+    )
+    for i, dataset in enumerate(datasets):
+        for j, mode in enumerate(modes):
+            ax = axes[i, j]
+            part = at[(at["dataset"] == dataset) & (at["ip_mode"] == mode)]
+            mean = part.groupby("class")["channels_argmax"].mean()
+            ax.bar(mean.index, mean.to_numpy(), color=MODE_COLORS[mode], width=0.8)
+            ax.scatter(part["class"], part["channels_argmax"], s=6, color="black", zorder=3)
+            empty = sorted(set(part.loc[part["channels_argmax"] == 0, "class"]))
+            ax.scatter(
+                empty, [0] * len(empty), marker="x", color="red", zorder=4, label="no channel (a seed)"
+            )
+            if len(part):
+                ax.axhline(
+                    part["channels_topk"].iloc[0], ls="--", lw=0.8, color="0.3", label="top-k per class"
+                )
+            names = labels.get(dataset, [])
+            if names and len(names) <= 20:
+                ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+            ax.set_title(f"{dataset}{' (synthetic)' if synthetic.get(dataset) else ''}: {mode}", fontsize=9)
+            ax.set_ylabel("channels (argmax)" if j == 0 else "")
+            style_axes(ax)
+    axes[0, -1].legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig

@@ -87,9 +87,6 @@ def ship(
         raise ConfigError(f"{best} is not the stored run {run_id} (another config id): retrain it first")
     out = export_model(best, Path(models_dir) / f"{name}.pt")
     ex = Explainer.load(out)
-    model_id = run_id.rsplit("/", 1)[0]
-    seeds = rows[rows["run_id"].str.rsplit("/", n=1).str[0] == model_id]  # this model, every seed
-    metric = "micro_f1" if row["task"] == "multilabel" else "accuracy"
     cost = profile_model(ex.model)
     card = {
         "name": name,
@@ -109,6 +106,7 @@ def ship(
             "threads": int(row["threads"]),
             "epochs_run": int(row["epochs_run"]),
             "ended_by": row["ended_by"],
+            "finished_at": row["finished_at"],
         },
         "data": {
             "dataset": row["dataset"],
@@ -116,18 +114,65 @@ def ship(
             "synthetic": bool(row["synthetic"]),
         },
         "labels": ex.names,
-        "test": {"metric": metric, "this_run": float(row[metric])} | _spread(seeds, metric),
-        "attribution": {
-            k: float(row[k])
-            for k in ("infidelity_mean", "sensitivity_mean", "mass_accuracy_specific")
-            if k in row
-        },
         "real": [score_real(ex, r, labels) for r in real],
         "training_config": yaml.safe_load((Path(tc.out_dir) / "config.yaml").read_text()),
     }
+    card |= from_store(card, rows)
     write_text(Path(models_dir) / f"{name}.json", json.dumps(card, indent=1, default=str) + "\n")
     write_text(Path(models_dir) / f"{name}.md", card_text(card))
     return out
+
+
+# What a card reads from its stored row (and from the model's other seeds), kept current by `refresh_card`.
+CARD_SCORES = (
+    "infidelity_mean",
+    "infidelity_share_mean",
+    "sensitivity_mean",
+    "mass_accuracy_specific",
+    "mass_accuracy_all",
+    "mask_fraction",
+)
+
+
+def from_store(card: dict[str, Any], rows: pd.DataFrame) -> dict[str, Any]:
+    """The card's numbers from the valid stored rows: its run's test metric and attribution scores and the
+    spread over the model's seeds; ``stored`` False (and no numbers) when the store no longer holds the
+    run these weights come from (another config id, or the run made again elsewhere or later)."""
+    row = rows[rows["run_id"] == card["model"]]
+    made = card["trained_on"].get("finished_at")
+    if row.empty or row["config_id"].iloc[0] != card["config_id"] or row["finished_at"].iloc[0] != made:
+        return {"stored": False, "test": {}, "attribution": {}}
+    row = row.iloc[0]
+    metric = "micro_f1" if row["task"] == "multilabel" else "accuracy"
+    model_id = card["model"].rsplit("/", 1)[0]
+    seeds = rows[rows["run_id"].str.rsplit("/", n=1).str[0] == model_id]  # this model, every seed
+    scores = {k: float(row[k]) for k in CARD_SCORES if k in row and row[k] == row[k]}
+    return {
+        "stored": True,
+        "test": {"metric": metric, "this_run": float(row[metric])} | _spread(seeds, metric),
+        "attribution": scores,
+    }
+
+
+def card_paths(models_dir: Path = MODELS_DIR) -> list[Path]:
+    """Every shipped model's card (its JSON numbers)."""
+    return sorted(Path(models_dir).glob("*.json"))
+
+
+def refresh_card(path: Path, *, write: bool = True, studies_dir: Path | None = None) -> bool:
+    """Bring a card's store numbers (and its Markdown) up to date with the committed store; True when they
+    change. Without `write`, only say whether they would (the check of `results --check`)."""
+    card = json.loads(path.read_text())
+    cfg = load_study(card["study"], **({"studies_dir": studies_dir} if studies_dir else {}))
+    store = read_store({card["study"]: cfg}, allow_missing=True)
+    new = card | from_store(card, store.rows)
+    text = card_text(new)
+    markdown = path.with_suffix(".md")
+    changed = new != card or not markdown.exists() or markdown.read_text() != text
+    if changed and write:
+        write_text(path, json.dumps(new, indent=1, default=str) + "\n")
+        write_text(markdown, text)
+    return changed
 
 
 def _spread(rows: pd.DataFrame, metric: str) -> dict[str, Any]:
@@ -162,13 +207,24 @@ def card_text(card: dict[str, Any]) -> str:
         "",
         "## How it scores",
         "",
-        f"- {'Synthetic test' if card['data']['synthetic'] else 'Test'} split, {t['metric']}: this run "
-        f"{t['this_run']:.4f}; the study's seeds {t['seeds']}: {t['mean']:.4f}"
-        + (f" ± {t['sd']:.4f}." if t["sd"] is not None else " (one seed so far)."),
     ]
-    if card["attribution"]:
+    if not card.get("stored", True) or not t:
         lines.append(
-            "- Class-specific Grad-CAM (test split): "
+            "- **The results store no longer holds the run these weights come from** "
+            f"(`{card['study']}`: its row was made again, or is not valid with today's code): ship the "
+            "stored run again (`python -m peakmixer ship`). No test or attribution numbers are shown for it."
+        )
+    else:
+        lines.append(
+            f"- From the results store (`results/{card['study']}.csv`). "
+            f"{'Synthetic test' if card['data']['synthetic'] else 'Test'} split, {t['metric']}: this run "
+            f"{t['this_run']:.4f}; the study's seeds {t['seeds']}: {t['mean']:.4f}"
+            + (f" ± {t['sd']:.4f}." if t["sd"] == t["sd"] else " (one seed).")
+        )
+    if card.get("attribution"):
+        lines.append(
+            "- Grad-CAM on the test split (class-specific unless named; infidelity share = infidelity / "
+            "E[Δf²], the part that measures the map): "
             + ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in card["attribution"].items())
             + "."
         )

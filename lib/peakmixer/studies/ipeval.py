@@ -2,8 +2,9 @@
 spot checks that re-score a stored run's model live.
 
 Rows come from the results store (`studies.store`); each IP run there carries its attribution scores
-(`cam.score_run`: mean and sd over its test spectra) and PICNN's pathway scores. Spread over seeds is the
-sd of the per-run means.
+(`attribution.run_scores`: means and medians over its test pairs) and PICNN's pathway scores, and its scores
+per pair sit in the study's detail tables (`studies.ip_pairs` judges them). Spread over seeds is the sd of the
+per-run means.
 """
 
 from __future__ import annotations
@@ -16,22 +17,43 @@ import numpy as np
 import pandas as pd
 import torch
 
-from peakmixer.attribution.gradcam import CHANNEL_SUBSETS, GROUND_TRUTH_SCORES, RunScoring, score_run
+from peakmixer.attribution.gradcam import CHANNEL_SUBSETS, GROUND_TRUTH_SCORES
+from peakmixer.attribution.run_scores import RunScoring, score_model
 from peakmixer.config import from_dict
-from peakmixer.data.dataset import load
+from peakmixer.data.dataset import file_sha256, load
+from peakmixer.ip import IPModel
 from peakmixer.metrics import main_metric
 from peakmixer.paths import MODELS_DIR, REPO_ROOT
+from peakmixer.provenance import git_sha
 from peakmixer.studies.claims import CONTRADICTED, SUPPORTED, judge, study_facts
+from peakmixer.studies.ip_pairs import (
+    arms_text,
+    chance_table,
+    chance_text,
+    compare_arms,
+    compare_subsets,
+    fidelity_table,
+    fidelity_text,
+    ownership_table,
+    subsets_text,
+    with_runs,
+)
 from peakmixer.studies.results import load_study, read_store
 from peakmixer.studies.results_section import fmt_mean_sd, where_and_how_long
 from peakmixer.studies.spot_check import find_run
+from peakmixer.studies.store import append_rows, read_details
 from peakmixer.studies.sweep import SweepConfig, dataset_path, stage_configs
 from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint, shipped_weights
 from peakmixer.train.config import TrainConfig
 from peakmixer.train.prepare import prepare_split
 
 TABLE1_SCORES = {"infidelity": "lower", "sensitivity": "lower"}  # both: lower is better
-MODE_NAMES = {"trainable": "trainable", "frozen": "frozen (untrainable)", "off": "off (no IP)"}
+MODE_NAMES = {
+    "trainable": "trainable",
+    "frozen": "frozen (untrainable)",
+    "off": "off (no IP)",
+    "redrawn": "redrawn (the authors' untrainable)",
+}
 
 
 def _mean_sd(values: pd.Series) -> tuple[float, float, int]:
@@ -149,7 +171,9 @@ def table1_beside_paper(rows: pd.DataFrame) -> pd.DataFrame:
     values, ours (mean over seeds), the difference with its 95% Welch interval (`ip_verdict`), and whether
     ours shows the paper's direction beyond the interval (``reproduced``), the other one (``reversed``), or
     neither (``not resolved``); ``no runs`` where the store has none."""
-    verdict = ip_verdict(rows) if not rows.empty else pd.DataFrame(columns=["dataset", "score"])
+    verdict = ip_verdict(rows) if not rows.empty else pd.DataFrame()
+    if verdict.empty:  # no trainable-and-frozen pair of runs yet
+        verdict = pd.DataFrame(columns=["dataset", "score"])
     out = []
     for score in TABLE1_SCORES:
         for k, (paper, ours) in enumerate(PAPER_DATASETS):
@@ -210,6 +234,156 @@ def ip_verdict_text(verdict: pd.DataFrame, *, synthetic: Iterable[str] = ()) -> 
     return "\n".join(lines)
 
 
+# --- pair-level detail and the benchmark's worth ----------------------------------------------------------
+
+LINEAR_MARGIN = 0.05  # the network must beat a linear model by this much for its maps to be worth explaining
+
+
+def study_details(cfg: SweepConfig, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The valid rows' attribution scores per pair (with each run's dataset, IP mode and seed) and their
+    channels per class, from the study's detail tables."""
+    pairs = with_runs(read_details(cfg.results_path, "pairs", rows), rows)
+    return pairs, read_details(cfg.results_path, "channels", rows)
+
+
+def class_labels(cfg: SweepConfig) -> dict[str, list[str]]:
+    """Each dataset's class names."""
+    return {ds.name: list(load(dataset_path(cfg, ds)).label_names) for ds in cfg.datasets}
+
+
+def against_linear(
+    cfg: SweepConfig, rows: pd.DataFrame, margin: float = LINEAR_MARGIN, *, compute: bool = True
+) -> pd.DataFrame:
+    """Per dataset of the study and IP mode: the network's main test metric (mean over seeds) against a
+    logistic regression on the same training spectra (for a pre-train → fine-tune protocol: the reference
+    and fine-tune spectra), and whether it is ahead by at least `margin`. Without `compute`, a dataset whose
+    baseline is not stored yet is left out."""
+    out = []
+    for ds in cfg.datasets:
+        at = rows[rows["dataset"] == ds.name]
+        linear = _linear_of(cfg, ds, compute=compute) if not at.empty else None
+        if linear is None:
+            continue
+        metric = main_metric(at["task"].iloc[0])
+        for mode, part in at.groupby("ip_mode", sort=False):
+            network = float(part[metric].mean())
+            out.append(
+                {
+                    "dataset": ds.name,
+                    "ip_mode": mode,
+                    "metric": metric,
+                    "network": network,
+                    "seeds": len(part),
+                    "linear": linear,
+                    "margin": network - linear,
+                    "required": margin,
+                    "worth_explaining": network - linear >= margin,
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def _linear_of(cfg: SweepConfig, ds: Any, *, compute: bool = True) -> float | None:
+    """The linear baseline of one study dataset, from ``linear_baselines.csv`` beside the study's results
+    (keyed by the data's hash and the training splits), computed and added there when missing."""
+    from peakmixer.studies.calibration import linear_baseline
+
+    path = dataset_path(cfg, ds)
+    splits = [ds.train.get("data", {}).get("train_split", "train")]
+    if ds.protocol == "pretrain_finetune":
+        splits.append(ds.finetune.get("data", {}).get("train_split", "finetune"))
+    key = {"dataset": ds.name, "data_sha256": file_sha256(path), "train_splits": " ".join(splits)}
+    table_path = cfg.results_path.with_name("linear_baselines.csv")
+    known = pd.read_csv(table_path, dtype=str) if table_path.exists() else pd.DataFrame(columns=list(key))
+    hit = known[(known[list(key)] == pd.Series(key)).all(axis=1)]
+    if not hit.empty:
+        return float(hit["value"].iloc[0])
+    if not compute:
+        return None
+    value = linear_baseline(load(path), splits)
+    row = key | {"model": "logistic regression on standardised spectra", "value": value, "git_sha": git_sha()}
+    append_rows(table_path, pd.DataFrame([row]), key=list(key))
+    return value
+
+
+def against_linear_text(table: pd.DataFrame) -> str:
+    """The first lines of 03: is each benchmark worth explaining at this budget?"""
+    if table.empty:
+        return "No runs to hold against a linear model."
+    lines = []
+    for dataset, at in table.groupby("dataset", sort=False):
+        ok = bool(at["worth_explaining"].all())
+        cells = ", ".join(
+            f"{r.ip_mode} {r.network:.3f} ({r.margin:+.3f})" for r in at.itertuples(index=False)
+        )
+        lines.append(
+            f"{dataset}: a linear model (logistic regression on the same spectra) scores "
+            f"{at['linear'].iloc[0]:.3f} {at['metric'].iloc[0]}; the network {cells}. "
+            + (
+                f"The network is ahead by at least {at['required'].iloc[0]:.2f} in every mode: its maps "
+                "explain something a linear model does not do."
+                if ok
+                else f"NOT ahead by {at['required'].iloc[0]:.2f} in every mode: at this budget the task is "
+                "nearly linearly separable, and its maps say little about what the network adds."
+            )
+        )
+    return "\n".join(lines)
+
+
+def _pair_sections(cfg: SweepConfig, rows: pd.DataFrame) -> list[str]:
+    """The README's pair-level parts: worth explaining, the scale-free fidelity, the arms on the same pairs,
+    specific against all channels, chance and channel ownership (from the committed detail tables)."""
+    out = []
+    linear = against_linear(cfg, rows, compute=False)
+    if not linear.empty:
+        out += ["", "**Worth explaining?** " + against_linear_text(linear).replace("\n", "\n\n")]
+    pairs, channels = study_details(cfg, rows)
+    if pairs.empty:
+        return out + ["", "No pair-level scores in the store yet (runs scored before score version 4)."]
+    gt = list(GROUND_TRUTH_SCORES)
+    fid = fidelity_table(pairs)
+    arms = pd.concat(
+        [
+            compare_arms(pairs, "trainable", b, scores=["infidelity_share", *gt])
+            for b in ("frozen", "redrawn")
+        ],
+        ignore_index=True,
+    )
+    sub = compare_subsets(pairs, rules=[cfg.scores.get("rule", "argmax")], scores=["infidelity_share", *gt])
+    chance = chance_table(pairs)
+    own = ownership_table(channels, pairs, rows)
+    out += [
+        "",
+        "**Fidelity that measures the map** (class-specific Grad-CAM; share = infidelity / E[Δf²] = 1 − ρ², "
+        "lower is better; 95% bootstrap intervals over test spectra, seeds pooled):",
+        "",
+        *fidelity_text(fid),
+        "",
+        "**Trainable against frozen and redrawn, on the pairs both scored** (the verdict on the path):",
+        "",
+        *arms_text(arms),
+        "",
+        "**The paper's claim within each model: class-specific channels against all channels:**",
+        "",
+        *subsets_text(sub[sub["versus"] == "all"]),
+        "",
+        "**Against chance** (class-specific maps, argmax rule):",
+        "",
+        *chance_text(chance[(chance["channels"] == "specific") & (chance["rule"] == "argmax")]),
+    ]
+    if not own.empty:
+        out += ["", "**Channel ownership** (argmax rule; per run):", ""]
+        out += [
+            f"- {r.run_id}: {r.without_channels_argmax} of {r.classes} classes own no channel"
+            + (f" ({r.classes_without})" if r.classes_without else "")
+            + f"; channels per class {r.fewest}–{r.most} (median {r.median:g}); pairs left out: "
+            f"{r.pairs_left_out_argmax} of {r.pairs} (argmax), "
+            f"{r.pairs_left_out_topk} (top-{r.channels_topk})."
+            for r in own.itertuples(index=False)
+        ]
+    return out
+
+
 # --- spot checks: re-score a stored run's model live ----------------------------------------------------
 
 
@@ -229,7 +403,8 @@ def rescore_check(
     tolerance: float,
     models_dir: Path = MODELS_DIR,
 ) -> pd.DataFrame:
-    """Re-score each named stored run's best model live and compare every stored score with it.
+    """Re-score each named stored run's best model live (its class-specific map under the study's rule, or
+    all channels without a path) and compare every stored score that map gives with it.
 
     The model is the one whose run identity is the stored row's: the run's own directory when this machine
     made it, else a shipped copy in ``models/``; without either the run is reported NOT CHECKED. One row per
@@ -260,7 +435,10 @@ def rescore_check(
         test = prepare_split(dataset, train_cfg.data.test_split, train_cfg)
         part = dataset.split(train_cfg.data.test_split).to_length(train_cfg.model.input_length)
         with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
-            live = score_run(model, test.X, test.y, part.masks, test.task, from_dict(RunScoring, cfg.scores))
+            # the map of the paper's columns alone (the other maps cost three times as much): its own scores
+            scoring = from_dict(RunScoring, cfg.scores)
+            maps = [("specific", scoring.rule)] if isinstance(model, IPModel) else [("all", "")]
+            live = score_model(model, test.X, test.y, part.masks, test.task, scoring, maps).summary
         # every stored score is compared; a number on one side and NaN on the other is a disagreement
         deltas = {}
         for key, value in live.items():
@@ -370,9 +548,10 @@ def readme_ip_results(study: str = "ip_table1", cfg: SweepConfig | None = None) 
         "",
         *beside_paper_text(table1_beside_paper(rows)),
     ]
+    out += _pair_sections(cfg, rows)
     out += [
         "",
-        "**Verdict** (computed from the rows):",
+        "**Verdict over seeds** (per-run means, Welch; computed from the rows):",
         "",
         "```",
         ip_verdict_text(ip_verdict(rows), synthetic=synthetic),

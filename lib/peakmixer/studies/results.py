@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from peakmixer.attribution.gradcam import RunScoring
+from peakmixer.attribution.run_scores import RunScoring
 from peakmixer.config import MissingFile, apply_overrides, from_dict, load_yaml
 from peakmixer.data.dataset import load
 from peakmixer.paths import REPO_ROOT, RESULTS_DIR, STUDIES_DIR

@@ -3,6 +3,8 @@ and the one rule that says whether a stored row is still valid.
 
     results/<study>.csv   one row per finished run, written only by `sweep.run_sweep`
     results/<study>.json  its sidecar: the sweep, the machine, the wall time, versions
+    results/<study>_pairs.csv, _channels.csv   a scored study's detail: every run's attribution scores per
+                          (spectrum, class) pair and map, and the channels each class owns (IP runs)
 
 Every writer takes the table's lock (a hidden file beside it) and replaces the file atomically, so a kill
 never leaves half a row and two processes never lose each other's rows; tables written together (the
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from peakmixer.attribution.gradcam import SCORE_COLUMNS, RunScoring, scores_identity
+from peakmixer.attribution.run_scores import SCORE_COLUMNS, RunScoring, scores_identity
 from peakmixer.files import atomic, write_csvs
 
 if TYPE_CHECKING:  # annotations only: the sweep writes through this module
@@ -213,6 +215,51 @@ def replace_row(path: Path, run_id: str, values: dict[str, Any], *, whole: bool 
             table.loc[at, key] = value
         with atomic(path) as tmp:
             table.to_csv(tmp, index=False)
+
+
+def detail_table(results: Path, kind: str) -> Path:
+    """A scored study's detail table beside its results table: ``<study>_pairs.csv`` or ``_channels.csv``."""
+    return results.with_name(f"{results.stem}_{kind}.csv")
+
+
+def replace_run_rows(path: Path, run_id: str, frame: pd.DataFrame) -> None:
+    """Replace one run's rows of a detail table with `frame` (none: its rows dropped), under the table's lock,
+    atomically; numbers to 6 significant digits (scores, not identities)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(lock_of(path)):
+        old = pd.read_csv(path, dtype={"run_id": str, "scores_id": str}) if path.exists() else pd.DataFrame()
+        keep = old[old["run_id"] != run_id] if not old.empty else old
+        table = pd.concat([t for t in (keep, frame) if not t.empty], ignore_index=True)
+        with atomic(path) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def append_rows(path: Path, frame: pd.DataFrame, *, key: list[str]) -> None:
+    """Add rows to a small keyed table (a row whose `key` columns are already there is not added again),
+    under the table's lock, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(lock_of(path)):
+        old = pd.read_csv(path, dtype=str) if path.exists() else pd.DataFrame()
+        if not old.empty:
+            seen = set(map(tuple, old[key].astype(str).to_numpy()))
+            frame = frame[[tuple(map(str, r)) not in seen for r in frame[key].to_numpy()]]
+        table = pd.concat([t for t in (old, frame) if not t.empty], ignore_index=True)
+        with atomic(path) as tmp:
+            table.to_csv(tmp, index=False)
+
+
+def read_details(results: Path, kind: str, valid: pd.DataFrame) -> pd.DataFrame:
+    """The detail rows of the `valid` results rows (same run and scores id), or an empty frame."""
+    path = detail_table(results, kind)
+    if not path.exists() or valid.empty:
+        return pd.DataFrame()
+    table = pd.read_csv(
+        path, dtype={"run_id": str, "scores_id": str, "rule": str}, keep_default_na=False, na_values=[""]
+    )
+    if "rule" in table:
+        table["rule"] = table["rule"].fillna("")  # "" for all channels: no rule
+    keys = valid[["run_id", "scores_id"]].drop_duplicates()
+    return table.merge(keys, on=["run_id", "scores_id"], how="inner")
 
 
 def write_tables(frames: dict[Path, pd.DataFrame]) -> list[Path]:

@@ -11,11 +11,10 @@ set, and test on the test split; the spread over seeds is the fine-tuning spread
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,17 +22,20 @@ from typing import Any, Literal
 import pandas as pd
 
 from peakmixer.architecture import LAYERED_MIXERS, MIXERS
-from peakmixer.attribution.gradcam import RunScoring, score_run, scores_identity
+from peakmixer.attribution.run_scores import RunScores, RunScoring, score_model, scores_identity
 from peakmixer.config import ConfigError, MissingFile, apply_overrides, from_dict, load_yaml, to_dict
 from peakmixer.data.dataset import SpectraDataset, file_sha256, load
 from peakmixer.files import write_text
 from peakmixer.provenance import git_sha, package_versions
+from peakmixer.studies.run_dirs import claim, finished_here, set_aside
 from peakmixer.studies.store import (
     append_row,
+    detail_table,
     lock_of,
     locked,
     read_results,
     replace_row,
+    replace_run_rows,
     row_state,
     run_row,
     stored_ids,
@@ -72,6 +74,9 @@ class SweepConfig:
     )  # interpretable path: off | trainable | frozen
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     pretrain_seed: int = 0  # the one pre-training per model of pretrain_finetune datasets
+    # each seed pre-trains its own model (seed s fine-tunes from a pre-training with seed s): independent
+    # seeds; off, every seed fine-tunes from the one pre-training with `pretrain_seed`
+    pretrain_per_seed: bool = False
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides for every run
     out_dir: str = "runs/sweep"  # run directories (checkpoints; not committed)
     results: str = ""  # the results table; empty: out_dir/results.csv
@@ -248,16 +253,17 @@ def stage_configs(
     cfg: SweepConfig, run: Run, data_path: Path | str
 ) -> tuple[TrainConfig | None, TrainConfig]:
     """(pre-training config or None, the run's config). Pre-training is done once per model, with
-    `cfg.pretrain_seed` (in its own folder, so another seed list never collides with it), and every seed's
-    fine-tuning starts from its ``best.pt``."""
+    `cfg.pretrain_seed`, or once per seed with the run's own seed (`cfg.pretrain_per_seed`), in its own
+    folder (so another seed list never collides with it); the fine-tuning starts from its ``best.pt``."""
     runs = Path(cfg.out_dir) / "runs"
     tc = run_config(cfg, run, "train", runs / run.run_id, data_path)
     pre, pre_digest = None, ""
     if run.dataset.protocol == "pretrain_finetune":
-        first = Run(run.dataset, run.width, run.blocks, run.mixer, run.layers, cfg.pretrain_seed, run.ip)
+        seed = run.seed if cfg.pretrain_per_seed else cfg.pretrain_seed
+        first = Run(run.dataset, run.width, run.blocks, run.mixer, run.layers, seed, run.ip)
         pre = run_config(cfg, first, "train", runs / run.model_id, data_path)
         pre_digest = settings_digest(pre)
-        pre.out_dir = str(runs / run.model_id / f"pretrain-seed{cfg.pretrain_seed}-{pre_digest}")
+        pre.out_dir = str(runs / run.model_id / f"pretrain-seed{seed}-{pre_digest}")
         tc = run_config(cfg, run, "finetune", runs / run.run_id, data_path)
         tc.init_from = str(Path(pre.out_dir) / "best.pt")
         pre.progress = False
@@ -308,25 +314,6 @@ def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]
     return path
 
 
-@contextmanager
-def _claim(run_dir: str | Path, *, wait: bool = True):
-    """Hold a run directory while training it; yields whether it is held. Another sweep process (another
-    study sharing the folder) that reaches the same run waits, then finds it finished instead of training
-    it twice; a worker (`wait=False`) is told at once that the run is taken and moves on."""
-    path = Path(run_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    with open(path / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def remade_here(tc: TrainConfig, stored_precision: str) -> bool:
     """Whether a valid stored row is trained again: its study pins a precision (not ``auto``) that this
     machine computes as asked, and the row was made in another one (the Fig. 1 store, once made in bf16 on
@@ -337,21 +324,7 @@ def remade_here(tc: TrainConfig, stored_precision: str) -> bool:
     return resolve_precision(pinned, resolve_device(tc.device)) == pinned
 
 
-def _set_aside(out_dir: str | Path, config_id: str) -> None:
-    """Move a run directory holding another run (a row being remade: the old precision's checkpoints) to
-    ``<dir>.<its config id>``, kept, so that the new run starts there afresh instead of refusing to resume."""
-    out = Path(out_dir)
-    last = out / "last.pt"
-    if not last.exists():
-        return
-    old = load_checkpoint(last).get("config_id", "unknown")
-    if old != config_id:
-        aside = out.with_name(f"{out.name}.{old}")
-        out.rename(aside)
-        print(f"[sweep] {out}: another run's checkpoints (id {old}) kept in {aside.name}", flush=True)
-
-
-def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> dict[str, float]:
+def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> RunScores:
     """The attribution scores of a finished run's best model, its weights rounded as shipped
     (`train.shipped_weights`), on its test split (`cam.score_run`)."""
     ckpt = load_checkpoint(Path(tc.out_dir) / "best.pt")
@@ -359,15 +332,38 @@ def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> dic
     test = prepare_split(dataset, tc.data.test_split, tc)
     part = dataset.split(tc.data.test_split).to_length(tc.model.input_length)
     masks = part.masks if tc.data.target == "y" else None
-    return score_run(model, test.X, test.y, masks, test.task, scoring)
+    scores = score_model(model, test.X, test.y, masks, test.task, scoring)
+    if not scores.channels.empty:  # each class by name too, so the ownership table reads without the data
+        scores.channels["label"] = [dataset.label_names[k] for k in scores.channels["class"]]
+    return scores
 
 
-def _made(results: Path, run_id: str, remake: str) -> bool:
+# `remake` of a valid row whose scores are out of date and whose model is not on this machine to score again
+# (`run_sweep(retrain_missing=True)`): it is trained again here, its row replaced whole.
+MODEL_MISSING = "model missing"
+
+
+def _store_details(results: Path, run_id: str, scores: RunScores, scores_id: str) -> dict[str, Any]:
+    """Write a run's scores per pair and its channel ownership into the study's detail tables (before its
+    row: a run killed in between has no row and is scored again); the summary for its row."""
+    for kind, frame in (("pairs", scores.pairs), ("channels", scores.channels)):
+        replace_run_rows(
+            detail_table(results, kind), run_id, frame.assign(run_id=run_id, scores_id=scores_id)
+        )
+    return scores.summary | {"scores_id": scores_id}
+
+
+def _made(results: Path, run_id: str, remake: str, scores_id: str) -> bool:
     """Whether the table holds the run as this sweep would make it (another worker finished it meanwhile):
-    any row, or, for a row being remade, one no longer in the old precision."""
+    any row, or, for a row being remade, one no longer in the old precision (or, retrained for a missing
+    model, one with today's scores)."""
     table = read_results(results)
     row = table[table["run_id"] == run_id]
-    return not row.empty and (not remake or row["precision"].iloc[0] != remake)
+    if row.empty or not remake:
+        return not row.empty
+    if remake == MODEL_MISSING:
+        return row["scores_id"].iloc[0] == scores_id
+    return row["precision"].iloc[0] != remake
 
 
 @dataclass
@@ -377,6 +373,7 @@ class _Pass:
     cfg: SweepConfig
     progress: bool
     skip_taken: bool
+    retrain_missing: bool
     scoring: RunScoring | None
     runs: list[Run]
     paths: dict[str, Path]
@@ -396,26 +393,40 @@ class _Pass:
         self.known, self.scored, self.made_on = stored_ids(read_results(self.cfg.results_path))
 
 
-def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = False) -> pd.DataFrame:
+def run_sweep(
+    cfg: SweepConfig,
+    *,
+    progress: bool = True,
+    skip_taken: bool = False,
+    retrain_missing: bool = False,
+    datasets: Sequence[str] = (),
+) -> pd.DataFrame:
     """Run every planned run that has no row in the results table yet; returns the planned runs' rows.
-    With `skip_taken` (a worker of `run_workers`) a run another process is training is left to it.
+    With `skip_taken` (a worker of `run_workers`) a run another process is training is left to it;
+    `datasets` (names) keeps the runs of those datasets alone.
 
     A row made with other settings, code or data (its ``config_id`` differs) is never reused: that is an
     error naming the run, so a changed budget cannot silently show old results; a row made on another
     device type or precision is kept when it is what the code computes there. A row whose training is
     the same but whose attribution scores were made otherwise (``scores_id``) is scored again from the
-    run's model. A run cut short by ``max_steps`` writes no row (it resumes next time). A valid row made in
-    another precision than the one the study pins is trained again and replaced (`remade_here`); until
-    then it stays in the table, and counts, as what it is.
+    run's model; where that model is not on this machine, the run is refused, or, with `retrain_missing`,
+    trained again and its row replaced whole. A run cut short by ``max_steps`` writes no row (it resumes
+    next time). A valid row made in another precision than the one the study pins is trained again and
+    replaced (`remade_here`); until then it stays in the table, and counts, as what it is.
     """
-    paths = {ds.name: dataset_path(cfg, ds) for ds in cfg.datasets}
+    unknown = sorted(set(datasets) - {ds.name for ds in cfg.datasets})
+    if unknown:
+        raise ConfigError(f"no dataset {unknown[0]!r} in this sweep; it has {[d.name for d in cfg.datasets]}")
+    wanted = [ds for ds in cfg.datasets if not datasets or ds.name in datasets]
+    paths = {ds.name: dataset_path(cfg, ds) for ds in wanted}
     datasets = {name: load(p) for name, p in paths.items()}
     s = _Pass(
         cfg=cfg,
         progress=progress,
         skip_taken=skip_taken,
+        retrain_missing=retrain_missing,
         scoring=from_dict(RunScoring, cfg.scores) if cfg.scores else None,
-        runs=plan(cfg),
+        runs=[r for r in plan(cfg) if r.dataset.name in paths],
         paths=paths,
         hashes={name: file_sha256(p) for name, p in paths.items()},
         datasets=datasets,
@@ -429,8 +440,9 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, skip_taken: bool = Fal
         config_id, remake, elsewhere = _identity_here(s, run, pre, tc)
         scores_id = scores_identity(s.scoring, config_id) if s.scoring else ""
         if run.run_id in s.known and not remake:
-            _keep_or_rescore(s, i, run, tc, config_id, scores_id, elsewhere)
-            continue
+            if _keep_or_rescore(s, i, run, tc, config_id, scores_id, elsewhere):
+                continue
+            remake = MODEL_MISSING
         _train_and_store(s, i, run, pre, tc, config_id, scores_id, remake)
     table = read_results(cfg.results_path)
     return table[table["run_id"].isin({r.run_id for r in s.runs})].reset_index(drop=True)
@@ -458,8 +470,9 @@ def _identity_here(s: _Pass, run: Run, pre: TrainConfig | None, tc: TrainConfig)
 
 def _keep_or_rescore(
     s: _Pass, i: int, run: Run, tc: TrainConfig, config_id: str, scores_id: str, elsewhere: str
-) -> None:
-    """A run with a stored row: keep a valid row, score a row of other scores again, refuse another run."""
+) -> bool:
+    """A run with a stored row: keep a valid row, score a row of other scores again, refuse another run.
+    False: the row's scores are out of date and its model is not here; it is to be trained again."""
     results = s.cfg.results_path
     state = row_state(s.known[run.run_id], s.scored.get(run.run_id, ""), config_id, s.scoring)[0]
     if state == "other run":
@@ -470,42 +483,46 @@ def _keep_or_rescore(
             "and its run directory"
         )
     if state != "other scores":
-        return
+        return True
     # the same trained run, scored with other settings or score code: score its model again
-    if not (Path(tc.out_dir) / "best.pt").exists():
+    if not finished_here(tc.out_dir, config_id):
+        if s.retrain_missing:
+            return False
         raise ConfigError(
             f"{results} holds {run.run_id} scored otherwise (scores id "
             f"{s.scored.get(run.run_id)!r}, now {scores_id!r}) and its model is not here to score "
-            f"again ({tc.out_dir}); retrain it (delete that row) or use another results table"
+            f"again ({tc.out_dir}); train it again here (sweep --retrain-missing) or use another results "
+            "table"
         )
-    with _claim(tc.out_dir, wait=not s.skip_taken) as held:
+    with claim(tc.out_dir, wait=not s.skip_taken) as held:
         if not held:
-            return
+            return True
         s.say(i, f"{run.run_id}: scoring again")
-        scores = _score(tc, s.datasets[run.dataset.name], s.scoring) | {"scores_id": scores_id}
-        replace_row(results, run.run_id, scores)
+        scores = _score(tc, s.datasets[run.dataset.name], s.scoring)
+        replace_row(results, run.run_id, _store_details(results, run.run_id, scores, scores_id))
     s.scored[run.run_id] = scores_id
+    return True
 
 
 def _pretrain(s: _Pass, i: int, run: Run, pre: TrainConfig, remake: str) -> tuple[bool, float]:
     """Pre-train the run's model once per sweep; (whether fine-tuning can go on, seconds spent waiting for
     another process that holds it)."""
-    if run.model_id in s.pretrain_seconds:
+    if pre.out_dir in s.pretrain_seconds:
         return True, 0.0
     dataset = s.datasets[run.dataset.name]
     w0 = time.perf_counter()
-    with _claim(pre.out_dir, wait=not s.skip_taken) as held:
+    with claim(pre.out_dir, wait=not s.skip_taken) as held:
         waited = time.perf_counter() - w0
         if not held:  # a worker leaves a model another is pre-training to it
             return False, waited
         s.say(i, f"{run.model_id}: pre-training")
         if remake:
-            _set_aside(pre.out_dir, planned_config_id(pre, dataset, init_id=""))
+            set_aside(pre.out_dir, planned_config_id(pre, dataset, init_id=""))
         pre_summary = train(pre, resume=True, dataset=dataset)
     if pre_summary.get("stopped"):
         print(f"[sweep] {run.model_id} pre-training cut short by max_steps: no row", flush=True)
         return False, waited
-    s.pretrain_seconds[run.model_id] = float(pre_summary["train_seconds"])
+    s.pretrain_seconds[pre.out_dir] = float(pre_summary["train_seconds"])
     return True, waited
 
 
@@ -528,15 +545,17 @@ def _train_and_store(
         if not go_on:
             return
     w0 = time.perf_counter()
-    with _claim(tc.out_dir, wait=not s.skip_taken) as held:
+    with claim(tc.out_dir, wait=not s.skip_taken) as held:
         waited += time.perf_counter() - w0
         # the row is written while the run is held, so no other process trains it in between
-        if not held or (s.skip_taken and _made(results, run.run_id, remake)):
+        if not held or (s.skip_taken and _made(results, run.run_id, remake, scores_id)):
             return
-        again = f": made in {remake}, the study pins {tc.precision}; trained again" if remake else ""
+        again = {"": "", MODEL_MISSING: ": its model is not here to score again; trained again"}.get(
+            remake, f": made in {remake}, the study pins {tc.precision}; trained again"
+        )
         s.say(i, f"{run.run_id}{again}")
         if remake:
-            _set_aside(tc.out_dir, config_id)
+            set_aside(tc.out_dir, config_id, whole=remake == MODEL_MISSING)
         summary = train(tc, resume=True, dataset=s.datasets[name])
         if summary.get("stopped"):
             print(f"[sweep] {run.run_id} cut short by max_steps: no row; it resumes next time", flush=True)
@@ -544,10 +563,14 @@ def _train_and_store(
         if summary["config_id"] != config_id:  # the planned identity must be the one training records
             raise RuntimeError(f"{run.run_id}: planned config id {config_id}, trained {summary['config_id']}")
         row = run_row(
-            run, summary, s.pretrain_seconds.get(run.model_id, 0.0), s.synthetic[name], tc.optim.epochs
+            run,
+            summary,
+            s.pretrain_seconds.get(pre.out_dir if pre else "", 0.0),
+            s.synthetic[name],
+            tc.optim.epochs,
         )
         if s.scoring is not None:
-            row |= _score(tc, s.datasets[name], s.scoring) | {"scores_id": scores_id}
+            row |= _store_details(results, run.run_id, _score(tc, s.datasets[name], s.scoring), scores_id)
         if remake:
             replace_row(results, run.run_id, row, whole=True)
         if remake or append_row(results, row):

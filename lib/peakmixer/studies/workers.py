@@ -8,6 +8,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pandas as pd
 
@@ -15,12 +16,12 @@ from peakmixer.studies.sweep import SweepConfig, run_sweep
 from peakmixer.train.device import default_threads
 
 
-def _worker(cfg: SweepConfig, threads: int, progress: bool) -> None:
+def _worker(cfg: SweepConfig, threads: int, progress: bool, options: dict[str, Any]) -> None:
     """One sweep worker process: its share of the cores, runs no other worker holds."""
     import torch
 
     torch.set_num_threads(threads)
-    run_sweep(cfg, progress=progress, skip_taken=True)
+    run_sweep(cfg, progress=progress, skip_taken=True, **options)
 
 
 @contextmanager
@@ -49,17 +50,23 @@ def _workers_stop_with_this_process(procs: list) -> Iterator[None]:
 
 
 def run_workers(
-    cfg: SweepConfig, workers: int, *, progress: bool = True, threads: int | None = None
+    cfg: SweepConfig,
+    workers: int,
+    *,
+    progress: bool = True,
+    threads: int | None = None,
+    **options: Any,
 ) -> pd.DataFrame:
     """`workers` sweep processes over one plan, each with `threads` torch threads (default
     `train.default_threads`: the free cores divided among the workers); each takes the next run no other
-    holds (run claims) and rows go into the one table under its lock. A last pass in this process picks up
+    holds (run claims) and rows go into the one table under its lock; `options` are `run_sweep`'s
+    (`retrain_missing`, `datasets`). A last pass in this process picks up
     anything left and returns the rows."""
     import multiprocessing
 
     threads = threads or default_threads(workers)
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
-    procs = [ctx.Process(target=_worker, args=(cfg, threads, progress)) for _ in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(cfg, threads, progress, options)) for _ in range(workers)]
     with _workers_stop_with_this_process(procs):
         for proc in procs:
             proc.start()
@@ -68,4 +75,4 @@ def run_workers(
     failed = [i for i, proc in enumerate(procs) if proc.exitcode != 0]
     if failed:
         raise RuntimeError(f"sweep workers {failed} of {workers} failed (see their messages above)")
-    return run_sweep(cfg, progress=progress)
+    return run_sweep(cfg, progress=progress, **options)

@@ -30,7 +30,7 @@ class DataConfig:
 
 @dataclass
 class IPConfig:
-    mode: Literal["off", "trainable", "frozen"] = "off"  # the interpretable path (peakmixer.ip)
+    mode: Literal["off", "trainable", "frozen", "redrawn"] = "off"  # the interpretable path (peakmixer.ip)
     weight: float = 1.0  # λ: weight of the class-specific (pred_2) term of the loss
     channels: int = 0  # C_ip, channels of the IP map and matrix (0: the extractor's width)
 
