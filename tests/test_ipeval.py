@@ -183,3 +183,27 @@ def test_table1_beside_the_paper_says_reproduced_reversed_or_not_resolved_per_ce
     ) == {"reversed"}
     text = beside_paper_text(table1_beside_paper(rows))
     assert len(text) == 4 and text[0].endswith("**reproduced**.") and "no runs yet" in text[1]
+
+
+def test_the_network_is_held_against_a_linear_model_whose_score_is_stored_once(stored):
+    from peakmixer.data.dataset import file_sha256
+    from peakmixer.studies.ipeval import against_linear, against_linear_text
+    from peakmixer.studies.sweep import dataset_path
+
+    root, cfg = stored
+    rows = read_results(cfg.results_path)
+    table = cfg.results_path.with_name("linear_baselines.csv")
+    table.unlink(missing_ok=True)
+    assert against_linear(cfg, rows, compute=False).empty  # nothing stored: nothing claimed
+    live = against_linear(cfg, rows)
+    assert table.exists() and len(pd.read_csv(table)) == 1  # computed once, stored with the data's hash
+    stored_row = pd.read_csv(table).iloc[0]
+    assert stored_row["data_sha256"] == file_sha256(dataset_path(cfg, cfg.datasets[0]))
+    again = against_linear(cfg, rows, compute=False)
+    assert again["linear"].tolist() == live["linear"].tolist()
+    f1 = rows.loc[rows["ip_mode"] == "trainable", "micro_f1"].mean()
+    got = again.set_index("ip_mode").loc["trainable"]
+    assert got["network"] == pytest.approx(f1) and got["margin"] == pytest.approx(f1 - stored_row["value"])
+    assert got["worth_explaining"] == (f1 - stored_row["value"] >= 0.05)
+    word = "ahead by at least 0.05" if again["worth_explaining"].all() else "NOT ahead by 0.05"
+    assert word in against_linear_text(again)

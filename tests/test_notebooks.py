@@ -162,12 +162,32 @@ def test_run_all_smoke_03_ip_eval(smoke):
     assert {"noise_sd", "n_perturb_samples", "normalize", "sensitivity_radius", "seed"} <= set(pinned)
     assert side["settings"]["scoring"]["layer"] == "stem" and side["source"] == "recomputed"
     gt = pd.read_csv(figs / "ip_ground_truth.csv")
-    assert set(gt["ip_mode"]) == {"trainable", "frozen", "off"}
+    assert set(gt["ip_mode"]) == {"trainable", "frozen", "off", "redrawn"}
     assert set(gt["channels"]) == {"all", "specific", "complement"}
     scores = gt[gt["score"].isin(["mass_accuracy", "rank_accuracy", "pointing_game"])]["mean"]
     assert scores.between(0, 1).all()
     verdict = (figs / "ip_verdict.txt").read_text()
     assert "trainable" in verdict and "frozen" in verdict and "SYNTHETIC" in verdict
+    # beyond the paper: the scale-free fidelity, channel ownership, chance, the arms paired, specific vs all
+    for name in ("ip_fidelity", "ip_channels", "ip_chance", "ip_trainable_vs_other", "ip_specific_vs_all"):
+        assert_sidecar(figs / f"{name}.csv")
+    fidelity = pd.read_csv(figs / "ip_fidelity.csv")
+    assert set(fidelity["rule"]) == {"argmax", "topk"} and {"share_mean", "rho_mean", "left_out"} <= set(
+        fidelity
+    )
+    assert fidelity["share_mean"].between(0, 1).all()
+    owned = pd.read_csv(figs / "ip_channels.csv")
+    assert {"without_channels_argmax", "pairs_left_out_argmax", "pairs_left_out_topk"} <= set(owned)
+    assert (owned["pairs_left_out_topk"] == 0).all()  # top-k gives every class channels
+    assert_figure(figs, "ip_channels_figure")
+    chance = pd.read_csv(figs / "ip_chance.csv")
+    assert chance["mask_fraction"].between(0, 1).all() and chance["random_map"].notna().all()
+    arms = pd.read_csv(figs / "ip_trainable_vs_other.csv")
+    assert set(arms["arm_b"]) == {"frozen", "redrawn"} and {"left_out_a", "left_out_b"} <= set(arms)
+    assert set(arms["outcome"]) <= {"supported", "contradicted", "not resolved"}
+    subsets = pd.read_csv(figs / "ip_specific_vs_all.csv")
+    assert set(subsets["versus"]) == {"all", "complement"}
+    assert "linear" in pd.read_csv(figs / "ip_against_linear.csv")
 
 
 def tiny_notebook(path: Path, body: str) -> None:

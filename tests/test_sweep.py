@@ -333,6 +333,31 @@ def test_a_scored_sweep_keeps_every_pair_and_the_channels_each_class_owns(tmp_pa
     assert len(pd.read_csv(detail_table(cfg.results_path, "pairs"))) == len(pairs)
     assert len(read_details(cfg.results_path, "pairs", table)) == 0  # the old scores id no longer counts
     assert len(read_details(cfg.results_path, "pairs", again)) == len(pairs)
+    # a row made elsewhere (another training of the same run): the model here is not its model, so its scores
+    # are not mixed into that row; asked, the row is made whole again from the run here, nothing retrained
+    from peakmixer.studies.store import replace_row
+
+    run_id = trainable.run_id
+    replace_row(cfg.results_path, run_id, {"finished_at": "2020-01-01T00:00:00Z", "micro_f1": 0.123})
+    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "sweep" / "runs").rglob("*.pt")}
+    cfg.scores = {**scores, "layer": "features"}
+    with pytest.raises(ConfigError, match="its model is not here"):
+        run_sweep(cfg, progress=False)
+    run_sweep(cfg, progress=False, retrain_missing=True)
+    row = read_results(cfg.results_path).set_index("run_id").loc[run_id]
+    assert row["finished_at"] != "2020-01-01T00:00:00Z" and row["micro_f1"] == pytest.approx(
+        trainable.micro_f1
+    )
+    assert all(p.stat().st_mtime_ns == t for p, t in stamp.items())  # evaluated, not trained again
+    # a row dropped (with its pairs) is made again from the run here, as if never stored
+    from peakmixer.studies.store import drop_rows
+
+    assert drop_rows(cfg.results_path, [run_id]) == 1
+    assert run_id not in set(read_results(cfg.results_path)["run_id"])
+    assert run_id not in set(pd.read_csv(detail_table(cfg.results_path, "pairs"))["run_id"])
+    run_sweep(cfg, progress=False)
+    assert run_id in set(read_results(cfg.results_path)["run_id"])
+    assert all(p.stat().st_mtime_ns == t for p, t in stamp.items())
 
 
 def test_a_pre_training_pinned_to_another_precision_keeps_its_rows_valid(tmp_path):

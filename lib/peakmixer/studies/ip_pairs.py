@@ -229,6 +229,17 @@ def compare_arms(
     return pd.DataFrame(out)
 
 
+def compare_with_others(
+    pairs: pd.DataFrame, a: str = "trainable", others: Sequence[str] = ("frozen", "redrawn"), **options
+) -> pd.DataFrame:
+    """`compare_arms` of `a` against each of `others` that has pairs, in one table (empty when none has)."""
+    frames = [
+        compare_arms(pairs, a, b, **options) for b in others if not pairs.empty and b in set(pairs["ip_mode"])
+    ]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def compare_subsets(
     pairs: pd.DataFrame, *, rules: Sequence[str] = ("argmax", "topk"), scores: Sequence[str] = tuple(SCORES)
 ) -> pd.DataFrame:
@@ -378,6 +389,7 @@ __all__ = [
     "chance_table",
     "compare_arms",
     "compare_subsets",
+    "compare_with_others",
     "fidelity_table",
     "ownership_table",
     "spectrum_bootstrap",

@@ -30,13 +30,16 @@ def claim(run_dir: str | Path, *, wait: bool = True):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def finished_here(out_dir: str | Path, config_id: str) -> bool:
-    """Whether this machine holds the run's best model of a finished training (its ``metrics.json``, written
-    as a run ends, names the run): a run cut short is resumed, not scored."""
+def finished_here(out_dir: str | Path, config_id: str, finished_at: str) -> bool:
+    """Whether this machine holds the best model of the stored run: a finished training (its
+    ``metrics.json``, written as a run ends, names the run) made when the row says (`finished_at`). A run cut
+    short is resumed, not scored; another training of the same run (made here after the row was made
+    elsewhere) is not the row's model."""
     out = Path(out_dir)
     if not (out / "best.pt").exists() or not (out / "metrics.json").exists():
         return False
-    return json.loads((out / "metrics.json").read_text()).get("config_id") == config_id
+    made = json.loads((out / "metrics.json").read_text())
+    return made.get("config_id") == config_id and made.get("finished_at") == finished_at
 
 
 def set_aside(out_dir: str | Path, config_id: str, *, whole: bool = False) -> None:

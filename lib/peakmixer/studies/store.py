@@ -217,6 +217,22 @@ def replace_row(path: Path, run_id: str, values: dict[str, Any], *, whole: bool 
             table.to_csv(tmp, index=False)
 
 
+def drop_rows(path: Path, run_ids: list[str]) -> int:
+    """Remove runs from a results table and its detail tables (a row to be made again from scratch: the
+    sweep then makes it as if it had never been stored), under the tables' locks, atomically; the number of
+    rows removed."""
+    with locked(lock_of(path)):
+        table = read_results(path)
+        keep = ~table["run_id"].isin(run_ids)
+        with atomic(path) as tmp:
+            table[keep].to_csv(tmp, index=False)
+    for kind in ("pairs", "channels"):
+        if detail_table(path, kind).exists():
+            for run_id in run_ids:
+                replace_run_rows(detail_table(path, kind), run_id, pd.DataFrame())
+    return int((~keep).sum())
+
+
 def detail_table(results: Path, kind: str) -> Path:
     """A scored study's detail table beside its results table: ``<study>_pairs.csv`` or ``_channels.csv``."""
     return results.with_name(f"{results.stem}_{kind}.csv")
@@ -229,7 +245,8 @@ def replace_run_rows(path: Path, run_id: str, frame: pd.DataFrame) -> None:
     with locked(lock_of(path)):
         old = pd.read_csv(path, dtype={"run_id": str, "scores_id": str}) if path.exists() else pd.DataFrame()
         keep = old[old["run_id"] != run_id] if not old.empty else old
-        table = pd.concat([t for t in (keep, frame) if not t.empty], ignore_index=True)
+        parts = [t for t in (keep, frame) if not t.empty]
+        table = pd.concat(parts, ignore_index=True) if parts else keep
         with atomic(path) as tmp:
             table.to_csv(tmp, index=False, float_format="%.6g")
 

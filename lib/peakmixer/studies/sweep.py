@@ -485,7 +485,9 @@ def _keep_or_rescore(
     if state != "other scores":
         return True
     # the same trained run, scored with other settings or score code: score its model again
-    if not finished_here(tc.out_dir, config_id):
+    table = read_results(results)
+    made = table.loc[table["run_id"] == run.run_id, "finished_at"]
+    if not finished_here(tc.out_dir, config_id, made.iloc[0] if len(made) else ""):
         if s.retrain_missing:
             return False
         raise ConfigError(
