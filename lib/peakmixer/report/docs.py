@@ -21,11 +21,13 @@ from peakmixer.paths import DOCS_DIR, README, REPO_ROOT
 from peakmixer.report.shipped import card_paths, refresh_card
 from peakmixer.studies.calibration import readme_calibration
 from peakmixer.studies.claims import claims, summarize
+from peakmixer.studies.ip_pairs import fidelity_table
 from peakmixer.studies.ipeval import (
     PAPER_DATASETS,
     PAPER_TABLE1,
     beside_paper_text,
     readme_ip_results,
+    study_details,
     table1,
     table1_beside_paper,
 )
@@ -99,6 +101,30 @@ def _table1_beside_paper() -> list[str]:
         "",
         *beside_paper_text(table1_beside_paper(rows)),
     ]
+    return out + _share_line(cfg, rows)
+
+
+def _share_line(cfg, rows: pd.DataFrame) -> list[str]:
+    """One line per dataset: the scale-free share of infidelity per arm beside a random map's (the part of
+    the paper's column that measures the map; docs/results.md says why)."""
+    pairs, _ = study_details(cfg, rows)
+    fid = fidelity_table(pairs, rules=["argmax"]) if not pairs.empty else pd.DataFrame()
+    if fid.empty:
+        return []
+    out = [
+        "",
+        "What the infidelity column measures: captum's normalisation removes the map's scale, not the "
+        "model's, so [docs/results.md](docs/results.md#what-the-table-1-scores-measure) also gives its "
+        "scale-free share (1 − ρ², lower is better; 95% interval over test spectra) beside a random map's:",
+        "",
+    ]
+    for dataset, at in fid.groupby("dataset", sort=False):
+        arms = "; ".join(
+            f"{r.ip_mode} {r.share_mean:.3f} [{r.share_ci_low:.3f}, {r.share_ci_high:.3f}] (random map "
+            f"{r.random_map_share_mean:.3f})"
+            for r in at.itertuples(index=False)
+        )
+        out.append(f"- {dataset}: {arms}.")
     return out
 
 

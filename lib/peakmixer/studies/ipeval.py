@@ -203,9 +203,14 @@ def beside_paper_text(frame: pd.DataFrame) -> list[str]:
         if r.beside_paper == "no runs":
             lines.append(f"{head}; ours: no runs yet.")
             continue
+        ci = (
+            f"95% interval [{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
+            if np.isfinite([r.ci_low, r.ci_high]).all()
+            else "no interval with one seed in an arm"
+        )
         lines.append(
             f"{head}; ours {r.trainable:.4f} vs {r.frozen:.4f}, difference {r.difference:+.4f} "
-            f"(95% interval [{r.ci_low:+.4f}, {r.ci_high:+.4f}], n = {r.n}): **{r.beside_paper}**."
+            f"({ci}, n = {r.n}): **{r.beside_paper}**."
         )
     return lines
 
