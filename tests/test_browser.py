@@ -149,7 +149,7 @@ def test_the_viewer_runs_in_jupyterlab_and_follows_its_slider(tmp_path, browser,
         title = page.evaluate(
             "() => [...document.querySelectorAll('.js-plotly-plot')].pop().layout.title.text"
         )
-        assert re.search(r"synth-ir17-s0-\d+", title)
+        assert re.search(r"synth-ir17-s1-\d+", title)
         page.close()
     finally:
         server.terminate()
