@@ -26,6 +26,31 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def ir_checkpoint(tmp_path_factory) -> Path:
+    """A tiny IR model with an interpretable path, trained for seconds on synth-ir17 (400-4000 cm-1)."""
+    from peakmixer.config import from_dict
+    from peakmixer.synth.benchmarks import make_synth
+    from peakmixer.train.config import TrainConfig
+    from peakmixer.train.loop import train
+
+    tmp = tmp_path_factory.mktemp("ir")
+    data = make_synth("synth-ir17", 300, 0).save(tmp / "ir.npz")
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "data": {"path": str(data)},
+            "model": {"width": 8, "blocks": 6, "mixer_layers": 1, "hidden": 16, "ip": {"mode": "trainable"}},
+            "optim": {"epochs": 1, "batch_size": 32},
+            "precision": "fp32",
+            "progress": False,
+            "out_dir": str(tmp / "run"),
+        },
+    )
+    train(cfg)
+    return tmp / "run" / "best.pt"
+
+
 def run_all_smoke(root: Path, *only: str) -> Path:
     """`./run_all.sh --profile smoke [--only ...]` with every output under `root`; returns the figures."""
     cmd = [str(REPO / "run_all.sh"), "--profile", "smoke", "--figures", str(root / "figures")]

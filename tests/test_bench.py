@@ -96,6 +96,27 @@ def test_the_report_states_machine_command_numbers_and_date(tmp_path):
     assert text.startswith("# Benchmarks") and "bench --report BENCHMARKS.md" in text and "UTC" in text
     assert "| eager | fp32 |" in text and "fast / eager = **x" in text
     assert "| synth-ir17 v3 |" in text and "| synth-bac30 v2 |" in text
+    engines = text.split("## Inference engines", 1)[1].split("\n## ", 1)[0]
+    for engine in ("torch_fp32", "onnxruntime_fp32", "onnxruntime_int8"):
+        assert engines.count(f"| {engine} |") == 2  # batch 1 and 4 of the quick model
+    rows = [line.strip("|").split(" | ") for line in engines.splitlines() if "| ResPeak-8x6" in line]
+    for batch in ("1", "4"):  # each ratio is the speeds' quotient within the run
+        speed = {r[3]: float(r[4]) for r in rows if r[2] == batch}
+        for r in (r for r in rows if r[2] == batch):
+            assert float(r[5].strip(" x")) == pytest.approx(
+                speed[r[3]] / speed["torch_fp32"], rel=0.02, abs=0.01
+            )
+    assert "Target onnxruntime_int8 >= x3 torch eager fp32 at width 160, batch 64: not measured" in engines
+    assert "`models/synth-ir17_ip.int8.onnx`: int8 micro_f1" in engines
+
+
+def test_the_engine_targets_hold_only_where_measured_and_reached():
+    from peakmixer.studies.bench_engines import targets_met
+
+    row = {"width": 160, "batch": 64, "engine": "onnxruntime_int8", "ratio_to_torch_fp32": 3.1}
+    assert targets_met([row])["onnxruntime_int8"]["met"] and not targets_met([row])["onnxruntime_fp32"]["met"]
+    assert not targets_met([row | {"batch": 1}])["onnxruntime_int8"]["met"]
+    assert not targets_met([row | {"ratio_to_torch_fp32": 2.9}])["onnxruntime_int8"]["met"]
 
 
 def test_the_gpu_check_script_runs_end_to_end_on_a_cpu(tmp_path):

@@ -1,36 +1,10 @@
 """`python -m peakmixer explain`: a model's predictions and Grad-CAM for a user's own files."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from peakmixer.cli import main
-from peakmixer.config import from_dict
-from peakmixer.synth.benchmarks import make_synth
-from peakmixer.train.config import TrainConfig
-from peakmixer.train.loop import train
-
-
-@pytest.fixture(scope="module")
-def ir_checkpoint(tmp_path_factory) -> Path:
-    """A tiny IR model with an interpretable path, trained for seconds on synth-ir17 (400-4000 cm-1)."""
-    tmp = tmp_path_factory.mktemp("ir")
-    data = make_synth("synth-ir17", 300, 0).save(tmp / "ir.npz")
-    cfg = from_dict(
-        TrainConfig,
-        {
-            "data": {"path": str(data)},
-            "model": {"width": 8, "blocks": 6, "mixer_layers": 1, "hidden": 16, "ip": {"mode": "trainable"}},
-            "optim": {"epochs": 1, "batch_size": 32},
-            "precision": "fp32",
-            "progress": False,
-            "out_dir": str(tmp / "run"),
-        },
-    )
-    train(cfg)
-    return tmp / "run" / "best.pt"
 
 
 def test_explain_keeps_going_past_refused_files_and_says_so(ir_checkpoint, shared_data, tmp_path):
@@ -72,3 +46,18 @@ def test_the_shipped_model_explains_real_ir_files_by_default(shared_data, tmp_pa
     assert code == (1 if report["refused"] else 0)  # the exit status says whether anything was refused
     assert all(r["reason"] for r in report["refused"])
     assert "1HQuinine.jdx" in {r["source"] for r in report["refused"]}  # an NMR file, named with its reason
+
+
+def test_explain_takes_its_probabilities_from_onnx_runtime_when_asked(ir_checkpoint, shared_data, tmp_path):
+    nist = [str(p) for p in sorted((shared_data / "nist_ir_jcamp").glob("*.jdx"))[:2]]
+    tables = {}
+    for engine in ("torch", "onnxruntime"):
+        out = tmp_path / engine
+        args = ["explain", *nist, "--checkpoint", str(ir_checkpoint), "--out", str(out), "--engine", engine]
+        assert main(args) == 0
+        tables[engine] = pd.read_csv(out / "summary.csv")
+        side = json.loads((out / tables[engine]["figure"][0]).with_suffix(".json").read_text())
+        assert side["parameters"]["engine"] == engine
+    t, o = tables["torch"], tables["onnxruntime"]
+    assert (t["predicted"].fillna("") == o["predicted"].fillna("")).all()
+    assert (t["top_probability"] - o["top_probability"]).abs().max() <= 1e-5

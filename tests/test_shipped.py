@@ -54,6 +54,13 @@ def test_ship_exports_a_stored_run_with_its_card(tmp_path, shared_data):
     assert (
         "prevalence baseline" in text and "synthetic" in text and f"{real['model']['micro_f1']:.3f}" in text
     )
+    # beside the .pt, its ONNX files, each checked when written, and the card says how they did
+    for suffix, check in ((".onnx", "max_abs_logit_diff"), (".int8.onnx", "change")):
+        onnx = out.with_suffix(suffix)
+        kind = "int8" if "int8" in suffix else "fp32"
+        assert onnx.stat().st_size < 5e6 and card["onnx"][kind]["file"] == onnx.name
+        assert card["onnx"][kind][check] is not None and f"`{onnx.name}`" in text
+    assert abs(card["onnx"]["int8"]["change"]) <= card["onnx"]["int8"]["bound"] == 0.005
     # the card's numbers are its stored row's: a card that disagrees with the store is found
     stored = read_results(tmp_path / "store" / "tiny.csv").set_index("run_id").loc[card["model"]]
     assert card["stored"] and card["test"]["this_run"] == pytest.approx(stored["micro_f1"])

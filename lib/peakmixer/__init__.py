@@ -13,10 +13,11 @@ The main names, importable from here (loaded on first use, so ``import peakmixer
     grad_cam                      Grad-CAM maps through all / class-specific channels (`attribution`)
     Explainer, explain_files      a trained model's predictions and Grad-CAM figures (`report.explain`)
     GradCamViewer                 the interactive Grad-CAM viewer (`report.viewer`)
+    open_model, predict_files     a .pt or .onnx model on torch or ONNX Runtime; predictions (`deploy`)
 
 The package is built in layers, each importing only from those below it (checked by import-linter):
 utilities (`paths`, `config`, `files`, `provenance`) < `data` < core (`models`, `ip`, `metrics`, `train`,
-`attribution`) < `synth` < `studies` < `report` < commands (`commands`, `cli`).
+`attribution`, `deploy`) < `synth` < `studies` < `report` < commands (`commands`, `cli`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ _WHERE = {
     "Explainer": "report.explain",
     "explain_files": "report.explain",
     "GradCamViewer": "report.viewer",
+    "open_model": "deploy",
+    "predict_files": "deploy",
 }
 __all__ = ["__version__", *_WHERE]
 

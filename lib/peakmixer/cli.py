@@ -3,7 +3,8 @@
 profile    params / MACs / FLOPs of a model (JSON with --json)
 train      train from a YAML config (+ --set key=value, --resume); torchrun for DDP
 evaluate   metrics of a checkpoint on a split
-export     a slim copy of a trained model for models/ (no optimiser state)
+export     a trained model for models/ (.pt, no optimiser state) or as ONNX (fp32, int8), checked
+predict    predictions for unlabelled spectrum files with a .pt or .onnx model (torch or ONNX Runtime)
 data       synth | import | download
 sweep      resumable extractor x mixer x seeds sweeps into one table
 results    the generated README / docs sections from the store (--readme writes, --check compares)
@@ -169,14 +170,6 @@ def metrics_table(m: dict) -> str:
     return "\n".join(lines)
 
 
-def _export(args: argparse.Namespace) -> int:
-    from peakmixer.train.checkpoint import export_model
-
-    path = export_model(args.checkpoint, args.out)
-    print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
-    return 0
-
-
 def _notebooks(args: argparse.Namespace) -> int:
     from peakmixer.config import apply_overrides
     from peakmixer.report.notebooks import NotebookFailed, run_notebooks
@@ -199,6 +192,16 @@ def _bench(args: argparse.Namespace) -> int:
     if args.report:
         print(write_report(Path(args.report), quick=args.quick))
         return 0
+    if args.engines:
+        from peakmixer.studies.bench_engines import benchmark_engines, describe_engines
+
+        sizes = {"widths": (args.width,)} if args.width else {}
+        sizes |= {"batches": (args.batch,)} if args.batch else {}
+        if args.quick:  # tiny sizes, for tests
+            sizes = {"widths": (8,), "batches": (1, 4), "n_classes": 5, "repeats": 1, "seconds": 0.05} | sizes
+        r = benchmark_engines(**sizes)
+        print(json.dumps(r) if args.json else describe_engines(r))
+        return 0
     if args.synth:
         r = benchmark_synth(args.synth, args.n, version=args.version)
         ratio = r["spectra_per_s"] / r["target_per_s"]
@@ -215,12 +218,12 @@ def _bench(args: argparse.Namespace) -> int:
     result = benchmark(
         extractor=args.extractor,
         mixer=args.mixer,
-        width=args.width,
+        width=args.width or 64,
         blocks=args.blocks,
         mixer_layers=args.mixer_layers,
         n_classes=args.n_classes,
         input_length=args.input_length,
-        batch=args.batch,
+        batch=args.batch or 64,
         steps=args.steps,
         device=args.device,
         compile_model=args.compile,
@@ -298,12 +301,6 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_evaluate)
 
 
-def _add_export(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="a run's best.pt")
-    p.add_argument("--out", required=True, help="output file, e.g. models/NAME.pt")
-    p.set_defaults(func=_export)
-
-
 def _add_notebooks(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="default", choices=["smoke", "default", "full", "paper"])
     p.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK")
@@ -326,7 +323,7 @@ def _add_notebooks(p: argparse.ArgumentParser) -> None:
 
 def _add_bench(p: argparse.ArgumentParser) -> None:
     _model_arguments(p)
-    p.set_defaults(width=64, n_classes=17)
+    p.set_defaults(width=None, n_classes=17)  # width: 64, or with --engines both 64 and 160
     p.add_argument(
         "--synth",
         choices=["synth-ir17", "synth-bac30"],
@@ -341,8 +338,14 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--report", default=None, metavar="FILE", help="measure everything into FILE (BENCHMARKS.md)"
     )
-    p.add_argument("--quick", action="store_true", help="with --report: tiny sizes (tests)")
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument(
+        "--engines",
+        action="store_true",
+        help="torch fp32 / bf16 and ONNX Runtime fp32 / int8 inference, at widths 64 and 160 and batches 1 "
+        "and 64 unless --width / --batch name one",
+    )
+    p.add_argument("--quick", action="store_true", help="with --report or --engines: tiny sizes (tests)")
+    p.add_argument("--batch", type=int, default=None, help="spectra per step (default 64)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--device", default="auto")
     add_threads_argument(p)
@@ -355,7 +358,16 @@ COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None] | str]
     ("profile", "params / MACs / FLOPs of a model at batch 1", _add_profile),
     ("train", "train from a YAML config", _add_train),
     ("evaluate", "metrics of a checkpoint on a split (and per-spectrum predictions)", _add_evaluate),
-    ("export", "a slim copy of a trained model (weights, spec, identity) for models/", _add_export),
+    (
+        "export",
+        "a trained model for models/ (.pt) or for deployment (ONNX fp32 / int8)",
+        "peakmixer.commands.export",
+    ),
+    (
+        "predict",
+        "a model's predictions for unlabelled spectrum files, one CSV row each",
+        "peakmixer.commands.predict",
+    ),
     ("data", "make, import or download datasets", "peakmixer.commands.data"),
     ("sweep", "resumable extractor x mixer x seeds sweep into one table", "peakmixer.commands.sweep"),
     ("results", "the results store as the README's and docs' generated sections", "peakmixer.report.docs"),

@@ -31,18 +31,24 @@ from tqdm import tqdm
 
 from peakmixer.attribution.gradcam import cams_for, mean_class_cams, subsets_of
 from peakmixer.config import MissingFile, add_threads_argument, from_dict
-from peakmixer.data.dataset import SPECTRUM_KINDS, DatasetError, SpectraDataset, load
+from peakmixer.data.dataset import DatasetError, SpectraDataset, load
 from peakmixer.data.io.arguments import add_source_arguments, csv_options
-from peakmixer.data.io.batch import ReadSpectra, Rejection, expand_sources, read_spectra
+from peakmixer.data.io.batch import Rejection, expand_sources, read_spectra, refuse_other_kinds
 from peakmixer.data.io.csv import CsvOptions
 from peakmixer.data.io.dataset_file import is_dataset_path
 from peakmixer.data.split_record import check_scored_split
+from peakmixer.deploy.engines import ENGINES, open_model
 from peakmixer.files import write_csv, write_text
 from peakmixer.paths import MODELS_DIR
 from peakmixer.report.cam_figures import plot_cam_grid, plot_mean_cams
 from peakmixer.report.figures import save_figure
 from peakmixer.synth.ir17_bands import textbook_bands
-from peakmixer.train.checkpoint import checkpoint_axis, load_checkpoint, model_from_checkpoint
+from peakmixer.train.checkpoint import (
+    checkpoint_axis,
+    load_checkpoint,
+    model_from_checkpoint,
+    spectrum_kind,
+)
 from peakmixer.train.config import TrainConfig
 from peakmixer.train.evaluate import class_probabilities
 from peakmixer.train.prepare import normalize
@@ -86,11 +92,14 @@ def explain_files(
     npy_axis: str | Path | None = None,
     csv: CsvOptions | None = None,
     progress: bool = False,
+    engine: str = "torch",
 ) -> Explained:
     """Explain every readable spectrum in `files` with the model of `checkpoint` (default: the shipped IR
     model) into `out_dir`; see the module docstring for what is written. Files are read as ``data import``
     reads them (`split`, `npy_axis`, `csv`); a dataset file's split that holds spectra the run was trained
-    or validated on is refused unless `allow_changed_splits` (`split_record.check_scored_split`)."""
+    or validated on is refused unless `allow_changed_splits` (`split_record.check_scored_split`).
+    `engine`: what computes the probabilities, torch or ONNX Runtime (`deploy.open_model`); Grad-CAM needs
+    gradients, so torch draws the maps either way."""
     path = Path(checkpoint) if checkpoint else SHIPPED["ir"]
     if not path.exists():
         raise MissingFile(
@@ -115,12 +124,15 @@ def explain_files(
         split=split,
         listed=sources.listed,
     )
-    _refuse_other_kinds(read, ex.kind)
+    refuse_other_kinds(read, ex.kind)
     rows, zero_maps = [], 0
     if read.rows:
         X = torch.from_numpy(normalize(np.stack(read.rows), ex.normalize).astype(np.float32)).unsqueeze(1)
-        with torch.no_grad():
-            probs = ex._probabilities(ex.model(X).float())
+        if engine == "torch":
+            with torch.no_grad():
+                probs = ex._probabilities(ex.model(X).float())
+        else:
+            probs = open_model(path, engine).probabilities(np.stack(read.rows))
         subsets = [s for s in subsets_of(ex.model) if s != "complement"]
         note = " (a model trained on synthetic spectra)" if ex.synthetic else ""
         for i, sid in enumerate(tqdm(read.ids, disable=not progress, desc="explaining", unit="spectrum")):
@@ -149,7 +161,7 @@ def explain_files(
                 fig,
                 out,
                 stem,
-                params={"checkpoint": str(path), "threshold": threshold, "layer": layer},
+                params={"checkpoint": str(path), "threshold": threshold, "layer": layer, "engine": engine},
                 synthetic=False,
                 formats=("png",),
                 extra={
@@ -187,30 +199,6 @@ def explain_files(
     return Explained(summary, read.rejected, out, notes)
 
 
-def _benchmark_kind(path: str) -> str | None:
-    """For a checkpoint saved before checkpoints recorded their spectrum kind: a model of a built-in
-    benchmark is known by the benchmark file's name (`synth.ensure_synth` names them by kind)."""
-    name = Path(path or "").name
-    return "ir" if name.startswith("synth-ir") else "raman" if name.startswith("synth-bac") else None
-
-
-def _refuse_other_kinds(read: ReadSpectra, kind: str | None) -> None:
-    """Move the spectra whose files say they are of another kind than the model's into ``read.rejected``
-    (the stated rule: a kind a file states and a model's known kind must agree; unknown passes)."""
-    if kind is None:
-        return
-    other = {i for i, k in enumerate(read.kinds) if k and k != kind}
-    for i in sorted(other):
-        said = SPECTRUM_KINDS[read.kinds[i]]
-        reason = (
-            f"a {said} spectrum (so its file says); this model was trained on {SPECTRUM_KINDS[kind]} spectra"
-        )
-        read.rejected.append(Rejection(read.ids[i], reason))
-    for name in ("rows", "ids", "smiles", "coverage", "labels", "kinds"):
-        values = getattr(read, name)
-        setattr(read, name, [v for i, v in enumerate(values) if i not in other])
-
-
 def _cli(args: argparse.Namespace) -> int:
     done = explain_files(
         args.files,
@@ -224,6 +212,7 @@ def _cli(args: argparse.Namespace) -> int:
         npy_axis=args.npy_axis,
         csv=csv_options(args),
         progress=not args.no_progress,
+        engine=args.engine,
     )
     for r in done.summary.itertuples(index=False):
         print(f"{r.spectrum}: {r.predicted or '(none above threshold)'} -> {done.out_dir / r.figure}")
@@ -247,6 +236,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", default="explained", help="output folder (default: ./explained)")
     p.add_argument("--threshold", type=float, default=0.5, help="probability that predicts a class")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="torch",
+        help="what computes the probabilities (Grad-CAM is always torch's: it needs gradients)",
+    )
     p.add_argument(
         "--layer", default="stem", help="Grad-CAM layer: stem, extractor, features or a module name"
     )
@@ -294,7 +289,7 @@ class Explainer:
             bool(ckpt.get("synthetic_data")),
             ckpt.get("split_record"),
             cfg.data.train_split,
-            ckpt.get("spectrum_kind") or _benchmark_kind(cfg.data.path),
+            spectrum_kind(ckpt),
         )
 
     def check_split(self, ds: SpectraDataset, split: str | None, allow_changed: bool = False) -> str:

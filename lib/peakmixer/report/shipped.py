@@ -4,15 +4,19 @@ it scores — on its synthetic test split over seeds, and on real spectra agains
     python -m peakmixer ship --study ip_table1 --run synth-ir17/w64x6-mlpmixer4-iptrainable/seed0 \\
         --name synth-ir17_ip --real nist-jcamp=DIR_OF_JDX_WITH_molecules.csv --real multimodal=FILE.parquet
 
-writes ``models/<name>.pt`` (`train.export_model`: fp16 weights, its run identity), ``models/<name>.md`` (the
-card) and ``models/<name>.json`` (the card's numbers). Real spectra are labelled from their SMILES with the
-model's label set (`labels nist17` for the IR model), imported onto the model's input axis as `explain` does.
+writes ``models/<name>.pt`` (`train.export_model`: fp16 weights, its run identity), the same model as ONNX
+(``<name>.onnx``, fp32, and ``<name>.int8.onnx``, static int8; `deploy.onnx_export`, each checked when
+written), ``models/<name>.md`` (the card) and ``models/<name>.json`` (the card's numbers). ``ship --onnx-only
+--name NAME`` writes the ONNX files of a shipped model again and updates its card. Real spectra are
+labelled from their SMILES with the model's label set (`labels nist17` for the IR model), imported onto the
+model's input axis as `explain` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +26,9 @@ import pandas as pd
 import torch
 import yaml
 
-from peakmixer.config import ConfigError
+from peakmixer.config import ConfigError, MissingFile
 from peakmixer.data.dataset import DatasetError
+from peakmixer.deploy.onnx_export import ExportRefused, export_onnx, quantize_int8
 from peakmixer.files import write_text
 from peakmixer.metrics import compute_metrics
 from peakmixer.models import profile_model
@@ -33,6 +38,7 @@ from peakmixer.studies.results import load_study, read_store
 from peakmixer.studies.sim2real import RealSet, import_real
 from peakmixer.studies.spot_check import find_run
 from peakmixer.studies.sweep import dataset_path, stage_configs
+from peakmixer.synth.benchmarks import model_data
 from peakmixer.train.checkpoint import export_model, load_checkpoint
 
 
@@ -117,10 +123,38 @@ def ship(
         "real": [score_real(ex, r, labels) for r in real],
         "training_config": yaml.safe_load((Path(tc.out_dir) / "config.yaml").read_text()),
     }
-    card |= from_store(card, rows)
+    card |= from_store(card, rows) | {"onnx": ship_onnx(out)}
     write_text(Path(models_dir) / f"{name}.json", json.dumps(card, indent=1, default=str) + "\n")
     write_text(Path(models_dir) / f"{name}.md", card_text(card))
     return out
+
+
+def ship_onnx(shipped: Path) -> dict[str, Any]:
+    """``NAME.onnx`` and ``NAME.int8.onnx`` beside the shipped ``NAME.pt``, checked on the test split of the
+    data it was trained on; what the card says of them. An int8 file whose check fails is not written (an
+    older one is removed, so none contradicts its card), and the card says why."""
+    data = model_data(shipped)
+    fp32, int8 = shipped.with_suffix(".onnx"), shipped.with_suffix(".int8.onnx")
+    out = {"fp32": {"file": fp32.name} | asdict(export_onnx(shipped, fp32, data))}
+    out["fp32"]["size_mb"] = round(fp32.stat().st_size / 1e6, 2)
+    try:
+        out["int8"] = {"file": int8.name} | asdict(quantize_int8(shipped, int8, data))
+        out["int8"]["size_mb"] = round(int8.stat().st_size / 1e6, 2)
+    except ExportRefused as e:
+        int8.unlink(missing_ok=True)
+        out["int8"] = {"file": None, "refused": str(e)}
+    return out
+
+
+def add_onnx_to_card(name: str, models_dir: Path = MODELS_DIR) -> dict[str, Any]:
+    """Write the ONNX files of the shipped model `name` again and put what they are into its card."""
+    path = Path(models_dir) / f"{name}.json"
+    if not path.exists():
+        raise MissingFile(f"{path}: no shipped model {name!r} (its card is missing)")
+    card = json.loads(path.read_text()) | {"onnx": ship_onnx(path.with_suffix(".pt"))}
+    write_text(path, json.dumps(card, indent=1, default=str) + "\n")
+    write_text(path.with_suffix(".md"), card_text(card))
+    return card["onnx"]
 
 
 # What a card reads from its stored row (and from the model's other seeds), kept current by `refresh_card`.
@@ -255,6 +289,7 @@ def card_text(card: dict[str, Any]) -> str:
         ]
     else:
         lines += ["", "No real spectra of these classes were available to score it."]
+    lines += _onnx_lines(card.get("onnx"))
     lines += [
         "",
         "## Limits",
@@ -271,7 +306,32 @@ def card_text(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _onnx_lines(onnx: dict[str, Any] | None) -> list[str]:
+    """The card's deployment section: the ONNX files and how each was checked when written."""
+    if not onnx:
+        return []
+    f, q = onnx["fp32"], onnx["int8"]
+    return [
+        "",
+        f"## ONNX (runs without torch: `python -m peakmixer predict FILES --model models/{q['file']}`)",
+        "",
+        f"- `{f['file']}` ({f['size_mb']} MB, fp32 arithmetic; weights stored as the fp16 values above): "
+        f"largest |logit difference| to torch {f['max_abs_logit_diff']:.2g} on the {f['n_spectra']} "
+        f"{f['split']} spectra (allowed 1e-4).",
+        f"- `{q['file']}` ({q['size_mb']} MB, static int8, per-channel weights): {q['metric']} on the "
+        f"{q['n_spectra']} {q['split']} spectra {q['int8']:.4f} against fp32's {q['fp32']:.4f} "
+        f"({q['change']:+.4f}; allowed ±{q['bound']:g}); the same prediction for {q['agreement']:.1%} of "
+        "them. Measured when written, on the machine that wrote it.",
+    ]
+
+
 def _cli(args: argparse.Namespace) -> int:
+    if args.onnx_only:
+        for k, v in add_onnx_to_card(args.name).items():
+            print(f"{MODELS_DIR / v['file']} ({v['size_mb']} MB, {k})" if v["file"] else v["refused"])
+        return 0
+    if not (args.study and args.run):
+        raise ConfigError("ship needs --study and --run (or --onnx-only --name NAME)")
     out = ship(
         args.study, args.run, args.name, real=[RealSet.parse(r) for r in args.real], labels=args.labels
     )
@@ -280,9 +340,10 @@ def _cli(args: argparse.Namespace) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--study", required=True, help="the study whose store holds the run (params/sweeps/)")
+    p.add_argument("--study", help="the study whose store holds the run (params/sweeps/)")
+    p.add_argument("--run", help="its run id, e.g. synth-ir17/w64x6-mlpmixer4-iptrainable/seed0")
     p.add_argument(
-        "--run", required=True, help="its run id, e.g. synth-ir17/w64x6-mlpmixer4-iptrainable/seed0"
+        "--onnx-only", action="store_true", help="only write the ONNX files of shipped model --name again"
     )
     p.add_argument("--name", required=True, help="file name in models/ (without extension)")
     p.add_argument("--real", action="append", default=[], metavar="NAME=PATH", help="real spectra to score")

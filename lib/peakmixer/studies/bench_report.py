@@ -201,6 +201,7 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
         *roofs,
         "",
     ]
+    lines += engines_markdown(_run_json(["bench", "--engines", *(["--quick"] if quick else [])]))
     if not quick:
         compiled = REPORT_MODELS[1]
         args = [*_bench_args(compiled, steps), "--compile"]
@@ -265,6 +266,44 @@ def write_report(path: Path, *, quick: bool = False) -> Path:
     lines.append("")
     write_text(path, "\n".join(lines))
     return path
+
+
+def engines_markdown(r: dict[str, Any]) -> list[str]:
+    """The inference-engines section from `bench --engines --json` (`studies.bench_engines`)."""
+    lines = [
+        "## Inference engines: torch, ONNX Runtime fp32 and int8",
+        "",
+        f"`python -m peakmixer bench --engines`, {r['threads']} threads, onnxruntime {r['onnxruntime']}: "
+        "spectra/s of inference per engine and the ratio to torch eager fp32 (`inference_mode`) measured "
+        f"in the same run (each the fastest of {r['repeats']} turns; freshly initialised weights, since "
+        "speed does not depend on them). ONNX Runtime runs the file `export --format onnx` writes; int8 is "
+        "static (QDQ, per-channel int8 weights, uint8 activations).",
+        "",
+        "| model | K | batch | engine | spectra/s | x torch eager fp32 |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {x['model']} | {x['n_classes']} | {x['batch']} | {x['engine']} | {x['spectra_per_s']:.0f} | "
+        f"x{x['ratio_to_torch_fp32']:.2f} |"
+        for x in r["rows"]
+    ]
+    lines.append("")
+    lines += [f"- {engine} skipped: {why}" for engine, why in r["skipped"].items()]
+    for engine, t in r["targets"].items():
+        got = "not measured in this run" if t["ratio"] is None else f"**x{t['ratio']:.2f}**"
+        verdict = "met" if t["met"] else "not met"
+        lines.append(
+            f"- Target {engine} >= x{t['target']:g} torch eager fp32 at width {t['width']}, batch "
+            f"{t['batch']}: {got}, {verdict}."
+        )
+    for name, c in r["int8_checks"].items():
+        if c:
+            lines.append(
+                f"- `models/{name}`: int8 {c['metric']} {c['int8']:.4f} against fp32 {c['fp32']:.4f} on "
+                f"{c['n_spectra']} {c['split']} spectra ({c['change']:+.4f}, bound ±{c['bound']:g}), "
+                "measured when it was exported."
+            )
+    return [*lines, ""]
 
 
 def accuracy_check(seeds: tuple[int, ...] = (0, 1, 2), n: int = 4000) -> dict[str, Any]:

@@ -48,13 +48,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from peakmixer.config import ConfigError
+from peakmixer.config import ConfigError, from_dict
 from peakmixer.data.dataset import SpectraDataset, load, named_axis, synth_recipe
 from peakmixer.synth.bac30 import Bac30Knobs, make_synth_bac30, simulate_bac30
 from peakmixer.synth.ir17 import IR17Knobs, ir17_dataset, ir17_masks, simulate_ir17
@@ -172,6 +173,35 @@ def ensure_synth(
     if not path.exists() or _recorded_recipe(path) != recipe(kind, n, seed, version):
         make_synth(kind, n, seed, version).save(path)
     return path
+
+
+# How `ensure_synth` names its files.
+_FILE_NAME = re.compile(
+    r"(?P<kind>synth-[a-z0-9]+)_v(?P<version>[A-Za-z0-9.]+)_n(?P<n>\d+)_s(?P<seed>\d+)\.npz"
+)
+
+
+def ensure_named(path: str | os.PathLike) -> Path:
+    """`path` itself when it exists; else, when its name is one `ensure_synth` gives, that benchmark made
+    again there (a model's training data, named in its config, on a clone that never made it)."""
+    path = Path(path)
+    match = _FILE_NAME.fullmatch(path.name)
+    if path.exists() or match is None:
+        return path
+    m = match.groupdict()
+    return ensure_synth(m["kind"], int(m["n"]), int(m["seed"]), path.parent, m["version"])
+
+
+def model_data(checkpoint: str | os.PathLike, given: str | os.PathLike | None = None) -> SpectraDataset:
+    """The dataset a model's export is checked on: `given`, else the one the model was trained on (named
+    in its config; a built-in benchmark's file is made again when it is not here, `ensure_named`)."""
+    from peakmixer.train.checkpoint import load_checkpoint  # here: the generators run without torch
+    from peakmixer.train.config import TrainConfig
+
+    path = given or from_dict(TrainConfig, load_checkpoint(checkpoint)["config"]).data.path
+    if not path:
+        raise ConfigError(f"{checkpoint}: its config names no dataset; name one (--data)")
+    return load(ensure_named(path))
 
 
 def recipe(kind: str, n: int, seed: int, version: str = GENERATOR_VERSION) -> dict[str, Any]:

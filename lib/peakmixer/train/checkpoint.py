@@ -134,6 +134,15 @@ def checkpoint_axis(ckpt: dict[str, Any]) -> np.ndarray:
     return input_grid(load(cfg.data.path).axis, cfg.model.input_length)
 
 
+def spectrum_kind(ckpt: dict[str, Any]) -> str | None:
+    """``ir`` or ``raman``: what the model was trained on, where known. A checkpoint saved before they
+    recorded it is known by its benchmark file's name (`synth.ensure_synth` names them by kind)."""
+    if ckpt.get("spectrum_kind"):
+        return str(ckpt["spectrum_kind"])
+    name = Path(from_dict(TrainConfig, ckpt["config"]).data.path or "").name
+    return "ir" if name.startswith("synth-ir") else "raman" if name.startswith("synth-bac") else None
+
+
 def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":

@@ -35,6 +35,7 @@ import peakmixer
 from peakmixer.data import labels as labelsets
 from peakmixer.data.cache import smarts_957_path
 from peakmixer.data.dataset import (
+    SPECTRUM_KINDS,
     DatasetError,
     SpectraDataset,
     minmax,
@@ -378,6 +379,28 @@ class ReadSpectra:
     notes: list[str] = field(default_factory=list)
     order: list[str] = field(default_factory=list)  # every spectrum's id as read, kept or refused
     kinds: list[str | None] = field(default_factory=list)  # ir / raman where the file says it, else None
+    sources: list[str] = field(default_factory=list)  # the file each kept spectrum came from
+
+
+# The per-spectrum lists of `ReadSpectra`, kept in step.
+_PER_SPECTRUM = ("rows", "ids", "smiles", "coverage", "labels", "kinds", "sources")
+
+
+def refuse_other_kinds(read: ReadSpectra, kind: str | None) -> None:
+    """Move the spectra whose files say they are of another kind than the model's into ``read.rejected``
+    (the stated rule: a kind a file states and a model's known kind must agree; unknown passes)."""
+    if kind is None:
+        return
+    other = {i for i, k in enumerate(read.kinds) if k and k != kind}
+    for i in sorted(other):
+        said = SPECTRUM_KINDS[read.kinds[i]]
+        reason = (
+            f"a {said} spectrum (so its file says); this model was trained on {SPECTRUM_KINDS[kind]} spectra"
+        )
+        read.rejected.append(Rejection(read.ids[i], reason))
+    for name in _PER_SPECTRUM:
+        values = getattr(read, name)
+        setattr(read, name, [v for i, v in enumerate(values) if i not in other])
 
 
 def read_spectra(
@@ -435,6 +458,7 @@ def read_spectra(
                 out.coverage.append(frac)
                 out.labels.append(own.get(sid))
                 out.kinds.append(item.meta.get("kind"))
+                out.sources.append(name)
     return out
 
 

@@ -1,0 +1,121 @@
+"""ONNX export (fp32 and static int8), its metadata, and the shipped ONNX models."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from peakmixer.cli import main
+from peakmixer.config import from_dict
+from peakmixer.deploy import export_onnx, onnx_export, open_model, quantize_int8, read_metadata
+from peakmixer.deploy.blocked_conv import height1_form
+from peakmixer.deploy.onnx_export import ExportRefused
+from peakmixer.ip import attach_ip
+from peakmixer.metrics import compute_metrics, main_metric
+from peakmixer.models import build_model
+from peakmixer.paths import MODELS_DIR
+from peakmixer.synth.benchmarks import model_data
+from peakmixer.train.checkpoint import checkpoint_axis, load_checkpoint
+from peakmixer.train.config import TrainConfig
+from peakmixer.train.prepare import prepare_split
+
+
+def _with_trained_statistics(model: nn.Module) -> nn.Module:
+    """Batch norms with running statistics and affine weights away from their defaults, as after training."""
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize(
+    ("extractor", "ip"), [("respeak", "off"), ("respeak", "trainable"), ("cnnpeak", "off")]
+)
+def test_the_2d_form_computes_the_same_logits(extractor, ip):
+    torch.manual_seed(0)
+    blocks = 2 if extractor == "respeak" else None
+    model = build_model(
+        extractor, "mlpmixer", n_classes=5, width=8, blocks=blocks, input_length=256, hidden=16
+    )
+    model = _with_trained_statistics(attach_ip(model, mode=ip, task="multilabel", channels=8))
+    twin = height1_form(model)
+    x = torch.rand(3, 1, 256)
+    with torch.inference_mode():
+        assert torch.allclose(twin(x), model(x), atol=1e-5)
+    assert not any(isinstance(m, nn.Conv2d) for m in model.extractor.modules())  # the original untouched
+    assert not any(isinstance(m, nn.Conv1d) for m in twin.extractor.modules())
+
+
+def _test_split(checkpoint: Path):
+    ckpt = load_checkpoint(checkpoint)
+    cfg = from_dict(TrainConfig, ckpt["config"])
+    data = model_data(checkpoint)
+    return ckpt, data, prepare_split(data.onto(checkpoint_axis(ckpt)), cfg.data.test_split, cfg)
+
+
+def test_onnx_export_round_trip_and_metadata(ir_checkpoint, tmp_path):
+    ckpt, data, test = _test_split(ir_checkpoint)
+    out = tmp_path / "tiny.onnx"
+    check = export_onnx(ir_checkpoint, out, data)
+    assert check.n_spectra == len(test.X) and check.max_abs_logit_diff <= 1e-4
+    meta = read_metadata(out)
+    assert meta["label_names"] == list(ckpt["label_names"]) and meta["task"] == "multilabel"
+    assert meta["config_id"] == ckpt["config_id"] and meta["precision"] == "fp32"
+    assert np.array_equal(meta["input_axis"], checkpoint_axis(ckpt))
+    assert meta["thresholds"] == [0.5] * 17 and meta["spectrum_kind"] == "ir"
+    assert meta["fp32_check"]["max_abs_logit_diff"] == check.max_abs_logit_diff
+    torch_model, onnx_model = open_model(ir_checkpoint), open_model(out)
+    assert (torch_model.engine, onnx_model.engine) == ("torch", "onnxruntime")
+    for batch in (1, 5):  # the batch axis is dynamic
+        X = test.X[:batch].numpy()
+        assert np.abs(onnx_model.logits(X) - torch_model.logits(X)).max() <= 1e-4
+
+
+def test_a_refused_export_writes_nothing_and_keeps_the_old_file(ir_checkpoint, tmp_path, monkeypatch):
+    data = model_data(ir_checkpoint)
+    old = tmp_path / "model.onnx"
+    old.write_text("an earlier export")
+    with monkeypatch.context() as patch, pytest.raises(ExportRefused, match="differ from torch's"):
+        patch.setattr(onnx_export, "FP32_TOLERANCE", -1.0)
+        export_onnx(ir_checkpoint, old, data)
+    with pytest.raises(ExportRefused, match=r"int8 changes micro_f1 .* allowed"):
+        quantize_int8(ir_checkpoint, tmp_path / "int8.onnx", data, bound=-1.0)
+    assert old.read_text() == "an earlier export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no temporary file left
+
+
+@pytest.mark.parametrize("name", ["synth-ir17_ip", "synth-bac30_ip"])
+def test_the_shipped_onnx_models_hold_their_checks(name):
+    pt, fp32, int8 = (MODELS_DIR / f"{name}{s}" for s in (".pt", ".onnx", ".int8.onnx"))
+    assert max(p.stat().st_size for p in (pt, fp32, int8)) <= 5e6
+    ckpt, _, test = _test_split(pt)
+    X, y = test.X.numpy(), test.y.numpy()
+    logits = {p.name: open_model(p).logits(X) for p in (pt, fp32, int8)}
+    assert np.abs(logits[fp32.name] - logits[pt.name]).max() <= 1e-4
+    metric = main_metric(ckpt["task"])
+    score = {k: compute_metrics(ckpt["task"], y, v)[metric] for k, v in logits.items()}
+    stored = read_metadata(int8)["int8_check"]
+    assert abs(score[int8.name] - score[fp32.name]) <= stored["bound"] == 0.005
+    assert score[fp32.name] == pytest.approx(stored["fp32"], abs=0.005)  # ORT differs by CPU, slightly
+    assert read_metadata(int8)["precision"] == "int8" and read_metadata(fp32)["precision"] == "fp32"
+
+
+def test_export_command_lines(ir_checkpoint, tmp_path, capsys):
+    out = tmp_path / "m.int8.onnx"
+    assert (
+        main(["export", "--checkpoint", str(ir_checkpoint), "--format", "onnx", "--int8", "--out", str(out)])
+        == 0
+    )
+    said = capsys.readouterr().out
+    assert "micro_f1" in said and "bound ±0.005" in said and read_metadata(out)["precision"] == "int8"
+    assert (
+        main(["export", "--checkpoint", str(ir_checkpoint), "--int8", "--out", str(tmp_path / "x.pt")]) == 2
+    )
+    assert "--int8 needs --format onnx" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path), "--model", str(out), "--engine", "torch"]) == 2
+    assert "runs with --engine onnxruntime" in capsys.readouterr().err
