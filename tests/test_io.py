@@ -367,3 +367,33 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert run_import(args) == 2
     err = capsys.readouterr().err
     assert "--labels 'nonsense'" in err and "Traceback" not in err
+
+
+def test_the_ho_et_al_layout_imports_with_its_labels(shared_data, tmp_path):
+    """X_<split>.npy with y_<split>.npy and wavenumbers.npy (Ho et al. 2019) import directly, labelled."""
+    import shutil
+
+    from peakmixer.cli import main
+    from peakmixer.data.dataset import load
+
+    ho = tmp_path / "ho"
+    ho.mkdir()
+    shutil.copy(shared_data / "ho2019_meta" / "wavenumbers.npy", ho)
+    y = np.load(shared_data / "ho2019_meta" / "y_2018clinical.npy")[:40]
+    np.save(ho / "y_2018clinical.npy", y)
+    rng = np.random.default_rng(0)
+    np.save(ho / "X_2018clinical.npy", rng.random((40, 1000)))
+    np.save(ho / "X_other.npy", rng.random((3, 1000)))  # no y_other.npy: unlabelled rows, refused
+    out = tmp_path / "ho.npz"
+    assert main(["data", "import", str(ho), "--axis", "ho", "--out", str(out), "--no-progress"]) == 0
+    ds = load(out)
+    assert ds.task == "multiclass" and len(ds.ids) == 40
+    assert [ds.label_names[k] for k in ds.y] == [f"{int(v):02d}" for v in y]
+    assert ds.label_names == sorted(ds.label_names, key=int)  # Ho et al.'s numeric class order
+    report = json.loads(out.with_name(out.name + ".report.json").read_text())
+    assert {r["source"].split("#")[0] for r in report["rejected"]} == {"X_other.npy"}
+    np.save(ho / "y_bad.npy", np.arange(5.5, 7.5))
+    np.save(ho / "X_bad.npy", rng.random((2, 1000)))
+    assert (
+        main(["data", "import", str(ho / "X_bad.npy"), "--axis", "ho", "--out", str(tmp_path / "b.npz")]) == 1
+    )

@@ -107,6 +107,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from peakmixer.data.dataset import DatasetError
     from peakmixer.data.io.arguments import import_from_args
     from peakmixer.data.io.dataset_file import is_dataset_path
+    from peakmixer.data.preprocess import from_record
     from peakmixer.train.checkpoint import checkpoint_axis, load_checkpoint
     from peakmixer.train.evaluate import evaluate_checkpoint
 
@@ -124,10 +125,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     if len(sources) <= 1 and all(is_dataset_path(s) for s in sources):
         metrics = score(str(sources[0]) if sources else None, args.split or "test")
     else:  # spectrum files and folders: imported onto the model's axis, with their labels, then scored
-        axis = checkpoint_axis(load_checkpoint(args.checkpoint))
+        ckpt = load_checkpoint(args.checkpoint)
+        axis = checkpoint_axis(ckpt)
+        pipeline = from_record(ckpt["preprocess"]) if ckpt.get("preprocess") else None
         with tempfile.TemporaryDirectory(prefix="peakmixer-evaluate-") as tmp:
             report = import_from_args(
-                args, Path(tmp) / "scored.npz", axis=f"{float(axis[0])!r}:{float(axis[-1])!r}:{len(axis)}"
+                args,
+                Path(tmp) / "scored.npz",
+                axis=f"{float(axis[0])!r}:{float(axis[-1])!r}:{len(axis)}",
+                preprocess=pipeline,  # raw files go through the model's own pipeline
             )
             if report.rejected:  # the refused spectra and why, beside the scores of the others
                 print(report.summary().rsplit("\nreport: ", 1)[0], file=sys.stderr)

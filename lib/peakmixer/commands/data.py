@@ -64,6 +64,52 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preprocess(args: argparse.Namespace) -> int:
+    from peakmixer.config import ConfigError
+    from peakmixer.data.dataset import load, refuse_to_replace
+    from peakmixer.data.preprocess import PRESETS, load_pipeline, preprocess_dataset, step_parameters
+
+    if args.list:
+        for name, preset in PRESETS.items():
+            print(f"{name}: {preset['about']}\n    {load_pipeline(name).describe()}")
+        print("steps, with their parameters' defaults:")
+        for name, params in step_parameters().items():
+            print(f"    {name}: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+        return 0
+    if not (args.dataset and args.pipeline and args.out):
+        raise ConfigError("data preprocess needs IN.npz --pipeline PRESET_OR_FILE --out OUT.npz (or --list)")
+    if Path(args.out).resolve() == Path(args.dataset).resolve():
+        raise ConfigError(f"{args.out}: the input is never changed; write the processed data to another file")
+    pipeline = load_pipeline(args.pipeline)
+    refuse_to_replace(Path(args.out), args.overwrite)
+    ds = load(args.dataset)
+    out = preprocess_dataset(ds, pipeline, keep_raw=args.keep_raw).save(args.out)
+    print(
+        f"{out}: {len(ds.ids)} spectra through {pipeline.describe()}"
+        + (" (raw kept as raw_X)" if args.keep_raw else "")
+    )
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("agg")
+        from peakmixer.report.figures import save_figure
+        from peakmixer.report.preprocess_figure import plot_preprocessing
+
+        i = args.plot_spectrum
+        fig = plot_preprocessing(pipeline, ds.axis, ds.X[i], title=ds.ids[i])
+        plot = Path(args.plot)
+        saved = save_figure(
+            fig,
+            plot.parent,
+            plot.stem,
+            params={"dataset": str(args.dataset), "pipeline": pipeline.record(), "spectrum": ds.ids[i]},
+            synthetic=bool(ds.provenance.get("synthetic")),
+            formats=(plot.suffix.lstrip(".") or "png",),
+        )
+        print(f"figure: {saved[0]}")
+    return 0
+
+
 def _download(args: argparse.Namespace) -> int:
     from peakmixer.data.prepare import run_download
 
@@ -112,6 +158,18 @@ def add_arguments(data: argparse.ArgumentParser) -> None:
     p.add_argument("dataset")
     p.add_argument("--plot", help="also draw the mean ± sd spectrum per class into this file")
     p.set_defaults(func=_info)
+    p = data_sub.add_parser(
+        "preprocess", help="crop, despike, smooth, baseline, normalise, resample: a pipeline over a dataset"
+    )
+    p.add_argument("dataset", nargs="?", help="a dataset file (.npz); never changed")
+    p.add_argument("--pipeline", metavar="PRESET_OR_FILE", help="a preset (--list) or a YAML / JSON file")
+    p.add_argument("--out", help="the processed dataset file")
+    p.add_argument("--keep-raw", action="store_true", help="keep the raw spectra beside them (extra raw_X)")
+    p.add_argument("--plot", help="draw raw, fitted baseline and spikes, and the result (e.g. fig.png)")
+    p.add_argument("--plot-spectrum", type=int, default=0, help="which spectrum --plot draws (index)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--list", action="store_true", help="the presets and the steps with their parameters")
+    p.set_defaults(func=_preprocess)
     p = data_sub.add_parser("download", help="download / prepare a real dataset (network; never in CI)")
     add_download_arguments(p)
     p.set_defaults(func=_download)

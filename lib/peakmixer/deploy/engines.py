@@ -47,9 +47,11 @@ class DeployedModel:
     synthetic: bool | None
     logits: Callable[[np.ndarray], np.ndarray]
     threshold: float = 0.5  # multilabel: a label is predicted at probability >= threshold
+    preprocess: dict | None = None  # the pipeline raw spectra go through first (`data.preprocess`)
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, K) of spectra (N, L) already on `axis` and min-max scaled."""
+        """Class probabilities (N, K) of spectra (N, L) already on `axis` and scaled as the model's
+        importer scaled them (min-max, or by the model's pipeline; `read_spectra` does both)."""
         X = normalize(np.asarray(rows, dtype=np.float64), self.normalize).astype(np.float32)[:, None, :]
         return class_probabilities(self.task, self.logits(X))
 
@@ -97,6 +99,7 @@ def open_model(path: str | Path, engine: str | None = None) -> DeployedModel:
             meta["config_id"],
             meta["synthetic_data"],
             _onnx_logits(path),
+            preprocess=meta.get("preprocess"),
         )
     ckpt = load_checkpoint(path)
     model = model_from_checkpoint(ckpt).eval()
@@ -119,4 +122,5 @@ def open_model(path: str | Path, engine: str | None = None) -> DeployedModel:
         str(ckpt.get("config_id", "")),
         ckpt.get("synthetic_data"),
         logits,
+        preprocess=ckpt.get("preprocess"),
     )

@@ -93,12 +93,14 @@ def model_metadata(checkpoint: Path, ckpt: dict[str, Any]) -> dict[str, str]:
         "normalize": cfg.data.normalize,
         "importer_normalize": "minmax",  # every importer scales each spectrum to [0, 1] first
         "spectrum_kind": spectrum_kind(ckpt) or "",
+        "preprocess": json.dumps(ckpt.get("preprocess")),  # the pipeline raw spectra go through first
         "precision": "fp32",
     }
 
 
 # The metadata values that hold JSON (the others are plain strings).
 JSON_KEYS = (
+    "preprocess",
     "label_names",
     "thresholds",
     "input_axis",

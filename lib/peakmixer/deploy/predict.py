@@ -19,6 +19,7 @@ import pandas as pd
 from peakmixer.data.io.base import Rejection
 from peakmixer.data.io.batch import expand_sources, read_spectra, refuse_other_kinds
 from peakmixer.data.io.csv import CsvOptions
+from peakmixer.data.preprocess import read_options
 from peakmixer.deploy.engines import DeployedModel
 from peakmixer.files import write_csv
 
@@ -58,7 +59,7 @@ def predict_files(
     read = read_spectra(
         sources.files,
         model.axis,
-        normalize="minmax",
+        **read_options(model.preprocess),
         min_coverage=min_coverage,
         npy_axis=npy_axis,
         csv=csv,

@@ -36,6 +36,7 @@ from peakmixer.data.io.arguments import add_source_arguments, csv_options
 from peakmixer.data.io.batch import Rejection, expand_sources, read_spectra, refuse_other_kinds
 from peakmixer.data.io.csv import CsvOptions
 from peakmixer.data.io.dataset_file import is_dataset_path
+from peakmixer.data.preprocess import conform_dataset, read_options
 from peakmixer.data.split_record import check_scored_split
 from peakmixer.deploy.engines import ENGINES, open_model
 from peakmixer.files import write_csv, write_text
@@ -117,7 +118,7 @@ def explain_files(
     read = read_spectra(
         sources.files,
         ex.axis,
-        normalize="minmax",
+        **read_options(ex.preprocess),
         min_coverage=min_coverage,
         npy_axis=npy_axis,
         csv=csv,
@@ -273,6 +274,7 @@ class Explainer:
     split_record: dict | None = None  # what the run was trained, validated and tested on
     train_split: str = "train"
     kind: str | None = None  # ir / raman: the kind of spectrum it was trained on, where known
+    preprocess: dict | None = None  # the pipeline its training data went through (`data.preprocess`)
 
     @classmethod
     def load(cls, checkpoint: str | Path) -> Explainer:
@@ -290,6 +292,7 @@ class Explainer:
             ckpt.get("split_record"),
             cfg.data.train_split,
             spectrum_kind(ckpt),
+            ckpt.get("preprocess"),
         )
 
     def check_split(self, ds: SpectraDataset, split: str | None, allow_changed: bool = False) -> str:
@@ -312,8 +315,9 @@ class Explainer:
         return ds.split(split)
 
     def inputs(self, ds: SpectraDataset, name: str = "dataset") -> tuple[SpectraDataset, torch.Tensor]:
-        """The dataset on the model's axis and its model inputs (N, 1, L), normalised as in training."""
-        ds = ds.onto(self.axis, name=name)
+        """The dataset on the model's axis and its model inputs (N, 1, L), preprocessed and normalised as
+        in training (`data.preprocess.conform_dataset`)."""
+        ds = conform_dataset(ds, self.preprocess).onto(self.axis, name=name)
         return ds, torch.from_numpy(normalize(ds.X, self.normalize).astype(np.float32)).unsqueeze(1)
 
     def bands(self) -> dict[int, list[tuple[float, float, str]]]:

@@ -97,11 +97,12 @@ class GradCamViewer:
         """A viewer of a saved model on a user's spectrum files (any format the importers read); files that
         cannot be read or cover too little of the model's axis are left out, as `explain` does."""
         from peakmixer.data.io.batch import expand_sources, read_spectra
+        from peakmixer.data.preprocess import read_options
         from peakmixer.report.explain import Explainer
 
         ex = Explainer.load(checkpoint)
         found = expand_sources(files)
-        read = read_spectra(found.files, ex.axis, normalize="minmax", listed=found.listed)
+        read = read_spectra(found.files, ex.axis, listed=found.listed, **read_options(ex.preprocess))
         if not read.rows:
             reasons = "; ".join(f"{r.source}: {r.reason}" for r in read.rejected)
             raise DatasetError(f"no spectrum could be read onto the model's axis ({reasons})")

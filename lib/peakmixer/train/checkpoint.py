@@ -118,7 +118,7 @@ def export_model(checkpoint: str | Path, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # runs saved before checkpoints kept these have none
-    kept = {k: ckpt[k] for k in (*EXPORT_KEYS, "split_record", "spectrum_kind") if k in ckpt}
+    kept = {k: ckpt[k] for k in (*EXPORT_KEYS, "split_record", "spectrum_kind", "preprocess") if k in ckpt}
     save_checkpoint(out, kept | {"model": shipped_weights(ckpt["model"])})
     return out
 

@@ -73,10 +73,30 @@ class OptimConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Training-time augmentation of each batch (`train.augment`); all off by default. Amplitudes are
+    shares of each spectrum's range (max - min), shifts and widths in points of the model's input."""
+
+    noise: float = 0.0  # sd of added Gaussian noise
+    baseline: float = 0.0  # largest amplitude of a random smooth (quadratic) baseline drift
+    shift: float = 0.0  # largest shift of the whole spectrum along its axis, in points
+    broaden: float = 0.0  # largest Gaussian broadening (sd, in points)
+    scale: float = 0.0  # largest relative intensity scaling: x (1 +- scale)
+    spikes: float = 0.0  # probability that a spectrum gets one cosmic-ray spike (0.5-2x its range)
+
+    @property
+    def active(self) -> bool:
+        return any(
+            v > 0 for v in (self.noise, self.baseline, self.shift, self.broaden, self.scale, self.spikes)
+        )
+
+
+@dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     out_dir: str = "runs/default"
     seed: int = 0
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:1 | mps

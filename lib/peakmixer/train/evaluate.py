@@ -16,6 +16,7 @@ from peakmixer.config import (
     from_dict,
 )
 from peakmixer.data.dataset import load
+from peakmixer.data.preprocess import conform_dataset
 from peakmixer.data.split_record import check_scored_split
 from peakmixer.files import write_csv
 from peakmixer.metrics import compute_metrics
@@ -54,7 +55,7 @@ def evaluate_checkpoint(
         train_split=cfg.data.train_split,
         allow_changed=allow_changed_splits,
     )
-    ds = raw.onto(checkpoint_axis(ckpt), name=str(path))
+    ds = conform_dataset(raw, ckpt.get("preprocess")).onto(checkpoint_axis(ckpt), name=str(path))
     names = label_space(ds, cfg)[1]
     if names != list(ckpt["label_names"]):
         raise ConfigError(

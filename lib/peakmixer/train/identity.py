@@ -42,11 +42,19 @@ _VOLATILE = (
 )
 
 
+def _without_defaults(d: dict[str, Any], cfg: TrainConfig) -> dict[str, Any]:
+    """Settings added after runs were stored count only when they are used: augmentation that is off
+    computes what a run made before it existed computed, so it leaves the identity as it was."""
+    if not cfg.augment.active:
+        d.pop("augment", None)
+    return d
+
+
 def settings_digest(cfg: TrainConfig, *, starts_from: str = "") -> str:
     """8 hex digits of the settings that decide what a run computes, less its data, code, device and the
     path it starts from (`starts_from`: that start's own digest instead): a sweep names run folders with
     it, so that two studies with one run name at two budgets never share a folder."""
-    d = {k: v for k, v in to_dict(cfg).items() if k not in (*_VOLATILE, "init_from")}
+    d = _without_defaults({k: v for k, v in to_dict(cfg).items() if k not in (*_VOLATILE, "init_from")}, cfg)
     d["data"] = {k: v for k, v in d["data"].items() if k != "path"}
     blob = json.dumps([d, starts_from], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
@@ -68,7 +76,7 @@ def config_fingerprint(
     run that starts from a checkpoint, that checkpoint's own identity (`init_id`) instead of its path. Two
     runs with one id compute the same thing; the results store and `train(resume=True)` rely on it.
     """
-    d = {k: v for k, v in to_dict(cfg).items() if k not in _VOLATILE}
+    d = _without_defaults({k: v for k, v in to_dict(cfg).items() if k not in _VOLATILE}, cfg)
     d |= {"precision": precision, "init_from": init_id}
     d["data"] = {k: v for k, v in d["data"].items() if k != "path"}  # the data count by data_id
     if d["model"].get("ip", {}).get("mode", "off") == "off":

@@ -37,6 +37,7 @@ from peakmixer.ip import IPModel, IPOutput, ip_loss, pathway_metrics
 from peakmixer.metrics import main_metric
 from peakmixer.models import PeakModel, describe, profile_model
 from peakmixer.provenance import git_sha
+from peakmixer.train.augment import augment_batch, step_generator
 from peakmixer.train.checkpoint import (
     build_from_config,
     load_checkpoint,
@@ -350,6 +351,8 @@ def _checkpoint(s: _Session, name: str, metrics: dict | None = None) -> None:
             "synthetic_data": bool(s.dataset.provenance.get("synthetic")),
             "split_record": s.split_record,  # what `evaluate` checks a scored split against
             "spectrum_kind": spectrum_kind(s.dataset),  # ir / raman / None: what `explain` accepts
+            # the preprocessing its data went through: applied to raw inputs by explain / evaluate / predict
+            "preprocess": s.dataset.provenance.get("preprocess"),
         },
     )
 
@@ -391,8 +394,12 @@ def _train_epoch(s: _Session, sampler: DistributedSampler, X: torch.Tensor, y: t
             _checkpoint(s, "last.pt")
             return True
         idx = idx.to(s.device)
+        xb = X[idx]
+        if cfg.augment.active:
+            gen = step_generator(cfg.seed * 1000 + s.ddp.rank, state["global_step"], s.device)
+            xb = augment_batch(xb, cfg.augment, gen)
         with autocast(s.device, s.precision):
-            out = s.objective.forward(s.net, X[idx], y[idx])
+            out = s.objective.forward(s.net, xb, y[idx])
         loss = s.objective.loss(out, y[idx])
         s.opt.zero_grad(set_to_none=True)
         s.scaler.scale(loss).backward()

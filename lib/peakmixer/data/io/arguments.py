@@ -15,6 +15,7 @@ from peakmixer.data.dataset import (
 from peakmixer.data.io.batch import ImportReport, import_files
 from peakmixer.data.io.csv import CsvOptions
 from peakmixer.data.io.labelsource import LabelSource
+from peakmixer.data.preprocess import Pipeline, load_pipeline
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, *, split: bool = True) -> None:
@@ -83,7 +84,12 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         "--normalize",
         default="minmax",
         choices=["minmax", "none"],
-        help="per-spectrum scaling (default: minmax)",
+        help="per-spectrum scaling (default: minmax; with --preprocess the pipeline's own)",
+    )
+    parser.add_argument(
+        "--preprocess",
+        metavar="PRESET_OR_FILE",
+        help="a preprocessing pipeline applied to each spectrum first (`data preprocess --list`)",
     )
     add_source_arguments(parser)
     add_label_arguments(parser)
@@ -104,9 +110,17 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def import_from_args(
-    args: argparse.Namespace, out: Path, *, axis: str, overwrite: bool = False
+    args: argparse.Namespace,
+    out: Path,
+    *,
+    axis: str,
+    overwrite: bool = False,
+    preprocess: Pipeline | None = None,
 ) -> ImportReport:
-    """`import_files` with the options of `add_source_arguments` and `add_label_arguments`."""
+    """`import_files` with the options of `add_source_arguments` and `add_label_arguments`; `preprocess`
+    (else ``--preprocess``, where the command has it): the pipeline each spectrum goes through first."""
+    if preprocess is None and getattr(args, "preprocess", None):
+        preprocess = load_pipeline(args.preprocess)
     return import_files(
         args.sources,
         out=out,
@@ -120,6 +134,7 @@ def import_from_args(
         label_source=LabelSource(args.labels_csv, args.label_column, args.label_from_name, args.task),
         overwrite=overwrite,
         split=getattr(args, "split", None),
+        preprocess=preprocess,
         # --label-column names the table's column when there is a table, else the csv's own
         csv=csv_options(args, own_labels=not args.labels_csv),
     )

@@ -32,6 +32,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import peakmixer
+from peakmixer.config import ConfigError
 from peakmixer.data import labels as labelsets
 from peakmixer.data.cache import smarts_957_path
 from peakmixer.data.dataset import (
@@ -54,6 +55,7 @@ from peakmixer.data.io.npy import MAGIC as NPY_MAGIC
 from peakmixer.data.io.parquet import MAGIC as PARQUET_MAGIC
 from peakmixer.data.io.parquet import read_parquet
 from peakmixer.data.io.spc import read_spc
+from peakmixer.data.preprocess import Pipeline
 from peakmixer.files import write_text
 
 Normalize = Literal["minmax"] | None
@@ -202,8 +204,12 @@ def expand_sources(sources: Sequence[str | os.PathLike], skip: set[Path] | None 
         else:
             entries = [s]
         out.files += [p for p in entries if p.resolve() not in skip]
-    # An axis file is not a spectrum: it is used by the .npy matrices beside it.
-    out.files = [p for p in out.files if p.name != AXIS_FILE]
+    # An axis file is not a spectrum: it is used by the .npy matrices beside it; nor is a y_<split>.npy of
+    # class ids beside its X_<split>.npy (Ho et al.'s layout: `read_npy` reads it as their labels).
+    paired = {
+        p.with_name("y_" + p.name[2:]) for p in out.files if p.name.startswith("X_") and p.suffix == ".npy"
+    }
+    out.files = [p for p in out.files if p.name != AXIS_FILE and p not in paired]
     return out
 
 
@@ -242,6 +248,7 @@ def import_files(
     csv: CsvOptions | None = None,
     overwrite: bool = False,
     split: str | None = None,
+    preprocess: Pipeline | None = None,
 ) -> ImportReport:
     """Import spectrum files into one `SpectraDataset` at `out`, with a JSON report beside it.
 
@@ -263,6 +270,9 @@ def import_files(
             (`data.io.labelsource`); the task follows from them. Not with `labels`.
         csv: how to read delimited text files (`CsvOptions`: axis, delimiter, decimal, layout, columns).
         split: of a peakmixer dataset file among the sources, only that split.
+        preprocess: a pipeline every spectrum goes through on its own axis before it is resampled onto
+            `axis`; it decides the scaling (`normalize` is not applied after it) and is recorded in the
+            dataset's provenance.
         overwrite: replace an existing `out` (else refused before any file is read: runs trained on it
             would be scored on other data).
 
@@ -293,6 +303,8 @@ def import_files(
     skip = {Path(smiles_csv).resolve()} if smiles_csv else set()
     found = expand_sources(sources, skip)
     files = found.files
+    if preprocess is not None:
+        normalize = None  # the pipeline's own normalisation stands
     read = read_spectra(
         files,
         target,
@@ -304,6 +316,7 @@ def import_files(
         csv=csv,
         split=split,
         listed=found.listed,
+        preprocess=preprocess,
     )
     rows, ids, smiles, covered, rejected = read.rows, read.ids, read.smiles, read.coverage, read.rejected
     if unused := sorted(set(lookup) - set(read.order) - {p.name for p in files}):
@@ -345,7 +358,8 @@ def import_files(
                 "n_files": len(files),
                 "n_rejected": len(rejected),
                 "spectrum_kind": _kind_of([read.kinds[i] for i in keep]),
-            },
+            }
+            | ({"preprocess": preprocess.record()} if preprocess is not None else {}),
             extras=extras,
         )
         written = dataset.save(out)
@@ -415,11 +429,13 @@ def read_spectra(
     csv: CsvOptions | None = None,
     split: str | None = None,
     listed: set[Path] | None = None,
+    preprocess: Pipeline | None = None,
 ) -> ReadSpectra:
     """Read every file onto `target` (resampled, checked for coverage, normalised); a broken file or
     spectrum is recorded with its reason and the others are kept. `smiles` maps ids or file names to
     SMILES (parquet files may carry their own); `split`: of dataset files, that split only. A text table
-    that a folder listed (`listed`) and that holds no spectra is skipped with a note."""
+    that a folder listed (`listed`) and that holds no spectra is skipped with a note. `preprocess`: a
+    pipeline each file's spectra go through first, on their own axis (`_preprocessed`)."""
     out = ReadSpectra()
     lookup = smiles or {}
     listed = listed or set()
@@ -446,6 +462,8 @@ def read_spectra(
             if item.meta.get("ignored_columns"):
                 out.notes.append(f"{name}: ignored non-numeric columns {item.meta['ignored_columns']}")
             own = dict(zip(item.ids, item.labels, strict=True)) if item.labels else {}
+            if preprocess is not None and (item := _preprocessed(item, preprocess, out.rejected)) is None:
+                continue
             block = _conform(item, target, normalize, min_coverage, out.rejected)
             if block is None:
                 continue
@@ -480,6 +498,27 @@ def _describe(source: LabelSource) -> str | None:
     if source.from_name is not None:
         return f"labels from file names: {source.from_name}"
     return None
+
+
+def _preprocessed(item: Spectra, pipeline: Pipeline, rejected: list[Rejection]) -> Spectra | None:
+    """`item` through `pipeline`, on its own axis. A dataset file already processed by this pipeline is
+    kept as it is; one processed by another is refused (its raw spectra are not there to start from)."""
+    done = item.meta.get("preprocess")
+    if done:
+        if done.get("digest") == pipeline.digest:
+            return item
+        reason = (
+            f"already preprocessed with {done.get('name') or done.get('digest')}, not the expected "
+            f"{pipeline.name or pipeline.digest}: give its raw spectra"
+        )
+        rejected += [Rejection(i, reason) for i in item.ids]
+        return None
+    try:
+        x, Y = pipeline.apply(item.x, item.Y)
+    except ConfigError as e:
+        rejected += [Rejection(i, f"preprocessing: {e}") for i in item.ids]
+        return None
+    return Spectra(x=x, Y=Y, ids=item.ids, smiles=item.smiles, labels=item.labels, meta=item.meta)
 
 
 def _conform(

@@ -59,6 +59,7 @@ def read_dataset(path: str | Path, split: str | None = None) -> list[Item]:
             smiles=[str(s) or None for s in smiles] if smiles is not None else None,
             labels=labels,
             meta={"format": "peakmixer dataset", "split": split or "all", "task": part.task}
-            | ({"kind": kind} if (kind := spectrum_kind(ds)) else {}),
+            | ({"kind": kind} if (kind := spectrum_kind(ds)) else {})
+            | ({"preprocess": done} if (done := ds.provenance.get("preprocess")) else {}),
         )
     ]

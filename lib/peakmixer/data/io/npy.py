@@ -2,7 +2,10 @@
 
 A matrix file holds (N, L) spectra, one per row, without an axis; the axis comes from a 1-D
 ``wavenumbers.npy`` beside it (or an explicit ``axis_file``). The Ho et al. axis is stored descending
-(1792.4 -> 381.98 cm-1); like any descending axis it is flipped, together with the columns.
+(1792.4 -> 381.98 cm-1); like any descending axis it is flipped, together with the columns. Their layout
+pairs each ``X_<split>.npy`` with ``y_<split>.npy``, the class ids of its rows: where that file is beside
+it, the rows carry those ids as their own labels (``00``, ``01``, …: zero-padded so that the classes keep
+Ho et al.'s numeric order).
 """
 
 from __future__ import annotations
@@ -44,4 +47,18 @@ def read_npy(path: str | Path, axis_file: str | Path | None = None) -> list[Item
         )
     x, Y = ascending(name, x, X)
     ids = [f"{name}#{i}" for i in range(len(Y))]
-    return [Spectra(x=x, Y=Y, ids=ids, meta={"format": "npy", "axis_file": axis_path.name})]
+    labels = _ho_labels(path, len(Y))
+    meta = {"format": "npy", "axis_file": axis_path.name} | (
+        {"labels_file": f"y_{name[2:]}"} if labels else {}
+    )
+    return [Spectra(x=x, Y=Y, ids=ids, labels=labels, meta=meta)]
+
+
+def _ho_labels(path: Path, n: int) -> list[str] | None:
+    """The class ids in ``y_<split>.npy`` beside ``X_<split>.npy`` (Ho et al.'s layout), else None."""
+    if not path.name.startswith("X_") or not (labels := path.with_name("y_" + path.name[2:])).exists():
+        return None
+    y = load_array(labels, labels.name)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.number) or not np.all(np.mod(y, 1) == 0):
+        raise ReadError(path.name, f"{labels.name}: expected {n} integer class ids, got {y.dtype} {y.shape}")
+    return [f"{int(v):02d}" for v in y]
