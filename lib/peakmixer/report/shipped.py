@@ -120,6 +120,7 @@ def ship(
             "synthetic": bool(row["synthetic"]),
         },
         "labels": ex.names,
+        "preprocess": ex.preprocess,
         "real": [score_real(ex, r, labels) for r in real],
         "training_config": yaml.safe_load((Path(tc.out_dir) / "config.yaml").read_text()),
     }
@@ -300,10 +301,21 @@ def card_text(card: dict[str, Any]) -> str:
             if card["data"]["synthetic"]
             else ""
         )
-        + "It expects spectra on (or resampled onto) its input axis, min-max normalised.",
+        + _input_text(card.get("preprocess")),
         "",
     ]
     return "\n".join(lines)
+
+
+def _input_text(preprocess: dict[str, Any] | None) -> str:
+    """What the card says a spectrum must be before the model sees it."""
+    if not preprocess:
+        return "It expects spectra on (or resampled onto) its input axis, min-max normalised."
+    steps = " -> ".join(s["step"] for s in preprocess["steps"])
+    return (
+        f"Its training data went through the preprocessing pipeline `{preprocess.get('name') or 'custom'}` "
+        f"({steps}); `evaluate`, `explain` and `predict` put raw spectra through it themselves."
+    )
 
 
 def _onnx_lines(onnx: dict[str, Any] | None) -> list[str]:
