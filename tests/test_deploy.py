@@ -119,3 +119,12 @@ def test_export_command_lines(ir_checkpoint, tmp_path, capsys):
     assert "--int8 needs --format onnx" in capsys.readouterr().err
     assert main(["predict", str(tmp_path), "--model", str(out), "--engine", "torch"]) == 2
     assert "runs with --engine onnxruntime" in capsys.readouterr().err
+
+
+def test_evaluate_scores_with_onnx_runtime_when_asked(ir_checkpoint, tmp_path):
+    from peakmixer.train.evaluate import evaluate_checkpoint
+
+    metrics = {e: evaluate_checkpoint(ir_checkpoint, "test", engine=e) for e in ("torch", "onnxruntime")}
+    assert metrics["onnxruntime"]["engine"] == "onnxruntime"
+    for key in ("micro_f1", "macro_f1", "hamming_accuracy", "emr"):
+        assert metrics["onnxruntime"][key] == pytest.approx(metrics["torch"][key], abs=1e-9)

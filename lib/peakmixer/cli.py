@@ -119,6 +119,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             device=args.device,
             allow_changed_splits=args.allow_changed_splits,
             predictions=args.out,
+            engine=args.engine,
         )
 
     sources = args.sources or []
@@ -293,6 +294,12 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
         "read as `data import` reads them (with the label options below)",
     )
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--engine",
+        choices=["torch", "onnxruntime"],
+        default="torch",
+        help="what computes the logits: torch, or ONNX Runtime on the CPU (the model exported in memory)",
+    )
     p.add_argument("--out", default=None, help="write per-spectrum predictions here (CSV)")
     p.add_argument("--metrics", default=None, help="write the metrics here (JSON)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON, not as a table")

@@ -35,12 +35,14 @@ def evaluate_checkpoint(
     device: str = "auto",
     allow_changed_splits: bool = False,
     predictions: str | Path | None = None,
+    engine: str = "torch",
 ) -> dict[str, Any]:
     """Metrics of a saved model on a split of its dataset (or of `data_path`), preprocessed as in training.
 
     A split holding spectra the run trained or validated on is refused (`split_record.SplitChanged`) unless
     `allow_changed_splits`; ``split_check`` in the result says how the split relates to the run's own, and
-    ``warnings`` what a reader must know (`metric_warnings`). `predictions`: a CSV to write per spectrum."""
+    ``warnings`` what a reader must know (`metric_warnings`). `predictions`: a CSV to write per spectrum.
+    `engine`: ``onnxruntime`` scores the model exported to ONNX in memory (fp32, on the CPU) instead."""
     ckpt = load_checkpoint(checkpoint)
     cfg = from_dict(TrainConfig, ckpt["config"])
     dev = resolve_device(device)
@@ -64,7 +66,12 @@ def evaluate_checkpoint(
         )
     data = prepare_split(ds, split, cfg)
     precision = "auto" if cfg.precision == "fp16" and dev.type != "cuda" else cfg.precision
-    logits = predict(model, data.X, device=dev, precision=resolve_precision(precision, dev))
+    if engine == "torch":
+        logits = predict(model, data.X, device=dev, precision=resolve_precision(precision, dev))
+    else:
+        from peakmixer.deploy.engines import open_model  # deploy builds on this module
+
+        logits = open_model(checkpoint, engine).logits(data.X.numpy())
     metrics = compute_metrics(data.task, data.y.numpy(), logits, label_names=data.label_names)
     if predictions is not None:
         ids = [ds.ids[i] for i in ds.split_rows(split)]
@@ -74,6 +81,7 @@ def evaluate_checkpoint(
         "checkpoint": str(checkpoint),
         "split": split,
         "model": describe(model.spec),
+        "engine": engine,
         **check,
         **metrics,
         "warnings": metric_warnings(data.task, metrics),
