@@ -21,6 +21,8 @@ from peakmixer.train.checkpoint import checkpoint_axis, load_checkpoint
 from peakmixer.train.config import TrainConfig
 from peakmixer.train.prepare import prepare_split
 
+IR_INT8 = MODELS_DIR / "synth-ir17_ip.int8.onnx"
+
 
 def _with_trained_statistics(model: nn.Module) -> nn.Module:
     """Batch norms with running statistics and affine weights away from their defaults, as after training."""
@@ -58,17 +60,20 @@ def _test_split(checkpoint: Path):
     return ckpt, data, prepare_split(data.onto(checkpoint_axis(ckpt)), cfg.data.test_split, cfg)
 
 
-def test_onnx_export_round_trip_and_metadata(ir_checkpoint, tmp_path):
+def test_onnx_export_round_trip_and_metadata(ir_checkpoint, tmp_path, capsys):
     ckpt, data, test = _test_split(ir_checkpoint)
     out = tmp_path / "tiny.onnx"
-    check = export_onnx(ir_checkpoint, out, data)
-    assert check.n_spectra == len(test.X) and check.max_abs_logit_diff <= 1e-4
+    assert main(["export", "--checkpoint", str(ir_checkpoint), "--format", "onnx", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"{out}: ") and f"on {len(test.X)} test spectra" in said
     meta = read_metadata(out)
+    check = meta["fp32_check"]
+    assert check["n_spectra"] == len(test.X) and check["max_abs_logit_diff"] <= 1e-4
+    assert f"largest |logit - torch's| {check['max_abs_logit_diff']:.2g}" in said
     assert meta["label_names"] == list(ckpt["label_names"]) and meta["task"] == "multilabel"
     assert meta["config_id"] == ckpt["config_id"] and meta["precision"] == "fp32"
     assert np.array_equal(meta["input_axis"], checkpoint_axis(ckpt))
     assert meta["thresholds"] == [0.5] * 17 and meta["spectrum_kind"] == "ir"
-    assert meta["fp32_check"]["max_abs_logit_diff"] == check.max_abs_logit_diff
     torch_model, onnx_model = open_model(ir_checkpoint), open_model(out)
     assert (torch_model.engine, onnx_model.engine) == ("torch", "onnxruntime")
     for batch in (1, 5):  # the batch axis is dynamic
@@ -105,19 +110,12 @@ def test_the_shipped_onnx_models_hold_their_checks(name):
     assert read_metadata(int8)["precision"] == "int8" and read_metadata(fp32)["precision"] == "fp32"
 
 
-def test_export_command_lines(ir_checkpoint, tmp_path, capsys):
-    out = tmp_path / "m.int8.onnx"
-    assert (
-        main(["export", "--checkpoint", str(ir_checkpoint), "--format", "onnx", "--int8", "--out", str(out)])
-        == 0
-    )
-    said = capsys.readouterr().out
-    assert "micro_f1" in said and "bound ±0.005" in said and read_metadata(out)["precision"] == "int8"
+def test_export_and_predict_refuse_wrong_combinations_in_one_line(ir_checkpoint, tmp_path, capsys):
     assert (
         main(["export", "--checkpoint", str(ir_checkpoint), "--int8", "--out", str(tmp_path / "x.pt")]) == 2
     )
     assert "--int8 needs --format onnx" in capsys.readouterr().err
-    assert main(["predict", str(tmp_path), "--model", str(out), "--engine", "torch"]) == 2
+    assert main(["predict", str(tmp_path), "--model", str(IR_INT8), "--engine", "torch"]) == 2
     assert "runs with --engine onnxruntime" in capsys.readouterr().err
 
 
