@@ -1,5 +1,6 @@
 """ONNX export (fp32 and static int8), its metadata, and the shipped ONNX models."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -120,9 +121,11 @@ def test_export_and_predict_refuse_wrong_combinations_in_one_line(ir_checkpoint,
 
 
 def test_evaluate_scores_with_onnx_runtime_when_asked(ir_checkpoint, tmp_path):
-    from peakmixer.train.evaluate import evaluate_checkpoint
-
-    metrics = {e: evaluate_checkpoint(ir_checkpoint, "test", engine=e) for e in ("torch", "onnxruntime")}
-    assert metrics["onnxruntime"]["engine"] == "onnxruntime"
+    metrics = {}
+    for engine in ("torch", "onnxruntime"):
+        args = ["evaluate", "--checkpoint", str(ir_checkpoint), "--split", "test", "--engine", engine]
+        assert main([*args, "--metrics", str(tmp_path / f"{engine}.json")]) == 0
+        metrics[engine] = json.loads((tmp_path / f"{engine}.json").read_text())
+    assert metrics["onnxruntime"]["engine"] == "onnxruntime" and metrics["torch"]["engine"] == "torch"
     for key in ("micro_f1", "macro_f1", "hamming_accuracy", "emr"):
         assert metrics["onnxruntime"][key] == pytest.approx(metrics["torch"][key], abs=1e-9)

@@ -15,12 +15,13 @@ if [ "$DEVICE" = cuda ] && python3 -c "import sys, torch; sys.exit(not torch.cud
 else
   source tools/venv.sh; PY=python
 fi
-if [ "${QUICK:-0}" = 1 ]; then WIDTHS="8 16"; N=300; EPOCHS=1; STEPS=2; BATCH=16; K=17
-else WIDTHS="160 256 512 768"; N=4000; EPOCHS=10; STEPS=50; BATCH=512; K=957; fi
+if [ "${QUICK:-0}" = 1 ]; then WIDTHS="8 16"; N=300; EPOCHS=1; STEPS=2; BATCH=16; K=17; SMOKE_WIDTH=8
+else WIDTHS="160 256 512 768"; N=4000; EPOCHS=10; STEPS=50; BATCH=512; K=957; SMOKE_WIDTH=64; fi
 set -x
 $PY -m peakmixer data synth --kind synth-ir17 --n "$N" --seed 0 --out "$OUT/synth-ir17.npz"
 $PY -m peakmixer train --config params/train/synth_ir17.yaml --set "data.path=$OUT/synth-ir17.npz" \
-  --set "device=$DEVICE" --set "out_dir=$OUT/run" --set "optim.epochs=$EPOCHS" --set progress=false
+  --set "device=$DEVICE" --set "out_dir=$OUT/run" --set "optim.epochs=$EPOCHS" --set progress=false \
+  --set "model.width=$SMOKE_WIDTH"
 $PY -m peakmixer evaluate --checkpoint "$OUT/run/best.pt" --device "$DEVICE" --metrics "$OUT/evaluate.json" --json
 for W in $WIDTHS; do
   $PY -m peakmixer bench --device "$DEVICE" --width "$W" --n-classes "$K" --batch "$BATCH" --steps "$STEPS" \

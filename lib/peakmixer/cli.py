@@ -112,14 +112,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     from peakmixer.train.evaluate import evaluate_checkpoint
 
     def score(data: str | None, split: str) -> dict:
-        return evaluate_checkpoint(
+        if args.engine != "torch":
+            from peakmixer.deploy.engines import open_model
+
+            logits_of = open_model(args.checkpoint, args.engine).logits
+        else:
+            logits_of = None
+        return {"engine": args.engine} | evaluate_checkpoint(
             args.checkpoint,
             split,
             data_path=data,
             device=args.device,
             allow_changed_splits=args.allow_changed_splits,
             predictions=args.out,
-            engine=args.engine,
+            logits_of=logits_of,
         )
 
     sources = args.sources or []

@@ -4,6 +4,7 @@ the per-spectrum predictions CSV.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,15 @@ def evaluate_checkpoint(
     device: str = "auto",
     allow_changed_splits: bool = False,
     predictions: str | Path | None = None,
-    engine: str = "torch",
+    logits_of: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Metrics of a saved model on a split of its dataset (or of `data_path`), preprocessed as in training.
 
     A split holding spectra the run trained or validated on is refused (`split_record.SplitChanged`) unless
     `allow_changed_splits`; ``split_check`` in the result says how the split relates to the run's own, and
     ``warnings`` what a reader must know (`metric_warnings`). `predictions`: a CSV to write per spectrum.
-    `engine`: ``onnxruntime`` scores the model exported to ONNX in memory (fp32, on the CPU) instead."""
+    `logits_of`: what computes the logits of (N, 1, L) float32 inputs instead of the torch model (``evaluate
+    --engine onnxruntime`` passes `deploy.open_model(checkpoint, "onnxruntime").logits`)."""
     ckpt = load_checkpoint(checkpoint)
     cfg = from_dict(TrainConfig, ckpt["config"])
     dev = resolve_device(device)
@@ -66,12 +68,10 @@ def evaluate_checkpoint(
         )
     data = prepare_split(ds, split, cfg)
     precision = "auto" if cfg.precision == "fp16" and dev.type != "cuda" else cfg.precision
-    if engine == "torch":
+    if logits_of is None:
         logits = predict(model, data.X, device=dev, precision=resolve_precision(precision, dev))
     else:
-        from peakmixer.deploy.engines import open_model  # deploy builds on this module
-
-        logits = open_model(checkpoint, engine).logits(data.X.numpy())
+        logits = logits_of(data.X.numpy())
     metrics = compute_metrics(data.task, data.y.numpy(), logits, label_names=data.label_names)
     if predictions is not None:
         ids = [ds.ids[i] for i in ds.split_rows(split)]
@@ -81,7 +81,6 @@ def evaluate_checkpoint(
         "checkpoint": str(checkpoint),
         "split": split,
         "model": describe(model.spec),
-        "engine": engine,
         **check,
         **metrics,
         "warnings": metric_warnings(data.task, metrics),
