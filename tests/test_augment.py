@@ -86,6 +86,10 @@ def test_a_run_trains_with_augmentation_and_records_it(tmp_path):
         },
     )
     train(cfg)
+    plain = replace(cfg, augment=AugmentConfig(), out_dir=str(tmp_path / "plain"))
+    train(plain)
+    weights = [load_checkpoint(tmp_path / r / "last.pt")["model"] for r in ("run", "plain")]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # the batches it saw differ
     written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["augment"]
     assert {k: written[k] for k in augment} == augment
     assert load_checkpoint(tmp_path / "run" / "best.pt")["config"]["augment"]["shift"] == 2.0

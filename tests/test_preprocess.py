@@ -145,7 +145,11 @@ def test_data_preprocess_keeps_the_input_records_the_pipeline_and_plots(raman, t
     assert main([*args, "--plot", str(fig)]) == 0
     assert file_sha256(src) == before  # the input is never changed
     done = load(out)
-    assert done.provenance["preprocess"] == load_pipeline("raman-cells").record()
+    recorded = done.provenance["preprocess"]
+    assert {k: recorded[k] for k in ("name", "steps", "digest")} == {
+        k: load_pipeline("raman-cells").record()[k] for k in ("name", "steps", "digest")
+    }
+    assert recorded["input"] == {"axis": list(raman.axis), "normalize": "minmax"}  # where it started
     assert np.array_equal(done.extras["raw_X"], raman.X) and done.provenance["raw_axis"] == list(raman.axis)
     assert done.X.shape == (360, 1000) and np.allclose(done.X.max(1), 1) and done.masks.shape == (30, 1000)
     assert (
@@ -249,3 +253,62 @@ def test_the_docs_list_every_step_with_its_parameters_and_defaults():
         for key, default in params.items():
             assert f"`{key}` {default!r}" in row
     assert all(f"`{preset}`" in text for preset in PRESETS)
+
+
+def test_a_pipeline_given_to_a_dataset_is_repeated_from_the_same_start_on_raw_files(raman, tmp_path, capsys):
+    """`data preprocess` runs on an imported dataset (its axis, min-max): `predict` of the raw files puts
+    them there first, so a model trained on the processed set sees the same inputs from its raw files."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for k in (0, 1):
+        for r, i in enumerate(np.flatnonzero(raman.y == k)[:6]):
+            y = raman.X[i] * 50 + 0.02 * raman.axis + 5
+            lines = "".join(f"{a},{b}\n" for a, b in zip(raman.axis, y, strict=True))
+            (raw / f"{raman.label_names[k].replace(' ', '_')}__{r}.csv").write_text(lines)
+    plain, done = tmp_path / "plain.npz", tmp_path / "done.npz"
+    assert main(["data", "import", str(raw), "--axis", "ho", "--label-from-name", r"^(.*)__\d+",
+                 "--out", str(plain), "--no-progress"]) == 0  # fmt: skip
+    assert main(["data", "split", str(plain), "--fractions", "0.5,0.25,0.25", "--seed", "0"]) == 0
+    assert main(["data", "preprocess", str(plain), "--pipeline", "raman-cells", "--out", str(done)]) == 0
+    assert load(done).provenance["preprocess"]["input"]["normalize"] == "minmax"
+    cfg = {
+        "data": {"path": str(done)},
+        "model": {"extractor": "cnnpeak", "width": 8, "mixer_layers": 1, "hidden": 16},
+        "optim": {"epochs": 1, "batch_size": 4},
+        "precision": "fp32",
+        "progress": False,
+        "out_dir": str(tmp_path / "run"),
+    }
+    train(from_dict(TrainConfig, cfg))
+    ckpt = str(tmp_path / "run" / "best.pt")
+    scored, predicted = tmp_path / "scored.csv", tmp_path / "predicted.csv"
+    args = ["--checkpoint", ckpt, "--split", "all", "--allow-changed-splits"]
+    assert main(["evaluate", *args, "--out", str(scored)]) == 0
+    assert main(["predict", str(raw), "--model", ckpt, "--out", str(predicted), "--no-progress"]) == 0
+    expected = pd.read_csv(scored).set_index("spectrum").filter(like="p(")
+    got = pd.read_csv(predicted).set_index("spectrum").filter(like="p(").loc[expected.index]
+    assert np.abs(got.to_numpy() - expected.to_numpy()).max() <= 1e-5
+    # the raw dataset itself is put through the same start and pipeline by `evaluate --data`
+    again = tmp_path / "again.csv"
+    assert main(["evaluate", *args, "--data", str(plain), "--out", str(again)]) == 0
+    redone = pd.read_csv(again).set_index("spectrum").filter(like="p(").loc[expected.index]
+    assert np.abs(redone.to_numpy() - expected.to_numpy()).max() <= 1e-5
+
+
+def test_reading_through_a_pipeline_checks_the_files_own_coverage_and_refuses_bad_rows(raman, tmp_path):
+    from peakmixer.data.io.batch import read_spectra
+
+    x = raman.axis
+    short = tmp_path / "short.csv"  # 1500-1792 cm-1 of a 382-1792 axis: 21%, below the 80% needed
+    short.write_text("".join(f"{a},{b}\n" for a, b in zip(x[x >= 1500], raman.X[0][x >= 1500], strict=True)))
+    holey = tmp_path / "holey.csv"
+    values = raman.X[1].astype(float)
+    values[10] = np.nan
+    holey.write_text("".join(f"{a},{b}\n" for a, b in zip(x, values, strict=True)))
+    good = tmp_path / "good.csv"
+    good.write_text("".join(f"{a},{b}\n" for a, b in zip(x, raman.X[2], strict=True)))
+    read = read_spectra([short, holey, good], x, normalize=None, preprocess=load_pipeline("raman-cells"))
+    assert read.ids == ["good.csv"] and read.coverage == [pytest.approx(1.0)]
+    reasons = {r.source: r.reason for r in read.rejected}
+    assert reasons["short.csv"].startswith("covers 21% of the target axis")
+    assert "NaN" in reasons["holey.csv"]

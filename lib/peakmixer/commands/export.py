@@ -33,6 +33,8 @@ def describe_check(check: ExportCheck) -> str:
 
 
 def _cli(args: argparse.Namespace) -> int:
+    if args.calibrate and not args.int8:
+        raise ConfigError("--calibrate DATASET goes with --int8 (the fp32 export is checked on --data)")
     if args.format == "pt":
         if args.int8:
             raise ConfigError("--int8 needs --format onnx")

@@ -26,6 +26,7 @@ import torch
 import peakmixer
 from peakmixer.config import BadInput, MissingFile, from_dict
 from peakmixer.data.dataset import SpectraDataset, file_sha256
+from peakmixer.data.preprocess import conform_dataset
 from peakmixer.deploy.blocked_conv import height1_form
 from peakmixer.files import atomic
 from peakmixer.metrics import compute_metrics, main_metric
@@ -37,7 +38,7 @@ from peakmixer.train.checkpoint import (
     spectrum_kind,
 )
 from peakmixer.train.config import TrainConfig
-from peakmixer.train.prepare import Prepared, prepare_split
+from peakmixer.train.prepare import Prepared, label_space, prepare_split
 
 INPUT, OUTPUT = "spectra", "logits"
 FORMAT_VERSION = "1"
@@ -91,7 +92,9 @@ def model_metadata(checkpoint: Path, ckpt: dict[str, Any]) -> dict[str, str]:
         "input_name": INPUT,
         "output_name": OUTPUT,
         "normalize": cfg.data.normalize,
-        "importer_normalize": "minmax",  # every importer scales each spectrum to [0, 1] first
+        # how a file's spectrum becomes the model's input before `normalize`: its recorded pipeline, or the
+        # importers' min-max
+        "importer_normalize": "preprocess" if ckpt.get("preprocess") else "minmax",
         "spectrum_kind": spectrum_kind(ckpt) or "",
         "preprocess": json.dumps(ckpt.get("preprocess")),  # the pipeline raw spectra go through first
         "precision": "fp32",
@@ -121,7 +124,8 @@ def raw_metadata(path: str | Path) -> dict[str, str]:
     try:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for a damaged or foreign file
-        raise BadInput(f"{path}: not a readable ONNX model ({str(e).splitlines()[0][:200]})") from None
+        said = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise BadInput(f"{path}: not a readable ONNX model ({said})") from None
     raw = dict(sess.get_modelmeta().custom_metadata_map)
     if "peakmixer_format" not in raw:
         raise BadInput(f"{path}: an ONNX model without peakmixer metadata (not written by `export`)")
@@ -235,9 +239,15 @@ def run_session(sess, X: np.ndarray, batch: int = 256) -> np.ndarray:
 def _split(ckpt: dict[str, Any], data: SpectraDataset, which: str) -> tuple[str, Prepared]:
     cfg = from_dict(TrainConfig, ckpt["config"])
     name = {"test": cfg.data.test_split, "train": cfg.data.train_split}[which]
+    where = data.source or "dataset"
     if name not in data.splits:
-        raise BadInput(f"{data.source or 'dataset'}: no {which} split {name!r} (has {sorted(data.splits)})")
-    return name, prepare_split(data.onto(checkpoint_axis(ckpt)), name, cfg)
+        raise BadInput(f"{where}: no {which} split {name!r} (has {sorted(data.splits)})")
+    ds = conform_dataset(data, ckpt.get("preprocess")).onto(checkpoint_axis(ckpt))
+    if label_space(ds, cfg)[1] != list(ckpt["label_names"]):
+        raise BadInput(
+            f"{where}: its classes are not the model's ({', '.join(ckpt['label_names'][:4])}, ...)"
+        )
+    return name, prepare_split(ds, name, cfg)
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, data: SpectraDataset) -> ExportCheck:

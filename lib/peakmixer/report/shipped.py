@@ -323,13 +323,19 @@ def _onnx_lines(onnx: dict[str, Any] | None) -> list[str]:
     if not onnx:
         return []
     f, q = onnx["fp32"], onnx["int8"]
-    return [
+    lines = [
         "",
-        f"## ONNX (runs without torch: `python -m peakmixer predict FILES --model models/{q['file']}`)",
+        "## ONNX (runs without torch: `python -m peakmixer predict FILES --model models/"
+        f"{q['file'] or f['file']}`)",
         "",
         f"- `{f['file']}` ({f['size_mb']} MB, fp32 arithmetic; weights stored as the fp16 values above): "
         f"largest |logit difference| to torch {f['max_abs_logit_diff']:.2g} on the {f['n_spectra']} "
         f"{f['split']} spectra (allowed 1e-4).",
+    ]
+    if q["file"] is None:
+        return [*lines, f"- No int8 file: its check refused it ({q['refused']})."]
+    return [
+        *lines,
         f"- `{q['file']}` ({q['size_mb']} MB, static int8, per-channel weights): {q['metric']} on the "
         f"{q['n_spectra']} {q['split']} spectra {q['int8']:.4f} against fp32's {q['fp32']:.4f} "
         f"({q['change']:+.4f}; allowed ±{q['bound']:g}); the same prediction for {q['agreement']:.1%} of "

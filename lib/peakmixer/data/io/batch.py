@@ -32,7 +32,6 @@ import pandas as pd
 from tqdm import tqdm
 
 import peakmixer
-from peakmixer.config import ConfigError
 from peakmixer.data import labels as labelsets
 from peakmixer.data.cache import smarts_957_path
 from peakmixer.data.dataset import (
@@ -430,12 +429,15 @@ def read_spectra(
     split: str | None = None,
     listed: set[Path] | None = None,
     preprocess: Pipeline | None = None,
+    refuse_preprocessed: bool = False,
 ) -> ReadSpectra:
     """Read every file onto `target` (resampled, checked for coverage, normalised); a broken file or
     spectrum is recorded with its reason and the others are kept. `smiles` maps ids or file names to
     SMILES (parquet files may carry their own); `split`: of dataset files, that split only. A text table
     that a folder listed (`listed`) and that holds no spectra is skipped with a note. `preprocess`: a
-    pipeline each file's spectra go through first, on their own axis (`_preprocessed`)."""
+    pipeline each file's spectra go through first (`_preprocessed`); coverage is always that of the file's
+    own axis. `refuse_preprocessed`: refuse dataset files that went through a pipeline (for a model
+    trained without one)."""
     out = ReadSpectra()
     lookup = smiles or {}
     listed = listed or set()
@@ -462,12 +464,25 @@ def read_spectra(
             if item.meta.get("ignored_columns"):
                 out.notes.append(f"{name}: ignored non-numeric columns {item.meta['ignored_columns']}")
             own = dict(zip(item.ids, item.labels, strict=True)) if item.labels else {}
-            if preprocess is not None and (item := _preprocessed(item, preprocess, out.rejected)) is None:
+            frac = coverage(item.x, target)  # of the file's own axis, before any pipeline resamples it
+            if refuse_preprocessed and (done := item.meta.get("preprocess")):
+                reason = (
+                    f"preprocessed ({done.get('name') or done.get('digest')}), but the model was trained on "
+                    "data without a preprocessing pipeline: give the raw spectra"
+                )
+                out.rejected += [Rejection(i, reason) for i in item.ids]
                 continue
-            block = _conform(item, target, normalize, min_coverage, out.rejected)
+            if preprocess is not None:
+                if frac < min_coverage:
+                    out.rejected += [
+                        Rejection(i, _coverage_reason(item.x, target, min_coverage)) for i in item.ids
+                    ]
+                    continue
+                if (item := _preprocessed(item, preprocess, out.rejected)) is None:
+                    continue
+            block = _conform(item, target, normalize, 0.0 if preprocess else min_coverage, out.rejected)
             if block is None:
                 continue
-            frac = coverage(item.x, target)
             for k, (sid, row) in enumerate(zip(block.ids, block.Y, strict=True)):
                 out.rows.append(row)
                 out.ids.append(sid)
@@ -501,8 +516,11 @@ def _describe(source: LabelSource) -> str | None:
 
 
 def _preprocessed(item: Spectra, pipeline: Pipeline, rejected: list[Rejection]) -> Spectra | None:
-    """`item` through `pipeline`, on its own axis. A dataset file already processed by this pipeline is
-    kept as it is; one processed by another is refused (its raw spectra are not there to start from)."""
+    """`item` through `pipeline`, from where the pipeline started when it was recorded: each file's own
+    axis (it was given at import), or the axis and scaling of the dataset it was given (`data preprocess`;
+    ``pipeline.input``). A dataset file already processed by this pipeline is kept as it is; one processed
+    by another is refused (its raw spectra are not there to start from). Rows the pipeline cannot treat
+    are refused with the reason; the others are kept."""
     done = item.meta.get("preprocess")
     if done:
         if done.get("digest") == pipeline.digest:
@@ -513,25 +531,59 @@ def _preprocessed(item: Spectra, pipeline: Pipeline, rejected: list[Rejection]) 
         )
         rejected += [Rejection(i, reason) for i in item.ids]
         return None
-    try:
-        x, Y = pipeline.apply(item.x, item.Y)
-    except ConfigError as e:
-        rejected += [Rejection(i, f"preprocessing: {e}") for i in item.ids]
+    ok = np.isfinite(item.Y).all(axis=1)
+    rejected += [Rejection(item.ids[i], "NaN or Inf values") for i in np.flatnonzero(~ok)]
+    x, Y = item.x, np.asarray(item.Y, dtype=np.float64)[ok]
+    if pipeline.input and len(Y):
+        x = np.asarray(pipeline.input["axis"], dtype=np.float64)
+        Y = resample(item.x, Y, x)
+        if pipeline.input.get("normalize") == "minmax":
+            Y, flat = minmax(Y)
+            rows = np.flatnonzero(ok)
+            rejected += [
+                Rejection(item.ids[rows[k]], "constant spectrum (cannot be min-max normalised)")
+                for k in np.flatnonzero(flat)
+            ]
+            ok[rows[flat]] = False
+            Y = Y[~flat]
+    if not ok.any():
         return None
-    return Spectra(x=x, Y=Y, ids=item.ids, smiles=item.smiles, labels=item.labels, meta=item.meta)
+    try:
+        x, Y = pipeline.apply(x, Y)
+    except Exception as e:  # a step that cannot treat this file must not end the batch
+        reason = f"preprocessing: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        rejected += [Rejection(item.ids[i], reason) for i in np.flatnonzero(ok)]
+        return None
+    rows = np.flatnonzero(ok)
+    left = np.isfinite(Y).all(axis=1)
+    why = "the pipeline left NaN values (a spectrum without spread or area cannot be normalised)"
+    rejected += [Rejection(item.ids[rows[k]], why) for k in np.flatnonzero(~left)]
+    keep = rows[left]
+    if not len(keep):
+        return None
+
+    def pick(values: list | None) -> list | None:
+        return [values[i] for i in keep] if values is not None else None
+
+    return Spectra(
+        x=x, Y=Y[left], ids=pick(item.ids), smiles=pick(item.smiles), labels=pick(item.labels), meta=item.meta
+    )
+
+
+def _coverage_reason(x: np.ndarray, target: np.ndarray, min_coverage: float) -> str:
+    frac = coverage(x, target)
+    return (
+        f"covers {frac:.0%} of the target axis {target[0]:.0f}-{target[-1]:.0f} cm-1 "
+        f"(data {x[0]:.0f}-{x[-1]:.0f} cm-1; need {min_coverage:.0%})"
+    )
 
 
 def _conform(
     block: Spectra, target: np.ndarray, normalize: Normalize, min_coverage: float, rejected: list[Rejection]
 ) -> Spectra | None:
     """The block on `target` (resampled, normalised), minus refused rows; None when nothing is left."""
-    frac = coverage(block.x, target)
-    if frac < min_coverage:
-        reason = (
-            f"covers {frac:.0%} of the target axis {target[0]:.0f}-{target[-1]:.0f} cm-1 "
-            f"(data {block.x[0]:.0f}-{block.x[-1]:.0f} cm-1; need {min_coverage:.0%})"
-        )
-        rejected += [Rejection(i, reason) for i in block.ids]
+    if coverage(block.x, target) < min_coverage:
+        rejected += [Rejection(i, _coverage_reason(block.x, target, min_coverage)) for i in block.ids]
         return None
     finite = np.isfinite(block.Y).all(axis=1)
     Y = resample(block.x, np.where(finite[:, None], block.Y, 0.0), target)

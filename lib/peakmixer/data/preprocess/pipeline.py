@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 
 from peakmixer.config import ConfigError, MissingFile, from_dict
-from peakmixer.data.dataset import SpectraDataset, resample_spectra
+from peakmixer.data.dataset import SpectraDataset, minmax, resample_spectra
 from peakmixer.data.preprocess.steps import STEPS, BaselineStep, Step
 
 # Named pipelines. The Raman preset follows what is usual for spectra of cells on a fluorescent background
@@ -71,6 +71,10 @@ class Stage:
 class Pipeline:
     steps: list[Step]
     name: str = ""  # the preset's, if it is one
+    # Where it started when it was recorded: None, each raw file on its own axis (`data import
+    # --preprocess`); else {"axis": [...], "normalize": "minmax" | None}, the spectra of a dataset on its
+    # axis and scaling (`data preprocess`), which a raw file is put onto first
+    input: dict[str, Any] | None = None
 
     @classmethod
     def from_spec(cls, spec: list[dict[str, Any]], *, name: str = "", where: str = "pipeline") -> Pipeline:
@@ -106,7 +110,7 @@ class Pipeline:
 
     def record(self) -> dict[str, Any]:
         """What a dataset's provenance and a checkpoint keep of the pipeline."""
-        return {"name": self.name, "steps": self.to_spec(), "digest": self.digest}
+        return {"name": self.name, "steps": self.to_spec(), "digest": self.digest, "input": self.input}
 
     @property
     def digest(self) -> str:
@@ -136,6 +140,15 @@ class Pipeline:
         return " -> ".join(parts)
 
 
+def _scaling(ds: SpectraDataset) -> str | None:
+    """How a dataset's spectra were scaled: what its import recorded, else min-max when every spectrum
+    spans exactly [0, 1] (the synthetic generators'), else none."""
+    if "normalize" in ds.provenance:
+        return ds.provenance["normalize"]
+    lo, hi = ds.X.min(axis=1), ds.X.max(axis=1)
+    return "minmax" if np.allclose(lo, 0, atol=1e-6) and np.allclose(hi, 1, atol=1e-6) else None
+
+
 def load_pipeline(preset_or_file: str | Path) -> Pipeline:
     """A preset by name, or a YAML / JSON file of steps (a list, or a mapping with ``steps``)."""
     key = str(preset_or_file)
@@ -155,7 +168,9 @@ def load_pipeline(preset_or_file: str | Path) -> Pipeline:
 
 def from_record(record: dict[str, Any]) -> Pipeline:
     """The pipeline a provenance or checkpoint recorded (`Pipeline.record`)."""
-    return Pipeline.from_spec(record["steps"], name=record.get("name", ""), where="recorded pipeline")
+    pipeline = Pipeline.from_spec(record["steps"], name=record.get("name", ""), where="recorded pipeline")
+    pipeline.input = record.get("input")
+    return pipeline
 
 
 def conform_dataset(ds: SpectraDataset, record: dict[str, Any] | None) -> SpectraDataset:
@@ -172,7 +187,15 @@ def conform_dataset(ds: SpectraDataset, record: dict[str, Any] | None) -> Spectr
             )
         return ds
     if done is None:
-        return preprocess_dataset(ds, from_record(record))
+        if not record.get("input"):
+            raise ConfigError(
+                f"{where}: the model's pipeline ({record.get('name') or record.get('digest')}) ran on each "
+                "raw file when it was imported; give the raw files themselves (e.g. `evaluate --data FILES`)"
+            )
+        start = ds.onto(np.asarray(record["input"]["axis"]), name=where)
+        if record["input"].get("normalize") == "minmax":
+            start.X = minmax(start.X)[0].astype(np.float32)
+        return preprocess_dataset(start, from_record(record))
     if done.get("digest") == record.get("digest"):
         return ds
     raise ConfigError(
@@ -187,7 +210,7 @@ def read_options(record: dict[str, Any] | None) -> dict[str, Any]:
     importer scales."""
     if record:
         return {"normalize": None, "preprocess": from_record(record)}
-    return {"normalize": "minmax"}
+    return {"normalize": "minmax", "refuse_preprocessed": True}
 
 
 def save_pipeline(pipeline: Pipeline, path: str | Path) -> Path:
@@ -211,6 +234,8 @@ def preprocess_dataset(ds: SpectraDataset, pipeline: Pipeline, *, keep_raw: bool
     if bad.any():
         names = ", ".join(ds.ids[i] for i in np.flatnonzero(bad)[:5])
         raise ConfigError(f"{ds.source or 'dataset'}: the pipeline leaves non-finite values in {names}")
+    started = {"axis": [float(v) for v in ds.axis], "normalize": _scaling(ds)}
+    pipeline = Pipeline(pipeline.steps, pipeline.name, started)
     masks = None
     if ds.masks is not None:
         masks = resample_spectra(ds.masks.astype(np.float64), ds.axis, x, outside="edge") >= 0.5

@@ -58,8 +58,9 @@ def modified_z(d: np.ndarray) -> np.ndarray:
     med = np.median(d, axis=1, keepdims=True)
     dev = np.abs(d - med)
     mad = np.median(dev, axis=1, keepdims=True)
-    mean_ad = dev.mean(axis=1, keepdims=True) * 0.7979  # E|X - mu| = 0.7979 sd; MAD = 0.6745 sd
-    spread = np.where(mad > 0, mad, mean_ad * 0.6745 / 0.7979)
+    # for a normal distribution E|X - mu| = 0.7979 sd and the MAD 0.6745 sd: the mean absolute deviation
+    # scaled to stand in for the MAD
+    spread = np.where(mad > 0, mad, dev.mean(axis=1, keepdims=True) * 0.6745 / 0.7979)
     return np.divide(0.6745 * (d - med), spread, out=np.zeros_like(d), where=spread > 0)
 
 
