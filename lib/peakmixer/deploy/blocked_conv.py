@@ -25,8 +25,8 @@ class Height1Conv(nn.Conv2d):
 
     @classmethod
     def of(cls, conv: nn.Conv1d) -> Height1Conv:
-        if not isinstance(conv.padding, tuple):  # "same"/"valid" strings: none in our extractors
-            raise ValueError(f"cannot rewrite a Conv1d with padding {conv.padding!r}")
+        if not isinstance(conv.padding, tuple) or conv.padding_mode != "zeros":  # none in our extractors
+            raise ValueError(f"cannot rewrite a Conv1d with padding {conv.padding!r} ({conv.padding_mode})")
         new = cls(
             conv.in_channels,
             conv.out_channels,
