@@ -14,8 +14,8 @@ from peakmixer.data.io.batch import (
     import_files,
     read_file,
     read_spectra,
-    resample,
 )
+from peakmixer.data.io.conform import resample
 from peakmixer.data.io.csv import read_csv
 from peakmixer.data.io.jcamp import read_jcamp
 from peakmixer.data.io.npy import read_npy

@@ -25,7 +25,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -38,13 +37,12 @@ from peakmixer.data.dataset import (
     SPECTRUM_KINDS,
     DatasetError,
     SpectraDataset,
-    minmax,
     named_axis,
     refuse_to_replace,
-    resample_spectra,
 )
 from peakmixer.data.dataset import axis_coverage as coverage
 from peakmixer.data.io.base import Item, ReadError, Rejection, Spectra, file_kind_error
+from peakmixer.data.io.conform import Normalize, conform, coverage_reason, preprocessed
 from peakmixer.data.io.csv import CsvOptions, read_csv
 from peakmixer.data.io.dataset_file import is_dataset_file, read_dataset
 from peakmixer.data.io.jcamp import read_jcamp
@@ -57,7 +55,6 @@ from peakmixer.data.io.spc import read_spc
 from peakmixer.data.preprocess import Pipeline
 from peakmixer.files import write_text
 
-Normalize = Literal["minmax"] | None
 LABEL_SETS = ("nist17", "qm9s957")
 TEXT_SUFFIXES = {".csv", ".tsv", ".txt"}
 
@@ -146,12 +143,6 @@ def read_file(
     if suffix in TEXT_SUFFIXES:
         return read_csv(path, csv)
     raise file_kind_error(path, head)
-
-
-def resample(x: np.ndarray, Y: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(n, L) spectra on ascending `x` -> (n, L') on ascending `target`, edge-held outside `x`
-    (bin mean when downsampling, else linear: `data.dataset.resample_spectra`)."""
-    return resample_spectra(Y, x, target, outside="edge").astype(np.float64)
 
 
 def _label_set(name: str) -> tuple[list[str], list[str]]:
@@ -475,12 +466,12 @@ def read_spectra(
             if preprocess is not None:
                 if frac < min_coverage:
                     out.rejected += [
-                        Rejection(i, _coverage_reason(item.x, target, min_coverage)) for i in item.ids
+                        Rejection(i, coverage_reason(item.x, target, min_coverage)) for i in item.ids
                     ]
                     continue
-                if (item := _preprocessed(item, preprocess, out.rejected)) is None:
+                if (item := preprocessed(item, preprocess, out.rejected)) is None:
                     continue
-            block = _conform(item, target, normalize, 0.0 if preprocess else min_coverage, out.rejected)
+            block = conform(item, target, normalize, 0.0 if preprocess else min_coverage, out.rejected)
             if block is None:
                 continue
             for k, (sid, row) in enumerate(zip(block.ids, block.Y, strict=True)):
@@ -513,92 +504,6 @@ def _describe(source: LabelSource) -> str | None:
     if source.from_name is not None:
         return f"labels from file names: {source.from_name}"
     return None
-
-
-def _preprocessed(item: Spectra, pipeline: Pipeline, rejected: list[Rejection]) -> Spectra | None:
-    """`item` through `pipeline`, from where the pipeline started when it was recorded: each file's own
-    axis (it was given at import), or the axis and scaling of the dataset it was given (`data preprocess`;
-    ``pipeline.input``). A dataset file already processed by this pipeline is kept as it is; one processed
-    by another is refused (its raw spectra are not there to start from). Rows the pipeline cannot treat
-    are refused with the reason; the others are kept."""
-    done = item.meta.get("preprocess")
-    if done:
-        if done.get("digest") == pipeline.digest:
-            return item
-        reason = (
-            f"already preprocessed with {done.get('name') or done.get('digest')}, not the expected "
-            f"{pipeline.name or pipeline.digest}: give its raw spectra"
-        )
-        rejected += [Rejection(i, reason) for i in item.ids]
-        return None
-    ok = np.isfinite(item.Y).all(axis=1)
-    rejected += [Rejection(item.ids[i], "NaN or Inf values") for i in np.flatnonzero(~ok)]
-    x, Y = item.x, np.asarray(item.Y, dtype=np.float64)[ok]
-    if pipeline.input and len(Y):
-        x = np.asarray(pipeline.input["axis"], dtype=np.float64)
-        Y = resample(item.x, Y, x)
-        if pipeline.input.get("normalize") == "minmax":
-            Y, flat = minmax(Y)
-            rows = np.flatnonzero(ok)
-            rejected += [
-                Rejection(item.ids[rows[k]], "constant spectrum (cannot be min-max normalised)")
-                for k in np.flatnonzero(flat)
-            ]
-            ok[rows[flat]] = False
-            Y = Y[~flat]
-    if not ok.any():
-        return None
-    try:
-        x, Y = pipeline.apply(x, Y)
-    except Exception as e:  # a step that cannot treat this file must not end the batch
-        reason = f"preprocessing: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-        rejected += [Rejection(item.ids[i], reason) for i in np.flatnonzero(ok)]
-        return None
-    rows = np.flatnonzero(ok)
-    left = np.isfinite(Y).all(axis=1)
-    why = "the pipeline left NaN values (a spectrum without spread or area cannot be normalised)"
-    rejected += [Rejection(item.ids[rows[k]], why) for k in np.flatnonzero(~left)]
-    keep = rows[left]
-    if not len(keep):
-        return None
-
-    def pick(values: list | None) -> list | None:
-        return [values[i] for i in keep] if values is not None else None
-
-    return Spectra(
-        x=x, Y=Y[left], ids=pick(item.ids), smiles=pick(item.smiles), labels=pick(item.labels), meta=item.meta
-    )
-
-
-def _coverage_reason(x: np.ndarray, target: np.ndarray, min_coverage: float) -> str:
-    frac = coverage(x, target)
-    return (
-        f"covers {frac:.0%} of the target axis {target[0]:.0f}-{target[-1]:.0f} cm-1 "
-        f"(data {x[0]:.0f}-{x[-1]:.0f} cm-1; need {min_coverage:.0%})"
-    )
-
-
-def _conform(
-    block: Spectra, target: np.ndarray, normalize: Normalize, min_coverage: float, rejected: list[Rejection]
-) -> Spectra | None:
-    """The block on `target` (resampled, normalised), minus refused rows; None when nothing is left."""
-    if coverage(block.x, target) < min_coverage:
-        rejected += [Rejection(i, _coverage_reason(block.x, target, min_coverage)) for i in block.ids]
-        return None
-    finite = np.isfinite(block.Y).all(axis=1)
-    Y = resample(block.x, np.where(finite[:, None], block.Y, 0.0), target)
-    ok = finite.copy()
-    if normalize == "minmax":
-        Y, flat = minmax(Y)
-        ok &= ~flat
-    for i in np.flatnonzero(~ok):
-        why = "NaN or Inf values" if not finite[i] else "constant spectrum (cannot be min-max normalised)"
-        rejected.append(Rejection(block.ids[i], why))
-    if not ok.any():
-        return None
-    kept = np.flatnonzero(ok)
-    smiles = [block.smiles[i] for i in kept] if block.smiles else None
-    return Spectra(x=target, Y=Y[kept].astype(np.float32), ids=[block.ids[i] for i in kept], smiles=smiles)
 
 
 def _labels(
