@@ -426,8 +426,8 @@ def read_spectra(
     spectrum is recorded with its reason and the others are kept. `smiles` maps ids or file names to
     SMILES (parquet files may carry their own); `split`: of dataset files, that split only. A text table
     that a folder listed (`listed`) and that holds no spectra is skipped with a note. `preprocess`: a
-    pipeline each file's spectra go through first (`_preprocessed`); coverage is always that of the file's
-    own axis. `refuse_preprocessed`: refuse dataset files that went through a pipeline (for a model
+    pipeline each file's spectra go through first (`conform.preprocessed`); coverage is always that of
+    the file's own axis. `refuse_preprocessed`: refuse dataset files that went through a pipeline (for a model
     trained without one)."""
     out = ReadSpectra()
     lookup = smiles or {}
