@@ -281,7 +281,7 @@ def engines_markdown(r: dict[str, Any]) -> list[str]:
         "spectra/s of inference per engine and the ratio to torch eager fp32 (`inference_mode`) measured "
         f"in the same run (each the fastest of {r['repeats']} turns; freshly initialised weights, since "
         "speed does not depend on them). ONNX Runtime runs the file `export --format onnx` writes; int8 is "
-        "static (QDQ, per-channel int8 weights, uint8 activations).",
+        "static (QDQ, per-channel 7-bit int8 weights, uint8 activations; the first and last products fp32).",
         "",
         "| model | K | batch | engine | spectra/s | x torch eager fp32 |",
         "|---|---|---|---|---|---|",
