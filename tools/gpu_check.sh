@@ -15,7 +15,7 @@ if [ "$DEVICE" = cuda ] && python3 -c "import sys, torch; sys.exit(not torch.cud
 else
   source tools/venv.sh; PY=python
 fi
-if [ "${QUICK:-0}" = 1 ]; then WIDTHS="8 16"; N=300; EPOCHS=1; STEPS=2; BATCH=16; K=17; SMOKE_WIDTH=8
+if [ "${QUICK:-0}" = 1 ]; then WIDTHS="8"; N=300; EPOCHS=1; STEPS=2; BATCH=16; K=17; SMOKE_WIDTH=8
 else WIDTHS="160 256 512 768"; N=4000; EPOCHS=10; STEPS=50; BATCH=512; K=957; SMOKE_WIDTH=64; fi
 set -x
 $PY -m peakmixer data synth --kind synth-ir17 --n "$N" --seed 0 --out "$OUT/synth-ir17.npz"

@@ -225,13 +225,23 @@ def matmul_gmacs(dev: torch.device, precision: str, seconds: float = 0.3) -> flo
     """Multiply-accumulates per second (1e9) of one large square matmul in `precision`: what this device's
     best-tuned kernel reaches, the practical ceiling for a model's convolutions and linear layers. Repeated
     for about `seconds` (a CPU without native fp16 or bf16 arithmetic is slow at it: a fixed count could take
-    minutes there)."""
+    minutes there). On a CPU the size shrinks from 1024 until one product takes at most a third of `seconds`
+    (judged from a 256 x 256 probe): an emulated dtype reaches a few GMAC/s at any size, so a large one only
+    costs time (1024 x 1024 in emulated bf16 and fp16 took 22 s on an AVX2-only CPU)."""
     n = 8192 if dev.type == "cuda" else 1024
+    if dev.type != "cuda":
+        probe = _square_product_seconds(256, dev, precision)
+        while n > 256 and probe * (n / 256) ** 3 > seconds / 3:
+            n //= 2
+    once = _square_product_seconds(n, dev, precision)
+    reps = max(1, int(seconds / max(once, 1e-6)))
+    return n**3 * reps / _square_product_seconds(n, dev, precision, reps) / 1e9
+
+
+def _square_product_seconds(n: int, dev: torch.device, precision: str, reps: int = 1) -> float:
     a = torch.randn(n, n, device=dev).to(PEAK_DTYPES[precision])
     b = torch.randn(n, n, device=dev).to(PEAK_DTYPES[precision])
-    once = _time(lambda: torch.mm(a, b), 1, dev)
-    reps = max(1, int(seconds / max(once, 1e-6)))
-    return n**3 * reps / _time(lambda: torch.mm(a, b), reps, dev) / 1e9
+    return _time(lambda: torch.mm(a, b), reps, dev)
 
 
 def roofline(eager: dict[str, Any], macs: float, dev: torch.device) -> dict[str, Any]:
