@@ -14,7 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Tests must not depend on how many cores the machine has; two is what CI has. OMP_NUM_THREADS, when set,
-# wins (e.g. 1 beside a long training run: two busy thread pools on two cores slow tiny models 3-5x).
+# wins (e.g. 1 beside a long training run: two busy thread pools on two cores slow tiny models 3-5x). In a
+# process of a parallel run (pytest-xdist) one thread, for the same reason: the other process is busy too;
+# set in the environment, so the commands a test starts inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("OMP_NUM_THREADS"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
 
 
