@@ -6,6 +6,6 @@ source tools/venv.sh
 ruff check .
 ruff format --check .
 lint-imports --no-cache  # the layers contract in pyproject.toml: no module imports from a layer above its own
-# Two test processes (PYTEST_WORKERS; 0: one process), one torch thread each (tests/conftest.py); the tests
-# that share the smoke run stay in one process (xdist_group "smoke"), so it runs once.
-exec python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"
+# Two test processes (PYTEST_WORKERS; 0: one process), one torch thread each; the smoke run of the notebooks
+# is made once and shared (tests/conftest.py).
+exec python -m pytest -n "${PYTEST_WORKERS:-2}" "$@"

@@ -66,9 +66,22 @@ def run_all_smoke(root: Path, *only: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smoke(tmp_path_factory) -> Path:
-    """Every notebook run once by `./run_all.sh --profile smoke`, as CI and a new user do."""
-    return run_all_smoke(tmp_path_factory.mktemp("smoke"))
+def smoke(tmp_path_factory, worker_id) -> Path:
+    """Every notebook run once by `./run_all.sh --profile smoke`, as CI and a new user do. In a parallel run
+    (pytest-xdist) the first process that needs it makes it in the folder the processes share; another waits
+    for it and reads it."""
+    if worker_id == "master":
+        return run_all_smoke(tmp_path_factory.mktemp("smoke"))
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp().parent / "smoke"
+    root.mkdir(exist_ok=True)
+    with open(root.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "made").exists():
+            run_all_smoke(root)
+            (root / "made").touch()
+    return root / "figures" / "smoke"
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,6 @@ def browser():
         b.close()
 
 
-@pytest.mark.xdist_group("smoke")
 @pytest.mark.timeout(1500)
 def test_the_index_and_a_report_open_and_every_link_resolves(smoke, browser, artifacts):
     page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -67,7 +67,6 @@ def assert_sidecar(path: Path, synthetic: bool = True) -> None:
     assert side["data_sha256"] and all(len(h) == 64 for h in side["data_sha256"].values())
 
 
-@pytest.mark.xdist_group("smoke")
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_run_all_smoke_01_data(smoke):
@@ -102,7 +101,6 @@ def test_01_data_includes_a_real_dataset_from_data_dir(tmp_path, shared_data):
     assert set(side["data_sha256"]) == {"synth-ir17", "synth-bac30", "nist-fixtures"}
 
 
-@pytest.mark.xdist_group("smoke")
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_run_all_smoke_02_mixer_eval(smoke):
@@ -143,7 +141,6 @@ def test_what_a_reader_sees_never_points_outside_the_clone():
     assert offenders == []
 
 
-@pytest.mark.xdist_group("smoke")
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_run_all_smoke_03_ip_eval(smoke):
@@ -234,7 +231,6 @@ def test_a_failing_notebook_stops_the_run_names_itself_and_keeps_earlier_outputs
     assert main(args + ["--set", "fail=true"]) == 1  # the CLI: a non-zero exit
 
 
-@pytest.mark.xdist_group("smoke")
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_run_all_smoke_04_gradcam(smoke):
@@ -335,7 +331,6 @@ def test_the_figure_map_names_real_notebooks_and_params():
             assert (REPO / r["params"].replace("<profile>", profile)).exists(), r
 
 
-@pytest.mark.xdist_group("smoke")
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_smoke_run_writes_every_output_of_the_figure_map_and_an_index(smoke):
