@@ -65,6 +65,14 @@ def run_all_smoke(root: Path, *only: str) -> Path:
     return root / "figures" / "smoke"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The first test that reads the smoke run stays where it is, so that one process starts making it early;
+    the others go last, so that in a parallel run the other process works through the rest meanwhile instead
+    of waiting for it."""
+    reads = [item for item in items if "smoke" in getattr(item, "fixturenames", ())]
+    items[:] = [item for item in items if item not in reads[1:]] + reads[1:]
+
+
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory, worker_id) -> Path:
     """Every notebook run once by `./run_all.sh --profile smoke`, as CI and a new user do. In a parallel run
