@@ -181,6 +181,32 @@ def test_pretrain_finetune_protocol(tmp_path):
         run_sweep(cfg, progress=False)
 
 
+def test_a_changed_study_replaces_its_old_rows_only_when_asked(tmp_path, capsys):
+    cfg = sweep_config(tmp_path, datasets=[toy_pretrain_dataset(tmp_path)], mixers=["mlpmixer"])
+    shared = run_sweep(cfg, progress=False)
+    assert shared["init_id"].nunique() == 1
+
+    # the study now pre-trains once per seed: seed 0's pre-training is the shared one, seed 1's row is
+    # another run
+    sweep_config(
+        tmp_path, datasets=[toy_pretrain_dataset(tmp_path)], mixers=["mlpmixer"], pretrain_per_seed=True
+    )
+    config = str(tmp_path / "sweep.yaml")
+    assert main(["sweep", "--config", config]) == 2
+    assert "sweep --replace-changed" in capsys.readouterr().err
+    assert read_results(cfg.results_path)["config_id"].tolist() == shared["config_id"].tolist()
+
+    assert main(["sweep", "--config", config, "--replace-changed"]) == 0
+    assert "trained again to replace it" in capsys.readouterr().out
+    table = read_results(cfg.results_path)
+    assert sorted(table["run_id"]) == sorted(shared["run_id"])  # replaced in place, none added
+    ids = table.set_index("run_id")["config_id"].sort_index()
+    old = shared.set_index("run_id")["config_id"].sort_index()
+    assert table["init_id"].nunique() == 2 and (ids != old).tolist() == [False, True]
+    assert main(["sweep", "--config", config]) == 0  # valid now: kept without the flag
+    assert read_results(cfg.results_path).equals(table)
+
+
 @pytest.mark.parametrize(
     "change",
     [{"optim": {**TRAIN["optim"], "epochs": 3}}, {"model": {**TRAIN["model"], "hidden": 32}}],

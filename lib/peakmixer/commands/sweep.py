@@ -14,7 +14,11 @@ from peakmixer.studies.workers import run_workers
 
 def _cli(args: argparse.Namespace) -> int:
     cfg = load_sweep(args.config, args.set)
-    options = {"retrain_missing": args.retrain_missing, "datasets": args.dataset}
+    options = {
+        "retrain_missing": args.retrain_missing,
+        "replace_changed": args.replace_changed,
+        "datasets": args.dataset,
+    }
     if args.workers > 1:  # each worker gets `--threads` (default: the free cores divided among them)
         table = run_workers(cfg, args.workers, threads=args.threads, **options)
     else:
@@ -45,6 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--retrain-missing",
         action="store_true",
         help="train again (and replace) a stored run with out-of-date scores whose model is not here",
+    )
+    p.add_argument(
+        "--replace-changed",
+        action="store_true",
+        help="train again (and replace) a stored run made with other settings, code or data; its old row "
+        "stays until then",
     )
     add_threads_argument(p, "each worker's CPU threads")
     p.set_defaults(func=_cli)

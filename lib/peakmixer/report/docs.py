@@ -14,6 +14,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from peakmixer.files import write_text
@@ -64,10 +65,8 @@ def readme_headline() -> str:
         "|---|---|---|---|---|",
     ]
     for r in fair.itertuples(index=False):
-        out.append(
-            f"| {r.dataset} | {r.width} | {r.claim} | {r.difference:+.4f} "
-            f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}] | {r.outcome} |"
-        )
+        ci = f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]" if np.isfinite(r.ci_low) else f"[{r.reason}]"
+        out.append(f"| {r.dataset} | {r.width} | {r.claim} | {r.difference:+.4f} {ci} | {r.outcome} |")
     out += ["", *_table1_beside_paper()]
     return "\n".join(out)
 

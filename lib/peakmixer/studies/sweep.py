@@ -341,6 +341,9 @@ def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> Run
 # `remake` of a valid row whose scores are out of date and whose model is not on this machine to score again
 # (`run_sweep(retrain_missing=True)`): it is trained again here, its row replaced whole.
 MODEL_MISSING = "model missing"
+# `remake` of a row made with other settings, code or data (`run_sweep(replace_changed=True)`): trained as
+# the sweep now plans it; the old row stays, counted stale, until the new one replaces it.
+CHANGED = "changed"
 
 
 def _store_details(results: Path, run_id: str, scores: RunScores, scores_id: str) -> dict[str, Any]:
@@ -353,16 +356,18 @@ def _store_details(results: Path, run_id: str, scores: RunScores, scores_id: str
     return scores.summary | {"scores_id": scores_id}
 
 
-def _made(results: Path, run_id: str, remake: str, scores_id: str) -> bool:
+def _made(results: Path, run_id: str, remake: str, scores_id: str, config_id: str) -> bool:
     """Whether the table holds the run as this sweep would make it (another worker finished it meanwhile):
     any row, or, for a row being remade, one no longer in the old precision (or, retrained for a missing
-    model, one with today's scores)."""
+    model, one with today's scores; replacing a changed row, one with today's config id)."""
     table = read_results(results)
     row = table[table["run_id"] == run_id]
     if row.empty or not remake:
         return not row.empty
     if remake == MODEL_MISSING:
         return row["scores_id"].iloc[0] == scores_id
+    if remake == CHANGED:
+        return row["config_id"].iloc[0] == config_id
     return row["precision"].iloc[0] != remake
 
 
@@ -374,6 +379,7 @@ class _Pass:
     progress: bool
     skip_taken: bool
     retrain_missing: bool
+    replace_changed: bool
     scoring: RunScoring | None
     runs: list[Run]
     paths: dict[str, Path]
@@ -399,6 +405,7 @@ def run_sweep(
     progress: bool = True,
     skip_taken: bool = False,
     retrain_missing: bool = False,
+    replace_changed: bool = False,
     datasets: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Run every planned run that has no row in the results table yet; returns the planned runs' rows.
@@ -406,7 +413,8 @@ def run_sweep(
     `datasets` (names) keeps the runs of those datasets alone.
 
     A row made with other settings, code or data (its ``config_id`` differs) is never reused: that is an
-    error naming the run, so a changed budget cannot silently show old results; a row made on another
+    error naming the run, so a changed budget cannot silently show old results, or, with
+    `replace_changed`, the run is trained as now planned and its row replaced whole; a row made on another
     device type or precision is kept when it is what the code computes there. A row whose training is
     the same but whose attribution scores were made otherwise (``scores_id``) is scored again from the
     run's model; where that model is not on this machine, the run is refused, or, with `retrain_missing`,
@@ -425,6 +433,7 @@ def run_sweep(
         progress=progress,
         skip_taken=skip_taken,
         retrain_missing=retrain_missing,
+        replace_changed=replace_changed,
         scoring=from_dict(RunScoring, cfg.scores) if cfg.scores else None,
         runs=[r for r in plan(cfg) if r.dataset.name in paths],
         paths=paths,
@@ -440,9 +449,10 @@ def run_sweep(
         config_id, remake, elsewhere = _identity_here(s, run, pre, tc)
         scores_id = scores_identity(s.scoring, config_id) if s.scoring else ""
         if run.run_id in s.known and not remake:
-            if _keep_or_rescore(s, i, run, tc, config_id, scores_id, elsewhere):
+            kept = _keep_or_rescore(s, i, run, tc, config_id, scores_id, elsewhere)
+            if kept is True:
                 continue
-            remake = MODEL_MISSING
+            remake = kept
         _train_and_store(s, i, run, pre, tc, config_id, scores_id, remake)
     table = read_results(cfg.results_path)
     return table[table["run_id"].isin({r.run_id for r in s.runs})].reset_index(drop=True)
@@ -470,17 +480,19 @@ def _identity_here(s: _Pass, run: Run, pre: TrainConfig | None, tc: TrainConfig)
 
 def _keep_or_rescore(
     s: _Pass, i: int, run: Run, tc: TrainConfig, config_id: str, scores_id: str, elsewhere: str
-) -> bool:
-    """A run with a stored row: keep a valid row, score a row of other scores again, refuse another run.
-    False: the row's scores are out of date and its model is not here; it is to be trained again."""
+) -> bool | str:
+    """A run with a stored row: keep a valid row, score a row of other scores again, refuse another run
+    (True: done). Else why it is to be trained again: `MODEL_MISSING` (its scores are out of date and its
+    model is not here) or `CHANGED` (another run, to be replaced)."""
     results = s.cfg.results_path
     state = row_state(s.known[run.run_id], s.scored.get(run.run_id, ""), config_id, s.scoring)[0]
     if state == "other run":
+        if s.replace_changed:
+            return CHANGED
         raise ConfigError(
             f"{results} already holds {run.run_id} made with other settings, code or data (config id "
-            f"{s.known[run.run_id]}, now {config_id}{elsewhere}); use another results "
-            "table, or delete that row "
-            "and its run directory"
+            f"{s.known[run.run_id]}, now {config_id}{elsewhere}); train it again and replace its row "
+            "(sweep --replace-changed), or use another results table"
         )
     if state != "other scores":
         return True
@@ -489,7 +501,7 @@ def _keep_or_rescore(
     made = table.loc[table["run_id"] == run.run_id, "finished_at"]
     if not finished_here(tc.out_dir, config_id, made.iloc[0] if len(made) else ""):
         if s.retrain_missing:
-            return False
+            return MODEL_MISSING
         raise ConfigError(
             f"{results} holds {run.run_id} scored otherwise (scores id "
             f"{s.scored.get(run.run_id)!r}, now {scores_id!r}) and its model is not here to score "
@@ -550,14 +562,16 @@ def _train_and_store(
     with claim(tc.out_dir, wait=not s.skip_taken) as held:
         waited += time.perf_counter() - w0
         # the row is written while the run is held, so no other process trains it in between
-        if not held or (s.skip_taken and _made(results, run.run_id, remake, scores_id)):
+        if not held or (s.skip_taken and _made(results, run.run_id, remake, scores_id, config_id)):
             return
-        again = {"": "", MODEL_MISSING: ": its model is not here to score again; trained again"}.get(
-            remake, f": made in {remake}, the study pins {tc.precision}; trained again"
-        )
+        again = {
+            "": "",
+            MODEL_MISSING: ": its model is not here to score again; trained again",
+            CHANGED: ": its row was made with other settings, code or data; trained again to replace it",
+        }.get(remake, f": made in {remake}, the study pins {tc.precision}; trained again")
         s.say(i, f"{run.run_id}{again}")
         if remake:
-            set_aside(tc.out_dir, config_id, whole=remake == MODEL_MISSING)
+            set_aside(tc.out_dir, config_id, whole=remake in (MODEL_MISSING, CHANGED))
         summary = train(tc, resume=True, dataset=s.datasets[name])
         if summary.get("stopped"):
             print(f"[sweep] {run.run_id} cut short by max_steps: no row; it resumes next time", flush=True)

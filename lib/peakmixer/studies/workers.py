@@ -60,7 +60,7 @@ def run_workers(
     """`workers` sweep processes over one plan, each with `threads` torch threads (default
     `train.default_threads`: the free cores divided among the workers); each takes the next run no other
     holds (run claims) and rows go into the one table under its lock; `options` are `run_sweep`'s
-    (`retrain_missing`, `datasets`). A last pass in this process picks up
+    (`retrain_missing`, `replace_changed`, `datasets`). A last pass in this process picks up
     anything left and returns the rows."""
     import multiprocessing
 
