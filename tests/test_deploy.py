@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from peakmixer.cli import main
-from peakmixer.config import from_dict
+from peakmixer.config import BadInput, from_dict
 from peakmixer.deploy import export_onnx, onnx_export, open_model, quantize_int8, read_metadata
 from peakmixer.deploy.blocked_conv import height1_form
 from peakmixer.deploy.onnx_export import ExportRefused
@@ -130,6 +130,30 @@ def test_shipped_int8_weights_fit_seven_bits_and_the_edge_products_stay_fp32(nam
     for node in products:  # a product is quantized exactly when its weight comes through DequantizeLinear
         quantized = maker[node.input[1]].op_type == "DequantizeLinear" if node.input[1] in maker else False
         assert quantized == (node.name not in edges), node.name
+
+
+def test_an_onnx_file_that_is_not_ours_damaged_or_of_another_format_is_refused_by_name(tmp_path):
+    import onnx
+
+    proto = onnx.load(str(MODELS_DIR / "synth-ir17_ip.onnx"))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    cases = {
+        "newer.onnx": ({**meta, "peakmixer_format": "99"}, "written in peakmixer ONNX format '99'"),
+        "foreign.onnx": ({}, "an ONNX model without peakmixer metadata"),
+    }
+    for name, (props, said) in cases.items():
+        del proto.metadata_props[:]
+        for key, value in props.items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.save(proto, str(tmp_path / name))
+        with pytest.raises(BadInput, match=said) as refused:
+            read_metadata(tmp_path / name)
+        assert str(tmp_path / name) in str(refused.value)
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes((MODELS_DIR / "synth-ir17_ip.onnx").read_bytes()[:5000])
+    with pytest.raises(BadInput, match="damaged.onnx: not a readable ONNX model"):
+        read_metadata(damaged)
+    assert read_metadata(MODELS_DIR / "synth-ir17_ip.onnx")["peakmixer_format"] == onnx_export.FORMAT_VERSION
 
 
 def test_export_and_predict_refuse_wrong_combinations_in_one_line(ir_checkpoint, tmp_path, capsys):

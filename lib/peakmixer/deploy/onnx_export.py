@@ -129,6 +129,11 @@ def raw_metadata(path: str | Path) -> dict[str, str]:
     raw = dict(sess.get_modelmeta().custom_metadata_map)
     if "peakmixer_format" not in raw:
         raise BadInput(f"{path}: an ONNX model without peakmixer metadata (not written by `export`)")
+    if raw["peakmixer_format"] != FORMAT_VERSION:  # its metadata may mean something else: not guessed
+        raise BadInput(
+            f"{path}: written in peakmixer ONNX format {raw['peakmixer_format']!r}; this version reads "
+            f"format {FORMAT_VERSION!r} (export the model again, or use the peakmixer version that wrote it)"
+        )
     return raw
 
 
