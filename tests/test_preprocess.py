@@ -243,6 +243,55 @@ def test_the_pipeline_travels_from_import_through_training_to_explain(raman, tmp
     assert err.count("\n") == 1 and "preprocessed with raman-cells, but the model expects raman-light" in err
 
 
+def test_a_model_trained_on_unscaled_imports_reads_raw_files_unscaled(raman, tmp_path):
+    """Imported with ``--normalize none`` (absorbance kept as measured): `predict` and `explain` of the same
+    raw files read them the same way and give the probabilities `evaluate` gives on the dataset."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for k in (0, 1):
+        for r, i in enumerate(np.flatnonzero(raman.y == k)[:8]):
+            y = raman.X[i] * (1 + 5 * r) + 0.2  # each spectrum at its own height: min-max would change it
+            lines = "".join(f"{a},{b}\n" for a, b in zip(raman.axis, y, strict=True))
+            (raw / f"{raman.label_names[k].replace(' ', '_')}__{r}.csv").write_text(lines)
+    data = tmp_path / "unscaled.npz"
+    assert main(["data", "import", str(raw), "--axis", "ho", "--normalize", "none",
+                 "--label-from-name", r"^(.*)__\d+", "--out", str(data), "--no-progress"]) == 0  # fmt: skip
+    assert load(data).X.max() > 1.0  # kept as measured
+    assert main(["data", "split", str(data), "--fractions", "0.5,0.25,0.25", "--seed", "0"]) == 0
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "data": {"path": str(data)},
+            "model": {"extractor": "cnnpeak", "width": 8, "mixer_layers": 1, "hidden": 16},
+            "optim": {"epochs": 1, "batch_size": 8},
+            "precision": "fp32",
+            "progress": False,
+            "out_dir": str(tmp_path / "run"),
+        },
+    )
+    train(cfg)
+    ckpt = tmp_path / "run" / "best.pt"
+    scored = tmp_path / "scored.csv"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--split", "all", "--allow-changed-splits",
+                 "--out", str(scored)]) == 0  # fmt: skip
+    expected = pd.read_csv(scored).set_index("spectrum").filter(like="p(")
+    predicted = tmp_path / "predicted.csv"
+    for engine in ("torch", "onnxruntime"):
+        args = ["predict", str(raw), "--model", str(ckpt), "--engine", engine, "--out", str(predicted)]
+        assert main([*args, "--no-progress"]) == 0
+        got = pd.read_csv(predicted).set_index("spectrum").filter(like="p(").loc[expected.index]
+        assert np.abs(got.to_numpy() - expected.to_numpy()).max() <= 1e-5, engine
+    out = tmp_path / "explained"
+    assert main(["explain", str(raw), "--checkpoint", str(ckpt), "--out", str(out), "--no-progress"]) == 0
+    facts = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    facts = [f for f in facts if "probabilities" in f]
+    assert len(facts) == 16
+    for f in facts:
+        want = expected.loc[f["spectrum"]]
+        got = pd.Series({f"p({k})": v for k, v in f["probabilities"].items()})[want.index]
+        assert np.abs(got.to_numpy() - want.to_numpy()).max() <= 1e-5
+
+
 def test_the_docs_list_every_step_with_its_parameters_and_defaults():
     from peakmixer.data.preprocess import PRESETS, step_parameters
     from peakmixer.paths import REPO_ROOT

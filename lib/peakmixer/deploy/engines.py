@@ -20,6 +20,7 @@ from peakmixer.config import BadInput, MissingFile, from_dict
 from peakmixer.deploy.onnx_export import model_metadata, read_metadata, run_session, session, write_onnx
 from peakmixer.train.checkpoint import (
     checkpoint_axis,
+    checkpoint_scaling,
     load_checkpoint,
     model_from_checkpoint,
     spectrum_kind,
@@ -48,6 +49,7 @@ class DeployedModel:
     logits: Callable[[np.ndarray], np.ndarray]
     threshold: float = 0.5  # multilabel: a label is predicted at probability >= threshold
     preprocess: dict | None = None  # the pipeline raw spectra go through first (`data.preprocess`)
+    import_scaling: str = "minmax"  # without a pipeline: how raw spectra are scaled (minmax or none)
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         """Class probabilities (N, K) of spectra (N, L) already on `axis` and scaled as the model's
@@ -100,6 +102,7 @@ def open_model(path: str | Path, engine: str | None = None) -> DeployedModel:
             meta["synthetic_data"],
             _onnx_logits(path),
             preprocess=meta.get("preprocess"),
+            import_scaling=meta.get("importer_normalize", "minmax"),
         )
     ckpt = load_checkpoint(path)
     model = model_from_checkpoint(ckpt).eval()
@@ -123,4 +126,5 @@ def open_model(path: str | Path, engine: str | None = None) -> DeployedModel:
         ckpt.get("synthetic_data"),
         logits,
         preprocess=ckpt.get("preprocess"),
+        import_scaling=checkpoint_scaling(ckpt),
     )

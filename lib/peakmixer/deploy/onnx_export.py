@@ -33,6 +33,7 @@ from peakmixer.metrics import compute_metrics, main_metric
 from peakmixer.models import describe
 from peakmixer.train.checkpoint import (
     checkpoint_axis,
+    checkpoint_scaling,
     load_checkpoint,
     model_from_checkpoint,
     spectrum_kind,
@@ -92,9 +93,9 @@ def model_metadata(checkpoint: Path, ckpt: dict[str, Any]) -> dict[str, str]:
         "input_name": INPUT,
         "output_name": OUTPUT,
         "normalize": cfg.data.normalize,
-        # how a file's spectrum becomes the model's input before `normalize`: its recorded pipeline, or the
-        # importers' min-max
-        "importer_normalize": "preprocess" if ckpt.get("preprocess") else "minmax",
+        # how a file's spectrum becomes the model's input before `normalize`: its recorded pipeline, or as
+        # its training data were imported (min-max, or none)
+        "importer_normalize": checkpoint_scaling(ckpt),
         "spectrum_kind": spectrum_kind(ckpt) or "",
         "preprocess": json.dumps(ckpt.get("preprocess")),  # the pipeline raw spectra go through first
         "precision": "fp32",

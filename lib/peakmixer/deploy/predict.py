@@ -59,7 +59,7 @@ def predict_files(
     read = read_spectra(
         sources.files,
         model.axis,
-        **read_options(model.preprocess),
+        **read_options(model.preprocess, model.import_scaling),
         min_coverage=min_coverage,
         npy_axis=npy_axis,
         csv=csv,

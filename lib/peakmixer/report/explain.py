@@ -46,6 +46,7 @@ from peakmixer.report.figures import save_figure
 from peakmixer.synth.ir17_bands import textbook_bands
 from peakmixer.train.checkpoint import (
     checkpoint_axis,
+    checkpoint_scaling,
     load_checkpoint,
     model_from_checkpoint,
     spectrum_kind,
@@ -118,7 +119,7 @@ def explain_files(
     read = read_spectra(
         sources.files,
         ex.axis,
-        **read_options(ex.preprocess),
+        **read_options(ex.preprocess, ex.import_scaling),
         min_coverage=min_coverage,
         npy_axis=npy_axis,
         csv=csv,
@@ -275,6 +276,7 @@ class Explainer:
     train_split: str = "train"
     kind: str | None = None  # ir / raman: the kind of spectrum it was trained on, where known
     preprocess: dict | None = None  # the pipeline its training data went through (`data.preprocess`)
+    import_scaling: str = "minmax"  # without a pipeline: how its data were scaled at import (or none)
 
     @classmethod
     def load(cls, checkpoint: str | Path) -> Explainer:
@@ -293,6 +295,7 @@ class Explainer:
             cfg.data.train_split,
             spectrum_kind(ckpt),
             ckpt.get("preprocess"),
+            checkpoint_scaling(ckpt),
         )
 
     def check_split(self, ds: SpectraDataset, split: str | None, allow_changed: bool = False) -> str:

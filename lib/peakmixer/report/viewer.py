@@ -102,7 +102,9 @@ class GradCamViewer:
 
         ex = Explainer.load(checkpoint)
         found = expand_sources(files)
-        read = read_spectra(found.files, ex.axis, listed=found.listed, **read_options(ex.preprocess))
+        read = read_spectra(
+            found.files, ex.axis, listed=found.listed, **read_options(ex.preprocess, ex.import_scaling)
+        )
         if not read.rows:
             reasons = "; ".join(f"{r.source}: {r.reason}" for r in read.rejected)
             raise DatasetError(f"no spectrum could be read onto the model's axis ({reasons})")

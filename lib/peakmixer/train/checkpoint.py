@@ -134,6 +134,12 @@ def checkpoint_axis(ckpt: dict[str, Any]) -> np.ndarray:
     return input_grid(load(cfg.data.path).axis, cfg.model.input_length)
 
 
+def checkpoint_scaling(ckpt: dict[str, Any]) -> str:
+    """How raw spectra are scaled for the model (`data.preprocess.import_scaling`): ``preprocess``,
+    ``none`` or ``minmax``. A checkpoint saved before it was recorded: its pipeline's, else min-max."""
+    return str(ckpt.get("import_scaling") or ("preprocess" if ckpt.get("preprocess") else "minmax"))
+
+
 def spectrum_kind(ckpt: dict[str, Any]) -> str | None:
     """``ir`` or ``raman``: what the model was trained on, where known. A checkpoint saved before they
     recorded it is known by its benchmark file's name (`synth.ensure_synth` names them by kind)."""

@@ -31,6 +31,7 @@ from peakmixer.config import (
     to_dict,
 )
 from peakmixer.data.dataset import SpectraDataset, file_sha256, input_grid, load, spectrum_kind
+from peakmixer.data.preprocess import import_scaling
 from peakmixer.data.split_record import record_splits
 from peakmixer.files import write_text
 from peakmixer.ip import IPModel, IPOutput, ip_loss, pathway_metrics
@@ -353,6 +354,8 @@ def _checkpoint(s: _Session, name: str, metrics: dict | None = None) -> None:
             "spectrum_kind": spectrum_kind(s.dataset),  # ir / raman / None: what `explain` accepts
             # the preprocessing its data went through: applied to raw inputs by explain / evaluate / predict
             "preprocess": s.dataset.provenance.get("preprocess"),
+            # how its importer scaled the spectra (min-max or as measured): raw inputs are read the same way
+            "import_scaling": import_scaling(s.dataset.provenance),
         },
     )
 

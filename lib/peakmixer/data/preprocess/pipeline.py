@@ -204,13 +204,22 @@ def conform_dataset(ds: SpectraDataset, record: dict[str, Any] | None) -> Spectr
     )
 
 
-def read_options(record: dict[str, Any] | None) -> dict[str, Any]:
+def import_scaling(provenance: dict[str, Any]) -> str:
+    """How a dataset's spectra were scaled when imported, as a model trained on it records it (and its
+    inputs are then read): ``preprocess`` (its pipeline decided), ``none`` (imported with
+    ``--normalize none``), or ``minmax`` (every importer's default, and the generators' scale)."""
+    if provenance.get("preprocess"):
+        return "preprocess"
+    return "none" if "normalize" in provenance and provenance["normalize"] in (None, "none") else "minmax"
+
+
+def read_options(record: dict[str, Any] | None, scaling: str = "minmax") -> dict[str, Any]:
     """How `data.io.read_spectra` reads raw files for a model whose data went through the pipeline
-    `record`: through that pipeline, which then decides the scaling; without one, min-max scaled as every
-    importer scales."""
+    `record`: through that pipeline, which then decides the scaling; without one, scaled as its data were
+    imported (`import_scaling`: min-max, or left as measured)."""
     if record:
         return {"normalize": None, "preprocess": from_record(record)}
-    return {"normalize": "minmax", "refuse_preprocessed": True}
+    return {"normalize": None if scaling == "none" else "minmax", "refuse_preprocessed": True}
 
 
 def save_pipeline(pipeline: Pipeline, path: str | Path) -> Path:
