@@ -243,9 +243,10 @@ def test_the_pipeline_travels_from_import_through_training_to_explain(raman, tmp
     assert err.count("\n") == 1 and "preprocessed with raman-cells, but the model expects raman-light" in err
 
 
-def test_a_model_trained_on_unscaled_imports_reads_raw_files_unscaled(raman, tmp_path):
+def test_a_model_trained_on_unscaled_imports_reads_raw_files_unscaled(raman, tmp_path, capsys):
     """Imported with ``--normalize none`` (absorbance kept as measured): `predict` and `explain` of the same
-    raw files read them the same way and give the probabilities `evaluate` gives on the dataset."""
+    raw files read them the same way and give the probabilities `evaluate` gives on the dataset; a dataset
+    min-max scaled at import is refused."""
     raw = tmp_path / "raw"
     raw.mkdir()
     for k in (0, 1):
@@ -281,6 +282,14 @@ def test_a_model_trained_on_unscaled_imports_reads_raw_files_unscaled(raman, tmp
         assert main([*args, "--no-progress"]) == 0
         got = pd.read_csv(predicted).set_index("spectrum").filter(like="p(").loc[expected.index]
         assert np.abs(got.to_numpy() - expected.to_numpy()).max() <= 1e-5, engine
+    # a dataset of the same files min-max scaled at import is not what the model reads: refused by name
+    scaled = tmp_path / "scaled.npz"
+    assert main(["data", "import", str(raw), "--axis", "ho", "--label-from-name", r"^(.*)__\d+",
+                 "--out", str(scaled), "--no-progress"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["predict", str(scaled), "--model", str(ckpt), "--out", str(tmp_path / "no.csv")]) != 0
+    said = capsys.readouterr()
+    assert "scaled.npz" in said.out + said.err and "min-max scaled at import" in said.out + said.err
     out = tmp_path / "explained"
     assert main(["explain", str(raw), "--checkpoint", str(ckpt), "--out", str(out), "--no-progress"]) == 0
     facts = [json.loads(p.read_text()) for p in out.glob("*.json")]

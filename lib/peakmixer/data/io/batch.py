@@ -428,7 +428,7 @@ def read_spectra(
     that a folder listed (`listed`) and that holds no spectra is skipped with a note. `preprocess`: a
     pipeline each file's spectra go through first (`conform.preprocessed`); coverage is always that of
     the file's own axis. `refuse_preprocessed`: refuse dataset files that went through a pipeline (for a model
-    trained without one)."""
+    trained without one), and, with `normalize` None, dataset files min-max scaled at import."""
     out = ReadSpectra()
     lookup = smiles or {}
     listed = listed or set()
@@ -460,6 +460,13 @@ def read_spectra(
                 reason = (
                     f"preprocessed ({done.get('name') or done.get('digest')}), but the model was trained on "
                     "data without a preprocessing pipeline: give the raw spectra"
+                )
+                out.rejected += [Rejection(i, reason) for i in item.ids]
+                continue
+            if refuse_preprocessed and normalize is None and item.meta.get("scaled") == "minmax":
+                reason = (
+                    "min-max scaled at import, but the model was trained on spectra as measured "
+                    "(--normalize none): give the raw spectra"
                 )
                 out.rejected += [Rejection(i, reason) for i in item.ids]
                 continue

@@ -60,6 +60,7 @@ def read_dataset(path: str | Path, split: str | None = None) -> list[Item]:
             labels=labels,
             meta={"format": "peakmixer dataset", "split": split or "all", "task": part.task}
             | ({"kind": kind} if (kind := spectrum_kind(ds)) else {})
-            | ({"preprocess": done} if (done := ds.provenance.get("preprocess")) else {}),
+            | ({"preprocess": done} if (done := ds.provenance.get("preprocess")) else {})
+            | ({"scaled": "minmax"} if ds.provenance.get("normalize") == "minmax" else {}),
         )
     ]
