@@ -10,13 +10,14 @@ from peakmixer.attribution.gradcam import (
     ScoreSettings,
     channel_mask,
     grad_cam,
-    infidelity_scores,
     layer_cam,
     pointing_game,
     relevance_mass_accuracy,
     relevance_rank_accuracy,
     sensitivity_scores,
 )
+from peakmixer.attribution.run_scores import fidelity_terms
+from peakmixer.config import ConfigError
 from peakmixer.ip import attach_ip
 from peakmixer.models import MIXERS, build_model
 
@@ -87,10 +88,13 @@ def test_captum_infidelity_and_sensitivity_run_and_are_reproducible():
     x = torch.rand(3, 1, 64)
     cam, score = CamSettings(channels="specific"), ScoreSettings(n_perturb_samples=4, sensitivity_samples=3)
     cams = grad_cam(model, x, [0, 1, 1], cam)
-    inf = infidelity_scores(model, x, [0, 1, 1], cams, cam, score)
+    inf = fidelity_terms(model, x, torch.tensor([0, 1, 1]), cams, cam, score)["infidelity"]
     sens = sensitivity_scores(model, x, [0, 1, 1], cam, score)
-    assert inf.shape == sens.shape == (3,) and torch.isfinite(inf).all() and (sens >= 0).all()
-    assert torch.equal(inf, infidelity_scores(model, x, [0, 1, 1], cams, cam, score))  # seeded
+    assert inf.shape == sens.shape == (3,) and np.isfinite(inf).all() and (sens >= 0).all()
+    again = fidelity_terms(model, x, torch.tensor([0, 1, 1]), cams, cam, score)["infidelity"]
+    assert np.array_equal(inf, again)  # seeded
+    with pytest.raises(ConfigError, match="normalize: true"):  # its share needs the fitted scale
+        fidelity_terms(model, x, torch.tensor([0, 1, 1]), cams, cam, ScoreSettings(normalize=False))
     assert torch.equal(sens, sensitivity_scores(model, x, [0, 1, 1], cam, score))
 
 

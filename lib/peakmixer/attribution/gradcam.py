@@ -12,7 +12,8 @@ channel axis, and linearly interpolated to the input length. Every result carrie
 
 Scores of an attribution a (B, 1, L) for class k:
 - `infidelity`: captum's E[(Iᵀa − (f(x) − f(x − I)))²] over Gaussian perturbations I, with the attribution's
-  best scale fitted (``normalize``): that removes the map's scale, not the model's (`run_scores` says why);
+  best scale fitted (``normalize``): that removes the map's scale, not the model's
+  (`run_scores.fidelity_terms` computes it, with its parts, and says why);
 - `sensitivity`: captum's max ‖a(x + δ) − a(x)‖ over uniform δ in an L∞ ball;
 - against a true band mask s (synthetic data only): relevance mass accuracy (share of positive attribution
   inside s), relevance rank accuracy (share of the |s| highest points inside s) and the pointing game (is the
@@ -33,7 +34,7 @@ from typing import Literal
 import numpy as np
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
-from captum.metrics import infidelity, sensitivity_max
+from captum.metrics import sensitivity_max
 from torch import nn
 
 from peakmixer.ip import IPModel, class_channels
@@ -206,44 +207,6 @@ class ScoreSettings:
     seed: int = 0  # perturbations are drawn from this seed
 
 
-def infidelity_scores(
-    model: nn.Module,
-    x: torch.Tensor,
-    classes: Sequence[int] | torch.Tensor,
-    cams: torch.Tensor,
-    cam: CamSettings,
-    score: ScoreSettings,
-) -> torch.Tensor:
-    """captum `infidelity` (B,) of attributions `cams` (B, 1, L) for ``classes[i]``, through the same
-    channel subset's pathway, with Gaussian perturbations (``noise_sd``)."""
-    targets = torch.as_tensor(classes, device=x.device).reshape(-1).expand(len(x)).tolist()
-    out = torch.zeros(len(x))
-
-    def perturb(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        noise = torch.randn_like(inputs) * score.noise_sd
-        return noise, inputs - noise
-
-    with eval_mode(model), torch.random.fork_rng(devices=range(torch.cuda.device_count())):
-        torch.manual_seed(score.seed)
-        for k in sorted(set(targets)):
-            rows = torch.tensor([i for i, t in enumerate(targets) if t == k])
-            fwd = pathway(model, channel_mask(model, k, cam.channels, cam.rule))
-            out[rows] = (
-                infidelity(
-                    fwd,
-                    perturb,
-                    x[rows],
-                    cams[rows].to(x.dtype),
-                    target=k,
-                    n_perturb_samples=score.n_perturb_samples,
-                    normalize=score.normalize,
-                )
-                .float()
-                .cpu()
-            )
-    return out
-
-
 def sensitivity_scores(
     model: nn.Module,
     x: torch.Tensor,
@@ -336,7 +299,6 @@ __all__ = [
     "subsets_of",
     "channel_mask",
     "grad_cam",
-    "infidelity_scores",
     "layer_cam",
     "pointing_game",
     "relevance_mass_accuracy",

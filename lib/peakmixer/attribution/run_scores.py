@@ -50,6 +50,7 @@ from peakmixer.attribution.gradcam import (
     pathway,
     sensitivity_scores,
 )
+from peakmixer.config import ConfigError
 from peakmixer.ip import IPModel, channel_ownership
 
 # Bump when the CAM or score code changes the numbers it stores (the run identity of the scores).
@@ -128,6 +129,8 @@ def fidelity_terms(
     """Per pair (B,): captum's infidelity of `cams` (B, 1, L) for ``classes[i]`` through the channel subset's
     pathway, and on the same Gaussian perturbations E[Δf²], the share infidelity / E[Δf²] and ρ; with
     `random_maps`, their share on the same perturbations too (``infidelity_share_random``)."""
+    if not score.normalize:  # without the fitted scale, infidelity is not E[Δf²](1 − ρ²): no share to give
+        raise ConfigError("scores: infidelity is scored with normalize: true (the map's best scale fitted)")
     out = {key: np.full(len(x), np.nan) for key in (*FIDELITY, "infidelity_share_random")}
     if len(x) == 0:
         return out
