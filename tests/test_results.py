@@ -139,6 +139,18 @@ def test_recompute_trains_into_its_own_table_and_leaves_the_store_alone(tmp_path
     assert stored.results_path.read_bytes() == before
 
 
+def test_updating_the_store_replaces_a_row_the_study_now_plans_otherwise(tmp_path, stored):
+    old = read_results(stored.results_path).set_index("run_id")
+    write_study(tmp_path, train={**TRAIN, "optim": {**TRAIN["optim"], "epochs": 3}})  # a longer budget
+    longer = study(tmp_path)
+    assert not read_store({"toy": longer}).rows["valid"].any()  # every stored row is stale now
+    view = run_studies({"toy": longer}, progress=False)  # what the full profile does
+    new = read_results(longer.results_path).set_index("run_id")
+    assert sorted(new.index) == sorted(old.index) and (new["epochs_run"] == 3).all()
+    assert (new.loc[old.index, "config_id"] != old["config_id"]).all() and view.rows["valid"].all()
+    assert read_store({"toy": longer}).rows["valid"].all()
+
+
 def hand_table(gap: float, sd: float, width: int = 64, mixers=("none", "mlpmixer")) -> pd.DataFrame:
     rows = []
     for mixer in mixers:

@@ -179,13 +179,16 @@ def store_report(store: StoreView) -> str:
 
 def run_studies(studies: Mapping[str, SweepConfig], *, progress: bool = True, workers: int = 1) -> StoreView:
     """Run every study (resumable, in `workers` parallel processes) and return its rows: what the `full`
-    profile and `recompute` do."""
-    tables = [
-        (
-            run_workers(cfg, workers, progress=progress) if workers > 1 else run_sweep(cfg, progress=progress)
-        ).assign(study=name)
-        for name, cfg in studies.items()
-    ]
+    profile and `recompute` do. A stored row the study now plans otherwise (its settings, code or data
+    changed) is trained again and replaced (`run_sweep(replace_changed=True)`): updating the store means
+    making it what the code computes."""
+
+    def sweep(cfg: SweepConfig) -> pd.DataFrame:
+        if workers > 1:
+            return run_workers(cfg, workers, progress=progress, replace_changed=True)
+        return run_sweep(cfg, progress=progress, replace_changed=True)
+
+    tables = [sweep(cfg).assign(study=name) for name, cfg in studies.items()]
     rows = pd.concat(tables, ignore_index=True).drop_duplicates("run_id").reset_index(drop=True)
     return StoreView(rows.assign(valid=True, why=""), pd.DataFrame(columns=[*rows.columns]))
 
