@@ -10,8 +10,9 @@ from peakmixer.data import download, prepare
 from peakmixer.data.labels import BAC30_CLASSES, NIST17_NAMES
 from peakmixer.models import profile_model
 from peakmixer.report.notebooks import PARAMS_DIR
+from peakmixer.studies.protocols import PROTOCOLS
 from peakmixer.studies.results import load_study
-from peakmixer.studies.sweep import PROTOCOLS, plan, stage_configs
+from peakmixer.studies.sweep import plan, stage_configs
 from peakmixer.train.checkpoint import build_from_config
 
 CLASSES = {"qm9s": 957, "nist-ir": len(NIST17_NAMES), "bacteria": len(BAC30_CLASSES)}

@@ -4,9 +4,10 @@
 
 Every run goes through the normal training path (`train.loop.train`) in its own run directory.
 A finished run has a row in ``results.csv`` and is skipped next time; a killed run resumes from its
-``last.pt``. Datasets with ``protocol: pretrain_finetune`` follow Ho et al.: pre-train on the reference
-split once per model, then fine-tune per seed on a fresh random train/validation split of the fine-tune
-set, and test on the test split; the spread over seeds is the fine-tuning spread, as in their paper.
+``last.pt``. Datasets with ``protocol: pretrain_finetune`` follow Ho et al. (`protocols`): pre-train on the
+reference split once per model (as in their paper: the spread over seeds is the fine-tuning spread) or once
+per seed (``pretrain_per_seed``: independent seeds), fine-tune per seed on a fresh random train/validation
+split of the fine-tune set, and test on the test split.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from peakmixer.config import ConfigError, MissingFile, apply_overrides, from_dic
 from peakmixer.data.dataset import SpectraDataset, file_sha256, load
 from peakmixer.files import write_text
 from peakmixer.provenance import git_sha, package_versions
+from peakmixer.studies.protocols import PROTOCOLS
 from peakmixer.studies.run_dirs import claim, finished_here, set_aside
 from peakmixer.studies.store import (
     append_row,
@@ -109,37 +111,6 @@ class Run:
     @property
     def run_id(self) -> str:
         return f"{self.model_id}/seed{self.seed}"
-
-
-# Ho et al.'s protocol for bacteria data (real or synthetic): pre-train on the reference split, fine-tune on
-# the fine-tune split with a random 10% held out per seed, small batches and a lower learning rate.
-HO_PROTOCOL: dict[str, Any] = {
-    "protocol": "pretrain_finetune",
-    "train": {"data": {"train_split": "reference", "val_split": "val"}},
-    "finetune": {
-        "data": {"train_split": "finetune", "val_fraction": 0.1},
-        "optim": {"lr": 3e-4, "batch_size": 8},
-    },
-}
-# The paper's recipes for the real datasets (UPSTREAM_SPEC §3, with one cosine period over the whole run
-# instead of upstream's 10-epoch sawtooth); they override the sweep-wide training settings.
-PROTOCOLS: dict[str, dict[str, Any]] = {
-    "synth-bac30": HO_PROTOCOL,
-    "bacteria": HO_PROTOCOL
-    | {
-        "train": {
-            "data": {"train_split": "reference", "val_fraction": 0.1},
-            "optim": {"lr": 1e-3, "epochs": 50},
-        }
-    },
-    "qm9s": {"train": {"optim": {"lr": 1e-4, "epochs": 200}}},
-    # patience >= epochs: a warm restart lifts the rate back up, so early stopping would cut the recipe short
-    "nist-ir": {
-        "train": {
-            "optim": {"lr": 2e-3, "epochs": 600, "scheduler": "cosine_restarts", "t_0": 40, "patience": 600}
-        }
-    },
-}
 
 
 def dataset_entry(name: str, path: str | Path = "", **fields: Any) -> SweepDataset:
