@@ -3,6 +3,7 @@ pipeline that travels with the model from import to `explain`."""
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -166,25 +167,20 @@ def test_data_preprocess_keeps_the_input_records_the_pipeline_and_plots(raman, t
     assert "raman-cells:" in listed and "ir-absorbance:" in listed and "despike: threshold=6.0" in listed
 
 
-def test_the_pipeline_travels_from_import_through_training_to_explain(raman, tmp_path, capsys):
-    """Raw files with a baseline and spikes, imported with a preset; a model trained on them; `explain` of
-    the same raw files applies the pipeline itself and gives the probabilities of the processed dataset."""
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    rng = np.random.default_rng(1)
-    classes = [0, 1, 2]
+def _raw_files(raman, folder, classes, intensity) -> Path:
+    """Eight CSV files per class of `raman`'s spectra, each `intensity(spectrum, r)`, named CLASS__r.csv."""
+    folder.mkdir()
     for k in classes:
         for r, i in enumerate(np.flatnonzero(raman.y == k)[:8]):
-            y = raman.X[i] * 100 + 0.05 * raman.axis + 20  # counts on a sloping background
-            y[rng.integers(50, 950)] += 400  # a cosmic-ray spike
+            y = intensity(raman.X[i].astype(float), r)
             lines = "".join(f"{a},{b}\n" for a, b in zip(raman.axis, y, strict=True))
-            (raw / f"{raman.label_names[k].replace(' ', '_')}__{r}.csv").write_text(lines)
-    data = tmp_path / "cells.npz"
-    code = main(["data", "import", str(raw), "--axis", "ho", "--preprocess", "raman-light",
-                 "--label-from-name", r"^(.*)__\d+", "--out", str(data), "--no-progress"])  # fmt: skip
-    assert code == 0
-    ds = load(data)
-    assert ds.provenance["preprocess"]["name"] == "raman-light" and ds.n_classes == 3
+            (folder / f"{raman.label_names[k].replace(' ', '_')}__{r}.csv").write_text(lines)
+    return folder
+
+
+def _trained_and_scored(data, tmp_path) -> tuple[Path, pd.DataFrame]:
+    """A tiny CNN-Peak trained one epoch on `data` (split 50/25/25), and its probabilities per spectrum of
+    the whole dataset from `evaluate`."""
     assert main(["data", "split", str(data), "--fractions", "0.5,0.25,0.25", "--seed", "0"]) == 0
     cfg = from_dict(
         TrainConfig,
@@ -202,19 +198,40 @@ def test_the_pipeline_travels_from_import_through_training_to_explain(raman, tmp
     scored = tmp_path / "scored.csv"
     assert main(["evaluate", "--checkpoint", str(ckpt), "--split", "all", "--allow-changed-splits",
                  "--out", str(scored)]) == 0  # fmt: skip
-    expected = pd.read_csv(scored).set_index("spectrum").filter(like="p(")
-    out = tmp_path / "explained"
+    return ckpt, pd.read_csv(scored).set_index("spectrum").filter(like="p(")
+
+
+def _explained_as_expected(raw, ckpt, expected: pd.DataFrame, out) -> int:
+    """`explain` the raw files; each explained spectrum's probabilities match `expected`; how many."""
     assert main(["explain", str(raw), "--checkpoint", str(ckpt), "--out", str(out), "--no-progress"]) == 0
-    compared = 0
-    for side in out.glob("*.json"):
-        facts = json.loads(side.read_text())
-        if "probabilities" not in facts:
-            continue
-        want = expected.loc[facts["spectrum"]]
-        got = pd.Series({f"p({k})": v for k, v in facts["probabilities"].items()})[want.index]
+    facts = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    facts = [f for f in facts if "probabilities" in f]
+    for f in facts:
+        want = expected.loc[f["spectrum"]]
+        got = pd.Series({f"p({k})": v for k, v in f["probabilities"].items()})[want.index]
         assert np.abs(got.to_numpy() - want.to_numpy()).max() <= 1e-5
-        compared += 1
-    assert compared == 24
+    return len(facts)
+
+
+def test_the_pipeline_travels_from_import_through_training_to_explain(raman, tmp_path, capsys):
+    """Raw files with a baseline and spikes, imported with a preset; a model trained on them; `explain` of
+    the same raw files applies the pipeline itself and gives the probabilities of the processed dataset."""
+    rng = np.random.default_rng(1)
+
+    def counts(x: np.ndarray, r: int) -> np.ndarray:
+        y = x * 100 + 0.05 * raman.axis + 20  # counts on a sloping background
+        y[rng.integers(50, 950)] += 400  # a cosmic-ray spike
+        return y
+
+    raw = _raw_files(raman, tmp_path / "raw", [0, 1, 2], counts)
+    data = tmp_path / "cells.npz"
+    code = main(["data", "import", str(raw), "--axis", "ho", "--preprocess", "raman-light",
+                 "--label-from-name", r"^(.*)__\d+", "--out", str(data), "--no-progress"])  # fmt: skip
+    assert code == 0
+    ds = load(data)
+    assert ds.provenance["preprocess"]["name"] == "raman-light" and ds.n_classes == 3
+    ckpt, expected = _trained_and_scored(data, tmp_path)
+    assert _explained_as_expected(raw, ckpt, expected, tmp_path / "explained") == 24
     predicted = tmp_path / "predicted.csv"
     assert main(["predict", str(raw), "--model", str(ckpt), "--out", str(predicted), "--no-progress"]) == 0
     got = pd.read_csv(predicted).set_index("spectrum").filter(like="p(").loc[expected.index]
@@ -247,35 +264,13 @@ def test_a_model_trained_on_unscaled_imports_reads_raw_files_unscaled(raman, tmp
     """Imported with ``--normalize none`` (absorbance kept as measured): `predict` and `explain` of the same
     raw files read them the same way and give the probabilities `evaluate` gives on the dataset; a dataset
     min-max scaled at import is refused."""
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for k in (0, 1):
-        for r, i in enumerate(np.flatnonzero(raman.y == k)[:8]):
-            y = raman.X[i] * (1 + 5 * r) + 0.2  # each spectrum at its own height: min-max would change it
-            lines = "".join(f"{a},{b}\n" for a, b in zip(raman.axis, y, strict=True))
-            (raw / f"{raman.label_names[k].replace(' ', '_')}__{r}.csv").write_text(lines)
+    # each spectrum at its own height: min-max would change it
+    raw = _raw_files(raman, tmp_path / "raw", [0, 1], lambda x, r: x * (1 + 5 * r) + 0.2)
     data = tmp_path / "unscaled.npz"
     assert main(["data", "import", str(raw), "--axis", "ho", "--normalize", "none",
                  "--label-from-name", r"^(.*)__\d+", "--out", str(data), "--no-progress"]) == 0  # fmt: skip
     assert load(data).X.max() > 1.0  # kept as measured
-    assert main(["data", "split", str(data), "--fractions", "0.5,0.25,0.25", "--seed", "0"]) == 0
-    cfg = from_dict(
-        TrainConfig,
-        {
-            "data": {"path": str(data)},
-            "model": {"extractor": "cnnpeak", "width": 8, "mixer_layers": 1, "hidden": 16},
-            "optim": {"epochs": 1, "batch_size": 8},
-            "precision": "fp32",
-            "progress": False,
-            "out_dir": str(tmp_path / "run"),
-        },
-    )
-    train(cfg)
-    ckpt = tmp_path / "run" / "best.pt"
-    scored = tmp_path / "scored.csv"
-    assert main(["evaluate", "--checkpoint", str(ckpt), "--split", "all", "--allow-changed-splits",
-                 "--out", str(scored)]) == 0  # fmt: skip
-    expected = pd.read_csv(scored).set_index("spectrum").filter(like="p(")
+    ckpt, expected = _trained_and_scored(data, tmp_path)
     predicted = tmp_path / "predicted.csv"
     for engine in ("torch", "onnxruntime"):
         args = ["predict", str(raw), "--model", str(ckpt), "--engine", engine, "--out", str(predicted)]
@@ -290,15 +285,7 @@ def test_a_model_trained_on_unscaled_imports_reads_raw_files_unscaled(raman, tmp
     assert main(["predict", str(scaled), "--model", str(ckpt), "--out", str(tmp_path / "no.csv")]) != 0
     said = capsys.readouterr()
     assert "scaled.npz" in said.out + said.err and "min-max scaled at import" in said.out + said.err
-    out = tmp_path / "explained"
-    assert main(["explain", str(raw), "--checkpoint", str(ckpt), "--out", str(out), "--no-progress"]) == 0
-    facts = [json.loads(p.read_text()) for p in out.glob("*.json")]
-    facts = [f for f in facts if "probabilities" in f]
-    assert len(facts) == 16
-    for f in facts:
-        want = expected.loc[f["spectrum"]]
-        got = pd.Series({f"p({k})": v for k, v in f["probabilities"].items()})[want.index]
-        assert np.abs(got.to_numpy() - want.to_numpy()).max() <= 1e-5
+    assert _explained_as_expected(raw, ckpt, expected, tmp_path / "explained") == 16
 
 
 def test_the_docs_list_every_step_with_its_parameters_and_defaults():
