@@ -15,7 +15,13 @@ import argparse
 from pathlib import Path
 
 from peakmixer.config import ConfigError
-from peakmixer.deploy.onnx_export import INT8_BOUND, ExportCheck, export_onnx, quantize_int8
+from peakmixer.deploy.onnx_export import (
+    INT8_BOUND,
+    ExportCheck,
+    describe_allowed,
+    export_onnx,
+    quantize_int8,
+)
 from peakmixer.synth.benchmarks import model_data
 from peakmixer.train.checkpoint import export_model
 
@@ -27,7 +33,8 @@ def describe_check(check: ExportCheck) -> str:
         return f"largest |logit - torch's| {diff:.2g} on {check.n_spectra} {check.split} spectra"
     return (
         f"{check.metric} on {check.n_spectra} {check.split} spectra: fp32 {check.fp32:.4f}, int8 "
-        f"{check.int8:.4f} ({check.change:+.4f}, bound ±{check.bound:g}); same prediction for "
+        f"{check.int8:.4f} ({check.change:+.4f}; allowed "
+        f"{describe_allowed(check.metric, check.n_spectra, check.bound)}); same prediction for "
         f"{check.agreement:.1%} of spectra"
     )
 

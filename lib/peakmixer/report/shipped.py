@@ -28,7 +28,7 @@ import yaml
 
 from peakmixer.config import ConfigError, MissingFile
 from peakmixer.data.dataset import DatasetError
-from peakmixer.deploy.onnx_export import ExportRefused, export_onnx, quantize_int8
+from peakmixer.deploy.onnx_export import ExportRefused, describe_allowed, export_onnx, quantize_int8
 from peakmixer.files import write_text
 from peakmixer.metrics import compute_metrics
 from peakmixer.models import profile_model
@@ -339,8 +339,9 @@ def _onnx_lines(onnx: dict[str, Any] | None) -> list[str]:
         f"- `{q['file']}` ({q['size_mb']} MB, static int8, per-channel 7-bit weights, the first and last "
         f"products fp32): {q['metric']} on the "
         f"{q['n_spectra']} {q['split']} spectra {q['int8']:.4f} against fp32's {q['fp32']:.4f} "
-        f"({q['change']:+.4f}; allowed ±{q['bound']:g}); the same prediction for {q['agreement']:.1%} of "
-        "them. Measured when written; 7-bit weights keep a CPU without VNNI from saturating its int8 sums.",
+        f"({q['change']:+.4f}; allowed {describe_allowed(q['metric'], q['n_spectra'], q['bound'])}); the "
+        f"same prediction for {q['agreement']:.1%} of them. Measured when written; 7-bit weights keep a CPU "
+        "without VNNI from saturating its int8 sums.",
     ]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from peakmixer.config import MissingFile
+from peakmixer.deploy.onnx_export import describe_allowed
 from peakmixer.files import write_text
 from peakmixer.paths import TRAIN_PARAMS
 from peakmixer.studies.bench import (
@@ -304,7 +305,8 @@ def engines_markdown(r: dict[str, Any]) -> list[str]:
         if c:
             lines.append(
                 f"- `models/{name}`: int8 {c['metric']} {c['int8']:.4f} against fp32 {c['fp32']:.4f} on "
-                f"{c['n_spectra']} {c['split']} spectra ({c['change']:+.4f}, bound ±{c['bound']:g}), "
+                f"{c['n_spectra']} {c['split']} spectra ({c['change']:+.4f}; allowed "
+                f"{describe_allowed(c['metric'], c['n_spectra'], c['bound'])}), "
                 "measured when it was exported."
             )
     return [*lines, ""]
