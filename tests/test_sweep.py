@@ -14,7 +14,7 @@ import torch
 import peakmixer
 from peakmixer.cli import main
 from peakmixer.config import ConfigError
-from peakmixer.data.dataset import toy_dataset
+from peakmixer.data.dataset import file_sha256, toy_dataset
 from peakmixer.studies.store import read_results
 from peakmixer.studies.sweep import SweepConfig, SweepDataset, load_sweep, plan, run_sweep
 from peakmixer.studies.workers import run_workers
@@ -239,6 +239,11 @@ def test_a_sweep_can_run_one_datasets_runs_alone(tmp_path):
     )
     assert list(run_sweep(cfg, progress=False, datasets=["toy-b"])["dataset"]) == ["toy-b"]
     assert list(read_results(cfg.results_path)["dataset"]) == ["toy-b"]
+    run_sweep(cfg, progress=False, datasets=["toy-ml"])
+    sidecar = json.loads(cfg.results_path.with_suffix(".json").read_text())
+    assert sidecar["data_sha256"] == {  # the table holds both datasets' rows: its sidecar names both
+        name: file_sha256(tmp_path / f"{f}.npz") for name, f in (("toy-ml", "a"), ("toy-b", "b"))
+    }
     with pytest.raises(ConfigError, match="no dataset 'toy-c' in this sweep"):
         run_sweep(cfg, progress=False, datasets=["toy-c"])
 

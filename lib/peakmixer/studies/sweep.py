@@ -266,15 +266,16 @@ def run_identity(
 
 
 def _write_sidecar(cfg: SweepConfig, wall_seconds: float, hashes: dict[str, str]) -> Path:
-    """``<results>.json``: the sweep that writes the table, the machine, and the wall time spent so far
-    (summed over runs: parallel workers' times add up)."""
+    """``<results>.json``: the sweep that writes the table, the machine, the wall time spent so far (summed
+    over runs: parallel workers' times add up) and every dataset's hash (a sweep of one dataset keeps the
+    others'; each row records its own as well)."""
     path = cfg.results_path.with_suffix(".json")
     info = json.loads(path.read_text()) if path.exists() else {}
     total = float(info.get("wall_seconds", 0.0)) + wall_seconds
     info = {
         "table": cfg.results_path.name,
         "sweep": to_dict(cfg),
-        "data_sha256": hashes,
+        "data_sha256": info.get("data_sha256", {}) | hashes,
         "wall_seconds": total,
         "machine": {**machine(), "cores": os.cpu_count()},
         "packages": package_versions(),
