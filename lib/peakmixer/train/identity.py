@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +118,27 @@ def planned_config_id(
     if init_id is None:
         init_id = init_identity(cfg.init_from) if cfg.init_from else ""
     task, names = label_space(dataset, cfg)
-    with torch.device("meta"):  # structure only: no memory, no initialisation cost
-        model = build_from_config(cfg, len(names), task)
-    return model_config_id(cfg, dataset, model, device_type=device.type, precision=precision, init_id=init_id)
+    return config_fingerprint(
+        cfg,
+        data_identity(dataset, cfg.data.path),
+        model_code=_planned_model_code(cfg, len(names), task),
+        device_type=device.type,
+        precision=precision,
+        init_id=init_id,
+    )
+
+
+_MODEL_CODES: dict[tuple[str, int, str], str] = {}
+
+
+def _planned_model_code(cfg: TrainConfig, n_classes: int, task: str) -> str:
+    """`code_fingerprint` of the model `cfg` builds, once per model settings and process: checking a store
+    plans the same few models hundreds of times (500 builds, about a minute of module set-up)."""
+    key = (json.dumps(asdict(cfg.model), sort_keys=True), n_classes, task)
+    if key not in _MODEL_CODES:
+        with torch.device("meta"):  # structure only: no memory, no initialisation cost
+            _MODEL_CODES[key] = code_fingerprint(build_from_config(cfg, n_classes, task))
+    return _MODEL_CODES[key]
 
 
 def model_config_id(
