@@ -13,7 +13,7 @@ from peakmixer.report import docs as readme
 from peakmixer.studies import results_section
 from peakmixer.studies.claims import claims, verdict_text, welch_interval
 from peakmixer.studies.results import load_study, read_store, rows_of, run_studies, store_report
-from peakmixer.studies.spot_check import spot_check, spot_check_text
+from peakmixer.studies.spot_check import spot_check, spot_check_text, within
 from peakmixer.studies.store import read_results
 from peakmixer.studies.sweep import run_sweep
 
@@ -302,6 +302,14 @@ def test_the_spot_check_tolerance_widens_to_the_seed_spread_and_two_workers_agre
         model = store[store["run_id"].str.rsplit("/", n=1).str[0] == c.run_id.rsplit("/", 1)[0]]
         assert c.tolerance == pytest.approx(3.0 * model["micro_f1"].std(ddof=1))
         assert c.abs_delta == 0.0 and c.agrees  # the same machine: identical
+
+
+def test_a_difference_of_as_many_spectra_as_the_tolerance_agrees_and_one_more_does_not():
+    # three seeds at 120, 121, 122 of 150 spectra right: 3 sds is 3 spectra; a live 117 against a stored 120
+    sd = pd.Series([120 / 150, 121 / 150, 122 / 150]).std(ddof=1)
+    assert within(117 / 150 - 120 / 150, 3 * sd)  # in floats: 0.020000000000000018 > 0.019999999999999962
+    assert not within(116 / 150 - 120 / 150, 3 * sd)
+    assert within(0.0, 0.0) and not within(1e-6, 0.0)
 
 
 def test_a_spot_check_of_a_run_without_a_stored_row_says_so(tmp_path, stored):
