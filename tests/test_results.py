@@ -9,11 +9,12 @@ from conftest import line_with, numbers_in
 from scipy import stats
 
 from peakmixer.data.dataset import toy_dataset
+from peakmixer.metrics import within
 from peakmixer.report import docs as readme
 from peakmixer.studies import results_section
 from peakmixer.studies.claims import claims, verdict_text, welch_interval
 from peakmixer.studies.results import load_study, read_store, rows_of, run_studies, store_report
-from peakmixer.studies.spot_check import spot_check, spot_check_text, within
+from peakmixer.studies.spot_check import spot_check, spot_check_text
 from peakmixer.studies.store import read_results
 from peakmixer.studies.sweep import run_sweep
 

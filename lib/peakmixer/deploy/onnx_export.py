@@ -29,7 +29,7 @@ from peakmixer.data.dataset import SpectraDataset, file_sha256
 from peakmixer.data.preprocess import conform_dataset
 from peakmixer.deploy.blocked_conv import height1_form
 from peakmixer.files import atomic
-from peakmixer.metrics import compute_metrics, main_metric
+from peakmixer.metrics import compute_metrics, main_metric, within
 from peakmixer.models import describe
 from peakmixer.train.checkpoint import (
     checkpoint_axis,
@@ -432,7 +432,7 @@ def quantize_int8(
                 agreement=float(same.reshape(len(X), -1).all(1).mean()),
             )
             allowed = allowed_change(metric, len(X), bound)
-            if not abs(check.change) <= allowed + 1e-9:  # a difference of two means is not exactly 1/n
+            if not within(check.change, allowed):
                 raise ExportRefused(
                     f"{checkpoint}: int8 changes {metric} on the {split} split from {check.fp32:.4f} to "
                     f"{check.int8:.4f} ({check.change:+.4f}; allowed ±{allowed:.4g}); nothing written"

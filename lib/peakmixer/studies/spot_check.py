@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from peakmixer.config import ConfigError
-from peakmixer.metrics import main_metric
+from peakmixer.metrics import main_metric, within
 from peakmixer.studies.sweep import Run, SweepConfig, plan, run_sweep
 
 # The studies behind Fig. 1, in the order their tables are read.
@@ -47,13 +47,6 @@ def _seed_sd(store: pd.DataFrame, row: pd.Series, metric: str) -> float:
     same = np.logical_and.reduce([store[k] == row[k] for k in keys])
     values = store.loc[same, metric].astype(float)
     return float(values.std(ddof=1)) if len(values) > 1 else float("nan")
-
-
-def within(delta: float, allowed: float) -> bool:
-    """|`delta`| <= `allowed`, up to rounding: metrics are means of counts (3 of 150 spectra is
-    0.020000000000000018 as a difference of two accuracies and 0.019999999999999962 as three sds over
-    seeds 120, 121 and 122 of 150), so an equal count must not read as a larger one."""
-    return abs(delta) <= allowed + 1e-9
 
 
 def _retrain(one: SweepConfig, threads: int, progress: bool) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from peakmixer.config import (
     to_dict,
@@ -118,13 +117,9 @@ def planned_config_id(
     if init_id is None:
         init_id = init_identity(cfg.init_from) if cfg.init_from else ""
     task, names = label_space(dataset, cfg)
-    return config_fingerprint(
-        cfg,
-        data_identity(dataset, cfg.data.path),
-        model_code=_planned_model_code(cfg, len(names), task),
-        device_type=device.type,
-        precision=precision,
-        init_id=init_id,
+    model_code = _planned_model_code(cfg, len(names), task)
+    return model_config_id(
+        cfg, dataset, model_code, device_type=device.type, precision=precision, init_id=init_id
     )
 
 
@@ -144,17 +139,18 @@ def _planned_model_code(cfg: TrainConfig, n_classes: int, task: str) -> str:
 def model_config_id(
     cfg: TrainConfig,
     dataset: SpectraDataset,
-    model: nn.Module,
+    model_code: str,
     *,
     device_type: str,
     precision: str,
     init_id: str,
 ) -> str:
-    """`config_fingerprint` of `cfg` training `model` on `dataset`: the id a run records, a plan expects."""
+    """`config_fingerprint` of `cfg` training the model whose `code_fingerprint` is `model_code` on
+    `dataset`: the id a run records, a plan expects."""
     return config_fingerprint(
         cfg,
         data_identity(dataset, cfg.data.path),
-        model_code=code_fingerprint(model),
+        model_code=model_code,
         device_type=device_type,
         precision=precision,
         init_id=init_id,

@@ -36,7 +36,7 @@ from peakmixer.data.split_record import record_splits
 from peakmixer.files import write_text
 from peakmixer.ip import IPModel, IPOutput, ip_loss, pathway_metrics
 from peakmixer.metrics import main_metric
-from peakmixer.models import PeakModel, describe, profile_model
+from peakmixer.models import PeakModel, code_fingerprint, describe, profile_model
 from peakmixer.provenance import git_sha
 from peakmixer.train.augment import augment_batch, step_generator
 from peakmixer.train.checkpoint import (
@@ -264,7 +264,7 @@ def _start(cfg: TrainConfig, dataset: SpectraDataset | None) -> _Session:
     model = build_from_config(cfg, n_classes, train_data.task)
     init_id = init_identity(cfg.init_from) if cfg.init_from else ""
     config_id = model_config_id(
-        cfg, dataset, model, device_type=device.type, precision=precision, init_id=init_id
+        cfg, dataset, code_fingerprint(model), device_type=device.type, precision=precision, init_id=init_id
     )
     if cfg.init_from:
         _load_init(model, cfg, n_classes)
