@@ -14,9 +14,10 @@ from peakmixer.report import docs as readme
 from peakmixer.studies import results_section
 from peakmixer.studies.claims import claims, verdict_text, welch_interval
 from peakmixer.studies.results import load_study, read_store, rows_of, run_studies, store_report
-from peakmixer.studies.spot_check import spot_check, spot_check_text
+from peakmixer.studies.spot_check import machine_label, spot_check, spot_check_text
 from peakmixer.studies.store import read_results
 from peakmixer.studies.sweep import run_sweep
+from peakmixer.train.device import cpu_kernels
 
 TRAIN = {
     "model": {"input_length": 128, "hidden": 16, "mlp_hidden": 16, "mlp_layers": 1},
@@ -116,13 +117,23 @@ def test_spot_check_agrees_exactly_and_reports_a_disagreement(tmp_path, stored):
     text = spot_check_text(checks)
     assert "1 DISAGREE" in text and f"{run_id}: micro_f1 stored" in text and "beyond the tolerance" in text
     assert "stored on" not in text and "another kind of CPU" not in text  # made on this machine
+    kernels = table.loc[table["run_id"] == run_id, "cpu_kernels"].iloc[0]
+    assert kernels == cpu_kernels()  # the row records the instruction sets its CPU computed with
     # a row stored from another kind of CPU: the line names both machines, the summary says how many
     table.loc[table["run_id"] == run_id, "device_name"] = "Other CPU"
     table.to_csv(stored.results_path, index=False)
     store = read_store({"toy": stored}).rows
     checks = spot_check({"toy": stored}, store, [run_id], tolerance=0.01, runs_dir=tmp_path, progress=False)
     text = spot_check_text(checks)
-    assert f"; stored on Other CPU ({table['precision'].iloc[0]}" in text and ", live on " in text
+    assert f"; stored on Other CPU [{kernels}] ({table['precision'].iloc[0]}" in text and ", live on " in text
+    # the same CPU name with other instruction sets (an EPYC with AVX512 or without) is another machine too,
+    # and so is a row older than the sets' column: not known to be this one
+    here = machine_label({"device": "cpu", "device_name": "AMD EPYC", "cpu_kernels": "avx2 fma"})
+    for other in ("avx2 fma avx512f", ""):
+        label = machine_label({"device": "cpu", "device_name": "AMD EPYC", "cpu_kernels": other})
+        assert label != here and label.startswith("AMD EPYC [")
+    assert machine_label({"device": "cpu", "device_name": "AMD EPYC"}) == "AMD EPYC [sets not recorded]"
+    assert machine_label({"device": "cuda", "device_name": "NVIDIA H100", "cpu_kernels": ""}) == "NVIDIA H100"
     assert (
         "1 DISAGREE — the stored numbers are not reproduced here (1 of them stored from another kind" in text
     )

@@ -18,7 +18,7 @@ from peakmixer.config import ConfigError
 from peakmixer.data.dataset import DatasetError, SpectraDataset, toy_dataset
 from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint, shipped_weights
 from peakmixer.train.config import load_config
-from peakmixer.train.device import cpu_has_native_bf16, cpu_supports_bf16
+from peakmixer.train.device import cpu_has_native_bf16, cpu_kernels, cpu_supports_bf16
 from peakmixer.train.distributed import CrossProcessBatchNorm1d
 from peakmixer.train.evaluate import evaluate_checkpoint
 from peakmixer.train.loop import train
@@ -87,6 +87,16 @@ def test_native_bf16_needs_the_instructions_and_onednn_allowed_to_use_them():
     assert not cpu_has_native_bf16(cpuinfo("AuthenticAMD"), isa_cap="")  # an EPYC without AVX512-BF16
     assert not cpu_has_native_bf16(amd_bf16, isa_cap="AVX2")
     assert not cpu_has_native_bf16(amd_bf16, isa_cap="AVX512_CORE_VNNI")
+
+
+def test_a_run_records_the_instruction_sets_its_cpu_kernels_are_chosen_by():
+    epyc = cpuinfo("AuthenticAMD").replace(" avx512f", "")
+    assert cpu_kernels(epyc, isa_cap="") == "avx2"
+    amd_bf16 = cpuinfo("AuthenticAMD", "fma", "avx512_bf16")
+    assert cpu_kernels(amd_bf16, isa_cap="") == "avx2 fma avx512f avx512_bf16"
+    capped = cpuinfo("GenuineIntel", "amx_tile")  # oneDNN told to use no more than AVX2
+    assert cpu_kernels(capped, isa_cap="AVX2") == "avx2 avx512f amx_tile cap=AVX2"
+    assert cpu_kernels("", isa_cap="") == ""
 
 
 def test_loss_falls_and_run_dir_is_complete(tmp_path):

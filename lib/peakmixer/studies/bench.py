@@ -30,6 +30,7 @@ import torch
 
 from peakmixer.models import build_model, describe, profile_model
 from peakmixer.train.device import (
+    KERNEL_FLAGS,
     autocast,
     cpu_fields,
     cpu_has_native_bf16,
@@ -44,10 +45,9 @@ MODES = ("eager", "fast")
 # row shows what bf16 autocast would do there; where bf16 is only emulated the row is skipped and named (it
 # would take minutes to time something 8-20x slower than fp32).
 ALL_MODES = (*MODES, "bf16")
+
+
 # The CPU flags that decide which kernels run (reported with every result: BENCHMARKS.md names them).
-KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
-
-
 def cpu_kernel_flags() -> dict[str, Any]:
     """This CPU's flags among `KERNEL_FLAGS`, oneDNN's ISA cap where set, and whether bf16 is native."""
     flags = set(cpu_fields().get("flags", "").split())

@@ -23,12 +23,12 @@ from peakmixer.files import write_text
 from peakmixer.paths import TRAIN_PARAMS
 from peakmixer.studies.bench import (
     ALL_MODES,
-    KERNEL_FLAGS,
     PEAK_DTYPES,
     cpu_kernel_flags,
     device_name,
 )
 from peakmixer.train.device import (
+    KERNEL_FLAGS,
     resolve_precision,
 )
 

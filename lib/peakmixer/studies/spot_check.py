@@ -74,7 +74,7 @@ def spot_check(
 
     Returns one row per run: the main metric stored and live, ``abs_delta``, whether the live run had the
     same ``config_id`` (same code, settings, data, device type and precision), ``same_machine`` (the stored
-    row's CPU model name is this one's: a name, which does not tell every kind of CPU apart), and ``agrees``
+    row's `machine_label` is this one's: CPU model name and kernel instruction sets), and ``agrees``
     (``abs_delta`` within ``tolerance``: `tolerance`, or `seed_sds` times the spread over seeds of that model
     in the store where larger, see `SPOT_CHECK_SEED_SDS`). A row stored in a precision this machine only
     emulates (bf16 without native bf16) is named and not retrained. `workers` > 1 retrains that many runs side
@@ -146,12 +146,22 @@ def spot_check(
             "agrees": within(delta, allowed),
             "same_config_id": live["config_id"] == row["config_id"],
             # another kind of CPU sums in another order: the same seed trains another model there
-            "same_machine": live["device_name"] == row["device_name"],
-            "stored_on": f"{row['device_name']} ({row['precision']}, {int(row['threads'])} threads)",
-            "live_on": f"{live['device_name']} ({live['precision']}, {int(live['threads'])} threads)",
+            "same_machine": machine_label(live) == machine_label(row),
+            "stored_on": f"{machine_label(row)} ({row['precision']}, {int(row['threads'])} threads)",
+            "live_on": f"{machine_label(live)} ({live['precision']}, {int(live['threads'])} threads)",
             "live_seconds": float(live["train_seconds"] + live["pretrain_seconds"]),
         }
     return pd.DataFrame(list(out.values()))
+
+
+def machine_label(row: Mapping[str, Any]) -> str:
+    """A stored run's device name with, for a CPU run, its kernel instruction sets: ``AMD EPYC [avx2 fma]``,
+    or ``[sets not recorded]`` for a row written before they were."""
+    if row["device"] != "cpu":
+        return str(row["device_name"])
+    kernels = row.get("cpu_kernels", "")
+    kernels = kernels if isinstance(kernels, str) and kernels else "sets not recorded"
+    return f"{row['device_name']} [{kernels}]"
 
 
 def spot_check_text(checks: pd.DataFrame) -> str:

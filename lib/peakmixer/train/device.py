@@ -40,6 +40,20 @@ def cpu_fields(cpuinfo: str | None = None) -> dict[str, str]:
     return {k.strip(): v.strip() for k, sep, v in (line.partition(":") for line in first.splitlines()) if sep}
 
 
+# The instruction sets oneDNN picks its CPU kernels by: two CPUs with the same model name but other sets (an
+# AMD EPYC with or without AVX512) sum fp32 in another order, so the same seed trains another model there.
+KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def cpu_kernels(cpuinfo: str | None = None, isa_cap: str | None = None) -> str:
+    """This CPU's flags among `KERNEL_FLAGS`, space-separated, and oneDNN's ISA cap where one is set
+    (`isa_cap`: read from the environment when not given), e.g. ``"avx2 fma"`` or ``"avx2 fma avx512f
+    cap=AVX2"``: what a stored run records beside the CPU's name."""
+    flags = set(cpu_fields(cpuinfo).get("flags", "").split())
+    cap = onednn_isa_cap() if isa_cap is None else isa_cap
+    return " ".join([f for f in KERNEL_FLAGS if f in flags] + ([f"cap={cap}"] if cap else []))
+
+
 # oneDNN runs bf16 convolutions and matmuls natively only where the CPU has bf16 instructions and oneDNN is
 # allowed to use them: ONEDNN_MAX_CPU_ISA (or its old name DNNL_MAX_CPU_ISA) below these names emulates bf16.
 _BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10", "ALL")

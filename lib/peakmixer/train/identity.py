@@ -20,7 +20,7 @@ from peakmixer.data.dataset import SpectraDataset, data_identity, file_sha256
 from peakmixer.models import code_fingerprint
 from peakmixer.train.checkpoint import build_from_config, load_checkpoint
 from peakmixer.train.config import TrainConfig
-from peakmixer.train.device import cpu_fields, resolve_device, resolve_precision
+from peakmixer.train.device import cpu_fields, cpu_kernels, resolve_device, resolve_precision
 from peakmixer.train.prepare import label_space
 
 # What a run computes beyond its config and data: the training loop, loss, optimiser and schedule set-up,
@@ -158,7 +158,14 @@ def model_config_id(
 
 
 def machine() -> dict[str, Any]:
-    """Where a run was made: CPU or GPU model, torch version and intra-op threads."""
+    """Where a run was made: CPU model and its kernel instruction sets (`cpu_kernels`), GPU model, torch
+    version and intra-op threads."""
     cpu = cpu_fields().get("model name") or platform.processor() or platform.machine()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else ""
-    return {"cpu": cpu, "gpu": gpu, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    return {
+        "cpu": cpu,
+        "cpu_kernels": cpu_kernels(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }

@@ -500,7 +500,7 @@ def _summary(s: _Session, stopped: bool) -> dict[str, Any]:
 
 
 # Where and when a run was made: a finished run that is only evaluated again (a sweep reusing it) keeps them.
-_MADE = ("git_sha", "finished_at", "cpu", "gpu", "torch", "threads")
+_MADE = ("git_sha", "finished_at", "cpu", "cpu_kernels", "gpu", "torch", "threads")
 
 
 def _finish(s: _Session, stopped: bool, trained: bool = True) -> dict[str, Any]:
@@ -514,6 +514,8 @@ def _finish(s: _Session, stopped: bool, trained: bool = True) -> dict[str, Any]:
         summary |= {k: before[k] for k in _MADE if k in before}
         if "finished_at" not in before:  # a record older than the key: the file was written as the run ended
             summary["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(made.stat().st_mtime))
+        if "cpu_kernels" not in before:  # older than the key: this CPU's sets would not be the run's
+            summary["cpu_kernels"] = ""
     if stopped:
         summary["stopped"] = True
         return summary
