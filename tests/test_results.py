@@ -152,6 +152,9 @@ def test_recompute_trains_into_its_own_table_and_leaves_the_store_alone(tmp_path
 
 
 def test_updating_the_store_replaces_a_row_the_study_now_plans_otherwise(tmp_path, stored):
+    # a table written before the store recorded the CPU's instruction sets: a new text column arrives with the
+    # first replaced row
+    read_results(stored.results_path).drop(columns="cpu_kernels").to_csv(stored.results_path, index=False)
     old = read_results(stored.results_path).set_index("run_id")
     write_study(tmp_path, train={**TRAIN, "optim": {**TRAIN["optim"], "epochs": 3}})  # a longer budget
     longer = study(tmp_path)
@@ -160,6 +163,7 @@ def test_updating_the_store_replaces_a_row_the_study_now_plans_otherwise(tmp_pat
     new = read_results(longer.results_path).set_index("run_id")
     assert sorted(new.index) == sorted(old.index) and (new["epochs_run"] == 3).all()
     assert (new.loc[old.index, "config_id"] != old["config_id"]).all() and view.rows["valid"].all()
+    assert (new["cpu_kernels"] == cpu_kernels()).all()
     assert read_store({"toy": longer}).rows["valid"].all()
 
 

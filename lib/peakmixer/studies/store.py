@@ -214,8 +214,8 @@ def replace_row(path: Path, run_id: str, values: dict[str, Any], *, whole: bool 
             for key in set(table) - set(values):
                 table.loc[at, key] = "" if table[key].dtype == object else np.nan
         for key, value in values.items():
-            if key not in table:
-                table[key] = np.nan
+            if key not in table:  # a column newer than the table: text where the value is (not float NaN)
+                table[key] = "" if isinstance(value, str) else np.nan
             table.loc[at, key] = value
         with atomic(path) as tmp:
             table.to_csv(tmp, index=False)
