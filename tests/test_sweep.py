@@ -19,6 +19,7 @@ from peakmixer.studies.store import read_results
 from peakmixer.studies.sweep import SweepConfig, SweepDataset, load_sweep, plan, run_sweep
 from peakmixer.studies.workers import run_workers
 from peakmixer.train.checkpoint import load_checkpoint
+from peakmixer.train.device import cpu_kernels
 
 TRAIN = {
     "model": {"blocks": 2, "input_length": 128, "hidden": 16, "mlp_hidden": 16, "mlp_layers": 1},
@@ -631,18 +632,18 @@ def test_a_run_another_study_reuses_keeps_where_and_when_it_was_trained(tmp_path
     time.sleep(1.1)  # finished_at has whole seconds
     other = sweep_config(tmp_path, mixers=["none"], seeds=[0], results=str(tmp_path / "other.csv"))
     reused = run_sweep(other, progress=False)  # the same run folder: evaluated again, not trained
-    made = ["finished_at", "git_sha", "threads", "device_name", "train_seconds", "micro_f1"]
+    made = ["finished_at", "git_sha", "threads", "device_name", "cpu_kernels", "train_seconds", "micro_f1"]
     assert reused[made].equals(first[made])
 
 
-def test_a_reused_run_whose_record_predates_finished_at_takes_the_time_its_record_was_written(tmp_path):
+def test_a_reused_run_whose_record_predates_its_keys_takes_the_time_it_was_written_and_no_cpu_sets(tmp_path):
     import json
     import os
 
     first = run_sweep(sweep_config(tmp_path, mixers=["none"], seeds=[0]), progress=False)
     record = next(tmp_path.rglob("metrics.json"))
     old = json.loads(record.read_text())
-    del old["finished_at"]  # as runs made before the key was kept wrote it
+    del old["finished_at"], old["cpu_kernels"]  # as runs made before the keys were kept wrote it
     record.write_text(json.dumps(old))
     written = 1_700_000_000  # 2023-11-14T22:13:20Z
     os.utime(record, (written, written))
@@ -650,6 +651,8 @@ def test_a_reused_run_whose_record_predates_finished_at_takes_the_time_its_recor
     reused = run_sweep(other, progress=False)
     assert reused["finished_at"].tolist() == ["2023-11-14T22:13:20Z"]
     assert first["finished_at"].tolist() != reused["finished_at"].tolist()
+    # the instruction sets of the CPU that evaluates it again are not those it was trained with: not recorded
+    assert reused["cpu_kernels"].tolist() == [""] and first["cpu_kernels"].tolist() == [cpu_kernels()]
 
 
 def test_one_run_name_at_two_budgets_gets_two_folders_and_two_valid_rows(tmp_path):
