@@ -30,10 +30,9 @@ import torch
 
 from peakmixer.models import build_model, describe, profile_model
 from peakmixer.train.device import (
-    KERNEL_FLAGS,
     autocast,
-    cpu_fields,
     cpu_has_native_bf16,
+    kernel_flags,
     onednn_isa_cap,
     resolve_device,
     resolve_precision,
@@ -47,12 +46,11 @@ MODES = ("eager", "fast")
 ALL_MODES = (*MODES, "bf16")
 
 
-# The CPU flags that decide which kernels run (reported with every result: BENCHMARKS.md names them).
 def cpu_kernel_flags() -> dict[str, Any]:
-    """This CPU's flags among `KERNEL_FLAGS`, oneDNN's ISA cap where set, and whether bf16 is native."""
-    flags = set(cpu_fields().get("flags", "").split())
+    """This CPU's `kernel_flags`, oneDNN's ISA cap where set, and whether bf16 is native (reported with every
+    result: BENCHMARKS.md names them)."""
     return {
-        "flags": [f for f in KERNEL_FLAGS if f in flags],
+        "flags": kernel_flags(),
         "onednn_max_cpu_isa": onednn_isa_cap(),
         "native_bf16": cpu_has_native_bf16(),
     }

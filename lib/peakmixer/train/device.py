@@ -45,13 +45,18 @@ def cpu_fields(cpuinfo: str | None = None) -> dict[str, str]:
 KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
 
 
-def cpu_kernels(cpuinfo: str | None = None, isa_cap: str | None = None) -> str:
-    """This CPU's flags among `KERNEL_FLAGS`, space-separated, and oneDNN's ISA cap where one is set
-    (`isa_cap`: read from the environment when not given), e.g. ``"avx2 fma"`` or ``"avx2 fma avx512f
-    cap=AVX2"``: what a stored run records beside the CPU's name."""
+def kernel_flags(cpuinfo: str | None = None) -> list[str]:
+    """This CPU's flags among `KERNEL_FLAGS` (`cpuinfo`: the text of /proc/cpuinfo, read when not given)."""
     flags = set(cpu_fields(cpuinfo).get("flags", "").split())
+    return [f for f in KERNEL_FLAGS if f in flags]
+
+
+def cpu_kernels(cpuinfo: str | None = None, isa_cap: str | None = None) -> str:
+    """`kernel_flags`, space-separated, and oneDNN's ISA cap where one is set (`isa_cap`: read from the
+    environment when not given), e.g. ``"avx2 fma"`` or ``"avx2 fma avx512f cap=AVX2"``: what a stored run
+    records beside the CPU's name."""
     cap = onednn_isa_cap() if isa_cap is None else isa_cap
-    return " ".join([f for f in KERNEL_FLAGS if f in flags] + ([f"cap={cap}"] if cap else []))
+    return " ".join(kernel_flags(cpuinfo) + ([f"cap={cap}"] if cap else []))
 
 
 # oneDNN runs bf16 convolutions and matmuls natively only where the CPU has bf16 instructions and oneDNN is
