@@ -66,11 +66,16 @@ def run_all_smoke(root: Path, *only: str) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The first test that reads the smoke run stays where it is, so that one process starts making it early;
-    the others go last, so that in a parallel run the other process works through the rest meanwhile instead
-    of waiting for it."""
+    """One test that reads the smoke run goes first, so that a process starts making it at once (it is the
+    longest piece of the suite); the others go last, so that in a parallel run the other process works
+    through the rest meanwhile instead of waiting for it. The first is one that never skips (a browser
+    test skips where no browser is installed, and the smoke run would then start only at the end)."""
     reads = [item for item in items if "smoke" in getattr(item, "fixturenames", ())]
-    items[:] = [item for item in items if item not in reads[1:]] + reads[1:]
+    if not reads:
+        return
+    first = next((item for item in reads if item.get_closest_marker("browser") is None), reads[0])
+    rest = [item for item in reads if item is not first]
+    items[:] = [first] + [item for item in items if item not in reads] + rest
 
 
 @pytest.fixture(scope="session")
