@@ -11,7 +11,9 @@ from peakmixer.studies.ip_pairs import (
     compare_subsets,
     fidelity_table,
     ownership_table,
+    path_verdict_text,
     spectrum_bootstrap,
+    subsets_text,
 )
 
 SPECTRA = 20
@@ -137,6 +139,21 @@ def test_specific_against_all_channels_within_one_model():
     assert sub.loc["all", "outcome"] == "specific clearer"
     assert sub.loc["all", "difference"] == pytest.approx(0.2, abs=0.01)
     assert sub.loc["complement", "outcome"] == "not resolved"
+    assert sub.loc["all", "left_out"] == 0 and sub.loc["all", "seeds"] == 1
+    lines = subsets_text(sub.reset_index())
+    assert len(lines) == 2 and all("one seed, no spread over seeds" in line for line in lines)
+
+
+def test_specific_against_all_counts_the_pairs_the_specific_map_leaves_out():
+    owned = np.arange(SPECTRA) % 3 != 2  # class 2 owns no channel: its specific map is not scored
+    pairs = pd.concat(
+        [pairs_of("trainable", s, mass=0.6, share=0.3, owned=owned, noise=0.01) for s in (0, 1)]
+        + [pairs_of("trainable", s, mass=0.4, share=0.3, channels="all", rule="") for s in (0, 1)]
+    )
+    sub = compare_subsets(pairs, rules=["argmax"], scores=["mass_accuracy"]).set_index("versus")
+    row = sub.loc["all"]
+    assert row["pairs_compared"] == 2 * owned.sum() and row["left_out"] == 2 * (~owned).sum()
+    assert row["seeds"] == 2 and np.isfinite(row["sd_over_seeds"])
 
 
 def test_ownership_table_names_the_classes_without_channels_and_counts_their_pairs():
@@ -157,3 +174,52 @@ def test_ownership_table_names_the_classes_without_channels_and_counts_their_pai
     assert own["without_channels_argmax"] == 1 and own["classes_without"] == "2"  # no names: class indices
     assert (own["fewest"], own["most"], own["channels"]) == (0, 5, 9)
     assert own["pairs_left_out_argmax"] == (~owned).sum() and own["pairs_left_out_topk"] == 0
+
+
+def test_ownership_counts_flat_maps_as_left_out_beside_unowned_classes():
+    channels = pd.DataFrame(
+        {"run_id": "d/trainable/seed0", "class": [0, 1, 2], "channels_argmax": [5, 4, 0], "channels_topk": 3}
+    )
+    owned = np.arange(SPECTRA) % 3 != 2
+    argmax = pairs_of("trainable", 0, mass=0.5, share=0.3, owned=owned)
+    topk = pairs_of("trainable", 0, mass=0.5, share=0.3, rule="topk")
+    # spectra 0 and 3 (class 0, owned) have flat maps under both rules; spectrum 2 (class 2) is unowned and
+    # flat too, and counts once, as unowned
+    for frame in (argmax, topk):
+        frame.loc[frame["spectrum"].isin([0, 3, 2]), "flat"] = True
+    rows = pd.DataFrame(
+        {"run_id": ["d/trainable/seed0"], "dataset": ["d"], "ip_mode": ["trainable"], "seed": [0]}
+    )
+    own = ownership_table(channels, pd.concat([argmax, topk]), rows).iloc[0]
+    assert own["pairs_unowned_argmax"] == (~owned).sum() and own["pairs_flat_argmax"] == 2
+    assert own["pairs_left_out_argmax"] == (~owned).sum() + 2
+    assert (own["pairs_unowned_topk"], own["pairs_flat_topk"], own["pairs_left_out_topk"]) == (0, 3, 3)
+    fid = fidelity_table(pd.concat([argmax, topk]), rules=["argmax", "topk"]).set_index("rule")
+    # the fidelity table and the ownership table count the same pairs as left out
+    assert fid.loc["argmax", "left_out"] == own["pairs_left_out_argmax"]
+    assert fid.loc["topk", "left_out"] == own["pairs_left_out_topk"]
+
+
+def test_the_verdict_judges_fidelity_by_the_share_and_counts_each_other_arm():
+    # trainable: a lower share (a better map) but a higher captum infidelity (a model that moves more):
+    # the verdict reads the share
+    trainable = pairs_of("trainable", 0, mass=0.5, share=0.3, noise=0.02).assign(infidelity=5.0)
+    pairs = pd.concat(
+        [trainable, pairs_of("frozen", 0, mass=0.5, share=0.6, noise=0.02).assign(infidelity=1.0)]
+        + [pairs_of("redrawn", 0, mass=0.5, share=0.3, noise=0.02).assign(infidelity=1.0)]
+    )
+    arms = pd.concat(
+        [compare_arms(pairs, "trainable", b, rules=["argmax"]) for b in ("frozen", "redrawn")],
+        ignore_index=True,
+    )
+    assert set(arms["score"]) >= {"infidelity", "infidelity_share"}
+    text = path_verdict_text(arms, synthetic=["d"])
+    assert text.startswith("On SYNTHETIC data (d).")
+    share = next(line for line in text.splitlines() if line.startswith("d, argmax, infidelity_share"))
+    assert "vs frozen" in share and share.endswith("**supported**.")
+    assert "infidelity (lower" not in text  # captum's raw value is Table 1's column, not the verdict's
+    frozen = next(line for line in text.splitlines() if line.startswith("Tally against frozen"))
+    # share, sensitivity and mass accuracy; the mass is level (and at chance): not resolved
+    assert "supported 1" in frozen and frozen.endswith("(of 3).")
+    assert "Tally against redrawn" in text
+    assert path_verdict_text(arms.iloc[0:0]).startswith("No trainable run")

@@ -169,7 +169,9 @@ def test_run_all_smoke_03_ip_eval(smoke):
     scores = gt[gt["score"].isin(["mass_accuracy", "rank_accuracy", "pointing_game"])]["mean"]
     assert scores.between(0, 1).all()
     verdict = (figs / "ip_verdict.txt").read_text()
-    assert "trainable" in verdict and "frozen" in verdict and "SYNTHETIC" in verdict
+    assert verdict.startswith("On SYNTHETIC data") and "scale-free share" in verdict
+    assert "Tally against frozen" in verdict and "Tally against redrawn" in verdict
+    assert "Table 1's columns over seeds" in verdict
     # beyond the paper: the scale-free fidelity, channel ownership, chance, the arms paired, specific vs all
     for name in ("ip_fidelity", "ip_channels", "ip_chance", "ip_trainable_vs_other", "ip_specific_vs_all"):
         assert_sidecar(figs / f"{name}.csv")
@@ -179,8 +181,9 @@ def test_run_all_smoke_03_ip_eval(smoke):
     )
     assert fidelity["share_mean"].between(0, 1).all()
     owned = pd.read_csv(figs / "ip_channels.csv")
-    assert {"without_channels_argmax", "pairs_left_out_argmax", "pairs_left_out_topk"} <= set(owned)
-    assert (owned["pairs_left_out_topk"] == 0).all()  # top-k gives every class channels
+    assert {"without_channels_argmax", "pairs_left_out_argmax", "pairs_flat_argmax"} <= set(owned)
+    assert (owned["pairs_unowned_topk"] == 0).all()  # top-k gives every class channels
+    assert (owned["pairs_left_out_topk"] == owned["pairs_flat_topk"]).all()
     assert_figure(figs, "ip_channels_figure")
     chance = pd.read_csv(figs / "ip_chance.csv")
     assert chance["mask_fraction"].between(0, 1).all() and chance["random_map"].notna().all()
@@ -188,8 +191,16 @@ def test_run_all_smoke_03_ip_eval(smoke):
     assert set(arms["arm_b"]) == {"frozen", "redrawn"} and {"left_out_a", "left_out_b"} <= set(arms)
     assert set(arms["outcome"]) <= {"supported", "contradicted", "not resolved"}
     subsets = pd.read_csv(figs / "ip_specific_vs_all.csv")
-    assert set(subsets["versus"]) == {"all", "complement"}
+    assert set(subsets["versus"]) == {"all", "complement"} and {"left_out", "sd_over_seeds"} <= set(subsets)
     assert "linear" in pd.read_csv(figs / "ip_against_linear.csv")
+    # the linear check is the first thing 03 says after its set-up: a reader sees it before any map
+    cells = json.loads((figs / "03_ip_eval.ipynb").read_text())["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    setup = next(i for i, c in enumerate(code) if "study_page(" in "".join(c["source"]))
+    first = code[setup + 1]
+    said = "".join("".join(o.get("text", "")) for o in first["outputs"] if o.get("name") == "stdout")
+    assert "against_linear_text(" in "".join(first["source"])
+    assert "a linear model (logistic regression" in said
 
 
 def tiny_notebook(path: Path, body: str) -> None:

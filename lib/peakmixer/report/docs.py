@@ -119,8 +119,8 @@ def _share_line(cfg, rows: pd.DataFrame) -> list[str]:
     ]
     for dataset, at in fid.groupby("dataset", sort=False):
         arms = "; ".join(
-            f"{r.ip_mode} {r.share_mean:.3f} [{r.share_ci_low:.3f}, {r.share_ci_high:.3f}] (random map "
-            f"{r.random_map_share_mean:.3f})"
+            f"{r.ip_mode} {r.share_mean:.3f} [{r.share_ci_low:.3f}, {r.share_ci_high:.3f}] "
+            f"({r.seeds} {'seed' if r.seeds == 1 else 'seeds'}; random map {r.random_map_share_mean:.3f})"
             for r in at.itertuples(index=False)
         )
         out.append(f"- {dataset}: {arms}.")

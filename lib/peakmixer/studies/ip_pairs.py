@@ -11,7 +11,7 @@ says how much the number would move with other test spectra. The spread over see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ SCORES = {
     **{name: "higher" for name in GROUND_TRUTH_SCORES},
 }
 MODE_ORDER = ("trainable", "frozen", "redrawn", "off")
+# the verdict on the path: fidelity by the scale-free share (captum's infidelity also moves with the model),
+# sensitivity, and the scores against the true bands
+VERDICT_SCORES = ("infidelity_share", "sensitivity", *GROUND_TRUTH_SCORES)
 
 
 def with_runs(pairs: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -260,7 +263,7 @@ def compare_subsets(
                 for score in scores:
                     if score not in at or at[score].isna().all():
                         continue
-                    both = specific[[*keys, "spectrum", score]].merge(
+                    both = specific[[*keys, "spectrum", "seed", score]].merge(
                         frame[[*keys, score]], on=keys, suffixes=("_s", "_o")
                     )
                     both = both.dropna(subset=[f"{score}_s", f"{score}_o"])
@@ -268,6 +271,7 @@ def compare_subsets(
                         continue
                     diff = both[f"{score}_s"] - both[f"{score}_o"]
                     mean, lo, hi = spectrum_bootstrap(diff, both["spectrum"])
+                    per_seed = diff.groupby(both["seed"]).mean()
                     side = _resolved(lo, hi, SCORES[score])
                     out.append(
                         {
@@ -283,6 +287,9 @@ def compare_subsets(
                             "ci_low": lo,
                             "ci_high": hi,
                             "pairs_compared": len(both),
+                            "left_out": len(specific) - len(both),
+                            "sd_over_seeds": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan,
+                            "seeds": int(both["seed"].nunique()),
                             "outcome": {"first": "specific clearer", "second": "other clearer"}.get(
                                 side, "not resolved"
                             ),
@@ -293,7 +300,9 @@ def compare_subsets(
 
 def ownership_table(channels: pd.DataFrame, pairs: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """Per IP run: classes, channels, the classes the argmax rule leaves without a channel (named), the
-    fewest / median / most channels a class owns, and the pairs each rule leaves out of the scores."""
+    fewest / median / most channels a class owns, and the pairs each rule leaves out of the scores: the
+    class owns no channel (``pairs_unowned_<rule>``) or its map is flat, zero everywhere
+    (``pairs_flat_<rule>``); ``pairs_left_out_<rule>`` counts both, as the fidelity table does."""
     if channels.empty:
         return pd.DataFrame()
     out = []
@@ -322,7 +331,11 @@ def ownership_table(channels: pd.DataFrame, pairs: pd.DataFrame, rows: pd.DataFr
         )
         for rule in ("argmax", "topk"):
             m = mine[mine["rule"] == rule] if not mine.empty else mine
-            entry[f"pairs_left_out_{rule}"] = int((~m["owned"].astype(bool)).sum()) if not m.empty else 0
+            unowned = ~m["owned"].astype(bool) if not m.empty else pd.Series(dtype=bool)
+            flat = m["flat"].astype(bool) & ~unowned if not m.empty else pd.Series(dtype=bool)
+            entry[f"pairs_unowned_{rule}"] = int(unowned.sum())
+            entry[f"pairs_flat_{rule}"] = int(flat.sum())
+            entry[f"pairs_left_out_{rule}"] = int(unowned.sum() + flat.sum())
         entry["pairs"] = int(mine["pair"].nunique()) if not mine.empty else 0
         out.append(entry)
     return pd.DataFrame(out)
@@ -335,6 +348,11 @@ def _ci(lo: float, hi: float) -> str:
     return f"[{lo:+.3g}, {hi:+.3g}]"
 
 
+def _seeds(n: int, sd: float) -> str:
+    """The spread over seeds, or that there is one seed (no spread to give)."""
+    return f"sd over {n} seeds {sd:.3g}" if n > 1 else "one seed, no spread over seeds"
+
+
 def fidelity_text(table: pd.DataFrame) -> list[str]:
     """One line per dataset, IP mode and rule of `fidelity_table`."""
     return [
@@ -343,7 +361,7 @@ def fidelity_text(table: pd.DataFrame) -> list[str]:
         f"{r.random_map_share_mean:.3f}); ρ {r.rho_mean:+.3f}; captum's infidelity {r.infidelity_mean:.3g} "
         f"(median {r.infidelity_median:.3g}) of E[Δf²] {r.delta_f2_mean:.3g}; sensitivity "
         f"{r.sensitivity_mean:.3f} (median {r.sensitivity_median:.3f}); {r.left_out} of {r.pairs} pairs "
-        f"left out; {r.seeds} seeds."
+        f"left out; {r.seeds} {'seed' if r.seeds == 1 else 'seeds'}."
         for r in table.itertuples(index=False)
     ]
 
@@ -352,8 +370,8 @@ def arms_text(table: pd.DataFrame) -> list[str]:
     """One line per dataset, rule and score of `compare_arms`."""
     return [
         f"- {r.dataset}, {r.rule}, {r.score} ({r.better} is better): {r.arm_a} {r.a:.3g} vs {r.arm_b} "
-        f"{r.b:.3g}, difference {r.difference:+.3g} {_ci(r.ci_low, r.ci_high)} over test spectra (sd over "
-        f"{r.seeds} seeds {r.sd_over_seeds:.3g}) on {r.pairs_compared} pairs scored in both (left out: "
+        f"{r.b:.3g}, difference {r.difference:+.3g} {_ci(r.ci_low, r.ci_high)} over test spectra "
+        f"({_seeds(r.seeds, r.sd_over_seeds)}) on {r.pairs_compared} pairs scored in both (left out: "
         f"{r.left_out_a} {r.arm_a}, {r.left_out_b} {r.arm_b}): **{r.outcome}**"
         + (f" ({r.reason})." if r.reason else ".")
         for r in table.itertuples(index=False)
@@ -364,9 +382,41 @@ def subsets_text(table: pd.DataFrame) -> list[str]:
     """One line per dataset, IP mode, rule, score and other map of `compare_subsets`."""
     return [
         f"- {r.dataset}, {r.ip_mode}, {r.rule}, {r.score}: specific {r.specific:.3g} vs {r.versus} "
-        f"{r.other:.3g}, difference {r.difference:+.3g} {_ci(r.ci_low, r.ci_high)} on {r.pairs_compared} "
-        f"pairs: **{r.outcome}**."
+        f"{r.other:.3g}, difference {r.difference:+.3g} {_ci(r.ci_low, r.ci_high)} over test spectra "
+        f"({_seeds(r.seeds, r.sd_over_seeds)}) on {r.pairs_compared} pairs ({r.left_out} left out): "
+        f"**{r.outcome}**."
         for r in table.itertuples(index=False)
+    ]
+
+
+def path_verdict_text(arms: pd.DataFrame, *, synthetic: Iterable[str] = ()) -> str:
+    """The verdict on the interpretable path: the trainable matrix against each other arm on the pairs both
+    scored (`compare_arms`, its `VERDICT_SCORES`), how it is judged, and a tally per other arm."""
+    arms = arms[arms["score"].isin(VERDICT_SCORES)] if not arms.empty else arms
+    if arms.empty:
+        return "No trainable run and other arm scored on the same pairs: no verdict."
+    synthetic = sorted(set(synthetic))
+    lines = [f"On SYNTHETIC data ({', '.join(synthetic)})."] if synthetic else []
+    lines.append(
+        "Does the trainable correlation matrix beat the frozen (and the redrawn) one? Per dataset, rule and "
+        "score, on the pairs both arms scored (same seed, spectrum and class; pairs left out in either arm "
+        "counted): the paired difference with a 95% bootstrap interval over test spectra. Fidelity is "
+        "judged by the scale-free share of infidelity (1 − ρ²), not captum's value, which also moves with "
+        "the model; a score against the true bands is 'supported' only where the trainable map beats chance."
+    )
+    lines += [line.removeprefix("- ") for line in arms_text(arms)]
+    return "\n".join(lines + verdict_tally(arms))
+
+
+def verdict_tally(arms: pd.DataFrame) -> list[str]:
+    """How many scores of `compare_arms` came out each way, per other arm."""
+    if arms.empty:
+        return []
+    return [
+        f"Tally against {other}: "
+        + ", ".join(f"{k} {n}" for k, n in at["outcome"].value_counts().items())
+        + f" (of {len(at)})."
+        for other, at in arms.groupby("arm_b", sort=False)
     ]
 
 
@@ -382,6 +432,9 @@ def chance_text(table: pd.DataFrame) -> list[str]:
 
 __all__ = [
     "SCORES",
+    "VERDICT_SCORES",
+    "path_verdict_text",
+    "verdict_tally",
     "arms_text",
     "chance_text",
     "fidelity_text",
