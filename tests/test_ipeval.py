@@ -137,6 +137,7 @@ def test_the_readme_section_is_made_from_the_rows(stored):
     got = t[(t["score"] == "infidelity") & (t["correlation"] == "trainable")].iloc[0]
     cell = numbers_in(line_with(text, "| infidelity | trainable |"))
     assert cell[:2] == [round(got["mean"], 4), round(got["sd_over_seeds"], 4)]
+    assert cell[-1] == 0.6813  # the paper's NIST-IR value beside its synthetic stand-in
     f1 = rows.loc[rows["ip_mode"] == "frozen", "micro_f1"]
     metric_row = numbers_in(next(x for x in text.splitlines() if x.startswith("| ") and "(seeds)" in x))
     assert round(f1.mean(), 4) in metric_row and round(f1.std(), 4) in metric_row

@@ -550,24 +550,28 @@ def readme_ip_results(study: str = "ip_table1", cfg: SweepConfig | None = None) 
     table = table1(rows)
     if not table.empty:
         datasets = list(dict.fromkeys(table["dataset"]))
+        paper_of = {ours: (k, paper) for k, (paper, ours) in enumerate(PAPER_DATASETS)}
+        heads = [h for d in datasets for h in ([d, f"{paper_of[d][1]} (paper)"] if d in paper_of else [d])]
         out += [
             "",
-            "**Table 1** (class-specific Grad-CAM; lower is better; n = seeds):",
+            "**Table 1** (class-specific Grad-CAM; lower is better; n = seeds), each synthetic stand-in "
+            "beside the paper's value for the real dataset it stands in for:",
             "",
-            "| score | correlation matrix | " + " | ".join(datasets) + " |",
-            "|---|---|" + "---|" * len(datasets),
+            "| score | correlation matrix | " + " | ".join(heads) + " |",
+            "|---|---|" + "---|" * len(heads),
         ]
         for (score, mode), at in table.groupby(["score", "correlation"], sort=False):
             cells = []
             for d in datasets:
                 cell = at[at["dataset"] == d]
-                if cell.empty:
-                    cells.append("")
-                    continue
-                n = int(cell["seeds"].iloc[0])
+                n = int(cell["seeds"].iloc[0]) if not cell.empty else 0
                 cells.append(
                     f"{fmt_mean_sd(cell['mean'].iloc[0], cell['sd_over_seeds'].iloc[0], n)} (n = {n})"
+                    if n
+                    else ""
                 )
+                if d in paper_of:
+                    cells.append(f"{PAPER_TABLE1[(score, mode)][paper_of[d][0]]:.4f}")
             out.append(f"| {score} | {MODE_NAMES[mode]} | " + " | ".join(cells) + " |")
     out += [
         "",
