@@ -89,7 +89,7 @@ def test_the_readme_headline_numbers_are_the_stores_and_the_papers():
     from peakmixer.report.docs import readme_headline
     from peakmixer.studies.claims import claims
     from peakmixer.studies.ipeval import PAPER_DATASETS, PAPER_TABLE1, table1, table1_beside_paper
-    from peakmixer.studies.results import FIG1_STUDIES, load_study, read_store
+    from peakmixer.studies.results import FIG1_STUDIES, load_study, outcomes_of, read_store
     from peakmixer.studies.results_section import fig1_rows
 
     # the paper's Table 1 as printed (NIST-IR, bacteria)
@@ -98,13 +98,21 @@ def test_the_readme_headline_numbers_are_the_stores_and_the_papers():
     assert PAPER_TABLE1[("sensitivity", "trainable")] == (0.1069, 0.2831)
     assert PAPER_TABLE1[("sensitivity", "frozen")] == (0.9682, 1.3614)
     text = readme_headline()
-    _, facts, main = fig1_rows({name: load_study(name) for name in FIG1_STUDIES})
-    claim_table = claims(main, {k: f["classes"] for k, f in facts.items()})
+    studies = {name: load_study(name) for name in FIG1_STUDIES}
+    _, facts, main = fig1_rows(studies)
+    claim_table = claims(
+        main, {k: f["classes"] for k, f in facts.items()}, outcomes=outcomes_of(studies, main)
+    )
     fair = claim_table[claim_table["fair"]]
     rows = [r.split(" | ") for r in text.splitlines() if r.startswith("| synth-") and " beats " in r]
     assert len(rows) == len(fair) > 0
     for cells, r in zip(rows, fair.itertuples(index=False), strict=True):
-        assert cells[0] == f"| {r.dataset}" and cells[2] == r.claim and cells[4] == f"{r.outcome} |"
+        assert cells[0] == f"| {r.dataset}" and cells[2] == r.claim and cells[5] == f"{r.outcome} |"
+        over_spectra = [float(x) for x in re.findall(r"[+-]\d+\.\d+", cells[4])]
+        if r.spectra:
+            assert over_spectra == pytest.approx([r.spectra_ci_low, r.spectra_ci_high], abs=5e-5)
+        else:  # runs made before their outcomes per spectrum were kept: said, never made up
+            assert cells[4] == "not stored"
         numbers = [float(x) for x in re.findall(r"[+-]\d+\.\d+", cells[3])]
         if not np.isfinite(r.ci_low):  # no interval (one seed): the reason, never a NaN
             assert numbers == pytest.approx([r.difference], abs=5e-5) and f"[{r.reason}]" in cells[3]

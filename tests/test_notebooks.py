@@ -124,6 +124,13 @@ def test_run_all_smoke_02_mixer_eval(smoke):
     assert len(bac30) == 16 and bac30.between(0, 1).all()
     verdict = (figs / "mixer_verdict.txt").read_text()
     assert verdict.startswith("On SYNTHETIC data") and "MLPMixer beats no mixer" in verdict
+    # every run trained now keeps its outcome per test spectrum (the smoke runs end at their epoch cap, so
+    # no claim is tested on them and none shows an interval over the spectra)
+    study = pd.read_csv(figs.parents[1] / "runs" / "fig1_mixers.csv", dtype={"config_id": str})
+    spectra = pd.read_csv(figs.parents[1] / "runs" / "fig1_mixers_spectra.csv", dtype={"config_id": str})
+    kept = set(map(tuple, spectra[["run_id", "config_id"]].to_numpy()))
+    assert kept == set(map(tuple, study[["run_id", "config_id"]].to_numpy()))
+    assert {"spectra", "spectra_ci_low"} <= set(pd.read_csv(figs / "mixer_claims.csv"))
     assert_sidecar(figs / "mixer_verdict.txt")
     side = json.loads((figs / "mixer_fig1.json").read_text())
     assert side["source"] == "recomputed" and side["spot_check"] == []

@@ -670,3 +670,32 @@ def test_one_run_name_at_two_budgets_gets_two_folders_and_two_valid_rows(tmp_pat
         a["config_id"].iloc[0],
         b["config_id"].iloc[0],
     }
+
+
+def test_a_sweep_keeps_each_test_spectrums_outcome_and_adds_it_to_older_rows(tmp_path):
+    from peakmixer.studies.outcomes import metric_of
+    from peakmixer.studies.store import detail_table
+
+    cfg = sweep_config(tmp_path, datasets=[toy_pretrain_dataset(tmp_path)], mixers=["mlpmixer"])
+    multilabel = sweep_config(tmp_path, out_dir=str(tmp_path / "ml"))
+    for study, task, metric in ((cfg, "multiclass", "accuracy"), (multilabel, "multilabel", "micro_f1")):
+        table = run_sweep(study, progress=False)
+        path = detail_table(study.results_path, "spectra")
+        spectra = pd.read_csv(path, dtype={"run_id": str, "config_id": str})
+        for row in table.itertuples(index=False):
+            mine = spectra[(spectra["run_id"] == row.run_id) & (spectra["config_id"] == row.config_id)]
+            assert len(mine) > 0 and mine["spectrum"].is_unique
+            # the counts make the stored metric again, as training evaluated it
+            assert metric_of(mine, task)[0] == pytest.approx(getattr(row, metric), abs=1e-12)
+        # rows made before outcomes were kept get them from their models, without training again
+        models = {p: p.stat().st_mtime_ns for p in Path(study.out_dir).rglob("best.pt")}
+        path.unlink()
+        again = run_sweep(study, progress=False)
+        assert again["config_id"].tolist() == table["config_id"].tolist()
+        assert {p: p.stat().st_mtime_ns for p in models} == models
+        pd.testing.assert_frame_equal(
+            pd.read_csv(path, dtype={"run_id": str, "config_id": str})
+            .sort_values(["run_id", "spectrum"])
+            .reset_index(drop=True),
+            spectra.sort_values(["run_id", "spectrum"]).reset_index(drop=True),
+        )

@@ -15,6 +15,7 @@ from scipy import stats
 
 from peakmixer.data.dataset import load
 from peakmixer.metrics import main_metric
+from peakmixer.studies.outcomes import paired_bootstrap
 from peakmixer.studies.store import METRIC_COLUMNS
 from peakmixer.studies.sweep import SweepConfig, dataset_path, plan, stage_configs
 from peakmixer.train.checkpoint import build_from_config
@@ -87,7 +88,9 @@ SUPPORTED, CONTRADICTED, NOT_RESOLVED = "supported", "contradicted", "not resolv
 TEST = (
     "Test: per claim, the mean difference of the main metric over seeds with a two-sided 95% Welch t "
     "interval (unequal variances; no correction across the claims); supported when the interval lies above "
-    "0, contradicted below 0. Converged runs only (early stopping ended them)."
+    "0, contradicted below 0. Converged runs only (early stopping ended them). Beside it, where every run "
+    "of both arms kept its outcome per test spectrum: a 95% paired bootstrap interval over the test spectra "
+    "(the seeds' mean of each arm, both tested on every draw), which the seeds' interval leaves out."
 )
 
 
@@ -120,11 +123,19 @@ CLAIMS = (
 PARETO_CLAIM = "MLPMixer beats an MLP mixer of at least its MACs"
 
 
-def claims(table: pd.DataFrame, classes: Mapping[str, int], *, mixer_layers: int = 4) -> pd.DataFrame:
+def claims(
+    table: pd.DataFrame,
+    classes: Mapping[str, int],
+    *,
+    mixer_layers: int = 4,
+    outcomes: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """The paper's Fig. 1 claims tested one by one per dataset and width on the converged rows of `table`
     (`judge`: MLPMixer with `mixer_layers` layers against each other mixer). ``fair`` says whether the
     pooled heads see at least 2K features (width >= 2 x classes) in both arms; below that the comparison
-    is confounded. ``left_out`` names the runs of either arm that the epoch cap ended (not converged)."""
+    is confounded. ``left_out`` names the runs of either arm that the epoch cap ended (not converged).
+    With `outcomes` (the studies' ``_spectra`` rows), a claim whose runs all have theirs also gets a paired
+    bootstrap interval over the test spectra (``spectra_ci_low`` / ``_high``, over ``spectra`` spectra)."""
     rows = []
     if "ip_mode" in table:  # the mixer claims are about models without the interpretable path
         table = table[table["ip_mode"].fillna("off").isin(["off", ""])]
@@ -147,6 +158,7 @@ def claims(table: pd.DataFrame, classes: Mapping[str, int], *, mixer_layers: int
             ours, theirs = arm["mlpmixer", width], arm[other, other_width]
             (a_rows, a_out), (b_rows, b_out) = _converged(ours), _converged(theirs)
             a, b = (r[metric].dropna().to_numpy(float) for r in (a_rows, b_rows))
+            over_spectra = _over_spectra(a_rows, b_rows, task, outcomes) if len(a) and len(b) else None
             if len(a) and len(b):
                 diff, lo, hi, outcome, reason = judge(a, b)
             elif a_out or b_out:  # runs exist but the epoch cap ended them: said, not dropped
@@ -177,12 +189,28 @@ def claims(table: pd.DataFrame, classes: Mapping[str, int], *, mixer_layers: int
                     "n_other": len(b),
                     **cost,
                     "fair": min(int(width), int(other_width)) >= 2 * classes[dataset],
+                    "spectra_ci_low": over_spectra[1] if over_spectra else math.nan,
+                    "spectra_ci_high": over_spectra[2] if over_spectra else math.nan,
+                    "spectra": over_spectra[3] if over_spectra else 0,
                     "outcome": outcome,
                     "reason": reason,
                     "left_out": ", ".join(a_out + b_out),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _over_spectra(
+    a_rows: pd.DataFrame, b_rows: pd.DataFrame, task: str, outcomes: pd.DataFrame | None
+) -> tuple[float, float, float, int] | None:
+    """`paired_bootstrap` of two arms' runs from their test outcomes; None unless every run has them."""
+    if outcomes is None or outcomes.empty:
+        return None
+    by_run = dict(iter(outcomes.groupby(["run_id", "config_id"])))
+    arms = [[by_run.get((r.run_id, r.config_id)) for r in rows.itertuples()] for rows in (a_rows, b_rows)]
+    if any(f is None for side in arms for f in side):
+        return None
+    return paired_bootstrap(arms[0], arms[1], task)
 
 
 def _converged(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -206,6 +234,8 @@ def verdict_text(claim_table: pd.DataFrame, *, synthetic: Iterable[str] = ()) ->
         lines.append(f"{title}:")
         for c in part.itertuples(index=False):
             ci = "" if not np.isfinite(c.ci_low) else f", 95% CI [{c.ci_low:+.4f}, {c.ci_high:+.4f}]"
+            if c.spectra:
+                ci += f"; over {c.spectra} test spectra [{c.spectra_ci_low:+.4f}, {c.spectra_ci_high:+.4f}]"
             other = f" (the MLP at width {c.other_width})" if c.other_width != c.width else ""
             cost = f"; {c.gmacs_mlpmixer:.3f} vs {c.gmacs_other:.3f} GMACs"
             if np.isfinite(c.params_mlpmixer):

@@ -28,7 +28,7 @@ from peakmixer.data.dataset import load
 from peakmixer.paths import REPO_ROOT, RESULTS_DIR, STUDIES_DIR
 
 # The studies behind Fig. 1, in the order their tables are read.
-from peakmixer.studies.store import read_results, row_state
+from peakmixer.studies.store import read_details, read_results, row_state
 from peakmixer.studies.sweep import (
     SweepConfig,
     dataset_path,
@@ -204,3 +204,16 @@ def rows_of(rows: pd.DataFrame, cfg: SweepConfig) -> pd.DataFrame:
         return mine.reset_index(drop=True)
     checked = validate(cfg, mine)
     return checked[checked["valid"]].drop_duplicates("run_id").reset_index(drop=True)
+
+
+def outcomes_of(studies: Mapping[str, SweepConfig], rows: pd.DataFrame) -> pd.DataFrame:
+    """The outcome per test spectrum of each valid row of `rows` that kept one, from its study's
+    ``_spectra`` table (runs shared by several studies once)."""
+    frames = [
+        read_details(cfg.results_path, "spectra", rows_of(rows, cfg), key="config_id")
+        for cfg in studies.values()
+    ]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).drop_duplicates(["run_id", "config_id", "spectrum"])

@@ -13,7 +13,7 @@ from peakmixer.metrics import main_metric
 
 # The studies behind Fig. 1, in the order their tables are read.
 from peakmixer.studies.claims import bottleneck_table, claims, study_facts, summarize, verdict_text
-from peakmixer.studies.results import FIG1_STUDIES, StoreView, load_study, read_store, rows_of
+from peakmixer.studies.results import FIG1_STUDIES, StoreView, load_study, outcomes_of, read_store, rows_of
 from peakmixer.studies.store import read_results
 from peakmixer.studies.sweep import SweepConfig, plan
 
@@ -49,8 +49,11 @@ def fig1_rows(
     return store, facts, main
 
 
-def _verdict(main: pd.DataFrame, facts: Mapping[str, Mapping[str, Any]], mixer_layers: int) -> str:
-    claim_table = claims(main, {k: f["classes"] for k, f in facts.items()}, mixer_layers=mixer_layers)
+def _verdict(
+    main: pd.DataFrame, facts: Mapping[str, Mapping[str, Any]], mixer_layers: int, outcomes: pd.DataFrame
+) -> str:
+    classes = {k: f["classes"] for k, f in facts.items()}
+    claim_table = claims(main, classes, mixer_layers=mixer_layers, outcomes=outcomes)
     return verdict_text(claim_table, synthetic=[k for k, f in facts.items() if f["synthetic"]])
 
 
@@ -115,7 +118,7 @@ def readme_results(
         "**Verdict** (computed from the rows above):",
         "",
         "```",
-        _verdict(main, facts, mixer_layers),
+        _verdict(main, facts, mixer_layers, outcomes_of(studies, main)),
         "```",
     ]
     if grid_study in studies:

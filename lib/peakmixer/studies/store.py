@@ -238,7 +238,8 @@ def drop_rows(path: Path, run_ids: list[str]) -> int:
 
 
 def detail_table(results: Path, kind: str) -> Path:
-    """A scored study's detail table beside its results table: ``<study>_pairs.csv`` or ``_channels.csv``."""
+    """A study's detail table beside its results table: ``<study>_pairs.csv`` or ``_channels.csv`` (a scored
+    study's attribution details), ``_spectra.csv`` (each run's outcome per test spectrum)."""
     return results.with_name(f"{results.stem}_{kind}.csv")
 
 
@@ -269,18 +270,19 @@ def append_rows(path: Path, frame: pd.DataFrame, *, key: list[str]) -> None:
             table.to_csv(tmp, index=False)
 
 
-def read_details(results: Path, kind: str, valid: pd.DataFrame) -> pd.DataFrame:
-    """The detail rows of the `valid` results rows (same run and scores id), or an empty frame."""
+def read_details(results: Path, kind: str, valid: pd.DataFrame, *, key: str = "scores_id") -> pd.DataFrame:
+    """The detail rows of the `valid` results rows (same run and `key`: the scores id of attribution
+    details, the config id of test outcomes), or an empty frame."""
     path = detail_table(results, kind)
     if not path.exists() or valid.empty:
         return pd.DataFrame()
     table = pd.read_csv(
-        path, dtype={"run_id": str, "scores_id": str, "rule": str}, keep_default_na=False, na_values=[""]
+        path, dtype={"run_id": str, key: str, "rule": str}, keep_default_na=False, na_values=[""]
     )
     if "rule" in table:
         table["rule"] = table["rule"].fillna("")  # "" for all channels: no rule
-    keys = valid[["run_id", "scores_id"]].drop_duplicates()
-    return table.merge(keys, on=["run_id", "scores_id"], how="inner")
+    keys = valid[["run_id", key]].drop_duplicates()
+    return table.merge(keys, on=["run_id", key], how="inner")
 
 
 def write_tables(frames: dict[Path, pd.DataFrame]) -> list[Path]:

@@ -28,6 +28,7 @@ from peakmixer.config import ConfigError, MissingFile, apply_overrides, from_dic
 from peakmixer.data.dataset import SpectraDataset, file_sha256, load
 from peakmixer.files import write_text
 from peakmixer.provenance import git_sha, package_versions
+from peakmixer.studies.outcomes import run_outcomes
 from peakmixer.studies.protocols import PROTOCOLS
 from peakmixer.studies.run_dirs import claim, finished_here, set_aside
 from peakmixer.studies.store import (
@@ -318,6 +319,31 @@ MODEL_MISSING = "model missing"
 CHANGED = "changed"
 
 
+def _store_outcomes(results: Path, run_id: str, config_id: str, outcomes: pd.DataFrame) -> None:
+    """A run's outcome per test spectrum into the study's ``_spectra`` table, keyed by run and config id."""
+    frame = outcomes.assign(run_id=run_id, config_id=config_id)
+    replace_run_rows(detail_table(results, "spectra"), run_id, frame)
+
+
+def _add_missing_outcomes(s: _Pass, i: int, run: Run, tc: TrainConfig) -> None:
+    """A valid stored run without test outcomes (made before they were kept) gets them from its model when
+    the model is on this machine; else it stays without (its comparisons fall back to the seeds)."""
+    config_id = s.known[run.run_id]
+    if (run.run_id, config_id) in s.outcomes or run.run_id not in s.made_on:
+        return
+    table = read_results(s.cfg.results_path)
+    made = table.loc[table["run_id"] == run.run_id, "finished_at"]
+    if not finished_here(tc.out_dir, config_id, made.iloc[0] if len(made) else ""):
+        return
+    with claim(tc.out_dir, wait=not s.skip_taken) as held:
+        if not held:
+            return
+        s.say(i, f"{run.run_id}: outcomes per test spectrum from its model")
+        outcomes = run_outcomes(tc, s.datasets[run.dataset.name], s.made_on[run.run_id][1])
+        _store_outcomes(s.cfg.results_path, run.run_id, config_id, outcomes)
+    s.outcomes.add((run.run_id, config_id))
+
+
 def _store_details(results: Path, run_id: str, scores: RunScores, scores_id: str) -> dict[str, Any]:
     """Write a run's scores per pair and its channel ownership into the study's detail tables (before its
     row: a run killed in between has no row and is scored again); the summary for its row."""
@@ -362,6 +388,7 @@ class _Pass:
     scored: dict[str, str] = field(default_factory=dict)  # stored scores id per run
     made_on: dict[str, tuple[str, str]] = field(default_factory=dict)  # stored device type, precision
     pretrain_seconds: dict[str, float] = field(default_factory=dict)
+    outcomes: set[tuple[str, str]] = field(default_factory=set)  # (run id, config id) with test outcomes
 
     def say(self, i: int, text: str) -> None:
         if self.progress:
@@ -369,6 +396,10 @@ class _Pass:
 
     def read_store(self) -> None:
         self.known, self.scored, self.made_on = stored_ids(read_results(self.cfg.results_path))
+        path = detail_table(self.cfg.results_path, "spectra")
+        if path.exists():
+            done = pd.read_csv(path, usecols=["run_id", "config_id"], dtype=str).drop_duplicates()
+            self.outcomes = set(map(tuple, done.to_numpy()))
 
 
 def run_sweep(
@@ -423,6 +454,7 @@ def run_sweep(
         if run.run_id in s.known and not remake:
             kept = _keep_or_rescore(s, i, run, tc, config_id, scores_id, elsewhere)
             if kept is True:
+                _add_missing_outcomes(s, i, run, tc)
                 continue
             remake = kept
         _train_and_store(s, i, run, pre, tc, config_id, scores_id, remake)
@@ -557,6 +589,10 @@ def _train_and_store(
             s.synthetic[name],
             tc.optim.epochs,
         )
+        # the outcomes, as the details, before the row: a run killed in between has no row and is made again
+        outcomes = run_outcomes(tc, s.datasets[name], summary["precision"])
+        _store_outcomes(results, run.run_id, config_id, outcomes)
+        s.outcomes.add((run.run_id, config_id))
         if s.scoring is not None:
             row |= _store_details(results, run.run_id, _score(tc, s.datasets[name], s.scoring), scores_id)
         if remake:
