@@ -23,32 +23,29 @@ from typing import Any, Literal
 import pandas as pd
 
 from peakmixer.architecture import LAYERED_MIXERS, MIXERS
-from peakmixer.attribution.run_scores import RunScores, RunScoring, score_model, scores_identity
+from peakmixer.attribution.run_scores import RunScoring, scores_identity
 from peakmixer.config import ConfigError, MissingFile, apply_overrides, from_dict, load_yaml, to_dict
 from peakmixer.data.dataset import SpectraDataset, file_sha256, load
 from peakmixer.files import write_text
 from peakmixer.provenance import git_sha, package_versions
 from peakmixer.studies.outcomes import run_outcomes
 from peakmixer.studies.protocols import PROTOCOLS
+from peakmixer.studies.run_details import kept_outcomes, score_run, store_outcomes, store_scores
 from peakmixer.studies.run_dirs import claim, finished_here, set_aside
 from peakmixer.studies.store import (
     append_row,
-    detail_table,
     lock_of,
     locked,
     read_results,
     replace_row,
-    replace_run_rows,
     row_state,
     run_row,
     stored_ids,
 )
-from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint, shipped_weights
 from peakmixer.train.config import TrainConfig
 from peakmixer.train.device import resolve_device, resolve_precision
 from peakmixer.train.identity import machine, planned_config_id, settings_digest
 from peakmixer.train.loop import train
-from peakmixer.train.prepare import prepare_split
 
 
 @dataclass
@@ -297,32 +294,12 @@ def remade_here(tc: TrainConfig, stored_precision: str) -> bool:
     return resolve_precision(pinned, resolve_device(tc.device)) == pinned
 
 
-def _score(tc: TrainConfig, dataset: SpectraDataset, scoring: RunScoring) -> RunScores:
-    """The attribution scores of a finished run's best model, its weights rounded as shipped
-    (`train.shipped_weights`), on its test split (`cam.score_run`)."""
-    ckpt = load_checkpoint(Path(tc.out_dir) / "best.pt")
-    model = model_from_checkpoint(ckpt | {"model": shipped_weights(ckpt["model"])})
-    test = prepare_split(dataset, tc.data.test_split, tc)
-    part = dataset.split(tc.data.test_split).to_length(tc.model.input_length)
-    masks = part.masks if tc.data.target == "y" else None
-    scores = score_model(model, test.X, test.y, masks, test.task, scoring)
-    if not scores.channels.empty:  # each class by name too, so the ownership table reads without the data
-        scores.channels["label"] = [dataset.label_names[k] for k in scores.channels["class"]]
-    return scores
-
-
 # `remake` of a valid row whose scores are out of date and whose model is not on this machine to score again
 # (`run_sweep(retrain_missing=True)`): it is trained again here, its row replaced whole.
 MODEL_MISSING = "model missing"
 # `remake` of a row made with other settings, code or data (`run_sweep(replace_changed=True)`): trained as
 # the sweep now plans it; the old row stays, counted stale, until the new one replaces it.
 CHANGED = "changed"
-
-
-def _store_outcomes(results: Path, run_id: str, config_id: str, outcomes: pd.DataFrame) -> None:
-    """A run's outcome per test spectrum into the study's ``_spectra`` table, keyed by run and config id."""
-    frame = outcomes.assign(run_id=run_id, config_id=config_id)
-    replace_run_rows(detail_table(results, "spectra"), run_id, frame)
 
 
 def _add_missing_outcomes(s: _Pass, i: int, run: Run, tc: TrainConfig) -> None:
@@ -340,18 +317,8 @@ def _add_missing_outcomes(s: _Pass, i: int, run: Run, tc: TrainConfig) -> None:
             return
         s.say(i, f"{run.run_id}: outcomes per test spectrum from its model")
         outcomes = run_outcomes(tc, s.datasets[run.dataset.name], s.made_on[run.run_id][1])
-        _store_outcomes(s.cfg.results_path, run.run_id, config_id, outcomes)
+        store_outcomes(s.cfg.results_path, run.run_id, config_id, outcomes)
     s.outcomes.add((run.run_id, config_id))
-
-
-def _store_details(results: Path, run_id: str, scores: RunScores, scores_id: str) -> dict[str, Any]:
-    """Write a run's scores per pair and its channel ownership into the study's detail tables (before its
-    row: a run killed in between has no row and is scored again); the summary for its row."""
-    for kind, frame in (("pairs", scores.pairs), ("channels", scores.channels)):
-        replace_run_rows(
-            detail_table(results, kind), run_id, frame.assign(run_id=run_id, scores_id=scores_id)
-        )
-    return scores.summary | {"scores_id": scores_id}
 
 
 def _made(results: Path, run_id: str, remake: str, scores_id: str, config_id: str) -> bool:
@@ -396,10 +363,7 @@ class _Pass:
 
     def read_store(self) -> None:
         self.known, self.scored, self.made_on = stored_ids(read_results(self.cfg.results_path))
-        path = detail_table(self.cfg.results_path, "spectra")
-        if path.exists():
-            done = pd.read_csv(path, usecols=["run_id", "config_id"], dtype=str).drop_duplicates()
-            self.outcomes = set(map(tuple, done.to_numpy()))
+        self.outcomes = kept_outcomes(self.cfg.results_path)
 
 
 def run_sweep(
@@ -516,8 +480,8 @@ def _keep_or_rescore(
         if not held:
             return True
         s.say(i, f"{run.run_id}: scoring again")
-        scores = _score(tc, s.datasets[run.dataset.name], s.scoring)
-        replace_row(results, run.run_id, _store_details(results, run.run_id, scores, scores_id))
+        scores = score_run(tc, s.datasets[run.dataset.name], s.scoring)
+        replace_row(results, run.run_id, store_scores(results, run.run_id, scores, scores_id))
     s.scored[run.run_id] = scores_id
     return True
 
@@ -591,10 +555,10 @@ def _train_and_store(
         )
         # the outcomes, as the details, before the row: a run killed in between has no row and is made again
         outcomes = run_outcomes(tc, s.datasets[name], summary["precision"])
-        _store_outcomes(results, run.run_id, config_id, outcomes)
+        store_outcomes(results, run.run_id, config_id, outcomes)
         s.outcomes.add((run.run_id, config_id))
         if s.scoring is not None:
-            row |= _store_details(results, run.run_id, _score(tc, s.datasets[name], s.scoring), scores_id)
+            row |= store_scores(results, run.run_id, score_run(tc, s.datasets[name], s.scoring), scores_id)
         if remake:
             replace_row(results, run.run_id, row, whole=True)
         if remake or append_row(results, row):
