@@ -40,6 +40,12 @@ def with_runs(pairs: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     return pairs.merge(keys, on="run_id", how="inner")
 
 
+def spectrum_draws(n_spectra: int, *, n: int = N_BOOTSTRAP, seed: int = 0) -> np.ndarray:
+    """(n, n_spectra): how often each test spectrum is drawn in each of `n` resamples with replacement (the
+    one bootstrap draw of the pair-level and the Fig. 1 intervals)."""
+    return np.random.default_rng(seed).multinomial(n_spectra, np.full(n_spectra, 1 / n_spectra), size=n)
+
+
 def spectrum_bootstrap(
     values: np.ndarray, spectra: np.ndarray, *, n: int = N_BOOTSTRAP, seed: int = 0
 ) -> tuple[float, float, float]:
@@ -53,7 +59,7 @@ def spectrum_bootstrap(
     ids, inverse = np.unique(spectra, return_inverse=True)
     sums = np.bincount(inverse, weights=values, minlength=len(ids))
     counts = np.bincount(inverse, minlength=len(ids)).astype(float)
-    draws = np.random.default_rng(seed).multinomial(len(ids), np.full(len(ids), 1 / len(ids)), size=n)
+    draws = spectrum_draws(len(ids), n=n, seed=seed)
     means = (draws @ sums) / np.maximum(draws @ counts, 1)
     lo, hi = np.percentile(means, [2.5, 97.5])
     return float(values.mean()), float(lo), float(hi)
@@ -446,5 +452,6 @@ __all__ = [
     "fidelity_table",
     "ownership_table",
     "spectrum_bootstrap",
+    "spectrum_draws",
     "with_runs",
 ]

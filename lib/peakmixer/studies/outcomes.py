@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 
 from peakmixer.data.dataset import SpectraDataset
+from peakmixer.studies.ip_pairs import N_BOOTSTRAP, spectrum_draws
 from peakmixer.train.checkpoint import load_checkpoint, model_from_checkpoint
 from peakmixer.train.config import TrainConfig
 from peakmixer.train.device import resolve_device
 from peakmixer.train.prepare import predict, prepare_split
 
-N_BOOTSTRAP = 2000
 COUNTS = {"multiclass": ("correct",), "multilabel": ("tp", "fp", "fn")}
 
 
@@ -75,7 +75,7 @@ def paired_bootstrap(
     spectra = frames[0]["spectrum"].to_numpy()
     if any(not np.array_equal(f["spectrum"].to_numpy(), spectra) for f in frames):
         raise ValueError("the runs were tested on different spectra: no paired bootstrap")
-    draws = np.random.default_rng(seed).multinomial(len(spectra), np.full(len(spectra), 1 / len(spectra)), n)
+    draws = spectrum_draws(len(spectra), n=n, seed=seed)
     arm = [frames[: len(a)], frames[len(a) :]]
     point = [np.mean([metric_of(f, task)[0] for f in side]) for side in arm]
     boot = [np.mean([metric_of(f, task, draws) for f in side], axis=0) for side in arm]

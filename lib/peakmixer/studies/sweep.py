@@ -302,15 +302,20 @@ MODEL_MISSING = "model missing"
 CHANGED = "changed"
 
 
+def _model_here(results: Path, run_id: str, tc: TrainConfig, config_id: str) -> bool:
+    """Whether this machine holds the best model of the stored row of `run_id` (`run_dirs.finished_here`)."""
+    table = read_results(results)
+    made = table.loc[table["run_id"] == run_id, "finished_at"]
+    return finished_here(tc.out_dir, config_id, made.iloc[0] if len(made) else "")
+
+
 def _add_missing_outcomes(s: _Pass, i: int, run: Run, tc: TrainConfig) -> None:
     """A valid stored run without test outcomes (made before they were kept) gets them from its model when
     the model is on this machine; else it stays without (its comparisons fall back to the seeds)."""
     config_id = s.known[run.run_id]
     if (run.run_id, config_id) in s.outcomes or run.run_id not in s.made_on:
         return
-    table = read_results(s.cfg.results_path)
-    made = table.loc[table["run_id"] == run.run_id, "finished_at"]
-    if not finished_here(tc.out_dir, config_id, made.iloc[0] if len(made) else ""):
+    if not _model_here(s.cfg.results_path, run.run_id, tc, config_id):
         return
     with claim(tc.out_dir, wait=not s.skip_taken) as held:
         if not held:
@@ -465,9 +470,7 @@ def _keep_or_rescore(
     if state != "other scores":
         return True
     # the same trained run, scored with other settings or score code: score its model again
-    table = read_results(results)
-    made = table.loc[table["run_id"] == run.run_id, "finished_at"]
-    if not finished_here(tc.out_dir, config_id, made.iloc[0] if len(made) else ""):
+    if not _model_here(results, run.run_id, tc, config_id):
         if s.retrain_missing:
             return MODEL_MISSING
         raise ConfigError(
